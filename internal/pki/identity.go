@@ -63,3 +63,22 @@ func ValidNodeID(s string) bool {
 	}
 	return true
 }
+
+// MaxNodeNameLen bounds a node name.
+const MaxNodeNameLen = 63
+
+// ValidateNodeName checks a node name: 1 to 63 lower-case letters, digits,
+// '-' and '.', starting and ending with a letter or digit.
+func ValidateNodeName(name string) error {
+	if name == "" || len(name) > MaxNodeNameLen {
+		return fmt.Errorf("node name %q must be 1 to %d characters", name, MaxNodeNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		alnum := (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+		if !alnum && (i == 0 || i == len(name)-1 || (c != '-' && c != '.')) {
+			return fmt.Errorf("node name %q: use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit", name)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,148 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/forlock/fleet/internal/buildinfo"
+)
+
+// Main runs forlock-controlplane with command-line args (without the program
+// name) and returns the process exit code. Precedence: flags, then FORLOCK_*
+// environment variables, then the config file, then defaults.
+func Main(args []string, stderr io.Writer) int {
+	cfg, err := parseArgs(args, os.LookupEnv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "forlock-controlplane: %v\n", err)
+		return 2
+	}
+	if cfg == nil { // --version
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := New(*cfg)
+	if err != nil {
+		cfg.Logger.Error("start-up failed", "err", err)
+		fmt.Fprintf(stderr, "forlock-controlplane: %v\n", err)
+		return 1
+	}
+	if err := s.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "forlock-controlplane: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, strings.Split(v, ",")...); return nil }
+
+func parseArgs(args []string, env func(string) (string, bool), stderr io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet("forlock-controlplane", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		configFile = fs.String("config", "", "YAML config file (env FORLOCK_CONFIG)")
+		dataDir    = fs.String("data-dir", "", "data directory (env FORLOCK_DATA_DIR; default "+DefaultDataDir+")")
+		listen     = fs.String("listen", "", "gRPC listen address (env FORLOCK_LISTEN; default "+DefaultListen+")")
+		heartbeat  = fs.Duration("heartbeat-interval", 0, "heartbeat interval agents use (default 10s)")
+		certTTL    = fs.Duration("agent-cert-ttl", 0, "lifetime of agent certificates (default 24h)")
+		logLevel   = fs.String("log-level", "", "debug, info, warn or error (default info)")
+		logFormat  = fs.String("log-format", "", "json or text (default json)")
+		rotate     = fs.Bool("rotate-admin-token", false, "make a new admin token and rewrite <data-dir>/forlockctl.yaml")
+		version    = fs.Bool("version", false, "print the version and exit")
+		advertise  listFlag
+	)
+	fs.Var(&advertise, "advertise-name", "DNS name or IP agents use to reach this control plane; repeatable (env FORLOCK_ADVERTISE_NAMES, comma-separated)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q: see --help", fs.Arg(0))
+	}
+	if *version {
+		fmt.Fprintln(stderr, "forlock-controlplane", buildinfo.Version())
+		return nil, nil
+	}
+	fc := &FileConfig{}
+	if path := firstOf(*configFile, envOr(env, "FORLOCK_CONFIG")); path != "" {
+		var err error
+		if fc, err = LoadConfigFile(path); err != nil {
+			return nil, err
+		}
+	}
+	cfg := &Config{
+		DataDir:          firstOf(*dataDir, envOr(env, "FORLOCK_DATA_DIR"), fc.DataDir),
+		Listen:           firstOf(*listen, envOr(env, "FORLOCK_LISTEN"), fc.Listen),
+		AdvertiseNames:   advertise,
+		RotateAdminToken: *rotate,
+	}
+	if len(cfg.AdvertiseNames) == 0 {
+		if v := envOr(env, "FORLOCK_ADVERTISE_NAMES"); v != "" {
+			cfg.AdvertiseNames = strings.Split(v, ",")
+		} else {
+			cfg.AdvertiseNames = fc.AdvertiseNames
+		}
+	}
+	cfg.HeartbeatInterval = firstDuration(*heartbeat, fc.HeartbeatInterval)
+	cfg.AgentCertTTL = firstDuration(*certTTL, fc.AgentCertTTL)
+	logger, err := newLogger(firstOf(*logLevel, fc.LogLevel), firstOf(*logFormat, fc.LogFormat), stderr)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = logger
+	cfg.setDefaults()
+	return cfg, cfg.validate()
+}
+
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(firstOf(level, "info"))); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "", "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: use json or text", format)
+}
+
+func envOr(env func(string) (string, bool), key string) string {
+	v, _ := env(key)
+	return v
+}
+
+func firstOf(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// firstDuration returns flag if set, else the file's value (validated by
+// ParseConfigFile), else zero for the default.
+func firstDuration(flagVal time.Duration, fileVal string) time.Duration {
+	if flagVal != 0 {
+		return flagVal
+	}
+	d, _ := time.ParseDuration(fileVal)
+	return d
+}

@@ -1,0 +1,160 @@
+package controlplane
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults for every option.
+const (
+	DefaultDataDir           = "/var/lib/forlock-controlplane"
+	DefaultListen            = ":7443"
+	DefaultHeartbeatInterval = 10 * time.Second
+	DefaultAgentCertTTL      = 24 * time.Hour
+	maxConfigFileSize        = 1 << 20
+)
+
+// Config is the validated runtime configuration of a control plane.
+type Config struct {
+	// DataDir holds the CA, the server certificate, the database and the
+	// generated forlockctl config. Created with mode 0700 if missing.
+	DataDir string
+	// Listen is the gRPC listen address, host:port. Port 0 picks a free port.
+	Listen string
+	// AdvertiseNames are the DNS names and IP addresses agents and operators
+	// use to reach this control plane; they go into the server certificate.
+	// localhost and 127.0.0.1 are always added.
+	AdvertiseNames []string
+	// HeartbeatInterval is what agents are told to use.
+	HeartbeatInterval time.Duration
+	// AgentCertTTL is the lifetime of agent client certificates.
+	AgentCertTTL time.Duration
+	// RotateAdminToken replaces the admin token at start-up and rewrites
+	// forlockctl.yaml, for when that file was lost.
+	RotateAdminToken bool
+	// Logger receives the control plane's logs; nil means discard.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.AgentCertTTL == 0 {
+		c.AgentCertTTL = DefaultAgentCertTTL
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+func (c *Config) validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen %q: want host:port, e.g. :7443 or 127.0.0.1:7443", c.Listen)
+	}
+	if c.HeartbeatInterval < 100*time.Millisecond || c.HeartbeatInterval > 10*time.Minute {
+		return fmt.Errorf("heartbeat interval %s: must be between 100ms and 10m", c.HeartbeatInterval)
+	}
+	if c.AgentCertTTL < time.Second || c.AgentCertTTL > 30*24*time.Hour {
+		return fmt.Errorf("agent certificate ttl %s: must be between 1s and 720h", c.AgentCertTTL)
+	}
+	for _, n := range c.AdvertiseNames {
+		if !validHostName(n) {
+			return fmt.Errorf("advertise name %q: must be a DNS name or an IP address", n)
+		}
+	}
+	return nil
+}
+
+func validHostName(n string) bool {
+	if net.ParseIP(n) != nil {
+		return true
+	}
+	if n == "" || len(n) > 253 {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		ok := (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.'
+		if !ok {
+			return false
+		}
+	}
+	return n[0] != '.' && n[0] != '-' && n[len(n)-1] != '.' && n[len(n)-1] != '-'
+}
+
+// FileConfig is the YAML configuration file, version 1. Durations use Go
+// syntax ("10s", "24h").
+type FileConfig struct {
+	Version           int      `yaml:"version"`
+	DataDir           string   `yaml:"data_dir"`
+	Listen            string   `yaml:"listen"`
+	AdvertiseNames    []string `yaml:"advertise_names"`
+	HeartbeatInterval string   `yaml:"heartbeat_interval"`
+	AgentCertTTL      string   `yaml:"agent_cert_ttl"`
+	LogLevel          string   `yaml:"log_level"`
+	LogFormat         string   `yaml:"log_format"`
+}
+
+// ParseConfigFile parses a control plane config file strictly: unknown
+// fields, a missing or unknown version and malformed durations are errors.
+func ParseConfigFile(data []byte) (*FileConfig, error) {
+	if len(data) > maxConfigFileSize {
+		return nil, fmt.Errorf("config file larger than %d bytes", maxConfigFileSize)
+	}
+	var fc FileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	if fc.Version != 1 {
+		return nil, fmt.Errorf("config file: version %d not supported: set \"version: 1\"", fc.Version)
+	}
+	for field, v := range map[string]string{"heartbeat_interval": fc.HeartbeatInterval, "agent_cert_ttl": fc.AgentCertTTL} {
+		if v == "" {
+			continue
+		}
+		if _, err := time.ParseDuration(v); err != nil {
+			return nil, fmt.Errorf("config file: %s %q: want a duration such as 10s or 24h", field, v)
+		}
+	}
+	switch fc.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return nil, fmt.Errorf("config file: log_level %q: use debug, info, warn or error", fc.LogLevel)
+	}
+	switch fc.LogFormat {
+	case "", "json", "text":
+	default:
+		return nil, fmt.Errorf("config file: log_format %q: use json or text", fc.LogFormat)
+	}
+	return &fc, nil
+}
+
+// LoadConfigFile reads and parses a config file.
+func LoadConfigFile(path string) (*FileConfig, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config file: %w", err)
+	}
+	fc, err := ParseConfigFile(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return fc, nil
+}

@@ -1,0 +1,144 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/forlock/fleet/controlplane/internal/auth"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// helloTimeout bounds the wait for an agent's first message.
+const helloTimeout = 15 * time.Second
+
+// inboxSize bounds the messages received but not yet handled on one stream.
+const inboxSize = 8
+
+// serverCapabilities are the features this control plane offers.
+var serverCapabilities = []string{"heartbeat.v1", "ping.v1"}
+
+// Connect implements AgentService.Connect. The handler goroutine owns every
+// Send; one receive goroutine feeds it through a bounded channel. Both end
+// with the stream.
+func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequest, forlockv1.ConnectResponse]) error {
+	ctx := stream.Context()
+	id, ok := auth.NodeFromContext(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "no node identity")
+	}
+	inbox := make(chan *forlockv1.ConnectRequest, inboxSize)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case inbox <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	hello, err := awaitHello(inbox, recvErr, stream)
+	if err != nil {
+		return err
+	}
+	sess, err := a.Registry.Attach(id, hello)
+	if err != nil {
+		return toStatus(ctx, a.Log, err)
+	}
+	goodbye := false
+	defer func() { a.Registry.Detach(sess, goodbye) }()
+	log := a.Log.With("node_id", id.ID)
+	log.InfoContext(ctx, "agent connected", "agent_version", hello.GetAgentVersion())
+
+	interval := a.Registry.Interval()
+	if err := stream.Send(&forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_Hello{Hello: &forlockv1.ServerHello{
+		ServerVersion:     serverVersion(),
+		Capabilities:      serverCapabilities,
+		HeartbeatInterval: durationpb.New(interval),
+		NodeId:            id.ID,
+	}}}); err != nil {
+		return err
+	}
+
+	ping := time.NewTicker(interval)
+	defer ping.Stop()
+	var nonce uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-sess.Done():
+			log.InfoContext(ctx, "closing agent stream", "reason", sess.Reason())
+			_ = stream.Send(&forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_Goodbye{Goodbye: &forlockv1.Goodbye{Reason: sess.Reason()}}})
+			return status.Error(codes.Aborted, sess.Reason())
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case now := <-ping.C:
+			nonce++
+			sess.PingSent(nonce, now)
+			if err := stream.Send(&forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_Ping{Ping: &forlockv1.Ping{Nonce: nonce, SentAt: timestamppb.New(now)}}}); err != nil {
+				return err
+			}
+		case m := <-inbox:
+			switch msg := m.GetMsg().(type) {
+			case *forlockv1.ConnectRequest_Heartbeat:
+				if err := validateFacts(msg.Heartbeat.GetFacts()); err != nil {
+					return err
+				}
+				a.Registry.Heartbeat(sess, msg.Heartbeat.GetFacts())
+			case *forlockv1.ConnectRequest_Pong:
+				a.Registry.Pong(sess, msg.Pong.GetNonce())
+			case *forlockv1.ConnectRequest_Ping:
+				if err := stream.Send(&forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_Pong{Pong: &forlockv1.Pong{Nonce: msg.Ping.GetNonce()}}}); err != nil {
+					return err
+				}
+			case *forlockv1.ConnectRequest_Goodbye:
+				goodbye = true
+				log.InfoContext(ctx, "agent said goodbye", "reason", msg.Goodbye.GetReason())
+				return nil
+			case *forlockv1.ConnectRequest_Hello:
+				return invalid("hello sent twice on one stream")
+			default:
+				// A message kind from a newer agent: ignore it.
+			}
+		}
+	}
+}
+
+func awaitHello(inbox <-chan *forlockv1.ConnectRequest, recvErr <-chan error, stream grpc.ServerStream) (*forlockv1.AgentHello, error) {
+	t := time.NewTimer(helloTimeout)
+	defer t.Stop()
+	select {
+	case m := <-inbox:
+		h := m.GetHello()
+		if h == nil {
+			return nil, invalid("the first message on the control stream must be a hello")
+		}
+		if len(h.GetAgentVersion()) > maxFactLen || len(h.GetCapabilities()) > 64 {
+			return nil, invalid("hello has oversized fields")
+		}
+		return h, validateFacts(h.GetFacts())
+	case err := <-recvErr:
+		return nil, err
+	case <-t.C:
+		return nil, status.Error(codes.DeadlineExceeded, "no hello within 15s")
+	case <-stream.Context().Done():
+		return nil, status.FromContextError(stream.Context().Err()).Err()
+	}
+}

@@ -1,0 +1,196 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+	"unicode"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/controlplane/internal/store"
+	"github.com/forlock/fleet/controlplane/internal/tokens"
+	"github.com/forlock/fleet/internal/labels"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// Join token limits.
+const (
+	DefaultTokenTTL = time.Hour
+	MaxTokenTTL     = 30 * 24 * time.Hour
+	MaxTokenUses    = 10000
+	maxDescription  = 256
+)
+
+// NodeAPI implements forlockv1.NodeService.
+type NodeAPI struct {
+	forlockv1.UnsafeNodeServiceServer
+
+	Store    *store.Store
+	Registry *registry.Registry
+	Log      *slog.Logger
+}
+
+// ListNodes implements NodeService.ListNodes.
+func (a *NodeAPI) ListNodes(_ context.Context, req *forlockv1.ListNodesRequest) (*forlockv1.ListNodesResponse, error) {
+	sel, err := labels.ParseSelector(req.GetLabelSelector())
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	for _, s := range req.GetStates() {
+		if _, ok := forlockv1.NodeState_name[int32(s)]; !ok || s == forlockv1.NodeState_NODE_STATE_UNSPECIFIED {
+			return nil, invalid("unknown node state %d: use ENROLLED, ONLINE, UNREACHABLE or OFFLINE", s)
+		}
+	}
+	return &forlockv1.ListNodesResponse{Nodes: a.Registry.List(sel, req.GetStates())}, nil
+}
+
+func (a *NodeAPI) resolve(ref string) (string, error) {
+	if ref == "" {
+		return "", invalid("node is required: give a node name or ID")
+	}
+	id, ok := a.Registry.Resolve(ref)
+	if !ok {
+		return "", status.Errorf(codes.NotFound, "node %q not found: see 'forlockctl nodes list'", ref)
+	}
+	return id, nil
+}
+
+// GetNode implements NodeService.GetNode.
+func (a *NodeAPI) GetNode(_ context.Context, req *forlockv1.GetNodeRequest) (*forlockv1.GetNodeResponse, error) {
+	id, err := a.resolve(req.GetNode())
+	if err != nil {
+		return nil, err
+	}
+	n, ok := a.Registry.Get(id)
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "node %q not found", req.GetNode())
+	}
+	return &forlockv1.GetNodeResponse{Node: n}, nil
+}
+
+// RemoveNode implements NodeService.RemoveNode.
+func (a *NodeAPI) RemoveNode(ctx context.Context, req *forlockv1.RemoveNodeRequest) (*forlockv1.RemoveNodeResponse, error) {
+	id, err := a.resolve(req.GetNode())
+	if err != nil {
+		return nil, err
+	}
+	before, _ := a.Registry.Get(id)
+	if _, err := a.Store.DeleteNode(id); err != nil {
+		return nil, toStatus(ctx, a.Log, err)
+	}
+	a.Registry.Removed(id)
+	a.Log.InfoContext(ctx, "node removed", "node", before.GetName(), "node_id", id)
+	return &forlockv1.RemoveNodeResponse{Node: before}, nil
+}
+
+// CreateJoinToken implements NodeService.CreateJoinToken.
+func (a *NodeAPI) CreateJoinToken(ctx context.Context, req *forlockv1.CreateJoinTokenRequest) (*forlockv1.CreateJoinTokenResponse, error) {
+	ttl := DefaultTokenTTL
+	if req.GetTtl() != nil {
+		if err := req.GetTtl().CheckValid(); err != nil {
+			return nil, invalid("ttl: %v", err)
+		}
+		ttl = req.GetTtl().AsDuration()
+	}
+	if ttl <= 0 || ttl > MaxTokenTTL {
+		return nil, invalid("ttl %s out of range: use more than 0 and at most %s", ttl, MaxTokenTTL)
+	}
+	uses := req.GetMaxUses()
+	if uses == 0 {
+		uses = 1
+	}
+	if uses > MaxTokenUses {
+		return nil, invalid("max_uses %d out of range: at most %d", uses, MaxTokenUses)
+	}
+	if err := labels.Validate(req.GetLabels()); err != nil {
+		return nil, invalid("%v", err)
+	}
+	if err := validDescription(req.GetDescription()); err != nil {
+		return nil, err
+	}
+	tok, err := tokens.NewJoin()
+	if err != nil {
+		return nil, toStatus(ctx, a.Log, err)
+	}
+	now := time.Now()
+	rec := store.JoinToken{
+		ID: tok.ID, Hash: tok.Hash, Description: req.GetDescription(), Labels: req.GetLabels(),
+		CreatedAt: now, ExpiresAt: now.Add(ttl), MaxUses: uses,
+	}
+	if err := a.Store.CreateToken(rec); err != nil {
+		return nil, toStatus(ctx, a.Log, err)
+	}
+	a.Log.InfoContext(ctx, "join token created", "token_id", tok.ID, "expires_at", rec.ExpiresAt, "max_uses", uses)
+	return &forlockv1.CreateJoinTokenResponse{Secret: tok.Secret, Token: tokenView(rec)}, nil
+}
+
+func validDescription(d string) error {
+	if len(d) > maxDescription {
+		return invalid("description longer than %d bytes", maxDescription)
+	}
+	for _, r := range d {
+		if !unicode.IsPrint(r) {
+			return invalid("description: only printable characters are allowed")
+		}
+	}
+	return nil
+}
+
+// ListJoinTokens implements NodeService.ListJoinTokens.
+func (a *NodeAPI) ListJoinTokens(ctx context.Context, req *forlockv1.ListJoinTokensRequest) (*forlockv1.ListJoinTokensResponse, error) {
+	all, err := a.Store.ListTokens()
+	if err != nil {
+		return nil, toStatus(ctx, a.Log, err)
+	}
+	now := time.Now()
+	resp := &forlockv1.ListJoinTokensResponse{}
+	for _, t := range all {
+		if req.GetIncludeInactive() || t.Usable(now) == nil {
+			resp.Tokens = append(resp.Tokens, tokenView(t))
+		}
+	}
+	return resp, nil
+}
+
+// RevokeJoinToken implements NodeService.RevokeJoinToken.
+func (a *NodeAPI) RevokeJoinToken(ctx context.Context, req *forlockv1.RevokeJoinTokenRequest) (*forlockv1.RevokeJoinTokenResponse, error) {
+	id := req.GetId()
+	if !validTokenID(id) {
+		return nil, invalid("token id %q: expected 12 hex digits as shown by 'forlockctl tokens list'", id)
+	}
+	t, err := a.Store.RevokeToken(id, time.Now())
+	if err != nil {
+		return nil, toStatus(ctx, a.Log, fmt.Errorf("join token %s: %w", id, err))
+	}
+	a.Log.InfoContext(ctx, "join token revoked", "token_id", id)
+	return &forlockv1.RevokeJoinTokenResponse{Token: tokenView(t)}, nil
+}
+
+func validTokenID(id string) bool {
+	if len(id) != 12 {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func tokenView(t store.JoinToken) *forlockv1.JoinToken {
+	v := &forlockv1.JoinToken{
+		Id: t.ID, Description: t.Description, Labels: t.Labels,
+		CreatedAt: timestamppb.New(t.CreatedAt), ExpiresAt: timestamppb.New(t.ExpiresAt),
+		MaxUses: t.MaxUses, Uses: t.Uses,
+	}
+	if !t.RevokedAt.IsZero() {
+		v.RevokedAt = timestamppb.New(t.RevokedAt)
+	}
+	return v
+}

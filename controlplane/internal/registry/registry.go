@@ -1,0 +1,219 @@
+// Package registry is the control plane's live view of the fleet: every
+// node's durable record (loaded from the store) plus what only lives in
+// memory: the open control session, the last heartbeat, host facts and the
+// ping round trip.
+//
+// Heartbeats only touch memory. A sweeper marks nodes unreachable after three
+// missed intervals and writes all state changes of a sweep in one batched
+// store transaction, so the disk sees state changes, never heartbeats.
+package registry
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/forlock/fleet/controlplane/internal/store"
+	"github.com/forlock/fleet/internal/pki"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// MissedHeartbeats is how many intervals without a heartbeat make a node
+// unreachable.
+const MissedHeartbeats = 3
+
+// Errors returned by Authorize and Attach.
+var (
+	ErrUnknownNode = errors.New("node is not registered (it was removed, or never enrolled here)")
+	ErrRetired     = errors.New("certificate belongs to a retired identity of this node (it re-enrolled since)")
+)
+
+// Registry holds the live fleet. It is safe for concurrent use.
+type Registry struct {
+	store    *store.Store
+	interval time.Duration
+	log      *slog.Logger
+	started  time.Time
+
+	mu     sync.RWMutex
+	nodes  map[string]*entry
+	byName map[string]string
+	dirty  map[string]struct{}
+}
+
+type entry struct {
+	node          store.Node
+	session       *Session
+	lastHeartbeat time.Time
+	facts         *forlockv1.HostFacts
+	capabilities  []string
+	pingRTT       time.Duration
+	lastPingAt    time.Time
+}
+
+// New loads every node from the store. Nodes recorded online get a grace
+// period of three intervals from start-up to reconnect.
+func New(st *store.Store, interval time.Duration, log *slog.Logger) (*Registry, error) {
+	nodes, err := st.Nodes()
+	if err != nil {
+		return nil, err
+	}
+	r := &Registry{
+		store: st, interval: interval, log: log,
+		nodes:   make(map[string]*entry, len(nodes)),
+		byName:  make(map[string]string, len(nodes)),
+		dirty:   map[string]struct{}{},
+		started: time.Now(),
+	}
+	for _, n := range nodes {
+		r.nodes[n.ID] = &entry{node: n}
+		r.byName[n.Name] = n.ID
+	}
+	return r, nil
+}
+
+// Interval returns the heartbeat interval agents are told to use.
+func (r *Registry) Interval() time.Duration { return r.interval }
+
+// Authorize checks that a certificate identity belongs to a registered node
+// at its current epoch.
+func (r *Registry) Authorize(id pki.NodeID) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.nodes[id.ID]
+	switch {
+	case !ok:
+		return ErrUnknownNode
+	case e.node.Epoch != id.Epoch:
+		return ErrRetired
+	}
+	return nil
+}
+
+// Resolve returns the node ID for an ID or a name.
+func (r *Registry) Resolve(idOrName string) (string, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if _, ok := r.nodes[idOrName]; ok {
+		return idOrName, true
+	}
+	id, ok := r.byName[idOrName]
+	return id, ok
+}
+
+// Enrolled records a node just (re-)enrolled in the store. A session of an
+// older epoch is closed: that identity is retired.
+func (r *Registry) Enrolled(n store.Node) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.nodes[n.ID]
+	if !ok {
+		r.nodes[n.ID] = &entry{node: n}
+		r.byName[n.Name] = n.ID
+		return
+	}
+	e.node.Epoch, e.node.Enrollments, e.node.LastEnrolledAt = n.Epoch, n.Enrollments, n.LastEnrolledAt
+	e.node.Labels, e.node.CertSerial, e.node.CertNotAfter = n.Labels, n.CertSerial, n.CertNotAfter
+	if e.session != nil && e.session.Epoch != n.Epoch {
+		e.session.close("identity retired: the node enrolled again")
+		e.session = nil
+	}
+}
+
+// CertificateRenewed records a renewed certificate.
+func (r *Registry) CertificateRenewed(n store.Node) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.nodes[n.ID]; ok && e.node.Epoch == n.Epoch {
+		e.node.CertSerial, e.node.CertNotAfter = n.CertSerial, n.CertNotAfter
+	}
+}
+
+// Removed forgets a node deleted from the store and closes its session.
+func (r *Registry) Removed(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.nodes[id]
+	if !ok {
+		return
+	}
+	if e.session != nil {
+		e.session.close("node removed from the fleet")
+	}
+	delete(r.nodes, id)
+	delete(r.byName, e.node.Name)
+	delete(r.dirty, id)
+}
+
+// setState changes a node's state and marks it for the next flush. Callers
+// hold r.mu.
+func (r *Registry) setState(e *entry, s store.State, now time.Time) {
+	if e.node.State == s {
+		return
+	}
+	r.log.Info("node state changed", "node", e.node.Name, "node_id", e.node.ID, "from", e.node.State, "to", s)
+	e.node.State, e.node.StateChangedAt = s, now
+	r.dirty[e.node.ID] = struct{}{}
+}
+
+// Run sweeps for missed heartbeats and expired session certificates and
+// flushes state changes until ctx ends, then flushes once more.
+func (r *Registry) Run(ctx context.Context) error {
+	tick := min(r.interval/2, time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return r.flush()
+		case now := <-t.C:
+			r.sweep(now)
+			if err := r.flush(); err != nil {
+				r.log.Error("saving node states failed; will retry", "err", err)
+			}
+		}
+	}
+}
+
+func (r *Registry) sweep(now time.Time) {
+	deadline := time.Duration(MissedHeartbeats) * r.interval
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.nodes {
+		last := e.lastHeartbeat
+		if last.IsZero() {
+			last = r.started // loaded from the store: grace from start-up
+		}
+		if e.node.State == store.StateOnline && now.Sub(last) > deadline {
+			r.setState(e, store.StateUnreachable, now)
+		}
+		if e.session != nil && now.After(e.node.CertNotAfter) {
+			e.session.close("client certificate expired")
+			e.session = nil
+		}
+	}
+}
+
+func (r *Registry) flush() error {
+	r.mu.Lock()
+	changes := make([]store.StateChange, 0, len(r.dirty))
+	for id := range r.dirty {
+		e := r.nodes[id]
+		changes = append(changes, store.StateChange{ID: id, State: e.node.State, At: e.node.StateChangedAt, AgentVersion: e.node.AgentVersion})
+	}
+	clear(r.dirty)
+	r.mu.Unlock()
+	if err := r.store.SaveStates(changes); err != nil {
+		r.mu.Lock()
+		for _, c := range changes {
+			if _, ok := r.nodes[c.ID]; ok {
+				r.dirty[c.ID] = struct{}{}
+			}
+		}
+		r.mu.Unlock()
+		return err
+	}
+	return nil
+}

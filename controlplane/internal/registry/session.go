@@ -1,0 +1,138 @@
+package registry
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/forlock/fleet/controlplane/internal/store"
+	"github.com/forlock/fleet/internal/pki"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// Session is one open control stream of a node. The registry closes it when
+// the node is removed, re-enrolls, reconnects elsewhere or its certificate
+// expires; the stream handler watches Done and ends the stream.
+type Session struct {
+	NodeID string
+	Epoch  uint64
+
+	done   chan struct{}
+	once   sync.Once
+	reason atomic.Pointer[string]
+
+	pingNonce  atomic.Uint64
+	pingSentNs atomic.Int64
+}
+
+func (s *Session) close(reason string) {
+	s.once.Do(func() {
+		s.reason.Store(&reason)
+		close(s.done)
+	})
+}
+
+// Done is closed when the registry ends the session.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Reason says why the registry ended the session.
+func (s *Session) Reason() string {
+	if p := s.reason.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// PingSent records the nonce and time of the ping just sent.
+func (s *Session) PingSent(nonce uint64, at time.Time) {
+	s.pingSentNs.Store(at.UnixNano())
+	s.pingNonce.Store(nonce)
+}
+
+// Attach opens a session for an authorized node after its hello. Any older
+// session of the node is closed: the newest connection wins.
+func (r *Registry) Attach(id pki.NodeID, hello *forlockv1.AgentHello) (*Session, error) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.nodes[id.ID]
+	switch {
+	case !ok:
+		return nil, ErrUnknownNode
+	case e.node.Epoch != id.Epoch:
+		return nil, ErrRetired
+	}
+	if e.session != nil {
+		e.session.close("replaced by a newer connection from the same node")
+	}
+	s := &Session{NodeID: id.ID, Epoch: id.Epoch, done: make(chan struct{})}
+	e.session = s
+	e.lastHeartbeat = now
+	e.facts = hello.GetFacts()
+	e.capabilities = hello.GetCapabilities()
+	if v := hello.GetAgentVersion(); v != e.node.AgentVersion {
+		e.node.AgentVersion = v
+		r.dirty[id.ID] = struct{}{}
+	}
+	r.setState(e, store.StateOnline, now)
+	return s, nil
+}
+
+// Detach ends a session when its stream closes. The node's state does not
+// change: a dropped stream is only noticed through missed heartbeats, unless
+// the agent said goodbye.
+func (r *Registry) Detach(s *Session, goodbye bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.close("stream closed")
+	e, ok := r.nodes[s.NodeID]
+	if !ok || e.session != s {
+		return
+	}
+	e.session = nil
+	if goodbye {
+		r.setState(e, store.StateOffline, time.Now())
+	}
+}
+
+// Heartbeat records a heartbeat on a session.
+func (r *Registry) Heartbeat(s *Session, facts *forlockv1.HostFacts) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.nodes[s.NodeID]
+	if !ok || e.session != s {
+		return
+	}
+	e.lastHeartbeat = now
+	if facts != nil {
+		e.facts = facts
+	}
+	r.setState(e, store.StateOnline, now)
+}
+
+// Pong records the answer to the session's last ping.
+func (r *Registry) Pong(s *Session, nonce uint64) {
+	if nonce != s.pingNonce.Load() {
+		return
+	}
+	now := time.Now()
+	rtt := now.Sub(time.Unix(0, s.pingSentNs.Load()))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.nodes[s.NodeID]; ok && e.session == s {
+		e.pingRTT, e.lastPingAt = rtt, now
+	}
+}
+
+// CloseAll ends every open session with the given reason.
+func (r *Registry) CloseAll(reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.nodes {
+		if e.session != nil {
+			e.session.close(reason)
+			e.session = nil
+		}
+	}
+}

@@ -1,0 +1,123 @@
+// Package store is the control plane's durable state in bbolt: the node
+// registry, the join tokens (hashed) and the admin credential (hashed).
+//
+// Bucket tree (schema version 1):
+//
+//	meta/
+//	  schema_version    -> "1"
+//	  admin_token_hash  -> SHA-256 of the admin token
+//	nodes/
+//	  <node-id>         -> JSON Node
+//	node_names/
+//	  <name>            -> <node-id>
+//	join_tokens/
+//	  <token-id>        -> JSON JoinToken (holds the SHA-256 of the secret, never the secret)
+//
+// Every write is one bbolt transaction, so each change is atomic and durable
+// when the method returns. Heartbeats are not stored here: only state changes.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the layout version this code reads and writes.
+const SchemaVersion = 1
+
+var (
+	bucketMeta      = []byte("meta")
+	bucketNodes     = []byte("nodes")
+	bucketNodeNames = []byte("node_names")
+	bucketTokens    = []byte("join_tokens")
+
+	keySchemaVersion = []byte("schema_version")
+	keyAdminHash     = []byte("admin_token_hash")
+)
+
+// Sentinel errors; the API layer maps them to status codes.
+var (
+	ErrNotFound       = errors.New("not found")
+	ErrTokenUnknown   = errors.New("join token not recognised")
+	ErrTokenExpired   = errors.New("join token expired")
+	ErrTokenUsedUp    = errors.New("join token has no uses left")
+	ErrTokenRevoked   = errors.New("join token revoked")
+	ErrSchemaTooNew   = errors.New("database schema is newer than this control plane")
+	ErrAlreadyRevoked = errors.New("join token already revoked")
+)
+
+// Store is the bbolt-backed state of one control plane.
+type Store struct {
+	db *bolt.DB
+}
+
+// Open opens or creates the database at path and checks its schema version.
+func Open(path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create store dir: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: locked by another process (is another control plane running on this data dir?)", path)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s := &Store{db: db}
+	if err := s.init(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketNodes, bucketNodeNames, bucketTokens} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		raw := meta.Get(keySchemaVersion)
+		if raw == nil {
+			return meta.Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion)))
+		}
+		v, err := strconv.Atoi(string(raw))
+		if err != nil {
+			return fmt.Errorf("schema version %q: %w", raw, err)
+		}
+		if v > SchemaVersion {
+			return fmt.Errorf("%w: database has version %d, this binary knows %d: run a newer forlock-controlplane", ErrSchemaTooNew, v, SchemaVersion)
+		}
+		return nil
+	})
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// AdminTokenHash returns the stored admin token hash, or nil if none is set.
+func (s *Store) AdminTokenHash() ([]byte, error) {
+	var h []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyAdminHash); v != nil {
+			h = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	return h, err
+}
+
+// SetAdminTokenHash stores the admin token hash, replacing any previous one.
+func (s *Store) SetAdminTokenHash(h []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyAdminHash, h)
+	})
+}

@@ -1,0 +1,203 @@
+// Package controlplane is forlock-controlplane: the gRPC server that keeps
+// the fleet's node registry and join tokens in bbolt, enrolls agents, holds
+// their control streams and serves the operator API.
+//
+// New prepares everything (data dir, CA, server certificate, database, admin
+// credential, listener); Run serves until its context ends. Tests start it
+// in-process with Listen "127.0.0.1:0".
+package controlplane
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/forlock/fleet/controlplane/internal/api"
+	"github.com/forlock/fleet/controlplane/internal/auth"
+	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/controlplane/internal/store"
+	"github.com/forlock/fleet/internal/pki"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// Server is a running control plane.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	store     *store.Store
+	registry  *registry.Registry
+	ca        *pki.CA
+	admin     []byte
+	lis       net.Listener
+	grpc      *grpc.Server
+	health    *health.Server
+	ctlConfig string
+}
+
+// New prepares a control plane from cfg: it creates or loads the data dir,
+// opens the database and starts listening, but serves nothing until Run.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	ca, created, err := loadOrCreateCA(cfg.DataDir, now)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		cfg.Logger.Info("created fleet CA", "path", filepath.Join(cfg.DataDir, caCertFile))
+	}
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (is another control plane running? change --listen)", cfg.Listen, err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, ca: ca, lis: lis}
+	if err := s.init(now); err != nil {
+		_ = lis.Close()
+		if s.store != nil {
+			_ = s.store.Close()
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) init(now time.Time) error {
+	host, port, _ := net.SplitHostPort(s.lis.Addr().String())
+	names := append([]string{"localhost", "127.0.0.1"}, s.cfg.AdvertiseNames...)
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		names = append(names, host)
+	}
+	cert, err := loadOrIssueServerCert(s.cfg.DataDir, s.ca, dedupe(names), now)
+	if err != nil {
+		return err
+	}
+	s.store, err = store.Open(filepath.Join(s.cfg.DataDir, dbFile))
+	if err != nil {
+		return err
+	}
+	s.registry, err = registry.New(s.store, s.cfg.HeartbeatInterval, s.log)
+	if err != nil {
+		return err
+	}
+	s.ctlConfig = filepath.Join(s.cfg.DataDir, ctlConfigFile)
+	if err := s.ensureAdmin(net.JoinHostPort(dialHost(host, s.cfg.AdvertiseNames), port)); err != nil {
+		return err
+	}
+	s.grpc = s.newGRPCServer(cert)
+	return nil
+}
+
+// dialHost picks the host forlockctl should dial: the listen address if it
+// is specific, else the first advertised name, else loopback.
+func dialHost(listenHost string, advertise []string) string {
+	if ip := net.ParseIP(listenHost); ip != nil && !ip.IsUnspecified() {
+		return listenHost
+	}
+	if len(advertise) > 0 {
+		return advertise[0]
+	}
+	return "127.0.0.1"
+}
+
+func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
+	tlsCfg := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    s.ca.Pool(),
+		MinVersion:   tls.VersionTLS13,
+	}
+	checker := &auth.Checker{Nodes: s.registry, Admin: func() []byte { return s.admin }}
+	recoverU, recoverS := api.Recover(s.log)
+	logU, logS := api.Log(s.log)
+	srv := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.ChainUnaryInterceptor(recoverU, logU, checker.Unary),
+		grpc.ChainStreamInterceptor(recoverS, logS, checker.Stream),
+		grpc.MaxRecvMsgSize(1<<20),
+		grpc.MaxConcurrentStreams(64),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	forlockv1.RegisterAgentServiceServer(srv, &api.AgentAPI{
+		Store: s.store, Registry: s.registry, CA: s.ca, CertTTL: s.cfg.AgentCertTTL, Log: s.log,
+	})
+	forlockv1.RegisterNodeServiceServer(srv, &api.NodeAPI{Store: s.store, Registry: s.registry, Log: s.log})
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(srv, s.health)
+	reflection.Register(srv)
+	return srv
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+
+// CAFile is the path of the fleet CA certificate agents and forlockctl trust.
+func (s *Server) CAFile() string { return filepath.Join(s.cfg.DataDir, caCertFile) }
+
+// CtlConfigFile is the path of the generated forlockctl config.
+func (s *Server) CtlConfigFile() string { return s.ctlConfig }
+
+// Run serves until ctx ends, then closes every agent stream with a goodbye,
+// stops the server and closes the database. It returns nil on a clean stop.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.store.Close()
+	g, gctx := errgroup.WithContext(ctx)
+	regCtx, stopRegistry := context.WithCancel(context.Background())
+	g.Go(func() error { return s.registry.Run(regCtx) })
+	g.Go(func() error {
+		s.log.Info("control plane serving", "addr", s.lis.Addr().String(), "data_dir", s.cfg.DataDir)
+		if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		s.health.Shutdown()
+		s.registry.CloseAll("control plane shutting down")
+		done := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			s.grpc.Stop()
+		}
+		stopRegistry()
+		return nil
+	})
+	err := g.Wait()
+	s.log.Info("control plane stopped")
+	return err
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
