@@ -107,7 +107,7 @@ func dialWith(t *testing.T, addr string, caPEM []byte, cert *tls.Certificate) *g
 	}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
+	t.Cleanup(func() { _ = conn.Close() })
 	return conn
 }
 

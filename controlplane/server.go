@@ -160,7 +160,11 @@ func (s *Server) CtlConfigFile() string { return s.ctlConfig }
 // Run serves until ctx ends, then closes every agent stream with a goodbye,
 // stops the server and closes the database. It returns nil on a clean stop.
 func (s *Server) Run(ctx context.Context) error {
-	defer s.store.Close()
+	defer func() {
+		if cerr := s.store.Close(); cerr != nil {
+			s.log.Error("closing the database failed", "err", cerr)
+		}
+	}()
 	g, gctx := errgroup.WithContext(ctx)
 	regCtx, stopRegistry := context.WithCancel(context.Background())
 	g.Go(func() error { return s.registry.Run(regCtx) })

@@ -52,7 +52,7 @@ func ValidateValue(v string) error {
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if c <= ' ' || c > '~' || c == ',' || c == '=' || c == '!' {
-			return fmt.Errorf("%w: value %q: use printable characters without spaces , = !", ErrInvalid, v)
+			return fmt.Errorf("%w: value %q: printable characters only, no space, comma, '!' or '='", ErrInvalid, v)
 		}
 	}
 	return nil

@@ -38,7 +38,7 @@ func ParseCSR(der []byte) (*x509.CertificateRequest, error) {
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCSRMalformed, err)
+		return nil, fmt.Errorf("%w: %w", ErrCSRMalformed, err)
 	}
 	pub, ok := csr.PublicKey.(*ecdsa.PublicKey)
 	if !ok || pub.Curve != elliptic.P256() {

@@ -1,0 +1,54 @@
+# Forlock Fleet. `make help` lists the targets.
+GO       ?= go
+BUF      := $(GO) tool -modfile=tools/buf.mod buf
+LINT     := $(GO) tool -modfile=tools/lint.mod golangci-lint
+BIN      ?= bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X github.com/forlock/fleet/internal/buildinfo.version=$(VERSION)
+FUZZTIME ?= 10s
+CMDS     := controlplane/cmd/forlock-controlplane agent/cmd/forlock-agent cli/cmd/forlockctl
+
+.PHONY: all help build generate check-generate lint test test-short fuzz demo clean
+
+all: build lint test ## build, lint and test
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+build: ## build the three binaries into ./bin
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./,$(CMDS))
+
+generate: ## format the protos and regenerate the Go code beside them
+	$(BUF) format -w
+	$(BUF) generate
+
+check-generate: ## fail if the generated code or proto formatting is stale
+	$(BUF) lint
+	$(BUF) format --diff --exit-code
+	$(BUF) generate
+	@git diff --exit-code -- proto || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- proto)" || { git status --porcelain -- proto; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
+
+lint: ## go vet, golangci-lint and buf lint
+	$(GO) vet ./...
+	$(LINT) run ./...
+	$(BUF) lint
+
+test: ## all tests with the race detector (unit, in-process and real-process end-to-end)
+	$(GO) test -race -count=1 ./...
+
+test-short: ## unit tests only
+	$(GO) test -short -count=1 ./...
+
+fuzz: ## run every fuzz target for FUZZTIME each
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+demo: build ## run a local control plane and one enrolled agent, list the fleet
+	./deploy/demo.sh
+
+clean: ## remove build output
+	rm -rf $(BIN) .demo
