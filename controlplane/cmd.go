@@ -55,7 +55,7 @@ func parseArgs(args []string, env func(string) (string, bool), stderr io.Writer)
 	fs := flag.NewFlagSet("forlock-controlplane", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		configFile = fs.String("config", "", "YAML config file (env FORLOCK_CONFIG)")
+		configFile = fs.String("config", "", "YAML config file (env FORLOCK_CONTROLPLANE_CONFIG)")
 		dataDir    = fs.String("data-dir", "", "data directory (env FORLOCK_DATA_DIR; default "+DefaultDataDir+")")
 		listen     = fs.String("listen", "", "gRPC listen address (env FORLOCK_LISTEN; default "+DefaultListen+")")
 		heartbeat  = fs.Duration("heartbeat-interval", 0, "heartbeat interval agents use (default 10s)")
@@ -78,7 +78,7 @@ func parseArgs(args []string, env func(string) (string, bool), stderr io.Writer)
 		return nil, nil
 	}
 	fc := &FileConfig{}
-	if path := firstOf(*configFile, envOr(env, "FORLOCK_CONFIG")); path != "" {
+	if path := firstOf(*configFile, envOr(env, "FORLOCK_CONTROLPLANE_CONFIG")); path != "" {
 		var err error
 		if fc, err = LoadConfigFile(path); err != nil {
 			return nil, err

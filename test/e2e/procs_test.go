@@ -1,0 +1,241 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// proc is a running binary whose output is kept for failure reports.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error
+}
+
+func start(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, out: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	require.NoError(t, p.cmd.Start())
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.kill(syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("--- %s output ---\n%s", name, p.out.String())
+		}
+	})
+	return p
+}
+
+// kill sends sig and waits for the process to exit.
+func (p *proc) kill(sig syscall.Signal) {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// cluster is a control plane process plus helpers to drive it with forlockctl.
+type cluster struct {
+	t       *testing.T
+	dataDir string
+	addr    string
+	cp      *proc
+}
+
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := &cluster{t: t, dataDir: filepath.Join(t.TempDir(), "cp"), addr: freePort(t)}
+	c.startControlPlane()
+	return c
+}
+
+func (c *cluster) startControlPlane() {
+	c.t.Helper()
+	c.cp = start(c.t, "forlock-controlplane", "--data-dir", c.dataDir, "--listen", c.addr,
+		"--heartbeat-interval", "300ms", "--log-format", "text")
+	require.Eventually(c.t, func() bool {
+		_, err := c.ctlErr("nodes", "list")
+		return err == nil
+	}, 20*time.Second, 50*time.Millisecond, "control plane never answered")
+}
+
+func (c *cluster) ctlErr(args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(binDir, "forlockctl"), append([]string{"--config", filepath.Join(c.dataDir, "forlockctl.yaml")}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("forlockctl %s: %w: %s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String(), nil
+}
+
+func (c *cluster) ctl(args ...string) string {
+	c.t.Helper()
+	out, err := c.ctlErr(args...)
+	require.NoError(c.t, err)
+	return out
+}
+
+type jsonNode struct {
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	State       string            `json:"state"`
+	Labels      map[string]string `json:"labels"`
+	Enrollments int               `json:"enrollments"`
+	Connected   bool              `json:"connected"`
+}
+
+func (c *cluster) nodes() []jsonNode {
+	c.t.Helper()
+	var resp struct {
+		Nodes []jsonNode `json:"nodes"`
+	}
+	require.NoError(c.t, json.Unmarshal([]byte(c.ctl("nodes", "list", "-o", "json")), &resp))
+	return resp.Nodes
+}
+
+func (c *cluster) node(name string) (jsonNode, bool) {
+	for _, n := range c.nodes() {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return jsonNode{}, false
+}
+
+func (c *cluster) waitOnline(name string) jsonNode {
+	c.t.Helper()
+	var got jsonNode
+	require.Eventually(c.t, func() bool {
+		n, ok := c.node(name)
+		got = n
+		return ok && n.State == "NODE_STATE_ONLINE" && n.Connected
+	}, 30*time.Second, 100*time.Millisecond, "node %s never came online", name)
+	return got
+}
+
+func (c *cluster) tokenFile(args ...string) string {
+	c.t.Helper()
+	secret := strings.TrimSpace(c.ctl(append([]string{"tokens", "create", "-q"}, args...)...))
+	require.True(c.t, strings.HasPrefix(secret, "fjt_"), "token create -q printed %q", secret)
+	f := filepath.Join(c.t.TempDir(), "join-token")
+	require.NoError(c.t, os.WriteFile(f, []byte(secret+"\n"), 0o600))
+	return f
+}
+
+func (c *cluster) startAgent(name, stateDir string, extra ...string) *proc {
+	c.t.Helper()
+	args := append([]string{"--control-plane", c.addr, "--ca-file", filepath.Join(c.dataDir, "ca.crt"),
+		"--state-dir", stateDir, "--name", name, "--log-format", "text"}, extra...)
+	return start(c.t, "forlock-agent", args...)
+}
+
+func TestRealProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real processes")
+	}
+	c := startCluster(t)
+	stateDir := filepath.Join(t.TempDir(), "agent")
+	agent := c.startAgent("edge-1", stateDir, "--join-token-file", c.tokenFile("--label", "env=e2e"))
+	first := c.waitOnline("edge-1")
+	require.Equal(t, map[string]string{"env": "e2e"}, first.Labels)
+	require.Equal(t, 1, first.Enrollments)
+
+	st, err := os.Stat(filepath.Join(stateDir, "node.key"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "the private key must be 0600")
+
+	t.Run("control plane killed and restarted", func(t *testing.T) {
+		c.cp.kill(syscall.SIGKILL)
+		c.startControlPlane()
+		n := c.waitOnline("edge-1")
+		require.Equal(t, first.ID, n.ID)
+		require.Equal(t, 1, n.Enrollments, "the agent must reconnect, not re-enroll")
+	})
+
+	t.Run("agent restarted without a token keeps its identity", func(t *testing.T) {
+		agent.kill(syscall.SIGTERM)
+		require.Eventually(t, func() bool {
+			n, _ := c.node("edge-1")
+			return n.State == "NODE_STATE_OFFLINE"
+		}, 10*time.Second, 100*time.Millisecond, "a stopped agent says goodbye: offline")
+		agent = c.startAgent("edge-1", stateDir)
+		n := c.waitOnline("edge-1")
+		require.Equal(t, first.ID, n.ID)
+		require.Equal(t, 1, n.Enrollments)
+	})
+
+	t.Run("lost state dir re-enrolls with the same node ID", func(t *testing.T) {
+		agent.kill(syscall.SIGKILL)
+		require.NoError(t, os.RemoveAll(stateDir))
+		agent = c.startAgent("edge-1", stateDir, "--join-token-file", c.tokenFile())
+		require.Eventually(t, func() bool {
+			n, _ := c.node("edge-1")
+			return n.Enrollments == 2 && n.State == "NODE_STATE_ONLINE"
+		}, 30*time.Second, 100*time.Millisecond)
+		n, _ := c.node("edge-1")
+		require.Equal(t, first.ID, n.ID)
+		require.Len(t, c.nodes(), 1)
+	})
+
+	t.Run("removed node is refused", func(t *testing.T) {
+		out := c.ctl("nodes", "remove", "edge-1", "--yes")
+		require.Contains(t, out, "edge-1")
+		_, ok := c.node("edge-1")
+		require.False(t, ok)
+		// The agent keeps retrying but never gets back in with its old identity.
+		time.Sleep(2 * time.Second)
+		_, ok = c.node("edge-1")
+		require.False(t, ok)
+		require.Contains(t, agent.out.String(), "refused")
+	})
+}
+
+func TestErrorsFromForlockctl(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real processes")
+	}
+	c := startCluster(t)
+	_, err := c.ctlErr("nodes", "get", "nope")
+	require.ErrorContains(t, err, "not found")
+	_, err = c.ctlErr("tokens", "create", "--ttl", "-1s")
+	require.Error(t, err)
+	_, err = c.ctlErr("nodes", "list", "-l", "Bad==")
+	require.Error(t, err)
+	cmd := exec.Command(filepath.Join(binDir, "forlockctl"), "--addr", c.addr, "--ca-file", filepath.Join(c.dataDir, "ca.crt"),
+		"--token", "fat_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "nodes", "list")
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "token")
+}
