@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/forlock/fleet/agent"
+	"github.com/forlock/fleet/controlplane"
+	"github.com/forlock/fleet/internal/ctlconfig"
+	"github.com/forlock/fleet/test/bridge"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// fleet is an in-process control plane with real agents, all on loopback.
+type fleet struct {
+	t      *testing.T
+	cp     *controlplane.Server
+	nodes  forlockv1.NodeServiceClient
+	token  string // admin
+	caFile string
+	wg     sync.WaitGroup
+}
+
+func quiet() *slog.Logger {
+	if os.Getenv("E2E_VERBOSE") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func newFleet(t *testing.T, mod func(*controlplane.Config)) *fleet {
+	t.Helper()
+	cfg := controlplane.Config{DataDir: filepath.Join(t.TempDir(), "cp"), Listen: "127.0.0.1:0",
+		HeartbeatInterval: 200 * time.Millisecond, Logger: quiet()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	cp, err := controlplane.New(cfg)
+	require.NoError(t, err)
+	f := &fleet{t: t, cp: cp, caFile: cp.CAFile()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cp.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+
+	file, err := ctlconfig.Load(cp.CtlConfigFile())
+	require.NoError(t, err)
+	c, err := file.Context("")
+	require.NoError(t, err)
+	f.token = c.Token
+	caPEM, err := os.ReadFile(c.CAFile)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(caPEM))
+	conn, err := grpc.NewClient(cp.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13, ServerName: "127.0.0.1"})))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	f.nodes = forlockv1.NewNodeServiceClient(conn)
+	return f
+}
+
+func (f *fleet) admin() context.Context {
+	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+f.token), 10*time.Second)
+	f.t.Cleanup(cancel)
+	return ctx
+}
+
+func (f *fleet) joinToken(uses uint32) string {
+	f.t.Helper()
+	resp, err := f.nodes.CreateJoinToken(f.admin(), &forlockv1.CreateJoinTokenRequest{MaxUses: uses, Ttl: durationpb.New(time.Hour)})
+	require.NoError(f.t, err)
+	return resp.GetSecret()
+}
+
+// startAgent runs an in-process agent against addr (the control plane or a
+// bridge in front of it) until the test ends.
+func (f *fleet) startAgent(name, addr, token string) *agent.Agent {
+	f.t.Helper()
+	a, err := agent.New(agent.Config{
+		ControlPlane: addr, CAFile: f.caFile, JoinToken: token, Name: name,
+		StateDir: filepath.Join(f.t.TempDir(), name), Logger: quiet(),
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
+	})
+	require.NoError(f.t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	f.t.Cleanup(func() {
+		cancel()
+		require.NoError(f.t, <-done)
+	})
+	return a
+}
+
+func (f *fleet) node(name string) *forlockv1.Node {
+	f.t.Helper()
+	resp, err := f.nodes.GetNode(f.admin(), &forlockv1.GetNodeRequest{Node: name})
+	require.NoError(f.t, err)
+	return resp.GetNode()
+}
+
+func (f *fleet) waitState(name string, want forlockv1.NodeState, within time.Duration) {
+	f.t.Helper()
+	require.Eventually(f.t, func() bool {
+		resp, err := f.nodes.GetNode(f.admin(), &forlockv1.GetNodeRequest{Node: name})
+		return err == nil && resp.GetNode().GetState() == want
+	}, within, 20*time.Millisecond, "node %s never reached %s", name, want)
+}
+
+func TestCertificateRenewedWithoutDroppingStream(t *testing.T) {
+	f := newFleet(t, func(c *controlplane.Config) { c.AgentCertTTL = 3 * time.Second })
+	a := f.startAgent("renew-1", f.cp.Addr().String(), f.joinToken(1))
+	require.Eventually(t, func() bool { return a.Stats().Connected }, 10*time.Second, 10*time.Millisecond)
+	first := a.Stats()
+
+	// Outlive two full certificate lifetimes: the agent must renew each time
+	// before expiry, on the same stream.
+	serials := map[string]bool{first.CertSerial: true}
+	deadline := time.Now().Add(7 * time.Second)
+	for time.Now().Before(deadline) {
+		s := a.Stats()
+		serials[s.CertSerial] = true
+		require.True(t, time.Now().Before(s.CertNotAfter.Add(time.Second)), "certificate expired before renewal")
+		time.Sleep(50 * time.Millisecond)
+	}
+	last := a.Stats()
+	require.GreaterOrEqual(t, len(serials), 3, "expected at least two renewals in 7s with a 3s certificate")
+	require.Equal(t, first.Sessions, last.Sessions, "renewal must not drop the control stream")
+	require.True(t, last.Connected)
+	require.Equal(t, first.NodeID, last.NodeID)
+
+	n := f.node("renew-1")
+	require.Equal(t, last.CertSerial, n.GetCertificateSerial(), "the control plane records the newest certificate")
+	require.Equal(t, forlockv1.NodeState_NODE_STATE_ONLINE, n.GetState())
+}
+
+func TestPausedLinkMakesNodeUnreachableThenOnline(t *testing.T) {
+	interval := 200 * time.Millisecond
+	f := newFleet(t, func(c *controlplane.Config) { c.HeartbeatInterval = interval })
+	b, err := bridge.New(f.cp.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	a := f.startAgent("paused-1", b.Addr(), f.joinToken(1))
+	f.waitState("paused-1", forlockv1.NodeState_NODE_STATE_ONLINE, 10*time.Second)
+
+	b.Pause()
+	paused := time.Now()
+	f.waitState("paused-1", forlockv1.NodeState_NODE_STATE_UNREACHABLE, 20*interval)
+	require.GreaterOrEqual(t, time.Since(paused), 3*interval, "unreachable only after three missed intervals")
+	n := f.node("paused-1")
+	require.Equal(t, a.Stats().NodeID, n.GetId(), "an unreachable node is kept, not removed")
+
+	b.Resume()
+	f.waitState("paused-1", forlockv1.NodeState_NODE_STATE_ONLINE, 10*time.Second)
+}
+
+func TestDroppedConnectionsReconnectWithSameID(t *testing.T) {
+	f := newFleet(t, nil)
+	b, err := bridge.New(f.cp.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	a := f.startAgent("drop-1", b.Addr(), f.joinToken(1))
+	require.Eventually(t, func() bool { return a.Stats().Connected }, 10*time.Second, 10*time.Millisecond)
+	id := a.Stats().NodeID
+	for i := range 3 {
+		before := a.Stats().Sessions
+		b.DropConnections()
+		require.Eventually(t, func() bool { s := a.Stats(); return s.Connected && s.Sessions > before }, 10*time.Second, 10*time.Millisecond, "round %d", i)
+	}
+	require.Equal(t, id, a.Stats().NodeID)
+	require.EqualValues(t, 1, a.Stats().Enrollments)
+	require.True(t, f.node("drop-1").GetConnected())
+}
+
+func TestFleetOfAgents(t *testing.T) {
+	const n = 30
+	f := newFleet(t, nil)
+	token := f.joinToken(n)
+	agents := make([]*agent.Agent, n)
+	for i := range agents {
+		agents[i] = f.startAgent(fmt.Sprintf("fleet-%02d", i), f.cp.Addr().String(), token)
+	}
+	require.Eventually(t, func() bool {
+		resp, err := f.nodes.ListNodes(f.admin(), &forlockv1.ListNodesRequest{States: []forlockv1.NodeState{forlockv1.NodeState_NODE_STATE_ONLINE}})
+		return err == nil && len(resp.GetNodes()) == n
+	}, 30*time.Second, 50*time.Millisecond)
+	ids := map[string]bool{}
+	for _, a := range agents {
+		ids[a.NodeID()] = true
+	}
+	require.Len(t, ids, n, "every agent has its own node ID")
+}
