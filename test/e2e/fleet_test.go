@@ -22,8 +22,8 @@ import (
 	"github.com/forlock/fleet/agent"
 	"github.com/forlock/fleet/controlplane"
 	"github.com/forlock/fleet/internal/ctlconfig"
-	"github.com/forlock/fleet/test/bridge"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+	"github.com/forlock/fleet/test/bridge"
 )
 
 // fleet is an in-process control plane with real agents, all on loopback.
