@@ -55,6 +55,11 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	cfg.DataDir = dir // forlockctl.yaml names files in it by absolute path
 	now := time.Now()
 	if err := prepareDataDir(cfg.DataDir); err != nil {
 		return nil, err
