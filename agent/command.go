@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/forlock/fleet/internal/buildinfo"
+)
+
+// Exit codes of Main.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the agent ran and failed
+	exitUsage   = 2 // bad flags or configuration: nothing was started
+)
+
+// JoinTokenEnv is the environment variable that may hold the join token.
+const JoinTokenEnv = "FORLOCK_JOIN_TOKEN"
+
+// Main runs forlock-agent with the command-line arguments args (without the
+// program name) until SIGINT or SIGTERM, and returns the process exit code.
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, args, os.Stdout, os.Stderr, os.Getenv)
+}
+
+// settings is everything flags, environment and config file decide.
+type settings struct {
+	cfg       Config
+	logLevel  slog.Level
+	logFormat string
+}
+
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageError(err error) error { return &exitError{exitUsage, err} }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cmd := &cobra.Command{
+		Use:   "forlock-agent",
+		Short: "The Forlock Fleet agent: enrolls this host and keeps its control stream to the control plane",
+		Long: `forlock-agent runs on every Forlock host. With no identity in its state directory it
+enrolls with a join token (--join-token-file, ` + JoinTokenEnv + ` or --join-token),
+then keeps a mutually authenticated control stream to the control plane, sends heartbeats,
+and renews its certificate before it expires.
+
+Settings come from flags, then the environment, then the --config file, then defaults.`,
+		Version: buildinfo.Version(),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError(fmt.Errorf("unexpected argument %q: forlock-agent takes flags only", args[0]))
+			}
+			return nil
+		},
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := resolveSettings(cmd.Flags(), getenv)
+			if err != nil {
+				return usageError(err)
+			}
+			st.cfg.Logger = newLogger(stderr, st.logLevel, st.logFormat)
+			a, err := New(st.cfg)
+			if err != nil {
+				return usageError(err)
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+	bindFlags(cmd.Flags())
+
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "forlock-agent: %v\n", err)
+	if ee := (*exitError)(nil); errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitFailure
+}
+
+func bindFlags(f *pflag.FlagSet) {
+	f.String("config", "", "YAML config file (version: 1)")
+	f.String("control-plane", "", "control plane address, HOST:PORT")
+	f.String("ca-file", "", "PEM fleet CA bundle that verifies the control plane when enrolling")
+	f.String("join-token", "", "join token (visible in the process list: prefer "+JoinTokenEnv+" or --join-token-file)")
+	f.String("join-token-file", "", "file holding a join token, read again at every enrollment attempt")
+	f.String("state-dir", "", "directory for the node identity (default "+DefaultStateDir+")")
+	f.String("name", "", "node name (default: the host name, lower-cased)")
+	f.String("log-level", "", "debug, info, warn or error (default info)")
+	f.String("log-format", "", "json or text (default json)")
+}
+
+// resolveSettings merges, per setting, the flag if given, else the
+// environment (for the join token), else the config file, else the
+// default.
+func resolveSettings(flags *pflag.FlagSet, getenv func(string) string) (settings, error) {
+	var fc fileConfig
+	if path, _ := flags.GetString("config"); path != "" {
+		var err error
+		if fc, err = loadConfigFile(path); err != nil {
+			return settings{}, err
+		}
+	}
+	pick := func(flag, otherwise string) string {
+		if flags.Changed(flag) {
+			return flags.Lookup(flag).Value.String()
+		}
+		return otherwise
+	}
+	st := settings{cfg: Config{
+		ControlPlane:  pick("control-plane", fc.ControlPlane),
+		CAFile:        pick("ca-file", fc.CAFile),
+		JoinToken:     pick("join-token", getenv(JoinTokenEnv)),
+		JoinTokenFile: pick("join-token-file", fc.JoinTokenFile),
+		StateDir:      pick("state-dir", fc.StateDir),
+		Name:          pick("name", fc.Name),
+	}}
+	level := pick("log-level", fc.LogLevel)
+	if level == "" {
+		level = "info"
+	}
+	var err error
+	if st.logLevel, err = parseLogLevel(level); err != nil {
+		return settings{}, fmt.Errorf("--log-level: %w", err)
+	}
+	st.logFormat = pick("log-format", fc.LogFormat)
+	if st.logFormat == "" {
+		st.logFormat = "json"
+	}
+	if err := checkLogFormat(st.logFormat); err != nil {
+		return settings{}, fmt.Errorf("--log-format: %w", err)
+	}
+	return st, nil
+}
+
+func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

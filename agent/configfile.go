@@ -1,0 +1,246 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// configVersion is the only config file format version this agent reads.
+const configVersion = 1
+
+// maxConfigSize bounds the config file; a real one is a few hundred bytes.
+const maxConfigSize = 64 << 10
+
+// fileConfig is the agent's YAML config file:
+//
+//	version: 1
+//	control_plane: cp.example.net:7443
+//	ca_file: /etc/forlock-agent/ca.pem        # relative paths are relative to the file
+//	join_token_file: /etc/forlock-agent/join-token
+//	state_dir: /var/lib/forlock-agent
+//	name: web-1
+//	log_level: info                           # debug, info, warn, error
+//	log_format: json                          # json or text
+//
+// The join token itself is never read from this file: the file is often
+// world-readable, a token file need not be.
+type fileConfig struct {
+	Version       int
+	ControlPlane  string
+	CAFile        string
+	JoinTokenFile string
+	StateDir      string
+	Name          string
+	LogLevel      string
+	LogFormat     string
+}
+
+// fields maps each config key to where its value goes; its order is the
+// order of the help text.
+func (fc *fileConfig) fields() []configField {
+	return []configField{
+		{"version", nil, &fc.Version},
+		{"control_plane", &fc.ControlPlane, nil},
+		{"ca_file", &fc.CAFile, nil},
+		{"join_token_file", &fc.JoinTokenFile, nil},
+		{"state_dir", &fc.StateDir, nil},
+		{"name", &fc.Name, nil},
+		{"log_level", &fc.LogLevel, nil},
+		{"log_format", &fc.LogFormat, nil},
+	}
+}
+
+type configField struct {
+	key string
+	str *string
+	num *int
+}
+
+// loadConfigFile reads and parses the config file at path and resolves its
+// relative paths against the file's directory.
+func loadConfigFile(path string) (fileConfig, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return fileConfig{}, fmt.Errorf("config file: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return fileConfig{}, fmt.Errorf("config file %s: %w", path, err)
+	}
+	fc, err := parseConfig(data)
+	if err != nil {
+		return fileConfig{}, fmt.Errorf("config file %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	for _, p := range []*string{&fc.CAFile, &fc.JoinTokenFile, &fc.StateDir} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	return fc, nil
+}
+
+// parseConfig parses the config file's content strictly: one YAML document
+// holding one mapping, known keys only, each at most once, scalar values,
+// and version 1. Errors give the line and say what to do.
+func parseConfig(data []byte) (fileConfig, error) {
+	var fc fileConfig
+	if len(data) > maxConfigSize {
+		return fc, fmt.Errorf("larger than %d bytes: is this the right file?", maxConfigSize)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fc, fmt.Errorf("empty: it needs at least \"version: %d\"", configVersion)
+		}
+		return fc, fmt.Errorf("not valid YAML: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return fc, errors.New("holds more than one YAML document: keep only one")
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		return fc, fmt.Errorf("line %d: expected a mapping of settings such as \"version: %d\"", root.Line, configVersion)
+	}
+	fields := fc.fields()
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		idx := slices.IndexFunc(fields, func(f configField) bool { return f.key == k.Value })
+		if k.Kind != yaml.ScalarNode || idx < 0 {
+			return fc, unknownField(k, fields)
+		}
+		if seen[k.Value] {
+			return fc, fmt.Errorf("line %d: field %s is set twice: keep one", k.Line, k.Value)
+		}
+		seen[k.Value] = true
+		if err := decodeField(fields[idx], v); err != nil {
+			return fc, err
+		}
+	}
+	switch {
+	case !seen["version"]:
+		return fc, fmt.Errorf("field version is missing: add \"version: %d\" as the first line", configVersion)
+	case fc.Version != configVersion:
+		return fc, fmt.Errorf("version %d is not supported: this agent reads version %d", fc.Version, configVersion)
+	}
+	if fc.LogLevel != "" {
+		if _, err := parseLogLevel(fc.LogLevel); err != nil {
+			return fc, fmt.Errorf("field log_level: %w", err)
+		}
+	}
+	if fc.LogFormat != "" {
+		if err := checkLogFormat(fc.LogFormat); err != nil {
+			return fc, fmt.Errorf("field log_format: %w", err)
+		}
+	}
+	return fc, nil
+}
+
+func decodeField(f configField, v *yaml.Node) error {
+	if v.Kind == yaml.AliasNode {
+		v = v.Alias
+	}
+	if v.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: field %s must be a single value, not a list or mapping", v.Line, f.key)
+	}
+	if v.Tag == "!!null" {
+		return nil // "name:" with nothing after it: leave the default
+	}
+	if f.num != nil {
+		if v.Tag != "!!int" || v.Decode(f.num) != nil {
+			return fmt.Errorf("line %d: field %s must be a whole number, e.g. %s: %d", v.Line, f.key, f.key, configVersion)
+		}
+		return nil
+	}
+	if v.Tag != "!!str" && v.Tag != "!!int" && v.Tag != "!!float" {
+		return fmt.Errorf("line %d: field %s must be a text value; quote it if it is meant as one", v.Line, f.key)
+	}
+	*f.str = v.Value
+	return nil
+}
+
+func unknownField(k *yaml.Node, fields []configField) error {
+	if k.Value == "join_token" {
+		return fmt.Errorf("line %d: join_token is not read from the config file: put the token in a file only the agent can read and set join_token_file, or use FORLOCK_JOIN_TOKEN", k.Line)
+	}
+	known := make([]string, len(fields))
+	for i, f := range fields {
+		known[i] = f.key
+	}
+	if s := closest(k.Value, known); s != "" {
+		return fmt.Errorf("line %d: unknown field %q: did you mean %s?", k.Line, k.Value, s)
+	}
+	return fmt.Errorf("line %d: unknown field %q: remove it; the known fields are %s", k.Line, k.Value, strings.Join(known, ", "))
+}
+
+// closest returns the known key within edit distance 2 of s, if any.
+func closest(s string, known []string) string {
+	if len(s) > 64 {
+		return ""
+	}
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := editDistance(s, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// parseLogLevel accepts debug, info, warn and error.
+func parseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log level %q is not one of debug, info, warn, error", s)
+}
+
+func checkLogFormat(s string) error {
+	if s != "json" && s != "text" {
+		return fmt.Errorf("log format %q is not json or text", s)
+	}
+	return nil
+}

@@ -1,0 +1,109 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    fileConfig
+		wantErr string
+	}{
+		{"full", `
+version: 1
+control_plane: cp.example.net:7443
+ca_file: /etc/forlock-agent/ca.pem
+join_token_file: /etc/forlock-agent/token
+state_dir: /var/lib/x
+name: web-1
+log_level: debug
+log_format: text
+`, fileConfig{1, "cp.example.net:7443", "/etc/forlock-agent/ca.pem", "/etc/forlock-agent/token", "/var/lib/x", "web-1", "debug", "text"}, ""},
+		{"minimal", "version: 1\n", fileConfig{Version: 1}, ""},
+		{"null value keeps the default", "version: 1\nname:\n", fileConfig{Version: 1}, ""},
+		{"numeric name", "version: 1\nname: 123\n", fileConfig{Version: 1, Name: "123"}, ""},
+		{"empty", "", fileConfig{}, `empty: it needs at least "version: 1"`},
+		{"comment only", "# nothing\n", fileConfig{}, `empty: it needs at least "version: 1"`},
+		{"missing version", "name: a\n", fileConfig{}, `field version is missing: add "version: 1"`},
+		{"version 2", "version: 2\n", fileConfig{}, "version 2 is not supported: this agent reads version 1"},
+		{"version text", "version: \"1\"\n", fileConfig{}, "line 1: field version must be a whole number"},
+		{"unknown field with suggestion", "version: 1\nstate_dri: /x\n", fileConfig{}, `line 2: unknown field "state_dri": did you mean state_dir?`},
+		{"unknown field", "version: 1\nfoo: bar\n", fileConfig{}, `line 2: unknown field "foo": remove it; the known fields are version, control_plane,`},
+		{"join token refused", "version: 1\njoin_token: s3cret\n", fileConfig{}, "line 2: join_token is not read from the config file"},
+		{"duplicate", "version: 1\nname: a\nname: b\n", fileConfig{}, "line 3: field name is set twice: keep one"},
+		{"list value", "version: 1\nname: [a, b]\n", fileConfig{}, "line 2: field name must be a single value, not a list or mapping"},
+		{"bool value", "version: 1\nname: true\n", fileConfig{}, "line 2: field name must be a text value; quote it"},
+		{"not a mapping", "- a\n- b\n", fileConfig{}, "line 1: expected a mapping of settings"},
+		{"two documents", "version: 1\n---\nversion: 1\n", fileConfig{}, "holds more than one YAML document"},
+		{"bad yaml", "version: [1\n", fileConfig{}, "not valid YAML"},
+		{"bad log level", "version: 1\nlog_level: loud\n", fileConfig{}, `field log_level: log level "loud" is not one of debug, info, warn, error`},
+		{"bad log format", "version: 1\nlog_format: xml\n", fileConfig{}, `field log_format: log format "xml" is not json or text`},
+		{"too large", "version: 1\n#" + strings.Repeat("x", maxConfigSize), fileConfig{}, "larger than 65536 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseConfig([]byte(tt.in))
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestLoadConfigFileResolvesRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "agent.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("version: 1\nca_file: ca.pem\njoin_token_file: /abs/token\nstate_dir: state\n"), 0o600))
+	fc, err := loadConfigFile(p)
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(dir, "ca.pem"), fc.CAFile)
+	require.Equal(t, "/abs/token", fc.JoinTokenFile)
+	require.Equal(t, filepath.Join(dir, "state"), fc.StateDir)
+
+	_, err = loadConfigFile(filepath.Join(dir, "missing.yaml"))
+	require.ErrorContains(t, err, "config file: open ")
+
+	require.NoError(t, os.WriteFile(p, []byte("version: 1\nbogus: 1\n"), 0o600))
+	_, err = loadConfigFile(p)
+	require.ErrorContains(t, err, "config file "+p+": line 2: unknown field")
+}
+
+func TestEditDistance(t *testing.T) {
+	require.Equal(t, 0, editDistance("name", "name"))
+	require.Equal(t, 2, editDistance("state_dri", "state_dir"))
+	require.Equal(t, 3, editDistance("", "abc"))
+	require.Empty(t, closest("completely_else", []string{"name"}))
+}
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte("version: 1\ncontrol_plane: cp:7443\nname: web-1\n"))
+	f.Add([]byte("version: 1\nname: &a x\nstate_dir: *a\n"))
+	f.Add([]byte("version: 1\n---\n"))
+	f.Add([]byte("{version: 1, log_level: debug}"))
+	f.Add([]byte("version: 1\nname: [a]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fc, err := parseConfig(data)
+		if err != nil {
+			require.NotEmpty(t, err.Error())
+			return
+		}
+		require.Equal(t, configVersion, fc.Version)
+		if fc.LogLevel != "" {
+			_, err := parseLogLevel(fc.LogLevel)
+			require.NoError(t, err)
+		}
+		if fc.LogFormat != "" {
+			require.NoError(t, checkLogFormat(fc.LogFormat))
+		}
+	})
+}

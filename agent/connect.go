@@ -1,0 +1,53 @@
+package agent
+
+import (
+	"context"
+	"sync"
+
+	"github.com/forlock/fleet/agent/internal/identity"
+	"github.com/forlock/fleet/agent/internal/session"
+	"github.com/forlock/fleet/internal/buildinfo"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// session opens one mTLS connection and runs a control session on it, with
+// certificate renewal beside it on the same connection. It returns the
+// session's result and, if renewal was refused, why.
+func (a *Agent) session(ctx context.Context, store *identity.Store) (session.Result, error) {
+	id := a.identity()
+	conn, err := a.dial(id.CAPool, true)
+	if err != nil {
+		return session.Result{Err: err}, nil
+	}
+	defer func() { _ = conn.Close() }()
+	client := forlockv1.NewAgentServiceClient(conn)
+
+	// Renewal refused ends the session: the identity needs re-enrolling.
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var renewErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if renewErr = a.renewLoop(sctx, client, store); renewErr != nil {
+			cancel(renewErr)
+		}
+	})
+
+	res := session.Run(sctx, session.Config{
+		Connector:    client,
+		AgentVersion: buildinfo.Version(),
+		Facts:        a.facts.Collect,
+		Logger:       a.log,
+		OnHello: func(h *forlockv1.ServerHello) {
+			if h.GetNodeId() != "" && h.GetNodeId() != id.NodeID {
+				a.log.Warn("the control plane knows this agent by another node ID",
+					"node_id", id.NodeID, "server_node_id", h.GetNodeId())
+			}
+			a.setConnected(true)
+		},
+	})
+	a.setConnected(false)
+	cancel(nil)
+	wg.Wait()
+	return res, renewErr
+}
