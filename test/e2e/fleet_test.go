@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,7 +32,6 @@ type fleet struct {
 	nodes  forlockv1.NodeServiceClient
 	token  string // admin
 	caFile string
-	wg     sync.WaitGroup
 }
 
 func quiet() *slog.Logger {

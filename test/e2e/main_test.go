@@ -26,7 +26,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	binDir = dir
 	cmd := exec.Command("go", "build", "-race", "-o", dir+string(filepath.Separator),
 		"./controlplane/cmd/forlock-controlplane", "./agent/cmd/forlock-agent", "./cli/cmd/forlockctl")
