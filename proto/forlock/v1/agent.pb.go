@@ -286,6 +286,7 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Ping
 	//	*ConnectRequest_Pong
 	//	*ConnectRequest_Goodbye
+	//	*ConnectRequest_TaskUpdate
 	Msg           isConnectRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -373,6 +374,15 @@ func (x *ConnectRequest) GetGoodbye() *Goodbye {
 	return nil
 }
 
+func (x *ConnectRequest) GetTaskUpdate() *TaskUpdate {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectRequest_TaskUpdate); ok {
+			return x.TaskUpdate
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Msg interface {
 	isConnectRequest_Msg()
 }
@@ -402,6 +412,12 @@ type ConnectRequest_Goodbye struct {
 	Goodbye *Goodbye `protobuf:"bytes,5,opt,name=goodbye,proto3,oneof"`
 }
 
+type ConnectRequest_TaskUpdate struct {
+	// A task's state or progress. Terminal updates are sent again after
+	// every reconnect until the control plane acknowledges them.
+	TaskUpdate *TaskUpdate `protobuf:"bytes,100,opt,name=task_update,json=taskUpdate,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Heartbeat) isConnectRequest_Msg() {}
@@ -411,6 +427,8 @@ func (*ConnectRequest_Ping) isConnectRequest_Msg() {}
 func (*ConnectRequest_Pong) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Goodbye) isConnectRequest_Msg() {}
+
+func (*ConnectRequest_TaskUpdate) isConnectRequest_Msg() {}
 
 // ConnectResponse is one message from the control plane on the control stream.
 type ConnectResponse struct {
@@ -425,6 +443,9 @@ type ConnectResponse struct {
 	//	*ConnectResponse_Ping
 	//	*ConnectResponse_Pong
 	//	*ConnectResponse_Goodbye
+	//	*ConnectResponse_TaskAssignment
+	//	*ConnectResponse_TaskCancel
+	//	*ConnectResponse_TaskAck
 	Msg           isConnectResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -503,6 +524,33 @@ func (x *ConnectResponse) GetGoodbye() *Goodbye {
 	return nil
 }
 
+func (x *ConnectResponse) GetTaskAssignment() *TaskAssignment {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectResponse_TaskAssignment); ok {
+			return x.TaskAssignment
+		}
+	}
+	return nil
+}
+
+func (x *ConnectResponse) GetTaskCancel() *TaskCancel {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectResponse_TaskCancel); ok {
+			return x.TaskCancel
+		}
+	}
+	return nil
+}
+
+func (x *ConnectResponse) GetTaskAck() *TaskAck {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectResponse_TaskAck); ok {
+			return x.TaskAck
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Msg interface {
 	isConnectResponse_Msg()
 }
@@ -528,6 +576,25 @@ type ConnectResponse_Goodbye struct {
 	Goodbye *Goodbye `protobuf:"bytes,5,opt,name=goodbye,proto3,oneof"`
 }
 
+type ConnectResponse_TaskAssignment struct {
+	// Run a task. Sent again after a reconnect for tasks not known to have
+	// ended; an agent that already has the task ID in its journal reports
+	// its state and never runs it again.
+	TaskAssignment *TaskAssignment `protobuf:"bytes,100,opt,name=task_assignment,json=taskAssignment,proto3,oneof"`
+}
+
+type ConnectResponse_TaskCancel struct {
+	// Cancel a task. For a task the agent has not seen, it records the ID
+	// as cancelled so a later assignment never runs it.
+	TaskCancel *TaskCancel `protobuf:"bytes,101,opt,name=task_cancel,json=taskCancel,proto3,oneof"`
+}
+
+type ConnectResponse_TaskAck struct {
+	// The control plane has durably recorded the task's terminal update; the
+	// agent may stop resending it.
+	TaskAck *TaskAck `protobuf:"bytes,102,opt,name=task_ack,json=taskAck,proto3,oneof"`
+}
+
 func (*ConnectResponse_Hello) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_Ping) isConnectResponse_Msg() {}
@@ -535,6 +602,12 @@ func (*ConnectResponse_Ping) isConnectResponse_Msg() {}
 func (*ConnectResponse_Pong) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_Goodbye) isConnectResponse_Msg() {}
+
+func (*ConnectResponse_TaskAssignment) isConnectResponse_Msg() {}
+
+func (*ConnectResponse_TaskCancel) isConnectResponse_Msg() {}
+
+func (*ConnectResponse_TaskAck) isConnectResponse_Msg() {}
 
 // AgentHello opens a control stream.
 type AgentHello struct {
@@ -886,12 +959,269 @@ func (x *Goodbye) GetReconnectAfter() *durationpb.Duration {
 	return nil
 }
 
+// TaskAssignment asks the agent to run one task.
+type TaskAssignment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Task ID; the agent executes a task ID at most once.
+	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The job the task belongs to.
+	JobId string `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// What to run.
+	Spec          *JobSpec `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskAssignment) Reset() {
+	*x = TaskAssignment{}
+	mi := &file_forlock_v1_agent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskAssignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskAssignment) ProtoMessage() {}
+
+func (x *TaskAssignment) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_agent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskAssignment.ProtoReflect.Descriptor instead.
+func (*TaskAssignment) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TaskAssignment) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *TaskAssignment) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *TaskAssignment) GetSpec() *JobSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+// TaskCancel asks the agent to cancel one task.
+type TaskCancel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Task ID.
+	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// Why, for the record.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskCancel) Reset() {
+	*x = TaskCancel{}
+	mi := &file_forlock_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskCancel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskCancel) ProtoMessage() {}
+
+func (x *TaskCancel) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskCancel.ProtoReflect.Descriptor instead.
+func (*TaskCancel) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *TaskCancel) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *TaskCancel) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// TaskAck acknowledges a terminal TaskUpdate.
+type TaskAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Task ID.
+	TaskId        string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskAck) Reset() {
+	*x = TaskAck{}
+	mi := &file_forlock_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskAck) ProtoMessage() {}
+
+func (x *TaskAck) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskAck.ProtoReflect.Descriptor instead.
+func (*TaskAck) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TaskAck) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+// TaskUpdate reports a task's state from the agent's journal.
+type TaskUpdate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Task ID.
+	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// RUNNING (with or without progress) or a terminal state: SUCCEEDED,
+	// FAILED, CANCELLED or INTERRUPTED.
+	State TaskState `protobuf:"varint,2,opt,name=state,proto3,enum=forlock.v1.TaskState" json:"state,omitempty"`
+	// Error or summary.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// Progress, while running.
+	Progress *Progress `protobuf:"bytes,4,opt,name=progress,proto3" json:"progress,omitempty"`
+	// Result details for people, one line each.
+	Details []string `protobuf:"bytes,5,rep,name=details,proto3" json:"details,omitempty"`
+	// Agent clock when the state was reached.
+	At            *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskUpdate) Reset() {
+	*x = TaskUpdate{}
+	mi := &file_forlock_v1_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskUpdate) ProtoMessage() {}
+
+func (x *TaskUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskUpdate.ProtoReflect.Descriptor instead.
+func (*TaskUpdate) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *TaskUpdate) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *TaskUpdate) GetState() TaskState {
+	if x != nil {
+		return x.State
+	}
+	return TaskState_TASK_STATE_UNSPECIFIED
+}
+
+func (x *TaskUpdate) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *TaskUpdate) GetProgress() *Progress {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+func (x *TaskUpdate) GetDetails() []string {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+func (x *TaskUpdate) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 var File_forlock_v1_agent_proto protoreflect.FileDescriptor
 
 const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16forlock/v1/agent.proto\x12\n" +
-	"forlock.v1\x1a\x15forlock/v1/node.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x01\n" +
+	"forlock.v1\x1a\x14forlock/v1/job.proto\x1a\x15forlock/v1/node.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x01\n" +
 	"\rEnrollRequest\x12\x1d\n" +
 	"\n" +
 	"join_token\x18\x01 \x01(\tR\tjoinToken\x12\x12\n" +
@@ -910,19 +1240,25 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\x03csr\x18\x01 \x01(\fR\x03csr\"d\n" +
 	"\x18RenewCertificateResponse\x12+\n" +
 	"\x11certificate_chain\x18\x01 \x01(\fR\x10certificateChain\x12\x1b\n" +
-	"\tca_bundle\x18\x02 \x01(\fR\bcaBundle\"\xff\x01\n" +
+	"\tca_bundle\x18\x02 \x01(\fR\bcaBundle\"\xba\x02\n" +
 	"\x0eConnectRequest\x12.\n" +
 	"\x05hello\x18\x01 \x01(\v2\x16.forlock.v1.AgentHelloH\x00R\x05hello\x125\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x15.forlock.v1.HeartbeatH\x00R\theartbeat\x12&\n" +
 	"\x04ping\x18\x03 \x01(\v2\x10.forlock.v1.PingH\x00R\x04ping\x12&\n" +
 	"\x04pong\x18\x04 \x01(\v2\x10.forlock.v1.PongH\x00R\x04pong\x12/\n" +
-	"\agoodbye\x18\x05 \x01(\v2\x13.forlock.v1.GoodbyeH\x00R\agoodbyeB\x05\n" +
-	"\x03msg\"\xca\x01\n" +
+	"\agoodbye\x18\x05 \x01(\v2\x13.forlock.v1.GoodbyeH\x00R\agoodbye\x129\n" +
+	"\vtask_update\x18d \x01(\v2\x16.forlock.v1.TaskUpdateH\x00R\n" +
+	"taskUpdateB\x05\n" +
+	"\x03msg\"\xfe\x02\n" +
 	"\x0fConnectResponse\x12/\n" +
 	"\x05hello\x18\x01 \x01(\v2\x17.forlock.v1.ServerHelloH\x00R\x05hello\x12&\n" +
 	"\x04ping\x18\x03 \x01(\v2\x10.forlock.v1.PingH\x00R\x04ping\x12&\n" +
 	"\x04pong\x18\x04 \x01(\v2\x10.forlock.v1.PongH\x00R\x04pong\x12/\n" +
-	"\agoodbye\x18\x05 \x01(\v2\x13.forlock.v1.GoodbyeH\x00R\agoodbyeB\x05\n" +
+	"\agoodbye\x18\x05 \x01(\v2\x13.forlock.v1.GoodbyeH\x00R\agoodbye\x12E\n" +
+	"\x0ftask_assignment\x18d \x01(\v2\x1a.forlock.v1.TaskAssignmentH\x00R\x0etaskAssignment\x129\n" +
+	"\vtask_cancel\x18e \x01(\v2\x16.forlock.v1.TaskCancelH\x00R\n" +
+	"taskCancel\x120\n" +
+	"\btask_ack\x18f \x01(\v2\x13.forlock.v1.TaskAckH\x00R\ataskAckB\x05\n" +
 	"\x03msg\"\x82\x01\n" +
 	"\n" +
 	"AgentHello\x12#\n" +
@@ -944,7 +1280,25 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"e\n" +
 	"\aGoodbye\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12B\n" +
-	"\x0freconnect_after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0ereconnectAfter2\xf6\x01\n" +
+	"\x0freconnect_after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0ereconnectAfter\"i\n" +
+	"\x0eTaskAssignment\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12'\n" +
+	"\x04spec\x18\x03 \x01(\v2\x13.forlock.v1.JobSpecR\x04spec\"=\n" +
+	"\n" +
+	"TaskCancel\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\"\n" +
+	"\aTaskAck\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\xe4\x01\n" +
+	"\n" +
+	"TaskUpdate\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12+\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x15.forlock.v1.TaskStateR\x05state\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x120\n" +
+	"\bprogress\x18\x04 \x01(\v2\x14.forlock.v1.ProgressR\bprogress\x12\x18\n" +
+	"\adetails\x18\x05 \x03(\tR\adetails\x12*\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at2\xf6\x01\n" +
 	"\fAgentService\x12?\n" +
 	"\x06Enroll\x12\x19.forlock.v1.EnrollRequest\x1a\x1a.forlock.v1.EnrollResponse\x12F\n" +
 	"\aConnect\x12\x1a.forlock.v1.ConnectRequest\x1a\x1b.forlock.v1.ConnectResponse(\x010\x01\x12]\n" +
@@ -962,7 +1316,7 @@ func file_forlock_v1_agent_proto_rawDescGZIP() []byte {
 	return file_forlock_v1_agent_proto_rawDescData
 }
 
-var file_forlock_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_forlock_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_forlock_v1_agent_proto_goTypes = []any{
 	(*EnrollRequest)(nil),            // 0: forlock.v1.EnrollRequest
 	(*EnrollResponse)(nil),           // 1: forlock.v1.EnrollResponse
@@ -976,39 +1330,54 @@ var file_forlock_v1_agent_proto_goTypes = []any{
 	(*Ping)(nil),                     // 9: forlock.v1.Ping
 	(*Pong)(nil),                     // 10: forlock.v1.Pong
 	(*Goodbye)(nil),                  // 11: forlock.v1.Goodbye
-	nil,                              // 12: forlock.v1.EnrollResponse.LabelsEntry
-	(*HostFacts)(nil),                // 13: forlock.v1.HostFacts
-	(*durationpb.Duration)(nil),      // 14: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 15: google.protobuf.Timestamp
+	(*TaskAssignment)(nil),           // 12: forlock.v1.TaskAssignment
+	(*TaskCancel)(nil),               // 13: forlock.v1.TaskCancel
+	(*TaskAck)(nil),                  // 14: forlock.v1.TaskAck
+	(*TaskUpdate)(nil),               // 15: forlock.v1.TaskUpdate
+	nil,                              // 16: forlock.v1.EnrollResponse.LabelsEntry
+	(*HostFacts)(nil),                // 17: forlock.v1.HostFacts
+	(*durationpb.Duration)(nil),      // 18: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
+	(*JobSpec)(nil),                  // 20: forlock.v1.JobSpec
+	(TaskState)(0),                   // 21: forlock.v1.TaskState
+	(*Progress)(nil),                 // 22: forlock.v1.Progress
 }
 var file_forlock_v1_agent_proto_depIdxs = []int32{
-	13, // 0: forlock.v1.EnrollRequest.facts:type_name -> forlock.v1.HostFacts
-	12, // 1: forlock.v1.EnrollResponse.labels:type_name -> forlock.v1.EnrollResponse.LabelsEntry
+	17, // 0: forlock.v1.EnrollRequest.facts:type_name -> forlock.v1.HostFacts
+	16, // 1: forlock.v1.EnrollResponse.labels:type_name -> forlock.v1.EnrollResponse.LabelsEntry
 	6,  // 2: forlock.v1.ConnectRequest.hello:type_name -> forlock.v1.AgentHello
 	8,  // 3: forlock.v1.ConnectRequest.heartbeat:type_name -> forlock.v1.Heartbeat
 	9,  // 4: forlock.v1.ConnectRequest.ping:type_name -> forlock.v1.Ping
 	10, // 5: forlock.v1.ConnectRequest.pong:type_name -> forlock.v1.Pong
 	11, // 6: forlock.v1.ConnectRequest.goodbye:type_name -> forlock.v1.Goodbye
-	7,  // 7: forlock.v1.ConnectResponse.hello:type_name -> forlock.v1.ServerHello
-	9,  // 8: forlock.v1.ConnectResponse.ping:type_name -> forlock.v1.Ping
-	10, // 9: forlock.v1.ConnectResponse.pong:type_name -> forlock.v1.Pong
-	11, // 10: forlock.v1.ConnectResponse.goodbye:type_name -> forlock.v1.Goodbye
-	13, // 11: forlock.v1.AgentHello.facts:type_name -> forlock.v1.HostFacts
-	14, // 12: forlock.v1.ServerHello.heartbeat_interval:type_name -> google.protobuf.Duration
-	13, // 13: forlock.v1.Heartbeat.facts:type_name -> forlock.v1.HostFacts
-	15, // 14: forlock.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
-	14, // 15: forlock.v1.Goodbye.reconnect_after:type_name -> google.protobuf.Duration
-	0,  // 16: forlock.v1.AgentService.Enroll:input_type -> forlock.v1.EnrollRequest
-	4,  // 17: forlock.v1.AgentService.Connect:input_type -> forlock.v1.ConnectRequest
-	2,  // 18: forlock.v1.AgentService.RenewCertificate:input_type -> forlock.v1.RenewCertificateRequest
-	1,  // 19: forlock.v1.AgentService.Enroll:output_type -> forlock.v1.EnrollResponse
-	5,  // 20: forlock.v1.AgentService.Connect:output_type -> forlock.v1.ConnectResponse
-	3,  // 21: forlock.v1.AgentService.RenewCertificate:output_type -> forlock.v1.RenewCertificateResponse
-	19, // [19:22] is the sub-list for method output_type
-	16, // [16:19] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	15, // 7: forlock.v1.ConnectRequest.task_update:type_name -> forlock.v1.TaskUpdate
+	7,  // 8: forlock.v1.ConnectResponse.hello:type_name -> forlock.v1.ServerHello
+	9,  // 9: forlock.v1.ConnectResponse.ping:type_name -> forlock.v1.Ping
+	10, // 10: forlock.v1.ConnectResponse.pong:type_name -> forlock.v1.Pong
+	11, // 11: forlock.v1.ConnectResponse.goodbye:type_name -> forlock.v1.Goodbye
+	12, // 12: forlock.v1.ConnectResponse.task_assignment:type_name -> forlock.v1.TaskAssignment
+	13, // 13: forlock.v1.ConnectResponse.task_cancel:type_name -> forlock.v1.TaskCancel
+	14, // 14: forlock.v1.ConnectResponse.task_ack:type_name -> forlock.v1.TaskAck
+	17, // 15: forlock.v1.AgentHello.facts:type_name -> forlock.v1.HostFacts
+	18, // 16: forlock.v1.ServerHello.heartbeat_interval:type_name -> google.protobuf.Duration
+	17, // 17: forlock.v1.Heartbeat.facts:type_name -> forlock.v1.HostFacts
+	19, // 18: forlock.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
+	18, // 19: forlock.v1.Goodbye.reconnect_after:type_name -> google.protobuf.Duration
+	20, // 20: forlock.v1.TaskAssignment.spec:type_name -> forlock.v1.JobSpec
+	21, // 21: forlock.v1.TaskUpdate.state:type_name -> forlock.v1.TaskState
+	22, // 22: forlock.v1.TaskUpdate.progress:type_name -> forlock.v1.Progress
+	19, // 23: forlock.v1.TaskUpdate.at:type_name -> google.protobuf.Timestamp
+	0,  // 24: forlock.v1.AgentService.Enroll:input_type -> forlock.v1.EnrollRequest
+	4,  // 25: forlock.v1.AgentService.Connect:input_type -> forlock.v1.ConnectRequest
+	2,  // 26: forlock.v1.AgentService.RenewCertificate:input_type -> forlock.v1.RenewCertificateRequest
+	1,  // 27: forlock.v1.AgentService.Enroll:output_type -> forlock.v1.EnrollResponse
+	5,  // 28: forlock.v1.AgentService.Connect:output_type -> forlock.v1.ConnectResponse
+	3,  // 29: forlock.v1.AgentService.RenewCertificate:output_type -> forlock.v1.RenewCertificateResponse
+	27, // [27:30] is the sub-list for method output_type
+	24, // [24:27] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_agent_proto_init() }
@@ -1016,6 +1385,7 @@ func file_forlock_v1_agent_proto_init() {
 	if File_forlock_v1_agent_proto != nil {
 		return
 	}
+	file_forlock_v1_job_proto_init()
 	file_forlock_v1_node_proto_init()
 	file_forlock_v1_agent_proto_msgTypes[4].OneofWrappers = []any{
 		(*ConnectRequest_Hello)(nil),
@@ -1023,12 +1393,16 @@ func file_forlock_v1_agent_proto_init() {
 		(*ConnectRequest_Ping)(nil),
 		(*ConnectRequest_Pong)(nil),
 		(*ConnectRequest_Goodbye)(nil),
+		(*ConnectRequest_TaskUpdate)(nil),
 	}
 	file_forlock_v1_agent_proto_msgTypes[5].OneofWrappers = []any{
 		(*ConnectResponse_Hello)(nil),
 		(*ConnectResponse_Ping)(nil),
 		(*ConnectResponse_Pong)(nil),
 		(*ConnectResponse_Goodbye)(nil),
+		(*ConnectResponse_TaskAssignment)(nil),
+		(*ConnectResponse_TaskCancel)(nil),
+		(*ConnectResponse_TaskAck)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1036,7 +1410,7 @@ func file_forlock_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_forlock_v1_agent_proto_rawDesc), len(file_forlock_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
