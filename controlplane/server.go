@@ -28,6 +28,7 @@ import (
 
 	"github.com/forlock/fleet/controlplane/internal/api"
 	"github.com/forlock/fleet/controlplane/internal/auth"
+	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/internal/pki"
@@ -40,6 +41,7 @@ type Server struct {
 	log       *slog.Logger
 	store     *store.Store
 	registry  *registry.Registry
+	jobs      *jobs.Engine
 	ca        *pki.CA
 	admin     []byte
 	lis       net.Listener
@@ -104,6 +106,10 @@ func (s *Server) init(now time.Time) error {
 	if err != nil {
 		return err
 	}
+	s.jobs, err = jobs.New(s.store, s.registry, s.log)
+	if err != nil {
+		return err
+	}
 	s.ctlConfig = filepath.Join(s.cfg.DataDir, ctlConfigFile)
 	if err := s.ensureAdmin(net.JoinHostPort(dialHost(host, s.cfg.AdvertiseNames), port)); err != nil {
 		return err
@@ -144,8 +150,9 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	forlockv1.RegisterAgentServiceServer(srv, &api.AgentAPI{
-		Store: s.store, Registry: s.registry, CA: s.ca, CertTTL: s.cfg.AgentCertTTL, Log: s.log,
+		Store: s.store, Registry: s.registry, Jobs: s.jobs, CA: s.ca, CertTTL: s.cfg.AgentCertTTL, Log: s.log,
 	})
+	forlockv1.RegisterJobServiceServer(srv, &api.JobAPI{Jobs: s.jobs, Registry: s.registry, Log: s.log})
 	forlockv1.RegisterNodeServiceServer(srv, &api.NodeAPI{Store: s.store, Registry: s.registry, Log: s.log})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(srv, s.health)
@@ -173,6 +180,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	regCtx, stopRegistry := context.WithCancel(context.Background())
 	g.Go(func() error { return s.registry.Run(regCtx) })
+	g.Go(func() error { return s.jobs.Run(regCtx) })
 	g.Go(func() error {
 		s.log.Info("control plane serving", "addr", s.lis.Addr().String(), "data_dir", s.cfg.DataDir)
 		if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

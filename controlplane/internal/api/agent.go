@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/forlock/fleet/controlplane/internal/auth"
+	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/controlplane/internal/tokens"
@@ -28,6 +29,7 @@ type AgentAPI struct {
 
 	Store    *store.Store
 	Registry *registry.Registry
+	Jobs     *jobs.Engine
 	CA       *pki.CA
 	CertTTL  time.Duration
 	Log      *slog.Logger

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/forlock/fleet/controlplane/internal/auth"
+	"github.com/forlock/fleet/controlplane/internal/jobs"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -22,7 +23,26 @@ const helloTimeout = 15 * time.Second
 const inboxSize = 8
 
 // serverCapabilities are the features this control plane offers.
-var serverCapabilities = []string{"heartbeat.v1", "ping.v1"}
+var serverCapabilities = []string{"heartbeat.v1", "ping.v1", jobs.TasksCapability}
+
+// Bounds on what an agent may report about a task.
+const (
+	maxTaskMessage = 4096
+	maxTaskDetails = 256
+)
+
+func validateTaskUpdate(u *forlockv1.TaskUpdate) error {
+	if len(u.GetTaskId()) > 64 || len(u.GetMessage()) > maxTaskMessage || len(u.GetDetails()) > maxTaskDetails ||
+		len(u.GetProgress().GetPhase()) > maxFactLen || len(u.GetProgress().GetMessage()) > maxTaskMessage {
+		return invalid("task update has oversized fields")
+	}
+	for _, d := range u.GetDetails() {
+		if len(d) > maxTaskMessage {
+			return invalid("task update has an oversized detail line")
+		}
+	}
+	return nil
+}
 
 // Connect implements AgentService.Connect. The handler goroutine owns every
 // Send; one receive goroutine feeds it through a bounded channel. Both end
@@ -72,6 +92,7 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 	}}}); err != nil {
 		return err
 	}
+	a.Jobs.NodeConnected(sess)
 
 	ping := time.NewTicker(interval)
 	defer ping.Stop()
@@ -89,6 +110,10 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 				return nil
 			}
 			return err
+		case m := <-sess.Outbox():
+			if err := stream.Send(m); err != nil {
+				return err
+			}
 		case now := <-ping.C:
 			nonce++
 			sess.PingSent(nonce, now)
@@ -108,6 +133,11 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 				if err := stream.Send(&forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_Pong{Pong: &forlockv1.Pong{Nonce: msg.Ping.GetNonce()}}}); err != nil {
 					return err
 				}
+			case *forlockv1.ConnectRequest_TaskUpdate:
+				if err := validateTaskUpdate(msg.TaskUpdate); err != nil {
+					return err
+				}
+				a.Jobs.TaskUpdate(sess, msg.TaskUpdate)
 			case *forlockv1.ConnectRequest_Goodbye:
 				goodbye = true
 				log.InfoContext(ctx, "agent said goodbye", "reason", msg.Goodbye.GetReason())

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
 )
@@ -30,6 +31,9 @@ var errorCodes = []struct {
 	{registry.ErrUnknownNode, codes.Unauthenticated},
 	{registry.ErrRetired, codes.Unauthenticated},
 	{store.ErrNotFound, codes.NotFound},
+	{jobs.ErrInvalid, codes.InvalidArgument},
+	{jobs.ErrNotFound, codes.NotFound},
+	{jobs.ErrEnded, codes.FailedPrecondition},
 }
 
 // toStatus converts a domain error into a status error. Unknown errors are

@@ -1,11 +1,14 @@
 package registry
 
 import (
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/forlock/fleet/controlplane/internal/store"
+	"github.com/forlock/fleet/internal/labels"
 	"github.com/forlock/fleet/internal/pki"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -14,8 +17,12 @@ import (
 // the node is removed, re-enrolls, reconnects elsewhere or its certificate
 // expires; the stream handler watches Done and ends the stream.
 type Session struct {
-	NodeID string
-	Epoch  uint64
+	NodeID       string
+	NodeName     string
+	Epoch        uint64
+	Capabilities []string
+
+	out chan *forlockv1.ConnectResponse
 
 	done   chan struct{}
 	once   sync.Once
@@ -31,6 +38,33 @@ func (s *Session) close(reason string) {
 		close(s.done)
 	})
 }
+
+// outboxSize bounds the messages queued for one agent.
+const outboxSize = 256
+
+// Send queues a message for the agent without blocking. It reports false if
+// the session has ended or its queue is full; the caller keeps the work and
+// tries again later.
+func (s *Session) Send(m *forlockv1.ConnectResponse) bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	select {
+	case s.out <- m:
+		return true
+	default:
+		return false
+	}
+}
+
+// Outbox is drained by the stream handler, which owns every Send on the
+// stream.
+func (s *Session) Outbox() <-chan *forlockv1.ConnectResponse { return s.out }
+
+// Can reports whether the agent announced a capability.
+func (s *Session) Can(capability string) bool { return slices.Contains(s.Capabilities, capability) }
 
 // Done is closed when the registry ends the session.
 func (s *Session) Done() <-chan struct{} { return s.done }
@@ -65,7 +99,10 @@ func (r *Registry) Attach(id pki.NodeID, hello *forlockv1.AgentHello) (*Session,
 	if e.session != nil {
 		e.session.close("replaced by a newer connection from the same node")
 	}
-	s := &Session{NodeID: id.ID, Epoch: id.Epoch, done: make(chan struct{})}
+	s := &Session{
+		NodeID: id.ID, NodeName: e.node.Name, Epoch: id.Epoch, Capabilities: slices.Clone(hello.GetCapabilities()),
+		out: make(chan *forlockv1.ConnectResponse, outboxSize), done: make(chan struct{}),
+	}
 	e.session = s
 	e.lastHeartbeat = now
 	e.facts = hello.GetFacts()
@@ -135,4 +172,48 @@ func (r *Registry) CloseAll(reason string) {
 			e.session = nil
 		}
 	}
+}
+
+// Session returns the node's open session, or nil.
+func (r *Registry) Session(nodeID string) *Session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if e, ok := r.nodes[nodeID]; ok {
+		return e.session
+	}
+	return nil
+}
+
+// Target is a node chosen for a job.
+type Target struct {
+	ID, Name string
+}
+
+// Select returns the nodes matching sel, ordered by name.
+func (r *Registry) Select(sel labels.Selector) []Target {
+	r.mu.RLock()
+	out := make([]Target, 0, len(r.nodes))
+	for _, e := range r.nodes {
+		if sel.Matches(e.node.Labels) {
+			out = append(out, Target{ID: e.node.ID, Name: e.node.Name})
+		}
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Target) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Lookup resolves a node name or ID.
+func (r *Registry) Lookup(ref string) (Target, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	id, ok := r.byName[ref]
+	if !ok {
+		id = ref
+	}
+	e, ok := r.nodes[id]
+	if !ok {
+		return Target{}, false
+	}
+	return Target{ID: e.node.ID, Name: e.node.Name}, true
 }

@@ -1,0 +1,116 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/forlock/fleet/controlplane/internal/jobs"
+	"github.com/forlock/fleet/controlplane/internal/registry"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// Paging limits of ListJobs.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 1000
+)
+
+// JobAPI implements forlockv1.JobService.
+type JobAPI struct {
+	forlockv1.UnsafeJobServiceServer
+
+	Jobs     *jobs.Engine
+	Registry *registry.Registry
+	Log      *slog.Logger
+}
+
+// SubmitJob implements JobService.SubmitJob.
+func (a *JobAPI) SubmitJob(ctx context.Context, req *forlockv1.SubmitJobRequest) (*forlockv1.SubmitJobResponse, error) {
+	j, created, err := a.Jobs.Submit(ctx, req)
+	if err != nil {
+		return nil, toStatus(ctx, a.Log, err)
+	}
+	if created {
+		a.Log.InfoContext(ctx, "job submitted", "job_id", j.GetId(), "kind", j.GetKind(), "tasks", len(j.GetTasks()))
+	}
+	return &forlockv1.SubmitJobResponse{Job: j, Created: created}, nil
+}
+
+// GetJob implements JobService.GetJob.
+func (a *JobAPI) GetJob(ctx context.Context, req *forlockv1.GetJobRequest) (*forlockv1.GetJobResponse, error) {
+	if req.GetId() == "" {
+		return nil, invalid("id is required")
+	}
+	j, evs, err := a.Jobs.GetWithHistory(req.GetId())
+	if err != nil {
+		return nil, toStatus(ctx, a.Log, err)
+	}
+	if !req.GetIncludeHistory() {
+		evs = nil
+	}
+	return &forlockv1.GetJobResponse{Job: j, History: evs}, nil
+}
+
+// ListJobs implements JobService.ListJobs.
+func (a *JobAPI) ListJobs(ctx context.Context, req *forlockv1.ListJobsRequest) (*forlockv1.ListJobsResponse, error) {
+	f := jobs.Filter{Kind: req.GetKind(), States: req.GetStates(), PageToken: req.GetPageToken(), StripTaskNotes: true}
+	f.Limit = int(req.GetPageSize())
+	if f.Limit == 0 {
+		f.Limit = defaultPageSize
+	}
+	if f.Limit > maxPageSize {
+		return nil, invalid("page_size %d: at most %d", f.Limit, maxPageSize)
+	}
+	if n := req.GetNode(); n != "" {
+		t, ok := a.Registry.Lookup(n)
+		if !ok {
+			return nil, status.Errorf(codes.NotFound, "node %q not found", n)
+		}
+		f.NodeID = t.ID
+	}
+	for _, s := range req.GetStates() {
+		if _, ok := forlockv1.JobState_name[int32(s)]; !ok || s == forlockv1.JobState_JOB_STATE_UNSPECIFIED {
+			return nil, invalid("unknown job state %d", s)
+		}
+	}
+	if t := req.GetCreatedAfter(); t != nil {
+		f.After = t.AsTime().UnixNano()
+	}
+	if t := req.GetCreatedBefore(); t != nil {
+		f.Before = t.AsTime().UnixNano()
+	}
+	if len(f.PageToken) > 64 {
+		return nil, invalid("page_token is not one this server returned")
+	}
+	list, next, err := a.Jobs.List(f)
+	if err != nil {
+		return nil, toStatus(ctx, a.Log, err)
+	}
+	return &forlockv1.ListJobsResponse{Jobs: list, NextPageToken: next}, nil
+}
+
+// WatchJob implements JobService.WatchJob.
+func (a *JobAPI) WatchJob(req *forlockv1.WatchJobRequest, stream grpc.ServerStreamingServer[forlockv1.WatchJobResponse]) error {
+	if req.GetId() == "" {
+		return invalid("id is required")
+	}
+	err := a.Jobs.Watch(stream.Context(), req.GetId(), req.GetFromStart(), stream.Send)
+	return toStatus(stream.Context(), a.Log, err)
+}
+
+// CancelJob implements JobService.CancelJob.
+func (a *JobAPI) CancelJob(ctx context.Context, req *forlockv1.CancelJobRequest) (*forlockv1.CancelJobResponse, error) {
+	if req.GetId() == "" {
+		return nil, invalid("id is required")
+	}
+	j, err := a.Jobs.Cancel(ctx, req.GetId(), req.GetReason())
+	if err != nil {
+		return nil, toStatus(ctx, a.Log, err)
+	}
+	a.Log.InfoContext(ctx, "job cancelled", "job_id", j.GetId())
+	return &forlockv1.CancelJobResponse{Job: j}, nil
+}

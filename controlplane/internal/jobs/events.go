@@ -1,0 +1,109 @@
+package jobs
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/forlock/fleet/controlplane/internal/store"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+func terminal(s forlockv1.TaskState) bool {
+	switch s {
+	case forlockv1.TaskState_TASK_STATE_SUCCEEDED, forlockv1.TaskState_TASK_STATE_FAILED,
+		forlockv1.TaskState_TASK_STATE_CANCELLED, forlockv1.TaskState_TASK_STATE_INTERRUPTED,
+		forlockv1.TaskState_TASK_STATE_SKIPPED:
+		return true
+	}
+	return false
+}
+
+// failed reports the states that count against stop-after-failures.
+func failed(s forlockv1.TaskState) bool {
+	return s == forlockv1.TaskState_TASK_STATE_FAILED || s == forlockv1.TaskState_TASK_STATE_INTERRUPTED
+}
+
+// deriveState computes a job's state from its tasks.
+func deriveState(pb *forlockv1.Job) forlockv1.JobState {
+	succeeded := 0
+	for _, t := range pb.GetTasks() {
+		if !terminal(t.GetState()) {
+			return forlockv1.JobState_JOB_STATE_RUNNING
+		}
+		if t.GetState() == forlockv1.TaskState_TASK_STATE_SUCCEEDED {
+			succeeded++
+		}
+	}
+	switch {
+	case pb.GetCancelReason() != "":
+		return forlockv1.JobState_JOB_STATE_CANCELLED
+	case succeeded == len(pb.GetTasks()):
+		return forlockv1.JobState_JOB_STATE_SUCCEEDED
+	case succeeded > 0:
+		return forlockv1.JobState_JOB_STATE_PARTIALLY_FAILED
+	}
+	return forlockv1.JobState_JOB_STATE_FAILED
+}
+
+// setTask moves a task to a new state and records the event. Callers hold
+// e.mu.
+func (e *Engine) setTask(j *job, t *forlockv1.Task, state forlockv1.TaskState, msg string) {
+	now := timestamppb.Now()
+	t.State, t.Message, t.UpdatedAt = state, msg, now
+	if state == forlockv1.TaskState_TASK_STATE_RUNNING && t.StartedAt == nil {
+		t.StartedAt = now
+	}
+	if terminal(state) {
+		t.FinishedAt = now
+		t.Progress = nil
+	}
+	e.record(j, t, msg, nil)
+}
+
+// record appends an event to the job's history (task may be nil for job
+// events), refreshes the job's derived state and wakes watchers. When the job
+// has ended it leaves the active set. Callers hold e.mu.
+func (e *Engine) record(j *job, t *forlockv1.Task, msg string, progress *forlockv1.Progress) {
+	before := j.pb.GetState()
+	j.pb.State = deriveState(j.pb)
+	ev := &forlockv1.JobEvent{
+		Seq: uint64(len(j.events)) + 1, At: timestamppb.New(time.Now()),
+		Message: msg, Progress: proto.CloneOf(progress), JobState: j.pb.GetState(),
+	}
+	if t != nil {
+		ev.TaskId, ev.NodeName, ev.TaskState = t.GetId(), t.GetNodeName(), t.GetState()
+	}
+	e.appendEvent(j, ev)
+	if before == forlockv1.JobState_JOB_STATE_RUNNING && j.pb.GetState() != forlockv1.JobState_JOB_STATE_RUNNING {
+		j.pb.FinishedAt = timestamppb.Now()
+		e.appendEvent(j, &forlockv1.JobEvent{
+			Seq: uint64(len(j.events)) + 1, At: j.pb.GetFinishedAt(),
+			Message: "job ended: " + stateWord(j.pb.GetState()), JobState: j.pb.GetState(),
+		})
+		delete(e.jobs, j.pb.GetId())
+	}
+	e.markDirty(j)
+}
+
+func (e *Engine) appendEvent(j *job, ev *forlockv1.JobEvent) {
+	j.events = append(j.events, ev)
+	e.events = append(e.events, store.JobEventRecord{JobID: j.pb.GetId(), Event: ev})
+	close(j.notify)
+	j.notify = make(chan struct{})
+}
+
+func stateWord(s forlockv1.JobState) string {
+	switch s {
+	case forlockv1.JobState_JOB_STATE_SUCCEEDED:
+		return "succeeded"
+	case forlockv1.JobState_JOB_STATE_PARTIALLY_FAILED:
+		return "partially failed"
+	case forlockv1.JobState_JOB_STATE_FAILED:
+		return "failed"
+	case forlockv1.JobState_JOB_STATE_CANCELLED:
+		return "cancelled"
+	}
+	return "running"
+}

@@ -1,0 +1,189 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// Job buckets (schema version 1; see the package doc for the rest):
+//
+//	jobs/
+//	  <job-id>            -> protobuf forlockv1.Job with its tasks (IDs sort by creation time)
+//	jobs_active/
+//	  <job-id>            -> "" while the job has a task that has not ended
+//	job_events/
+//	  <job-id>/           (nested bucket)
+//	    <seq, 8 bytes BE> -> protobuf forlockv1.JobEvent
+//	job_keys/
+//	  <idempotency-key>   -> <job-id>
+var (
+	bucketJobs       = []byte("jobs")
+	bucketJobsActive = []byte("jobs_active")
+	bucketJobEvents  = []byte("job_events")
+	bucketJobKeys    = []byte("job_keys")
+)
+
+// JobWrite is one group commit of the job engine.
+type JobWrite struct {
+	// Jobs are stored whole, replacing the previous version.
+	Jobs []*forlockv1.Job
+	// Events are appended under their job.
+	Events []JobEventRecord
+}
+
+// JobEventRecord is an event with the job it belongs to.
+type JobEventRecord struct {
+	JobID string
+	Event *forlockv1.JobEvent
+}
+
+// SaveJobs writes a batch of job snapshots and events in one transaction.
+// A job's idempotency key and its active flag are kept in step with it.
+func (s *Store) SaveJobs(w JobWrite) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		jobs, active, keys := tx.Bucket(bucketJobs), tx.Bucket(bucketJobsActive), tx.Bucket(bucketJobKeys)
+		for _, j := range w.Jobs {
+			data, err := proto.Marshal(j)
+			if err != nil {
+				return fmt.Errorf("encode job %s: %w", j.GetId(), err)
+			}
+			id := []byte(j.GetId())
+			if err := jobs.Put(id, data); err != nil {
+				return err
+			}
+			if j.GetState() == forlockv1.JobState_JOB_STATE_RUNNING {
+				err = active.Put(id, nil)
+			} else {
+				err = active.Delete(id)
+			}
+			if err != nil {
+				return err
+			}
+			if k := j.GetIdempotencyKey(); k != "" {
+				if err := keys.Put([]byte(k), id); err != nil {
+					return err
+				}
+			}
+		}
+		events := tx.Bucket(bucketJobEvents)
+		for _, e := range w.Events {
+			b, err := events.CreateBucketIfNotExists([]byte(e.JobID))
+			if err != nil {
+				return err
+			}
+			data, err := proto.Marshal(e.Event)
+			if err != nil {
+				return fmt.Errorf("encode event: %w", err)
+			}
+			if err := b.Put(seqKey(e.Event.GetSeq()), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func seqKey(seq uint64) []byte {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, seq)
+	return k
+}
+
+// Job returns a stored job.
+func (s *Store) Job(id string) (*forlockv1.Job, error) {
+	var j *forlockv1.Job
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		j, err = decodeJob(tx.Bucket(bucketJobs).Get([]byte(id)))
+		return err
+	})
+	return j, err
+}
+
+func decodeJob(data []byte) (*forlockv1.Job, error) {
+	if data == nil {
+		return nil, ErrNotFound
+	}
+	j := &forlockv1.Job{}
+	if err := proto.Unmarshal(data, j); err != nil {
+		return nil, fmt.Errorf("decode job: %w", err)
+	}
+	return j, nil
+}
+
+// JobIDByKey returns the job submitted with an idempotency key.
+func (s *Store) JobIDByKey(key string) (string, bool, error) {
+	var id string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		id = string(tx.Bucket(bucketJobKeys).Get([]byte(key)))
+		return nil
+	})
+	return id, id != "", err
+}
+
+// JobEvents returns a job's events, oldest first.
+func (s *Store) JobEvents(id string) ([]*forlockv1.JobEvent, error) {
+	var out []*forlockv1.JobEvent
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketJobEvents).Bucket([]byte(id))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error {
+			e := &forlockv1.JobEvent{}
+			if err := proto.Unmarshal(v, e); err != nil {
+				return fmt.Errorf("decode event of job %s: %w", id, err)
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// ActiveJobs returns every job that has not ended.
+func (s *Store) ActiveJobs() ([]*forlockv1.Job, error) {
+	var out []*forlockv1.Job
+	err := s.db.View(func(tx *bolt.Tx) error {
+		jobs := tx.Bucket(bucketJobs)
+		return tx.Bucket(bucketJobsActive).ForEach(func(k, _ []byte) error {
+			j, err := decodeJob(jobs.Get(k))
+			if err != nil {
+				return fmt.Errorf("active job %s: %w", k, err)
+			}
+			out = append(out, j)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// ScanJobs calls fn for stored jobs from newest to oldest, starting below
+// the job ID before (all jobs if empty), until fn returns false.
+func (s *Store) ScanJobs(before string, fn func(*forlockv1.Job) bool) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketJobs).Cursor()
+		var k, v []byte
+		if before == "" {
+			k, v = c.Last()
+		} else {
+			c.Seek([]byte(before))
+			k, v = c.Prev()
+		}
+		for ; k != nil; k, v = c.Prev() {
+			j, err := decodeJob(v)
+			if err != nil {
+				return err
+			}
+			if !fn(j) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
