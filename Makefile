@@ -8,7 +8,7 @@ LDFLAGS  := -X github.com/forlock/fleet/internal/buildinfo.version=$(VERSION)
 FUZZTIME ?= 10s
 CMDS     := controlplane/cmd/forlock-controlplane agent/cmd/forlock-agent cli/cmd/forlockctl
 
-.PHONY: all help build generate check-generate lint test test-short fuzz demo clean
+.PHONY: all help build generate check-generate lint test test-short fuzz bench demo clean
 
 all: build lint test ## build, lint and test
 
@@ -46,6 +46,9 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
+
+bench: ## benchmarks (method and figures: docs/benchmarks.md); BENCH_AGENTS=1000 by default
+	BENCH_AGENTS=$${BENCH_AGENTS:-1000} $(GO) test -run '^$$' -bench . -benchtime $${BENCHTIME:-5x} -timeout 30m ./test/e2e
 
 demo: build ## run a local control plane and one enrolled agent, list the fleet
 	./deploy/demo.sh
