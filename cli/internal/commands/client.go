@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -123,4 +124,34 @@ func explainRPC(err error, s settings) error {
 		text = fmt.Sprintf("call failed (%s): %s", st.Code(), msg)
 	}
 	return &rpcError{msg: text, err: err}
+}
+
+// withJobClient resolves the connection settings, dials, and runs call with
+// a JobService client. Unlike withNodeClient it sets no overall deadline, so
+// that a watch can last as long as its job: each unary call applies
+// s.timeout itself.
+func (a *app) withJobClient(cmd *cobra.Command, call func(context.Context, settings, forlockv1.JobServiceClient) error) error {
+	s, err := resolveSettings(a.conn, a.io.Getenv)
+	if err != nil {
+		return err
+	}
+	return a.callJobs(cmd.Context(), s, func(ctx context.Context, c forlockv1.JobServiceClient) error {
+		return call(ctx, s, c)
+	})
+}
+
+func (a *app) callJobs(ctx context.Context, s settings, call func(context.Context, forlockv1.JobServiceClient) error) error {
+	conn, err := dial(s)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	if err := call(ctx, forlockv1.NewJobServiceClient(conn)); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return err
+		}
+		return explainRPC(err, s)
+	}
+	return nil
 }

@@ -7,7 +7,10 @@
 // table for people or, with -o json, one protojson document for scripts.
 //
 // Exit codes: 0 success, 1 the operation failed, 2 the command line was
-// wrong (unknown flag, bad argument, failed local validation).
+// wrong (unknown flag, bad argument, failed local validation). Commands that
+// run or watch a job exit with the job's outcome instead: 0 every task
+// succeeded, 2 some failed, 1 none succeeded or the job was cancelled, 130
+// the watch was interrupted (the job keeps running).
 package commands
 
 import (
@@ -61,6 +64,10 @@ func Run(ctx context.Context, args []string, stdio IO) int {
 		return ExitOK
 	}
 	fmt.Fprintf(stdio.Err, "forlockctl: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return ExitUsage
@@ -106,7 +113,7 @@ to <data-dir>/forlockctl.yaml on its first start.`,
 	pf.StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
 	a.conn.register(pf)
 
-	root.AddCommand(newTokensCmd(a), newNodesCmd(a), newVersionCmd(a))
+	root.AddCommand(newTokensCmd(a), newNodesCmd(a), newJobsCmd(a), newHealthCheckCmd(a), newVersionCmd(a))
 	return root
 }
 
@@ -135,6 +142,16 @@ func (e *usageError) Unwrap() error { return e.err }
 func usageErrorf(format string, args ...any) error {
 	return &usageError{err: fmt.Errorf(format, args...)}
 }
+
+// exitError ends the command with a given exit code, e.g. the outcome of a
+// job; its message is printed like any other error.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
 
 // exactArg requires exactly one positional argument, described by what.
 func exactArg(what string) cobra.PositionalArgs {
