@@ -8,6 +8,11 @@
 // lifetime without dropping the stream, and re-enrolls under the same name
 // when the control plane refuses its identity and a join token is at hand.
 //
+// It runs the tasks the control plane assigns on that stream, each task ID
+// at most once: a journal in the state directory (tasks.db) records every
+// task before it starts and keeps its result until the control plane
+// acknowledges it. Built-in task kinds: health_check.
+//
 // Main is the whole forlock-agent command; New and Run let tests start
 // agents in-process.
 package agent
@@ -25,6 +30,7 @@ import (
 	"github.com/forlock/fleet/agent/internal/backoff"
 	"github.com/forlock/fleet/agent/internal/hostinfo"
 	"github.com/forlock/fleet/agent/internal/identity"
+	"github.com/forlock/fleet/agent/internal/tasks"
 	"github.com/forlock/fleet/internal/buildinfo"
 )
 
@@ -40,6 +46,9 @@ type Agent struct {
 	// cert is the client certificate offered on new connections; renewal
 	// swaps it without touching open ones.
 	cert atomic.Pointer[tls.Certificate]
+
+	// tasks runs assigned tasks; set by Run.
+	tasks atomic.Pointer[tasks.Runner]
 
 	mu    sync.Mutex
 	id    *identity.Identity // nil until loaded or enrolled
@@ -61,6 +70,11 @@ type Stats struct {
 	CertSerial string
 	// CertNotAfter is the current client certificate's expiry.
 	CertNotAfter time.Time
+	// TasksStarted counts the tasks this agent executed (the handler was
+	// called) in its last Run.
+	TasksStarted uint64
+	// TasksRunning is how many tasks are running now.
+	TasksRunning int
 }
 
 // New checks cfg and returns an Agent. It does no I/O beyond looking up the
@@ -91,8 +105,13 @@ func (a *Agent) NodeID() string {
 // Stats returns a snapshot of the agent's state.
 func (a *Agent) Stats() Stats {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.stats
+	st := a.stats
+	a.mu.Unlock()
+	if r := a.tasks.Load(); r != nil {
+		ts := r.Stats()
+		st.TasksStarted, st.TasksRunning = ts.Started, ts.Running
+	}
+	return st
 }
 
 func (a *Agent) identity() *identity.Identity {
@@ -155,11 +174,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	default:
 		return fmt.Errorf("%w: repair or move the damaged file (the agent never deletes its state directory)", err)
 	}
+	taskJournal, runner, err := a.openTasks()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = taskJournal.Close() }()
+	ctx, stop := stopTasksFirst(ctx, runner)
+	defer stop()
+
 	l := &loop{a: a, store: store, bo: backoff.New(a.cfg.MinBackoff, a.cfg.MaxBackoff)}
 	l.stableAfter = 10 * l.bo.Ceiling()
 	for ctx.Err() == nil {
 		if l.prepare(ctx) {
-			l.connect(ctx)
+			l.connect(ctx, runner)
 		}
 	}
 	a.log.Info("agent stopped")

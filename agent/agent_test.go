@@ -195,7 +195,7 @@ func TestExpiredIdentityWithoutTokenAsksForOne(t *testing.T) {
 	require.NotContains(t, logs.String(), "control stream ended", "an expired certificate is not offered")
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	require.Len(t, entries, 4, "the state directory is kept")
+	require.Len(t, entries, 5, "the state directory is kept (identity files and tasks.db)")
 }
 
 func TestRunTwiceAtOnceIsRefused(t *testing.T) {

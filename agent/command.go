@@ -28,10 +28,14 @@ const JoinTokenEnv = "FORLOCK_JOIN_TOKEN"
 
 // Main runs forlock-agent with the command-line arguments args (without the
 // program name) until SIGINT or SIGTERM, and returns the process exit code.
-func Main(args []string) int {
+func Main(args []string) int { return MainWithHandlers(args, nil) }
+
+// MainWithHandlers is Main with extra task handlers (see
+// Config.TaskHandlers), for test binaries that wrap the real agent.
+func MainWithHandlers(args []string, handlers map[string]TaskHandler) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return run(ctx, args, os.Stdout, os.Stderr, os.Getenv)
+	return run(ctx, args, os.Stdout, os.Stderr, os.Getenv, handlers)
 }
 
 // settings is everything flags, environment and config file decide.
@@ -51,7 +55,7 @@ func (e *exitError) Unwrap() error { return e.err }
 
 func usageError(err error) error { return &exitError{exitUsage, err} }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, handlers map[string]TaskHandler) int {
 	cmd := &cobra.Command{
 		Use:   "forlock-agent",
 		Short: "The Forlock Fleet agent: enrolls this host and keeps its control stream to the control plane",
@@ -76,6 +80,7 @@ Settings come from flags, then the environment, then the --config file, then def
 				return usageError(err)
 			}
 			st.cfg.Logger = newLogger(stderr, st.logLevel, st.logFormat)
+			st.cfg.TaskHandlers = handlers
 			a, err := New(st.cfg)
 			if err != nil {
 				return usageError(err)

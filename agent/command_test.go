@@ -133,7 +133,7 @@ func TestRunExitCodes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), tt.args, &stdout, &stderr, func(k string) string { return tt.env[k] })
+			code := run(context.Background(), tt.args, &stdout, &stderr, func(k string) string { return tt.env[k] }, nil)
 			require.Equal(t, tt.wantCode, code, "stderr: %s", stderr.String())
 			require.Contains(t, stdout.String(), tt.wantStdout)
 			require.Contains(t, stderr.String(), tt.wantStderr)

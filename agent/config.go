@@ -48,6 +48,10 @@ type Config struct {
 	// jitter) of enrollment, reconnection and renewal. Zero means 500ms and
 	// 30s.
 	MinBackoff, MaxBackoff time.Duration
+	// TaskHandlers add task kinds, or replace built-in ones (health_check),
+	// keyed by job kind: the name of the JobSpec oneof field. Tests use it
+	// to run slow or failing tasks through a real agent.
+	TaskHandlers map[string]TaskHandler
 }
 
 // validate returns cfg with defaults filled in, or an error naming the
@@ -88,6 +92,11 @@ func (cfg Config) validate() (Config, error) {
 	}
 	if cfg.MinBackoff > 0 && cfg.MaxBackoff > 0 && cfg.MinBackoff > cfg.MaxBackoff {
 		return cfg, fmt.Errorf("minimum backoff %s exceeds maximum backoff %s", cfg.MinBackoff, cfg.MaxBackoff)
+	}
+	for kind, h := range cfg.TaskHandlers {
+		if kind == "" || h == nil {
+			return cfg, fmt.Errorf("task handler for kind %q: want a kind name and a handler", kind)
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -6,14 +6,16 @@ import (
 
 	"github.com/forlock/fleet/agent/internal/identity"
 	"github.com/forlock/fleet/agent/internal/session"
+	"github.com/forlock/fleet/agent/internal/tasks"
 	"github.com/forlock/fleet/internal/buildinfo"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
 // session opens one mTLS connection and runs a control session on it, with
-// certificate renewal beside it on the same connection. It returns the
+// certificate renewal beside it on the same connection, and the task runner
+// attached to it once the control plane said hello. It returns the
 // session's result and, if renewal was refused, why.
-func (a *Agent) session(ctx context.Context, store *identity.Store) (session.Result, error) {
+func (a *Agent) session(ctx context.Context, store *identity.Store, runner *tasks.Runner) (session.Result, error) {
 	id := a.identity()
 	conn, err := a.dial(id.CAPool, true)
 	if err != nil {
@@ -33,19 +35,25 @@ func (a *Agent) session(ctx context.Context, store *identity.Store) (session.Res
 		}
 	})
 
+	outbox := session.NewOutbox(0)
 	res := session.Run(sctx, session.Config{
 		Connector:    client,
 		AgentVersion: buildinfo.Version(),
 		Facts:        a.facts.Collect,
 		Logger:       a.log,
+		Capabilities: []string{TasksCapability},
+		Outbox:       outbox,
 		OnHello: func(h *forlockv1.ServerHello) {
 			if h.GetNodeId() != "" && h.GetNodeId() != id.NodeID {
 				a.log.Warn("the control plane knows this agent by another node ID",
 					"node_id", id.NodeID, "server_node_id", h.GetNodeId())
 			}
 			a.setConnected(true)
+			runner.Attach(outbox)
 		},
+		OnMessage: func(m *forlockv1.ConnectResponse) { runner.Handle(m) },
 	})
+	runner.Detach(outbox)
 	a.setConnected(false)
 	cancel(nil)
 	wg.Wait()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/forlock/fleet/agent/internal/backoff"
 	"github.com/forlock/fleet/agent/internal/identity"
+	"github.com/forlock/fleet/agent/internal/tasks"
 )
 
 // loop is the agent's life after start: enroll when needed, then one
@@ -63,10 +64,10 @@ func (l *loop) prepare(ctx context.Context) bool {
 }
 
 // connect runs one control session and waits before the next attempt.
-func (l *loop) connect(ctx context.Context) {
+func (l *loop) connect(ctx context.Context, runner *tasks.Runner) {
 	a := l.a
 	start := time.Now()
-	res, renewErr := a.session(ctx, l.store)
+	res, renewErr := a.session(ctx, l.store, runner)
 	if ctx.Err() != nil {
 		return
 	}

@@ -56,15 +56,22 @@ func (c Collector) Collect() *forlockv1.HostFacts {
 			f.Uptime = durationpb.New(up)
 		}
 	}
-	if data, err := c.read("proc/meminfo"); err == nil {
-		if m, err := ParseMeminfo(data); err == nil {
-			f.MemoryTotalBytes, f.MemoryAvailableBytes = m.Total, m.Available
-		}
+	if m, err := c.Memory(); err == nil {
+		f.MemoryTotalBytes, f.MemoryAvailableBytes = m.Total, m.Available
 	}
 	if c.StateDir != "" {
-		f.DiskTotalBytes, f.DiskFreeBytes = diskUsage(c.StateDir)
+		f.DiskTotalBytes, f.DiskFreeBytes, _ = DiskUsage(c.StateDir)
 	}
 	return f
+}
+
+// Memory reads the machine's memory from /proc/meminfo.
+func (c Collector) Memory() (Memory, error) {
+	data, err := c.read("proc/meminfo")
+	if err != nil {
+		return Memory{}, err
+	}
+	return ParseMeminfo(data)
 }
 
 func (c Collector) read(rel string) ([]byte, error) {

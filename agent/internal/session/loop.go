@@ -32,7 +32,7 @@ type sender struct {
 func (s *sender) loop(ctx context.Context) Result {
 	hello := &forlockv1.AgentHello{
 		AgentVersion: s.cfg.AgentVersion,
-		Capabilities: capabilities(),
+		Capabilities: capabilities(s.cfg.Capabilities),
 		Facts:        s.cfg.Facts(),
 	}
 	if err := s.send(&forlockv1.ConnectRequest{Msg: &forlockv1.ConnectRequest_Hello{Hello: hello}}); err != nil {
@@ -42,6 +42,7 @@ func (s *sender) loop(ctx context.Context) Result {
 	defer helloTimer.Stop()
 	var ticker *time.Ticker
 	var tick <-chan time.Time
+	var outbox <-chan *forlockv1.ConnectRequest // drained after the ServerHello
 	defer func() {
 		if ticker != nil {
 			ticker.Stop()
@@ -52,7 +53,7 @@ func (s *sender) loop(ctx context.Context) Result {
 	for {
 		select {
 		case <-ctx.Done():
-			return s.shutdown(ctx)
+			return s.shutdown(ctx, outbox)
 
 		case <-helloTimer.C:
 			s.res.Err = ErrHelloTimeout
@@ -75,6 +76,7 @@ func (s *sender) loop(ctx context.Context) Result {
 				s.interval = heartbeatInterval(m.Hello)
 				ticker = time.NewTicker(s.interval)
 				tick = ticker.C
+				outbox = s.cfg.Outbox.ch
 				s.log.Info("control stream established",
 					"node_id", m.Hello.GetNodeId(), "server_version", m.Hello.GetServerVersion(),
 					"heartbeat_interval", s.interval.String())
@@ -98,8 +100,17 @@ func (s *sender) loop(ctx context.Context) Result {
 				_ = s.stream.CloseSend()
 				return s.res
 			default:
+				if s.cfg.OnMessage != nil && s.res.Hello != nil && it.msg.GetMsg() != nil {
+					s.cfg.OnMessage(it.msg)
+					continue
+				}
 				// A kind from a newer control plane: ignore it.
 				s.log.Debug("ignoring an unknown message on the control stream")
+			}
+
+		case m := <-outbox:
+			if err := s.send(m); err != nil {
+				return s.sendFailed("queued message", err)
 			}
 
 		case <-tick:
@@ -143,10 +154,22 @@ func (s *sender) ping() error {
 	return s.send(&forlockv1.ConnectRequest{Msg: &forlockv1.ConnectRequest_Ping{Ping: p}})
 }
 
-// shutdown says goodbye, half-closes the stream and waits (bounded by
-// CloseTimeout through streamCtx) for the control plane to end it, so the
-// goodbye is delivered before the connection closes.
-func (s *sender) shutdown(ctx context.Context) Result {
+// shutdown sends what the outbox holds (the last task updates), says
+// goodbye, half-closes the stream and waits (bounded by CloseTimeout through
+// streamCtx) for the control plane to end it, so the goodbye is delivered
+// before the connection closes.
+func (s *sender) shutdown(ctx context.Context, outbox <-chan *forlockv1.ConnectRequest) Result {
+	for drained := false; !drained; {
+		select {
+		case m := <-outbox:
+			if err := s.send(m); err != nil {
+				s.log.Debug("could not send a queued message before the goodbye", "error", err)
+				return s.res
+			}
+		default:
+			drained = true
+		}
+	}
 	reason := GoodbyeReason
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		reason = cause.Error()

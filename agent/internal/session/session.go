@@ -4,7 +4,9 @@
 // A session sends the AgentHello, waits for the ServerHello (which sets the
 // heartbeat interval), then sends a Heartbeat right away and at every
 // interval, answers every Ping with a Pong, and ignores message kinds it
-// does not know. It ends when the control plane says Goodbye, when the
+// does not know, or hands them to OnMessage. Other parts of the agent send
+// on the stream through the session's Outbox, a bounded queue that the send
+// loop drains after the ServerHello. It ends when the control plane says Goodbye, when the
 // stream fails, when the stream stays silent too long, or when its context
 // ends; in the last case it says Goodbye itself and half-closes the stream.
 //
@@ -45,9 +47,11 @@ const (
 	inboxSize = 16
 )
 
-// capabilities returns what this session implementation supports, for
-// the AgentHello.
-func capabilities() []string { return []string{"heartbeat.v1", "ping.v1"} }
+// capabilities returns what this session implementation supports plus
+// extra, for the AgentHello.
+func capabilities(extra []string) []string {
+	return append([]string{"heartbeat.v1", "ping.v1"}, extra...)
+}
 
 // GoodbyeReason is sent when the session's context ends with
 // context.Canceled; other causes (see context.WithCancelCause) are sent as
@@ -82,8 +86,19 @@ type Config struct {
 	SilenceTimeout time.Duration
 	// Logger receives the session's events; nil discards them.
 	Logger *slog.Logger
-	// OnHello, if set, is called once the ServerHello arrived.
+	// OnHello, if set, is called once the ServerHello arrived, on the send
+	// loop: it must not block.
 	OnHello func(*forlockv1.ServerHello)
+	// Capabilities are added to the AgentHello's, e.g. "tasks.v1".
+	Capabilities []string
+	// OnMessage, if set, receives every message of a kind the session does
+	// not handle itself (task assignments, cancels, acks), in order, on the
+	// send loop: it must not block, and may answer only with
+	// Outbox.TrySend.
+	OnMessage func(*forlockv1.ConnectResponse)
+	// Outbox carries other senders' messages onto the stream after the
+	// ServerHello; nil means none. Run closes it when the session ends.
+	Outbox *Outbox
 }
 
 // Result tells how a session ended.
@@ -115,6 +130,10 @@ func Run(ctx context.Context, cfg Config) Result {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Outbox == nil {
+		cfg.Outbox = NewOutbox(1)
+	}
+	defer cfg.Outbox.close()
 
 	// The stream outlives ctx by up to CloseTimeout so that a goodbye can be
 	// delivered; after that it is cut, which also frees a blocked Send.

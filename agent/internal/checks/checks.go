@@ -1,0 +1,132 @@
+// Package checks holds the agent's health checks, the ones the Forlock
+// operations guide's health-check script performs, and runs them as the
+// health_check task.
+//
+// A Check reads one thing and judges it against the guide's thresholds;
+// the judging is a pure function of the numbers read (EvaluateDisk,
+// EvaluateMemory), so it is tested without a host. Today's checks are the
+// host's disk space and memory; container, API, database and Redis checks
+// join the list returned by HostChecks as the agent learns to run them.
+package checks
+
+import (
+	"context"
+	"fmt"
+	"math"
+)
+
+// Status is a check's verdict.
+type Status int
+
+// Verdicts, from best to worst. Unknown (the value could not be read)
+// ranks between WARN and CRITICAL: it is reported but fails nothing.
+const (
+	OK Status = iota
+	Warn
+	Unknown
+	Critical
+)
+
+func (s Status) String() string {
+	switch s {
+	case OK:
+		return "OK"
+	case Warn:
+		return "WARN"
+	case Unknown:
+		return "UNKNOWN"
+	case Critical:
+		return "CRITICAL"
+	}
+	return fmt.Sprintf("Status(%d)", int(s))
+}
+
+// Result is one check's outcome.
+type Result struct {
+	// Name names the check, e.g. "disk".
+	Name string
+	// Status is the verdict.
+	Status Status
+	// Summary says what was seen, e.g. "63% free (81.8 GiB of 252 GiB)".
+	Summary string
+}
+
+// String is the result's line for people: "disk OK 63% free (81.8 GiB of
+// 252 GiB)".
+func (r Result) String() string { return r.Name + " " + r.Status.String() + " " + r.Summary }
+
+// Check is one health check.
+type Check interface {
+	// Name names the check, e.g. "disk".
+	Name() string
+	// Run reads what the check watches and judges it.
+	Run(ctx context.Context) Result
+}
+
+// Thresholds of the operations guide ("Critical Metrics: Infrastructure").
+const (
+	DiskWarnFreePercent     = 20 // target: more than 20 % free
+	DiskCriticalFreePercent = 10 // alert: less than 10 % free
+	MemoryWarnUsedPercent   = 80 // target: less than 80 % used
+	MemoryCriticalUsedPct   = 90 // alert: more than 90 % used
+)
+
+// EvaluateDisk judges a file system with total bytes of which free are
+// free: CRITICAL below 10 % free, WARN below 20 %, else OK.
+func EvaluateDisk(total, free uint64) Result {
+	r := Result{Name: "disk"}
+	if total == 0 || free > total {
+		r.Status, r.Summary = Unknown, fmt.Sprintf("the file system reports %d bytes free of %d", free, total)
+		return r
+	}
+	pct := 100 * float64(free) / float64(total)
+	switch {
+	case pct < DiskCriticalFreePercent:
+		r.Status = Critical
+	case pct < DiskWarnFreePercent:
+		r.Status = Warn
+	}
+	// Rounded down, so the figure never looks better than the verdict.
+	r.Summary = fmt.Sprintf("%d%% free (%s of %s)", int(math.Floor(pct)), Bytes(free), Bytes(total))
+	return r
+}
+
+// EvaluateMemory judges memory of total bytes of which available are
+// available for new work: CRITICAL above 90 % used, WARN above 80 %, else
+// OK.
+func EvaluateMemory(total, available uint64) Result {
+	r := Result{Name: "memory"}
+	if total == 0 || available > total {
+		r.Status, r.Summary = Unknown, fmt.Sprintf("the kernel reports %d bytes available of %d", available, total)
+		return r
+	}
+	used := total - available
+	pct := 100 * float64(used) / float64(total)
+	switch {
+	case pct > MemoryCriticalUsedPct:
+		r.Status = Critical
+	case pct > MemoryWarnUsedPercent:
+		r.Status = Warn
+	}
+	// Rounded up, so the figure never looks better than the verdict.
+	r.Summary = fmt.Sprintf("%d%% used (%s of %s)", int(math.Ceil(pct)), Bytes(used), Bytes(total))
+	return r
+}
+
+// Bytes formats n in binary units with three significant digits or so:
+// "512 B", "81.8 GiB", "252 GiB".
+func Bytes(n uint64) string {
+	const units = "KMGTPE"
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n)/1024, 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if v >= 99.95 {
+		return fmt.Sprintf("%.0f %ciB", v, units[i])
+	}
+	return fmt.Sprintf("%.1f %ciB", v, units[i])
+}

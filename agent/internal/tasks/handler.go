@@ -1,0 +1,44 @@
+package tasks
+
+import (
+	"context"
+
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// Handler runs one kind of task. Run must end soon after ctx ends (a
+// cancel from the control plane or the agent shutting down) and may call
+// report with progress as often as it likes: the runner sends at most a few
+// updates a second, always the latest. An error fails the task, with the
+// error's text as the task's message and the Result's details kept.
+type Handler interface {
+	Run(ctx context.Context, spec *forlockv1.JobSpec, report func(*forlockv1.Progress)) (Result, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, spec *forlockv1.JobSpec, report func(*forlockv1.Progress)) (Result, error)
+
+// Run calls f.
+func (f HandlerFunc) Run(ctx context.Context, spec *forlockv1.JobSpec, report func(*forlockv1.Progress)) (Result, error) {
+	return f(ctx, spec, report)
+}
+
+// Result is what a finished task reports.
+type Result struct {
+	// Message summarises the outcome for people, e.g. "2 checks OK".
+	Message string
+	// Details are result lines for people, e.g. one per health check.
+	Details []string
+}
+
+// Kind returns a job spec's kind: the name of its set oneof field, e.g.
+// "health_check", or "" when none is set or the kind is newer than this
+// agent's API.
+func Kind(spec *forlockv1.JobSpec) string {
+	m := spec.ProtoReflect()
+	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("kind"))
+	if fd == nil {
+		return ""
+	}
+	return string(fd.Name())
+}

@@ -1,0 +1,44 @@
+package tasks
+
+import (
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/forlock/fleet/agent/internal/journal"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// wireState maps a journal state to the API's.
+func wireState(s journal.State) forlockv1.TaskState {
+	switch s {
+	case journal.Running:
+		return forlockv1.TaskState_TASK_STATE_RUNNING
+	case journal.Succeeded:
+		return forlockv1.TaskState_TASK_STATE_SUCCEEDED
+	case journal.Failed:
+		return forlockv1.TaskState_TASK_STATE_FAILED
+	case journal.Cancelled:
+		return forlockv1.TaskState_TASK_STATE_CANCELLED
+	case journal.Interrupted:
+		return forlockv1.TaskState_TASK_STATE_INTERRUPTED
+	}
+	return forlockv1.TaskState_TASK_STATE_UNSPECIFIED
+}
+
+// entryUpdate is the TaskUpdate that reports a journal entry's state.
+func entryUpdate(e journal.Entry) *forlockv1.ConnectRequest {
+	at := e.FinishedAt
+	if !e.State.Terminal() {
+		at = e.StartedAt
+	}
+	return update(&forlockv1.TaskUpdate{
+		TaskId:  e.TaskID,
+		State:   wireState(e.State),
+		Message: e.Message,
+		Details: e.Details,
+		At:      timestamppb.New(at),
+	})
+}
+
+func update(u *forlockv1.TaskUpdate) *forlockv1.ConnectRequest {
+	return &forlockv1.ConnectRequest{Msg: &forlockv1.ConnectRequest_TaskUpdate{TaskUpdate: u}}
+}

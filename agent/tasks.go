@@ -1,0 +1,82 @@
+package agent
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	"github.com/forlock/fleet/agent/internal/checks"
+	"github.com/forlock/fleet/agent/internal/journal"
+	"github.com/forlock/fleet/agent/internal/tasks"
+	"github.com/forlock/fleet/internal/buildinfo"
+)
+
+// TasksCapability is advertised in the AgentHello: this agent runs tasks.
+const TasksCapability = "tasks.v1"
+
+// TaskHandler runs one kind of task; see Config.TaskHandlers. Run must end
+// soon after its context ends (a cancel or the agent shutting down); a
+// returned error fails the task with the error's text as its message.
+type TaskHandler = tasks.Handler
+
+// TaskHandlerFunc adapts a function to TaskHandler.
+type TaskHandlerFunc = tasks.HandlerFunc
+
+// TaskResult is what a TaskHandler reports at the end: a message and detail
+// lines for people.
+type TaskResult = tasks.Result
+
+// taskStopTimeout bounds how long a shutdown waits for running tasks to
+// end after cancelling them.
+const taskStopTimeout = 15 * time.Second
+
+// taskHandlers returns the built-in handlers with cfg's on top.
+func (cfg Config) taskHandlers() map[string]TaskHandler {
+	h := map[string]TaskHandler{
+		checks.Kind: checks.Handler{Checks: checks.HostChecks(cfg.StateDir)},
+	}
+	maps.Copy(h, cfg.TaskHandlers)
+	return h
+}
+
+// openTasks opens the task journal and returns a runner on it, having
+// logged the tasks a previous process left running.
+func (a *Agent) openTasks() (*journal.Journal, *tasks.Runner, error) {
+	j, interrupted, err := journal.Open(a.cfg.StateDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range interrupted {
+		a.log.Warn("task interrupted: the agent stopped while it was running; it is not run again",
+			"task_id", e.TaskID, "job_id", e.JobID, "kind", e.Kind, "started_at", e.StartedAt)
+	}
+	r, err := tasks.New(tasks.Config{
+		Journal:      j,
+		Handlers:     a.cfg.taskHandlers(),
+		AgentVersion: buildinfo.Version(),
+		Logger:       a.log,
+	})
+	if err != nil {
+		_ = j.Close()
+		return nil, nil, err
+	}
+	a.tasks.Store(r)
+	return j, r, nil
+}
+
+// stopTasksFirst returns a context for the agent's loops that ends only
+// after ctx has ended and the running tasks have been stopped, so their
+// interrupted ends can still go out on the open control stream.
+func stopTasksFirst(ctx context.Context, r *tasks.Runner) (context.Context, func()) {
+	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), taskStopTimeout)
+		defer cancel()
+		r.Shutdown(sctx)
+		stopLoop()
+	})
+	return loopCtx, func() {
+		stop()
+		stopLoop()
+	}
+}

@@ -1,0 +1,57 @@
+package agent
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/agent/internal/checks"
+	"github.com/forlock/fleet/agent/internal/journal"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+var noopHandler = TaskHandlerFunc(func(context.Context, *forlockv1.JobSpec, func(*forlockv1.Progress)) (TaskResult, error) {
+	return TaskResult{Message: "noop"}, nil
+})
+
+func TestTaskHandlersExtendAndReplaceTheBuiltIns(t *testing.T) {
+	builtIn := Config{StateDir: "/x"}.taskHandlers()
+	hc, ok := builtIn["health_check"].(checks.Handler)
+	require.True(t, ok)
+	require.Len(t, hc.Checks, 2)
+	require.Equal(t, "/x", hc.Checks[0].(checks.Disk).Dir, "the disk check watches the state directory's file system")
+	require.Len(t, builtIn, 1)
+
+	h := Config{TaskHandlers: map[string]TaskHandler{"health_check": noopHandler, "extra": noopHandler}}.taskHandlers()
+	require.Len(t, h, 2)
+	res, err := h["health_check"].Run(context.Background(), nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, "noop", res.Message, "a configured handler replaces the built-in one")
+}
+
+func TestRunReportsTasksInterruptedByAPreviousProcess(t *testing.T) {
+	dir := t.TempDir()
+	storeIdentity(t, dir, time.Now(), time.Hour)
+	j, _, err := journal.Open(dir)
+	require.NoError(t, err)
+	_, err = j.Begin("task-1", "job-1", "health_check")
+	require.NoError(t, err)
+	require.NoError(t, j.Close()) // the previous process died here
+
+	a, logs, stop := startAgent(t, Config{ControlPlane: closedAddr(t), StateDir: dir})
+	logs.waitFor(t, `"msg":"task interrupted: the agent stopped while it was running; it is not run again","task_id":"task-1","job_id":"job-1","kind":"health_check"`)
+	require.Equal(t, uint64(0), a.Stats().TasksStarted)
+	require.NoError(t, stop())
+
+	j, interrupted, err := journal.Open(dir)
+	require.NoError(t, err)
+	defer func() { _ = j.Close() }()
+	require.Empty(t, interrupted, "recorded once")
+	unacked, err := j.Unacked()
+	require.NoError(t, err)
+	require.Len(t, unacked, 1)
+	require.Equal(t, journal.Interrupted, unacked[0].State)
+	require.Equal(t, journal.InterruptedMessage, unacked[0].Message)
+}
