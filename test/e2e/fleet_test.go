@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,9 +28,10 @@ import (
 
 // fleet is an in-process control plane with real agents, all on loopback.
 type fleet struct {
-	t      *testing.T
+	t      testing.TB
 	cp     *controlplane.Server
 	nodes  forlockv1.NodeServiceClient
+	conn   *grpc.ClientConn
 	token  string // admin
 	caFile string
 }
@@ -41,7 +43,7 @@ func quiet() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func newFleet(t *testing.T, mod func(*controlplane.Config)) *fleet {
+func newFleet(t testing.TB, mod func(*controlplane.Config)) *fleet {
 	t.Helper()
 	cfg := controlplane.Config{DataDir: filepath.Join(t.TempDir(), "cp"), Listen: "127.0.0.1:0",
 		HeartbeatInterval: 200 * time.Millisecond, Logger: quiet()}
@@ -71,6 +73,7 @@ func newFleet(t *testing.T, mod func(*controlplane.Config)) *fleet {
 	conn, err := grpc.NewClient(cp.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13, ServerName: "127.0.0.1"})))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
+	f.conn = conn
 	f.nodes = forlockv1.NewNodeServiceClient(conn)
 	return f
 }
@@ -92,20 +95,46 @@ func (f *fleet) joinToken(uses uint32) string {
 // bridge in front of it) until the test ends.
 func (f *fleet) startAgent(name, addr, token string) *agent.Agent {
 	f.t.Helper()
+	return f.runAgent(agentOpts{name: name, addr: addr, token: token}).Agent
+}
+
+type agentOpts struct {
+	name, addr, token, stateDir string
+	handlers                    map[string]agent.TaskHandler
+}
+
+// runningAgent is an in-process agent that a test can stop and start again.
+type runningAgent struct {
+	*agent.Agent
+	stop func()
+}
+
+func (f *fleet) runAgent(o agentOpts) *runningAgent {
+	f.t.Helper()
+	if o.addr == "" {
+		o.addr = f.cp.Addr().String()
+	}
+	if o.stateDir == "" {
+		o.stateDir = filepath.Join(f.t.TempDir(), o.name)
+	}
 	a, err := agent.New(agent.Config{
-		ControlPlane: addr, CAFile: f.caFile, JoinToken: token, Name: name,
-		StateDir: filepath.Join(f.t.TempDir(), name), Logger: quiet(),
+		ControlPlane: o.addr, CAFile: f.caFile, JoinToken: o.token, Name: o.name,
+		StateDir: o.stateDir, Logger: quiet(), TaskHandlers: o.handlers,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
 	})
 	require.NoError(f.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	f.t.Cleanup(func() {
-		cancel()
-		require.NoError(f.t, <-done)
-	})
-	return a
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			require.NoError(f.t, <-done)
+		})
+	}
+	f.t.Cleanup(stop)
+	return &runningAgent{Agent: a, stop: stop}
 }
 
 func (f *fleet) node(name string) *forlockv1.Node {

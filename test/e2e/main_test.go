@@ -29,7 +29,7 @@ func run(m *testing.M) int {
 	defer func() { _ = os.RemoveAll(dir) }()
 	binDir = dir
 	cmd := exec.Command("go", "build", "-race", "-o", dir+string(filepath.Separator),
-		"./controlplane/cmd/forlock-controlplane", "./agent/cmd/forlock-agent", "./cli/cmd/forlockctl")
+		"./controlplane/cmd/forlock-controlplane", "./agent/cmd/forlock-agent", "./cli/cmd/forlockctl", "./test/e2e/testagent")
 	cmd.Dir = filepath.Join("..", "..")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {

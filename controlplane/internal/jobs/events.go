@@ -82,7 +82,16 @@ func (e *Engine) record(j *job, t *forlockv1.Task, msg string, progress *forlock
 			Seq: uint64(len(j.events)) + 1, At: j.pb.GetFinishedAt(),
 			Message: "job ended: " + stateWord(j.pb.GetState()), JobState: j.pb.GetState(),
 		})
-		delete(e.jobs, j.pb.GetId())
+		// Readers fall back to the store for jobs not in memory: keep this
+		// one until its final state is committed.
+		id := j.pb.GetId()
+		e.markDirty(j)
+		e.afterCommit(func(error) {
+			e.mu.Lock()
+			delete(e.jobs, id)
+			e.mu.Unlock()
+		})
+		return
 	}
 	e.markDirty(j)
 }

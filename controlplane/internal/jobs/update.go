@@ -133,9 +133,9 @@ func (e *Engine) Cancel(ctx context.Context, id, reason string) (*forlockv1.Job,
 	}
 	e.mu.Lock()
 	j, ok := e.jobs[id]
-	if !ok {
+	if !ok || j.pb.GetState() != forlockv1.JobState_JOB_STATE_RUNNING {
 		e.mu.Unlock()
-		if _, err := e.store.Job(id); err != nil {
+		if _, err := e.store.Job(id); !ok && err != nil {
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 		}
 		return nil, fmt.Errorf("%w: %s", ErrEnded, id)
