@@ -92,6 +92,7 @@ func BenchmarkBaselineFsyncPerTransition(b *testing.B) {
 }
 
 func waitAllRunning(b *testing.B, f *fleet, id string, n int) []time.Time {
+	b.Helper()
 	ctx, cancel := context.WithTimeout(f.admin(), 2*time.Minute)
 	defer cancel()
 	stream, err := f.jobs().WatchJob(ctx, &forlockv1.WatchJobRequest{Id: id, FromStart: true})
@@ -108,6 +109,7 @@ func waitAllRunning(b *testing.B, f *fleet, id string, n int) []time.Time {
 }
 
 func benchAgents(b *testing.B) int {
+	b.Helper()
 	if v, err := strconv.Atoi(os.Getenv("BENCH_AGENTS")); err == nil && v > 0 {
 		return v
 	}

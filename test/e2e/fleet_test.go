@@ -43,8 +43,9 @@ func quiet() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func newFleet(t testing.TB, mod func(*controlplane.Config)) *fleet {
-	t.Helper()
+func newFleet(tb testing.TB, mod func(*controlplane.Config)) *fleet {
+	tb.Helper()
+	t := tb
 	cfg := controlplane.Config{DataDir: filepath.Join(t.TempDir(), "cp"), Listen: "127.0.0.1:0",
 		HeartbeatInterval: 200 * time.Millisecond, Logger: quiet()}
 	if mod != nil {

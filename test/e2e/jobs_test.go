@@ -325,7 +325,7 @@ func TestTwoWatchersSeeTheSameEvents(t *testing.T) {
 	}
 	wg.Wait()
 	require.NotEmpty(t, results[0])
-	require.Equal(t, len(results[0]), len(results[1]))
+	require.Len(t, results[1], len(results[0]))
 	for i := range results[0] {
 		require.True(t, proto.Equal(results[0][i], results[1][i]), "event %d differs", i)
 		require.EqualValues(t, i+1, results[0][i].GetSeq(), "events are numbered without gaps")
