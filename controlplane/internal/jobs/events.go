@@ -84,11 +84,12 @@ func (e *Engine) record(j *job, t *forlockv1.Task, msg string, progress *forlock
 		})
 		// Readers fall back to the store for jobs not in memory: keep this
 		// one until its final state is committed.
-		id := j.pb.GetId()
+		id, key := j.pb.GetId(), j.pb.GetIdempotencyKey()
 		e.markDirty(j)
 		e.afterCommit(func(error) {
 			e.mu.Lock()
 			delete(e.jobs, id)
+			delete(e.keys, key) // the store answers for it from now on
 			e.mu.Unlock()
 		})
 		return

@@ -102,7 +102,15 @@ func (e *Engine) Submit(ctx context.Context, req *forlockv1.SubmitJobRequest) (*
 	}
 	e.record(j, nil, fmt.Sprintf("job submitted: %s on %d node(s)", kind, len(targets)), nil)
 	durable := make(chan error, 1)
-	e.afterCommit(func(err error) { durable <- err })
+	e.afterCommit(func(err error) {
+		// Dispatch starts only once the job is on disk, whether or not the
+		// submitter is still waiting.
+		e.mu.Lock()
+		j.durable = true
+		e.schedule(j)
+		e.mu.Unlock()
+		durable <- err
+	})
 	e.mu.Unlock()
 
 	select {
@@ -114,8 +122,6 @@ func (e *Engine) Submit(ctx context.Context, req *forlockv1.SubmitJobRequest) (*
 		return nil, false, ctx.Err()
 	}
 	e.mu.Lock()
-	j.durable = true
-	e.schedule(j)
 	snap := proto.CloneOf(j.pb)
 	e.mu.Unlock()
 	return snap, true, nil
