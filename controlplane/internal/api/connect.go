@@ -41,6 +41,29 @@ func validateTaskUpdate(u *forlockv1.TaskUpdate) error {
 			return invalid("task update has an oversized detail line")
 		}
 	}
+	return validateHealth(u.GetHealth())
+}
+
+// Bounds on a health report from an agent.
+const (
+	maxChecks     = 64
+	maxContainers = 64
+)
+
+func validateHealth(h *forlockv1.HealthReport) error {
+	if len(h.GetChecks()) > maxChecks || len(h.GetContainers()) > maxContainers {
+		return invalid("health report has too many checks or containers")
+	}
+	for _, c := range h.GetChecks() {
+		if len(c.GetName()) > maxFactLen || len(c.GetMessage()) > maxTaskMessage {
+			return invalid("health report has an oversized check")
+		}
+	}
+	for _, c := range h.GetContainers() {
+		if len(c.GetName())+len(c.GetService())+len(c.GetState())+len(c.GetHealth())+len(c.GetImage())+len(c.GetImageDigest()) > 4*maxFactLen {
+			return invalid("health report has an oversized container")
+		}
+	}
 	return nil
 }
 
@@ -126,7 +149,10 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 				if err := validateFacts(msg.Heartbeat.GetFacts()); err != nil {
 					return err
 				}
-				a.Registry.Heartbeat(sess, msg.Heartbeat.GetFacts())
+				if err := validateHealth(msg.Heartbeat.GetHealth()); err != nil {
+					return err
+				}
+				a.Registry.Heartbeat(sess, msg.Heartbeat.GetFacts(), msg.Heartbeat.GetHealth())
 			case *forlockv1.ConnectRequest_Pong:
 				a.Registry.Pong(sess, msg.Pong.GetNonce())
 			case *forlockv1.ConnectRequest_Ping:

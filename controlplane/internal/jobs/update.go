@@ -64,13 +64,13 @@ func (e *Engine) TaskUpdate(sess *registry.Session, u *forlockv1.TaskUpdate) {
 	case terminal(state) && state != forlockv1.TaskState_TASK_STATE_SKIPPED:
 		switch {
 		case !terminal(t.GetState()):
-			t.Details = u.GetDetails()
+			t.Details, t.Health = u.GetDetails(), u.GetHealth()
 			e.setTask(j, t, state, u.GetMessage())
 			e.schedule(j)
 		case t.GetState() != state && closedByControlPlane(t.GetState()):
 			// The control plane gave up on the task while the node was away,
 			// but the agent did run it: its result is the truth.
-			t.Details = u.GetDetails()
+			t.Details, t.Health = u.GetDetails(), u.GetHealth()
 			e.setTask(j, t, state, "late result: "+u.GetMessage())
 		}
 		e.ack(sess, t.GetId())

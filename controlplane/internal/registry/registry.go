@@ -48,6 +48,7 @@ type entry struct {
 	session       *Session
 	lastHeartbeat time.Time
 	facts         *forlockv1.HostFacts
+	health        *forlockv1.HealthReport
 	capabilities  []string
 	pingRTT       time.Duration
 	lastPingAt    time.Time

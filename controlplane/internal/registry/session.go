@@ -132,8 +132,9 @@ func (r *Registry) Detach(s *Session, goodbye bool) {
 	}
 }
 
-// Heartbeat records a heartbeat on a session.
-func (r *Registry) Heartbeat(s *Session, facts *forlockv1.HostFacts) {
+// Heartbeat records a heartbeat on a session, with the health report it
+// carries, if any.
+func (r *Registry) Heartbeat(s *Session, facts *forlockv1.HostFacts, health *forlockv1.HealthReport) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -144,6 +145,9 @@ func (r *Registry) Heartbeat(s *Session, facts *forlockv1.HostFacts) {
 	e.lastHeartbeat = now
 	if facts != nil {
 		e.facts = facts
+	}
+	if health != nil {
+		e.health = health
 	}
 	r.setState(e, store.StateOnline, now)
 }

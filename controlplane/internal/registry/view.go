@@ -71,6 +71,9 @@ func (e *entry) view() *forlockv1.Node {
 	if e.facts != nil {
 		n.Facts = proto.CloneOf(e.facts)
 	}
+	if e.health != nil {
+		n.Health = proto.CloneOf(e.health)
+	}
 	if !e.lastHeartbeat.IsZero() {
 		n.LastHeartbeatAt = timestamppb.New(e.lastHeartbeat)
 	}

@@ -753,7 +753,10 @@ type Heartbeat struct {
 	// Monotonic sequence number within the stream, starting at 1.
 	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
 	// Host facts at the time of the heartbeat.
-	Facts         *HostFacts `protobuf:"bytes,2,opt,name=facts,proto3" json:"facts,omitempty"`
+	Facts *HostFacts `protobuf:"bytes,2,opt,name=facts,proto3" json:"facts,omitempty"`
+	// The node's latest health checks, when the agent ran them for this
+	// heartbeat.
+	Health        *HealthReport `protobuf:"bytes,3,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -798,6 +801,13 @@ func (x *Heartbeat) GetSeq() uint64 {
 func (x *Heartbeat) GetFacts() *HostFacts {
 	if x != nil {
 		return x.Facts
+	}
+	return nil
+}
+
+func (x *Heartbeat) GetHealth() *HealthReport {
+	if x != nil {
+		return x.Health
 	}
 	return nil
 }
@@ -1139,7 +1149,9 @@ type TaskUpdate struct {
 	// Result details for people, one line each.
 	Details []string `protobuf:"bytes,5,rep,name=details,proto3" json:"details,omitempty"`
 	// Agent clock when the state was reached.
-	At            *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
+	At *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
+	// For health_check tasks: the structured result.
+	Health        *HealthReport `protobuf:"bytes,7,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1216,6 +1228,13 @@ func (x *TaskUpdate) GetAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *TaskUpdate) GetHealth() *HealthReport {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
 var File_forlock_v1_agent_proto protoreflect.FileDescriptor
 
 const file_forlock_v1_agent_proto_rawDesc = "" +
@@ -1269,10 +1288,11 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\x0eserver_version\x18\x01 \x01(\tR\rserverVersion\x12\"\n" +
 	"\fcapabilities\x18\x02 \x03(\tR\fcapabilities\x12H\n" +
 	"\x12heartbeat_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12\x17\n" +
-	"\anode_id\x18\x04 \x01(\tR\x06nodeId\"J\n" +
+	"\anode_id\x18\x04 \x01(\tR\x06nodeId\"|\n" +
 	"\tHeartbeat\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12+\n" +
-	"\x05facts\x18\x02 \x01(\v2\x15.forlock.v1.HostFactsR\x05facts\"Q\n" +
+	"\x05facts\x18\x02 \x01(\v2\x15.forlock.v1.HostFactsR\x05facts\x120\n" +
+	"\x06health\x18\x03 \x01(\v2\x18.forlock.v1.HealthReportR\x06health\"Q\n" +
 	"\x04Ping\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\x123\n" +
 	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\x1c\n" +
@@ -1290,7 +1310,7 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\"\n" +
 	"\aTaskAck\x12\x17\n" +
-	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\xe4\x01\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\x96\x02\n" +
 	"\n" +
 	"TaskUpdate\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12+\n" +
@@ -1298,7 +1318,8 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x120\n" +
 	"\bprogress\x18\x04 \x01(\v2\x14.forlock.v1.ProgressR\bprogress\x12\x18\n" +
 	"\adetails\x18\x05 \x03(\tR\adetails\x12*\n" +
-	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at2\xf6\x01\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x120\n" +
+	"\x06health\x18\a \x01(\v2\x18.forlock.v1.HealthReportR\x06health2\xf6\x01\n" +
 	"\fAgentService\x12?\n" +
 	"\x06Enroll\x12\x19.forlock.v1.EnrollRequest\x1a\x1a.forlock.v1.EnrollResponse\x12F\n" +
 	"\aConnect\x12\x1a.forlock.v1.ConnectRequest\x1a\x1b.forlock.v1.ConnectResponse(\x010\x01\x12]\n" +
@@ -1337,10 +1358,11 @@ var file_forlock_v1_agent_proto_goTypes = []any{
 	nil,                              // 16: forlock.v1.EnrollResponse.LabelsEntry
 	(*HostFacts)(nil),                // 17: forlock.v1.HostFacts
 	(*durationpb.Duration)(nil),      // 18: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
-	(*JobSpec)(nil),                  // 20: forlock.v1.JobSpec
-	(TaskState)(0),                   // 21: forlock.v1.TaskState
-	(*Progress)(nil),                 // 22: forlock.v1.Progress
+	(*HealthReport)(nil),             // 19: forlock.v1.HealthReport
+	(*timestamppb.Timestamp)(nil),    // 20: google.protobuf.Timestamp
+	(*JobSpec)(nil),                  // 21: forlock.v1.JobSpec
+	(TaskState)(0),                   // 22: forlock.v1.TaskState
+	(*Progress)(nil),                 // 23: forlock.v1.Progress
 }
 var file_forlock_v1_agent_proto_depIdxs = []int32{
 	17, // 0: forlock.v1.EnrollRequest.facts:type_name -> forlock.v1.HostFacts
@@ -1361,23 +1383,25 @@ var file_forlock_v1_agent_proto_depIdxs = []int32{
 	17, // 15: forlock.v1.AgentHello.facts:type_name -> forlock.v1.HostFacts
 	18, // 16: forlock.v1.ServerHello.heartbeat_interval:type_name -> google.protobuf.Duration
 	17, // 17: forlock.v1.Heartbeat.facts:type_name -> forlock.v1.HostFacts
-	19, // 18: forlock.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
-	18, // 19: forlock.v1.Goodbye.reconnect_after:type_name -> google.protobuf.Duration
-	20, // 20: forlock.v1.TaskAssignment.spec:type_name -> forlock.v1.JobSpec
-	21, // 21: forlock.v1.TaskUpdate.state:type_name -> forlock.v1.TaskState
-	22, // 22: forlock.v1.TaskUpdate.progress:type_name -> forlock.v1.Progress
-	19, // 23: forlock.v1.TaskUpdate.at:type_name -> google.protobuf.Timestamp
-	0,  // 24: forlock.v1.AgentService.Enroll:input_type -> forlock.v1.EnrollRequest
-	4,  // 25: forlock.v1.AgentService.Connect:input_type -> forlock.v1.ConnectRequest
-	2,  // 26: forlock.v1.AgentService.RenewCertificate:input_type -> forlock.v1.RenewCertificateRequest
-	1,  // 27: forlock.v1.AgentService.Enroll:output_type -> forlock.v1.EnrollResponse
-	5,  // 28: forlock.v1.AgentService.Connect:output_type -> forlock.v1.ConnectResponse
-	3,  // 29: forlock.v1.AgentService.RenewCertificate:output_type -> forlock.v1.RenewCertificateResponse
-	27, // [27:30] is the sub-list for method output_type
-	24, // [24:27] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	19, // 18: forlock.v1.Heartbeat.health:type_name -> forlock.v1.HealthReport
+	20, // 19: forlock.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
+	18, // 20: forlock.v1.Goodbye.reconnect_after:type_name -> google.protobuf.Duration
+	21, // 21: forlock.v1.TaskAssignment.spec:type_name -> forlock.v1.JobSpec
+	22, // 22: forlock.v1.TaskUpdate.state:type_name -> forlock.v1.TaskState
+	23, // 23: forlock.v1.TaskUpdate.progress:type_name -> forlock.v1.Progress
+	20, // 24: forlock.v1.TaskUpdate.at:type_name -> google.protobuf.Timestamp
+	19, // 25: forlock.v1.TaskUpdate.health:type_name -> forlock.v1.HealthReport
+	0,  // 26: forlock.v1.AgentService.Enroll:input_type -> forlock.v1.EnrollRequest
+	4,  // 27: forlock.v1.AgentService.Connect:input_type -> forlock.v1.ConnectRequest
+	2,  // 28: forlock.v1.AgentService.RenewCertificate:input_type -> forlock.v1.RenewCertificateRequest
+	1,  // 29: forlock.v1.AgentService.Enroll:output_type -> forlock.v1.EnrollResponse
+	5,  // 30: forlock.v1.AgentService.Connect:output_type -> forlock.v1.ConnectResponse
+	3,  // 31: forlock.v1.AgentService.RenewCertificate:output_type -> forlock.v1.RenewCertificateResponse
+	29, // [29:32] is the sub-list for method output_type
+	26, // [26:29] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_agent_proto_init() }

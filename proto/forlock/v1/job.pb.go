@@ -584,7 +584,9 @@ type Task struct {
 	// When it ended, if it did.
 	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
 	// Result details for people, e.g. a health check table, one line each.
-	Details       []string `protobuf:"bytes,11,rep,name=details,proto3" json:"details,omitempty"`
+	Details []string `protobuf:"bytes,11,rep,name=details,proto3" json:"details,omitempty"`
+	// For health_check tasks: the structured result.
+	Health        *HealthReport `protobuf:"bytes,12,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -692,6 +694,13 @@ func (x *Task) GetFinishedAt() *timestamppb.Timestamp {
 func (x *Task) GetDetails() []string {
 	if x != nil {
 		return x.Details
+	}
+	return nil
+}
+
+func (x *Task) GetHealth() *HealthReport {
+	if x != nil {
+		return x.Health
 	}
 	return nil
 }
@@ -1594,7 +1603,7 @@ var File_forlock_v1_job_proto protoreflect.FileDescriptor
 const file_forlock_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"\x14forlock/v1/job.proto\x12\n" +
-	"forlock.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n" +
+	"forlock.v1\x1a\x15forlock/v1/node.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n" +
 	"\aJobSpec\x12@\n" +
 	"\fhealth_check\x18\x01 \x01(\v2\x1b.forlock.v1.HealthCheckSpecH\x00R\vhealthCheckB\x06\n" +
 	"\x04kind\"\x11\n" +
@@ -1616,7 +1625,7 @@ const file_forlock_v1_job_proto_rawDesc = "" +
 	"bytes_done\x18\x03 \x01(\x04R\tbytesDone\x12\x1f\n" +
 	"\vbytes_total\x18\x04 \x01(\x04R\n" +
 	"bytesTotal\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\"\xaa\x03\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"\xdc\x03\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
@@ -1632,7 +1641,8 @@ const file_forlock_v1_job_proto_rawDesc = "" +
 	"\vfinished_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAt\x12\x18\n" +
-	"\adetails\x18\v \x03(\tR\adetails\"\xff\x03\n" +
+	"\adetails\x18\v \x03(\tR\adetails\x120\n" +
+	"\x06health\x18\f \x01(\v2\x18.forlock.v1.HealthReportR\x06health\"\xff\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12'\n" +
@@ -1765,6 +1775,7 @@ var file_forlock_v1_job_proto_goTypes = []any{
 	(*CancelJobResponse)(nil),     // 20: forlock.v1.CancelJobResponse
 	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
 	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
+	(*HealthReport)(nil),          // 23: forlock.v1.HealthReport
 }
 var file_forlock_v1_job_proto_depIdxs = []int32{
 	4,  // 0: forlock.v1.JobSpec.health_check:type_name -> forlock.v1.HealthCheckSpec
@@ -1775,46 +1786,47 @@ var file_forlock_v1_job_proto_depIdxs = []int32{
 	22, // 5: forlock.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
 	22, // 6: forlock.v1.Task.started_at:type_name -> google.protobuf.Timestamp
 	22, // 7: forlock.v1.Task.finished_at:type_name -> google.protobuf.Timestamp
-	3,  // 8: forlock.v1.Job.spec:type_name -> forlock.v1.JobSpec
-	5,  // 9: forlock.v1.Job.target:type_name -> forlock.v1.Target
-	6,  // 10: forlock.v1.Job.rollout:type_name -> forlock.v1.Rollout
-	2,  // 11: forlock.v1.Job.state:type_name -> forlock.v1.JobState
-	22, // 12: forlock.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	22, // 13: forlock.v1.Job.finished_at:type_name -> google.protobuf.Timestamp
-	22, // 14: forlock.v1.Job.deadline:type_name -> google.protobuf.Timestamp
-	8,  // 15: forlock.v1.Job.tasks:type_name -> forlock.v1.Task
-	22, // 16: forlock.v1.JobEvent.at:type_name -> google.protobuf.Timestamp
-	1,  // 17: forlock.v1.JobEvent.task_state:type_name -> forlock.v1.TaskState
-	7,  // 18: forlock.v1.JobEvent.progress:type_name -> forlock.v1.Progress
-	2,  // 19: forlock.v1.JobEvent.job_state:type_name -> forlock.v1.JobState
-	3,  // 20: forlock.v1.SubmitJobRequest.spec:type_name -> forlock.v1.JobSpec
-	5,  // 21: forlock.v1.SubmitJobRequest.target:type_name -> forlock.v1.Target
-	6,  // 22: forlock.v1.SubmitJobRequest.rollout:type_name -> forlock.v1.Rollout
-	9,  // 23: forlock.v1.SubmitJobResponse.job:type_name -> forlock.v1.Job
-	9,  // 24: forlock.v1.GetJobResponse.job:type_name -> forlock.v1.Job
-	10, // 25: forlock.v1.GetJobResponse.history:type_name -> forlock.v1.JobEvent
-	2,  // 26: forlock.v1.ListJobsRequest.states:type_name -> forlock.v1.JobState
-	22, // 27: forlock.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
-	22, // 28: forlock.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
-	9,  // 29: forlock.v1.ListJobsResponse.jobs:type_name -> forlock.v1.Job
-	9,  // 30: forlock.v1.WatchJobResponse.snapshot:type_name -> forlock.v1.Job
-	10, // 31: forlock.v1.WatchJobResponse.event:type_name -> forlock.v1.JobEvent
-	9,  // 32: forlock.v1.CancelJobResponse.job:type_name -> forlock.v1.Job
-	11, // 33: forlock.v1.JobService.SubmitJob:input_type -> forlock.v1.SubmitJobRequest
-	13, // 34: forlock.v1.JobService.GetJob:input_type -> forlock.v1.GetJobRequest
-	15, // 35: forlock.v1.JobService.ListJobs:input_type -> forlock.v1.ListJobsRequest
-	17, // 36: forlock.v1.JobService.WatchJob:input_type -> forlock.v1.WatchJobRequest
-	19, // 37: forlock.v1.JobService.CancelJob:input_type -> forlock.v1.CancelJobRequest
-	12, // 38: forlock.v1.JobService.SubmitJob:output_type -> forlock.v1.SubmitJobResponse
-	14, // 39: forlock.v1.JobService.GetJob:output_type -> forlock.v1.GetJobResponse
-	16, // 40: forlock.v1.JobService.ListJobs:output_type -> forlock.v1.ListJobsResponse
-	18, // 41: forlock.v1.JobService.WatchJob:output_type -> forlock.v1.WatchJobResponse
-	20, // 42: forlock.v1.JobService.CancelJob:output_type -> forlock.v1.CancelJobResponse
-	38, // [38:43] is the sub-list for method output_type
-	33, // [33:38] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	23, // 8: forlock.v1.Task.health:type_name -> forlock.v1.HealthReport
+	3,  // 9: forlock.v1.Job.spec:type_name -> forlock.v1.JobSpec
+	5,  // 10: forlock.v1.Job.target:type_name -> forlock.v1.Target
+	6,  // 11: forlock.v1.Job.rollout:type_name -> forlock.v1.Rollout
+	2,  // 12: forlock.v1.Job.state:type_name -> forlock.v1.JobState
+	22, // 13: forlock.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	22, // 14: forlock.v1.Job.finished_at:type_name -> google.protobuf.Timestamp
+	22, // 15: forlock.v1.Job.deadline:type_name -> google.protobuf.Timestamp
+	8,  // 16: forlock.v1.Job.tasks:type_name -> forlock.v1.Task
+	22, // 17: forlock.v1.JobEvent.at:type_name -> google.protobuf.Timestamp
+	1,  // 18: forlock.v1.JobEvent.task_state:type_name -> forlock.v1.TaskState
+	7,  // 19: forlock.v1.JobEvent.progress:type_name -> forlock.v1.Progress
+	2,  // 20: forlock.v1.JobEvent.job_state:type_name -> forlock.v1.JobState
+	3,  // 21: forlock.v1.SubmitJobRequest.spec:type_name -> forlock.v1.JobSpec
+	5,  // 22: forlock.v1.SubmitJobRequest.target:type_name -> forlock.v1.Target
+	6,  // 23: forlock.v1.SubmitJobRequest.rollout:type_name -> forlock.v1.Rollout
+	9,  // 24: forlock.v1.SubmitJobResponse.job:type_name -> forlock.v1.Job
+	9,  // 25: forlock.v1.GetJobResponse.job:type_name -> forlock.v1.Job
+	10, // 26: forlock.v1.GetJobResponse.history:type_name -> forlock.v1.JobEvent
+	2,  // 27: forlock.v1.ListJobsRequest.states:type_name -> forlock.v1.JobState
+	22, // 28: forlock.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
+	22, // 29: forlock.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
+	9,  // 30: forlock.v1.ListJobsResponse.jobs:type_name -> forlock.v1.Job
+	9,  // 31: forlock.v1.WatchJobResponse.snapshot:type_name -> forlock.v1.Job
+	10, // 32: forlock.v1.WatchJobResponse.event:type_name -> forlock.v1.JobEvent
+	9,  // 33: forlock.v1.CancelJobResponse.job:type_name -> forlock.v1.Job
+	11, // 34: forlock.v1.JobService.SubmitJob:input_type -> forlock.v1.SubmitJobRequest
+	13, // 35: forlock.v1.JobService.GetJob:input_type -> forlock.v1.GetJobRequest
+	15, // 36: forlock.v1.JobService.ListJobs:input_type -> forlock.v1.ListJobsRequest
+	17, // 37: forlock.v1.JobService.WatchJob:input_type -> forlock.v1.WatchJobRequest
+	19, // 38: forlock.v1.JobService.CancelJob:input_type -> forlock.v1.CancelJobRequest
+	12, // 39: forlock.v1.JobService.SubmitJob:output_type -> forlock.v1.SubmitJobResponse
+	14, // 40: forlock.v1.JobService.GetJob:output_type -> forlock.v1.GetJobResponse
+	16, // 41: forlock.v1.JobService.ListJobs:output_type -> forlock.v1.ListJobsResponse
+	18, // 42: forlock.v1.JobService.WatchJob:output_type -> forlock.v1.WatchJobResponse
+	20, // 43: forlock.v1.JobService.CancelJob:output_type -> forlock.v1.CancelJobResponse
+	39, // [39:44] is the sub-list for method output_type
+	34, // [34:39] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_job_proto_init() }
@@ -1822,6 +1834,7 @@ func file_forlock_v1_job_proto_init() {
 	if File_forlock_v1_job_proto != nil {
 		return
 	}
+	file_forlock_v1_node_proto_init()
 	file_forlock_v1_job_proto_msgTypes[0].OneofWrappers = []any{
 		(*JobSpec_HealthCheck)(nil),
 	}

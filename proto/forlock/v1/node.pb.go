@@ -85,6 +85,67 @@ func (NodeState) EnumDescriptor() ([]byte, []int) {
 	return file_forlock_v1_node_proto_rawDescGZIP(), []int{0}
 }
 
+// CheckStatus is the outcome of one health check.
+type CheckStatus int32
+
+const (
+	// Not set; never sent.
+	CheckStatus_CHECK_STATUS_UNSPECIFIED CheckStatus = 0
+	// Within the healthy range.
+	CheckStatus_CHECK_STATUS_OK CheckStatus = 1
+	// Past the warning threshold.
+	CheckStatus_CHECK_STATUS_WARN CheckStatus = 2
+	// Past the critical threshold, or down.
+	CheckStatus_CHECK_STATUS_CRITICAL CheckStatus = 3
+	// Could not be measured.
+	CheckStatus_CHECK_STATUS_UNKNOWN CheckStatus = 4
+)
+
+// Enum value maps for CheckStatus.
+var (
+	CheckStatus_name = map[int32]string{
+		0: "CHECK_STATUS_UNSPECIFIED",
+		1: "CHECK_STATUS_OK",
+		2: "CHECK_STATUS_WARN",
+		3: "CHECK_STATUS_CRITICAL",
+		4: "CHECK_STATUS_UNKNOWN",
+	}
+	CheckStatus_value = map[string]int32{
+		"CHECK_STATUS_UNSPECIFIED": 0,
+		"CHECK_STATUS_OK":          1,
+		"CHECK_STATUS_WARN":        2,
+		"CHECK_STATUS_CRITICAL":    3,
+		"CHECK_STATUS_UNKNOWN":     4,
+	}
+)
+
+func (x CheckStatus) Enum() *CheckStatus {
+	p := new(CheckStatus)
+	*p = x
+	return p
+}
+
+func (x CheckStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CheckStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_forlock_v1_node_proto_enumTypes[1].Descriptor()
+}
+
+func (CheckStatus) Type() protoreflect.EnumType {
+	return &file_forlock_v1_node_proto_enumTypes[1]
+}
+
+func (x CheckStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CheckStatus.Descriptor instead.
+func (CheckStatus) EnumDescriptor() ([]byte, []int) {
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
 // HostFacts describes the host an agent runs on.
 type HostFacts struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -253,8 +314,10 @@ type Node struct {
 	CertificateNotAfter *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=certificate_not_after,json=certificateNotAfter,proto3" json:"certificate_not_after,omitempty"`
 	// Serial number of that certificate, hexadecimal.
 	CertificateSerial string `protobuf:"bytes,17,opt,name=certificate_serial,json=certificateSerial,proto3" json:"certificate_serial,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The latest health report, from the last heartbeat that carried one.
+	Health        *HealthReport `protobuf:"bytes,18,opt,name=health,proto3" json:"health,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -406,6 +469,279 @@ func (x *Node) GetCertificateSerial() string {
 	return ""
 }
 
+func (x *Node) GetHealth() *HealthReport {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
+// CheckResult is one health check of a node.
+type CheckResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stable check name, e.g. "disk", "memory", "container/forlock-api",
+	// "api", "postgres", "redis".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Outcome.
+	Status CheckStatus `protobuf:"varint,2,opt,name=status,proto3,enum=forlock.v1.CheckStatus" json:"status,omitempty"`
+	// What was measured, for people, e.g. "63% free (160 GiB of 252 GiB)".
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckResult) Reset() {
+	*x = CheckResult{}
+	mi := &file_forlock_v1_node_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckResult) ProtoMessage() {}
+
+func (x *CheckResult) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_node_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckResult.ProtoReflect.Descriptor instead.
+func (*CheckResult) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CheckResult) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CheckResult) GetStatus() CheckStatus {
+	if x != nil {
+		return x.Status
+	}
+	return CheckStatus_CHECK_STATUS_UNSPECIFIED
+}
+
+func (x *CheckResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// ContainerStatus describes one container of the node's Forlock stack.
+type ContainerStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Container name, e.g. "forlock-api".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Compose service name, if known, e.g. "api".
+	Service string `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	// Engine state: "running", "exited", "restarting", ...
+	State string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	// Health status from the container's healthcheck: "healthy",
+	// "unhealthy", "starting", or empty when it has none.
+	Health string `protobuf:"bytes,4,opt,name=health,proto3" json:"health,omitempty"`
+	// How often the engine restarted it.
+	RestartCount uint32 `protobuf:"varint,5,opt,name=restart_count,json=restartCount,proto3" json:"restart_count,omitempty"`
+	// Image reference it was created from.
+	Image string `protobuf:"bytes,6,opt,name=image,proto3" json:"image,omitempty"`
+	// Image ID or repository digest ("sha256:...").
+	ImageDigest string `protobuf:"bytes,7,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
+	// When it started, if running.
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// CPU use in percent of one core, averaged over the last sample.
+	CpuPercent float64 `protobuf:"fixed64,9,opt,name=cpu_percent,json=cpuPercent,proto3" json:"cpu_percent,omitempty"`
+	// Memory in use, bytes.
+	MemoryBytes uint64 `protobuf:"varint,10,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	// Memory limit, bytes (0 if none).
+	MemoryLimitBytes uint64 `protobuf:"varint,11,opt,name=memory_limit_bytes,json=memoryLimitBytes,proto3" json:"memory_limit_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ContainerStatus) Reset() {
+	*x = ContainerStatus{}
+	mi := &file_forlock_v1_node_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerStatus) ProtoMessage() {}
+
+func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_node_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
+func (*ContainerStatus) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ContainerStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ContainerStatus) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *ContainerStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ContainerStatus) GetHealth() string {
+	if x != nil {
+		return x.Health
+	}
+	return ""
+}
+
+func (x *ContainerStatus) GetRestartCount() uint32 {
+	if x != nil {
+		return x.RestartCount
+	}
+	return 0
+}
+
+func (x *ContainerStatus) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *ContainerStatus) GetImageDigest() string {
+	if x != nil {
+		return x.ImageDigest
+	}
+	return ""
+}
+
+func (x *ContainerStatus) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *ContainerStatus) GetCpuPercent() float64 {
+	if x != nil {
+		return x.CpuPercent
+	}
+	return 0
+}
+
+func (x *ContainerStatus) GetMemoryBytes() uint64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *ContainerStatus) GetMemoryLimitBytes() uint64 {
+	if x != nil {
+		return x.MemoryLimitBytes
+	}
+	return 0
+}
+
+// HealthReport is the result of a node's health checks at one moment.
+type HealthReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the checks ran (agent clock).
+	CheckedAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=checked_at,json=checkedAt,proto3" json:"checked_at,omitempty"`
+	// Every check, in a stable order.
+	Checks []*CheckResult `protobuf:"bytes,2,rep,name=checks,proto3" json:"checks,omitempty"`
+	// The node's Forlock containers.
+	Containers    []*ContainerStatus `protobuf:"bytes,3,rep,name=containers,proto3" json:"containers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthReport) Reset() {
+	*x = HealthReport{}
+	mi := &file_forlock_v1_node_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthReport) ProtoMessage() {}
+
+func (x *HealthReport) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_node_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthReport.ProtoReflect.Descriptor instead.
+func (*HealthReport) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *HealthReport) GetCheckedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CheckedAt
+	}
+	return nil
+}
+
+func (x *HealthReport) GetChecks() []*CheckResult {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
+func (x *HealthReport) GetContainers() []*ContainerStatus {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
 // ListNodesRequest filters the node list.
 type ListNodesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -421,7 +757,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_forlock_v1_node_proto_msgTypes[2]
+	mi := &file_forlock_v1_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +769,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[2]
+	mi := &file_forlock_v1_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +782,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListNodesRequest) GetLabelSelector() string {
@@ -474,7 +810,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_forlock_v1_node_proto_msgTypes[3]
+	mi := &file_forlock_v1_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +822,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[3]
+	mi := &file_forlock_v1_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +835,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -520,7 +856,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_forlock_v1_node_proto_msgTypes[4]
+	mi := &file_forlock_v1_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +868,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[4]
+	mi := &file_forlock_v1_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +881,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetNodeRequest) GetNode() string {
@@ -566,7 +902,7 @@ type GetNodeResponse struct {
 
 func (x *GetNodeResponse) Reset() {
 	*x = GetNodeResponse{}
-	mi := &file_forlock_v1_node_proto_msgTypes[5]
+	mi := &file_forlock_v1_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +914,7 @@ func (x *GetNodeResponse) String() string {
 func (*GetNodeResponse) ProtoMessage() {}
 
 func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[5]
+	mi := &file_forlock_v1_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +927,7 @@ func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{5}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetNodeResponse) GetNode() *Node {
@@ -612,7 +948,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_forlock_v1_node_proto_msgTypes[6]
+	mi := &file_forlock_v1_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +960,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[6]
+	mi := &file_forlock_v1_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +973,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{6}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RemoveNodeRequest) GetNode() string {
@@ -658,7 +994,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_forlock_v1_node_proto_msgTypes[7]
+	mi := &file_forlock_v1_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +1006,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[7]
+	mi := &file_forlock_v1_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +1019,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{7}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RemoveNodeResponse) GetNode() *Node {
@@ -719,7 +1055,7 @@ type JoinToken struct {
 
 func (x *JoinToken) Reset() {
 	*x = JoinToken{}
-	mi := &file_forlock_v1_node_proto_msgTypes[8]
+	mi := &file_forlock_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +1067,7 @@ func (x *JoinToken) String() string {
 func (*JoinToken) ProtoMessage() {}
 
 func (x *JoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[8]
+	mi := &file_forlock_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +1080,7 @@ func (x *JoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinToken.ProtoReflect.Descriptor instead.
 func (*JoinToken) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{8}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *JoinToken) GetId() string {
@@ -823,7 +1159,7 @@ type CreateJoinTokenRequest struct {
 
 func (x *CreateJoinTokenRequest) Reset() {
 	*x = CreateJoinTokenRequest{}
-	mi := &file_forlock_v1_node_proto_msgTypes[9]
+	mi := &file_forlock_v1_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +1171,7 @@ func (x *CreateJoinTokenRequest) String() string {
 func (*CreateJoinTokenRequest) ProtoMessage() {}
 
 func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[9]
+	mi := &file_forlock_v1_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +1184,7 @@ func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{9}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateJoinTokenRequest) GetTtl() *durationpb.Duration {
@@ -892,7 +1228,7 @@ type CreateJoinTokenResponse struct {
 
 func (x *CreateJoinTokenResponse) Reset() {
 	*x = CreateJoinTokenResponse{}
-	mi := &file_forlock_v1_node_proto_msgTypes[10]
+	mi := &file_forlock_v1_node_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1240,7 @@ func (x *CreateJoinTokenResponse) String() string {
 func (*CreateJoinTokenResponse) ProtoMessage() {}
 
 func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[10]
+	mi := &file_forlock_v1_node_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1253,7 @@ func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{10}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateJoinTokenResponse) GetSecret() string {
@@ -945,7 +1281,7 @@ type ListJoinTokensRequest struct {
 
 func (x *ListJoinTokensRequest) Reset() {
 	*x = ListJoinTokensRequest{}
-	mi := &file_forlock_v1_node_proto_msgTypes[11]
+	mi := &file_forlock_v1_node_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1293,7 @@ func (x *ListJoinTokensRequest) String() string {
 func (*ListJoinTokensRequest) ProtoMessage() {}
 
 func (x *ListJoinTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[11]
+	mi := &file_forlock_v1_node_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1306,7 @@ func (x *ListJoinTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJoinTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListJoinTokensRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{11}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListJoinTokensRequest) GetIncludeInactive() bool {
@@ -991,7 +1327,7 @@ type ListJoinTokensResponse struct {
 
 func (x *ListJoinTokensResponse) Reset() {
 	*x = ListJoinTokensResponse{}
-	mi := &file_forlock_v1_node_proto_msgTypes[12]
+	mi := &file_forlock_v1_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1339,7 @@ func (x *ListJoinTokensResponse) String() string {
 func (*ListJoinTokensResponse) ProtoMessage() {}
 
 func (x *ListJoinTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[12]
+	mi := &file_forlock_v1_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1352,7 @@ func (x *ListJoinTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJoinTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListJoinTokensResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{12}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListJoinTokensResponse) GetTokens() []*JoinToken {
@@ -1037,7 +1373,7 @@ type RevokeJoinTokenRequest struct {
 
 func (x *RevokeJoinTokenRequest) Reset() {
 	*x = RevokeJoinTokenRequest{}
-	mi := &file_forlock_v1_node_proto_msgTypes[13]
+	mi := &file_forlock_v1_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1049,7 +1385,7 @@ func (x *RevokeJoinTokenRequest) String() string {
 func (*RevokeJoinTokenRequest) ProtoMessage() {}
 
 func (x *RevokeJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[13]
+	mi := &file_forlock_v1_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1062,7 +1398,7 @@ func (x *RevokeJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{13}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevokeJoinTokenRequest) GetId() string {
@@ -1083,7 +1419,7 @@ type RevokeJoinTokenResponse struct {
 
 func (x *RevokeJoinTokenResponse) Reset() {
 	*x = RevokeJoinTokenResponse{}
-	mi := &file_forlock_v1_node_proto_msgTypes[14]
+	mi := &file_forlock_v1_node_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1431,7 @@ func (x *RevokeJoinTokenResponse) String() string {
 func (*RevokeJoinTokenResponse) ProtoMessage() {}
 
 func (x *RevokeJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[14]
+	mi := &file_forlock_v1_node_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1444,7 @@ func (x *RevokeJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{14}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RevokeJoinTokenResponse) GetToken() *JoinToken {
@@ -1135,7 +1471,7 @@ const file_forlock_v1_node_proto_rawDesc = "" +
 	"\x0fdisk_free_bytes\x18\b \x01(\x04R\rdiskFreeBytes\x12,\n" +
 	"\x12memory_total_bytes\x18\t \x01(\x04R\x10memoryTotalBytes\x124\n" +
 	"\x16memory_available_bytes\x18\n" +
-	" \x01(\x04R\x14memoryAvailableBytes\"\x8b\a\n" +
+	" \x01(\x04R\x14memoryAvailableBytes\"\xbd\a\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x124\n" +
@@ -1156,10 +1492,37 @@ const file_forlock_v1_node_proto_rawDesc = "" +
 	"\flast_ping_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastPingAt\x12N\n" +
 	"\x15certificate_not_after\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\x13certificateNotAfter\x12-\n" +
-	"\x12certificate_serial\x18\x11 \x01(\tR\x11certificateSerial\x1a9\n" +
+	"\x12certificate_serial\x18\x11 \x01(\tR\x11certificateSerial\x120\n" +
+	"\x06health\x18\x12 \x01(\v2\x18.forlock.v1.HealthReportR\x06health\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"h\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"l\n" +
+	"\vCheckResult\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x17.forlock.v1.CheckStatusR\x06status\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xf8\x02\n" +
+	"\x0fContainerStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aservice\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x16\n" +
+	"\x06health\x18\x04 \x01(\tR\x06health\x12#\n" +
+	"\rrestart_count\x18\x05 \x01(\rR\frestartCount\x12\x14\n" +
+	"\x05image\x18\x06 \x01(\tR\x05image\x12!\n" +
+	"\fimage_digest\x18\a \x01(\tR\vimageDigest\x129\n" +
+	"\n" +
+	"started_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1f\n" +
+	"\vcpu_percent\x18\t \x01(\x01R\n" +
+	"cpuPercent\x12!\n" +
+	"\fmemory_bytes\x18\n" +
+	" \x01(\x04R\vmemoryBytes\x12,\n" +
+	"\x12memory_limit_bytes\x18\v \x01(\x04R\x10memoryLimitBytes\"\xb7\x01\n" +
+	"\fHealthReport\x129\n" +
+	"\n" +
+	"checked_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tcheckedAt\x12/\n" +
+	"\x06checks\x18\x02 \x03(\v2\x17.forlock.v1.CheckResultR\x06checks\x12;\n" +
+	"\n" +
+	"containers\x18\x03 \x03(\v2\x1b.forlock.v1.ContainerStatusR\n" +
+	"containers\"h\n" +
 	"\x10ListNodesRequest\x12%\n" +
 	"\x0elabel_selector\x18\x01 \x01(\tR\rlabelSelector\x12-\n" +
 	"\x06states\x18\x02 \x03(\x0e2\x15.forlock.v1.NodeStateR\x06states\";\n" +
@@ -1212,7 +1575,13 @@ const file_forlock_v1_node_proto_rawDesc = "" +
 	"\x13NODE_STATE_ENROLLED\x10\x01\x12\x15\n" +
 	"\x11NODE_STATE_ONLINE\x10\x02\x12\x1a\n" +
 	"\x16NODE_STATE_UNREACHABLE\x10\x03\x12\x16\n" +
-	"\x12NODE_STATE_OFFLINE\x10\x042\xf9\x03\n" +
+	"\x12NODE_STATE_OFFLINE\x10\x04*\x8c\x01\n" +
+	"\vCheckStatus\x12\x1c\n" +
+	"\x18CHECK_STATUS_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fCHECK_STATUS_OK\x10\x01\x12\x15\n" +
+	"\x11CHECK_STATUS_WARN\x10\x02\x12\x19\n" +
+	"\x15CHECK_STATUS_CRITICAL\x10\x03\x12\x18\n" +
+	"\x14CHECK_STATUS_UNKNOWN\x10\x042\xf9\x03\n" +
 	"\vNodeService\x12H\n" +
 	"\tListNodes\x12\x1c.forlock.v1.ListNodesRequest\x1a\x1d.forlock.v1.ListNodesResponse\x12B\n" +
 	"\aGetNode\x12\x1a.forlock.v1.GetNodeRequest\x1a\x1b.forlock.v1.GetNodeResponse\x12K\n" +
@@ -1234,73 +1603,83 @@ func file_forlock_v1_node_proto_rawDescGZIP() []byte {
 	return file_forlock_v1_node_proto_rawDescData
 }
 
-var file_forlock_v1_node_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_forlock_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_forlock_v1_node_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_forlock_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_forlock_v1_node_proto_goTypes = []any{
 	(NodeState)(0),                  // 0: forlock.v1.NodeState
-	(*HostFacts)(nil),               // 1: forlock.v1.HostFacts
-	(*Node)(nil),                    // 2: forlock.v1.Node
-	(*ListNodesRequest)(nil),        // 3: forlock.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),       // 4: forlock.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),          // 5: forlock.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),         // 6: forlock.v1.GetNodeResponse
-	(*RemoveNodeRequest)(nil),       // 7: forlock.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),      // 8: forlock.v1.RemoveNodeResponse
-	(*JoinToken)(nil),               // 9: forlock.v1.JoinToken
-	(*CreateJoinTokenRequest)(nil),  // 10: forlock.v1.CreateJoinTokenRequest
-	(*CreateJoinTokenResponse)(nil), // 11: forlock.v1.CreateJoinTokenResponse
-	(*ListJoinTokensRequest)(nil),   // 12: forlock.v1.ListJoinTokensRequest
-	(*ListJoinTokensResponse)(nil),  // 13: forlock.v1.ListJoinTokensResponse
-	(*RevokeJoinTokenRequest)(nil),  // 14: forlock.v1.RevokeJoinTokenRequest
-	(*RevokeJoinTokenResponse)(nil), // 15: forlock.v1.RevokeJoinTokenResponse
-	nil,                             // 16: forlock.v1.Node.LabelsEntry
-	nil,                             // 17: forlock.v1.JoinToken.LabelsEntry
-	nil,                             // 18: forlock.v1.CreateJoinTokenRequest.LabelsEntry
-	(*durationpb.Duration)(nil),     // 19: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 20: google.protobuf.Timestamp
+	(CheckStatus)(0),                // 1: forlock.v1.CheckStatus
+	(*HostFacts)(nil),               // 2: forlock.v1.HostFacts
+	(*Node)(nil),                    // 3: forlock.v1.Node
+	(*CheckResult)(nil),             // 4: forlock.v1.CheckResult
+	(*ContainerStatus)(nil),         // 5: forlock.v1.ContainerStatus
+	(*HealthReport)(nil),            // 6: forlock.v1.HealthReport
+	(*ListNodesRequest)(nil),        // 7: forlock.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),       // 8: forlock.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),          // 9: forlock.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),         // 10: forlock.v1.GetNodeResponse
+	(*RemoveNodeRequest)(nil),       // 11: forlock.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),      // 12: forlock.v1.RemoveNodeResponse
+	(*JoinToken)(nil),               // 13: forlock.v1.JoinToken
+	(*CreateJoinTokenRequest)(nil),  // 14: forlock.v1.CreateJoinTokenRequest
+	(*CreateJoinTokenResponse)(nil), // 15: forlock.v1.CreateJoinTokenResponse
+	(*ListJoinTokensRequest)(nil),   // 16: forlock.v1.ListJoinTokensRequest
+	(*ListJoinTokensResponse)(nil),  // 17: forlock.v1.ListJoinTokensResponse
+	(*RevokeJoinTokenRequest)(nil),  // 18: forlock.v1.RevokeJoinTokenRequest
+	(*RevokeJoinTokenResponse)(nil), // 19: forlock.v1.RevokeJoinTokenResponse
+	nil,                             // 20: forlock.v1.Node.LabelsEntry
+	nil,                             // 21: forlock.v1.JoinToken.LabelsEntry
+	nil,                             // 22: forlock.v1.CreateJoinTokenRequest.LabelsEntry
+	(*durationpb.Duration)(nil),     // 23: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
 }
 var file_forlock_v1_node_proto_depIdxs = []int32{
-	19, // 0: forlock.v1.HostFacts.uptime:type_name -> google.protobuf.Duration
-	16, // 1: forlock.v1.Node.labels:type_name -> forlock.v1.Node.LabelsEntry
+	23, // 0: forlock.v1.HostFacts.uptime:type_name -> google.protobuf.Duration
+	20, // 1: forlock.v1.Node.labels:type_name -> forlock.v1.Node.LabelsEntry
 	0,  // 2: forlock.v1.Node.state:type_name -> forlock.v1.NodeState
-	20, // 3: forlock.v1.Node.state_changed_at:type_name -> google.protobuf.Timestamp
-	20, // 4: forlock.v1.Node.enrolled_at:type_name -> google.protobuf.Timestamp
-	20, // 5: forlock.v1.Node.last_enrolled_at:type_name -> google.protobuf.Timestamp
-	20, // 6: forlock.v1.Node.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	1,  // 7: forlock.v1.Node.facts:type_name -> forlock.v1.HostFacts
-	19, // 8: forlock.v1.Node.last_ping_rtt:type_name -> google.protobuf.Duration
-	20, // 9: forlock.v1.Node.last_ping_at:type_name -> google.protobuf.Timestamp
-	20, // 10: forlock.v1.Node.certificate_not_after:type_name -> google.protobuf.Timestamp
-	0,  // 11: forlock.v1.ListNodesRequest.states:type_name -> forlock.v1.NodeState
-	2,  // 12: forlock.v1.ListNodesResponse.nodes:type_name -> forlock.v1.Node
-	2,  // 13: forlock.v1.GetNodeResponse.node:type_name -> forlock.v1.Node
-	2,  // 14: forlock.v1.RemoveNodeResponse.node:type_name -> forlock.v1.Node
-	17, // 15: forlock.v1.JoinToken.labels:type_name -> forlock.v1.JoinToken.LabelsEntry
-	20, // 16: forlock.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
-	20, // 17: forlock.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
-	20, // 18: forlock.v1.JoinToken.revoked_at:type_name -> google.protobuf.Timestamp
-	19, // 19: forlock.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	18, // 20: forlock.v1.CreateJoinTokenRequest.labels:type_name -> forlock.v1.CreateJoinTokenRequest.LabelsEntry
-	9,  // 21: forlock.v1.CreateJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
-	9,  // 22: forlock.v1.ListJoinTokensResponse.tokens:type_name -> forlock.v1.JoinToken
-	9,  // 23: forlock.v1.RevokeJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
-	3,  // 24: forlock.v1.NodeService.ListNodes:input_type -> forlock.v1.ListNodesRequest
-	5,  // 25: forlock.v1.NodeService.GetNode:input_type -> forlock.v1.GetNodeRequest
-	7,  // 26: forlock.v1.NodeService.RemoveNode:input_type -> forlock.v1.RemoveNodeRequest
-	10, // 27: forlock.v1.NodeService.CreateJoinToken:input_type -> forlock.v1.CreateJoinTokenRequest
-	12, // 28: forlock.v1.NodeService.ListJoinTokens:input_type -> forlock.v1.ListJoinTokensRequest
-	14, // 29: forlock.v1.NodeService.RevokeJoinToken:input_type -> forlock.v1.RevokeJoinTokenRequest
-	4,  // 30: forlock.v1.NodeService.ListNodes:output_type -> forlock.v1.ListNodesResponse
-	6,  // 31: forlock.v1.NodeService.GetNode:output_type -> forlock.v1.GetNodeResponse
-	8,  // 32: forlock.v1.NodeService.RemoveNode:output_type -> forlock.v1.RemoveNodeResponse
-	11, // 33: forlock.v1.NodeService.CreateJoinToken:output_type -> forlock.v1.CreateJoinTokenResponse
-	13, // 34: forlock.v1.NodeService.ListJoinTokens:output_type -> forlock.v1.ListJoinTokensResponse
-	15, // 35: forlock.v1.NodeService.RevokeJoinToken:output_type -> forlock.v1.RevokeJoinTokenResponse
-	30, // [30:36] is the sub-list for method output_type
-	24, // [24:30] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	24, // 3: forlock.v1.Node.state_changed_at:type_name -> google.protobuf.Timestamp
+	24, // 4: forlock.v1.Node.enrolled_at:type_name -> google.protobuf.Timestamp
+	24, // 5: forlock.v1.Node.last_enrolled_at:type_name -> google.protobuf.Timestamp
+	24, // 6: forlock.v1.Node.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	2,  // 7: forlock.v1.Node.facts:type_name -> forlock.v1.HostFacts
+	23, // 8: forlock.v1.Node.last_ping_rtt:type_name -> google.protobuf.Duration
+	24, // 9: forlock.v1.Node.last_ping_at:type_name -> google.protobuf.Timestamp
+	24, // 10: forlock.v1.Node.certificate_not_after:type_name -> google.protobuf.Timestamp
+	6,  // 11: forlock.v1.Node.health:type_name -> forlock.v1.HealthReport
+	1,  // 12: forlock.v1.CheckResult.status:type_name -> forlock.v1.CheckStatus
+	24, // 13: forlock.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
+	24, // 14: forlock.v1.HealthReport.checked_at:type_name -> google.protobuf.Timestamp
+	4,  // 15: forlock.v1.HealthReport.checks:type_name -> forlock.v1.CheckResult
+	5,  // 16: forlock.v1.HealthReport.containers:type_name -> forlock.v1.ContainerStatus
+	0,  // 17: forlock.v1.ListNodesRequest.states:type_name -> forlock.v1.NodeState
+	3,  // 18: forlock.v1.ListNodesResponse.nodes:type_name -> forlock.v1.Node
+	3,  // 19: forlock.v1.GetNodeResponse.node:type_name -> forlock.v1.Node
+	3,  // 20: forlock.v1.RemoveNodeResponse.node:type_name -> forlock.v1.Node
+	21, // 21: forlock.v1.JoinToken.labels:type_name -> forlock.v1.JoinToken.LabelsEntry
+	24, // 22: forlock.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	24, // 23: forlock.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	24, // 24: forlock.v1.JoinToken.revoked_at:type_name -> google.protobuf.Timestamp
+	23, // 25: forlock.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	22, // 26: forlock.v1.CreateJoinTokenRequest.labels:type_name -> forlock.v1.CreateJoinTokenRequest.LabelsEntry
+	13, // 27: forlock.v1.CreateJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
+	13, // 28: forlock.v1.ListJoinTokensResponse.tokens:type_name -> forlock.v1.JoinToken
+	13, // 29: forlock.v1.RevokeJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
+	7,  // 30: forlock.v1.NodeService.ListNodes:input_type -> forlock.v1.ListNodesRequest
+	9,  // 31: forlock.v1.NodeService.GetNode:input_type -> forlock.v1.GetNodeRequest
+	11, // 32: forlock.v1.NodeService.RemoveNode:input_type -> forlock.v1.RemoveNodeRequest
+	14, // 33: forlock.v1.NodeService.CreateJoinToken:input_type -> forlock.v1.CreateJoinTokenRequest
+	16, // 34: forlock.v1.NodeService.ListJoinTokens:input_type -> forlock.v1.ListJoinTokensRequest
+	18, // 35: forlock.v1.NodeService.RevokeJoinToken:input_type -> forlock.v1.RevokeJoinTokenRequest
+	8,  // 36: forlock.v1.NodeService.ListNodes:output_type -> forlock.v1.ListNodesResponse
+	10, // 37: forlock.v1.NodeService.GetNode:output_type -> forlock.v1.GetNodeResponse
+	12, // 38: forlock.v1.NodeService.RemoveNode:output_type -> forlock.v1.RemoveNodeResponse
+	15, // 39: forlock.v1.NodeService.CreateJoinToken:output_type -> forlock.v1.CreateJoinTokenResponse
+	17, // 40: forlock.v1.NodeService.ListJoinTokens:output_type -> forlock.v1.ListJoinTokensResponse
+	19, // 41: forlock.v1.NodeService.RevokeJoinToken:output_type -> forlock.v1.RevokeJoinTokenResponse
+	36, // [36:42] is the sub-list for method output_type
+	30, // [30:36] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_node_proto_init() }
@@ -1313,8 +1692,8 @@ func file_forlock_v1_node_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_forlock_v1_node_proto_rawDesc), len(file_forlock_v1_node_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   18,
+			NumEnums:      2,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
