@@ -79,7 +79,7 @@ func (e *Engine) List(f Filter) ([]*forlockv1.Job, string, error) {
 		}
 		if f.StripTaskNotes {
 			for _, t := range pb.GetTasks() {
-				t.Details, t.Progress = nil, nil
+				t.Details, t.Progress, t.Health = nil, nil, nil
 			}
 		}
 		out = append(out, pb)
