@@ -29,6 +29,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/api"
 	"github.com/forlock/fleet/controlplane/internal/auth"
 	"github.com/forlock/fleet/controlplane/internal/jobs"
+	"github.com/forlock/fleet/controlplane/internal/logs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/internal/pki"
@@ -149,9 +150,11 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
+	broker := logs.NewBroker()
 	forlockv1.RegisterAgentServiceServer(srv, &api.AgentAPI{
-		Store: s.store, Registry: s.registry, Jobs: s.jobs, CA: s.ca, CertTTL: s.cfg.AgentCertTTL, Log: s.log,
+		Store: s.store, Registry: s.registry, Jobs: s.jobs, Broker: broker, CA: s.ca, CertTTL: s.cfg.AgentCertTTL, Log: s.log,
 	})
+	forlockv1.RegisterLogServiceServer(srv, &api.LogAPI{Registry: s.registry, Broker: broker, Log: s.log})
 	forlockv1.RegisterJobServiceServer(srv, &api.JobAPI{Jobs: s.jobs, Registry: s.registry, Log: s.log})
 	forlockv1.RegisterNodeServiceServer(srv, &api.NodeAPI{Store: s.store, Registry: s.registry, Log: s.log})
 	s.health = health.NewServer()

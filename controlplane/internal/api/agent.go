@@ -12,6 +12,7 @@ import (
 
 	"github.com/forlock/fleet/controlplane/internal/auth"
 	"github.com/forlock/fleet/controlplane/internal/jobs"
+	"github.com/forlock/fleet/controlplane/internal/logs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/controlplane/internal/tokens"
@@ -30,6 +31,7 @@ type AgentAPI struct {
 	Store    *store.Store
 	Registry *registry.Registry
 	Jobs     *jobs.Engine
+	Broker   *logs.Broker
 	CA       *pki.CA
 	CertTTL  time.Duration
 	Log      *slog.Logger

@@ -23,7 +23,7 @@ const helloTimeout = 15 * time.Second
 const inboxSize = 8
 
 // serverCapabilities are the features this control plane offers.
-var serverCapabilities = []string{"heartbeat.v1", "ping.v1", jobs.TasksCapability}
+var serverCapabilities = []string{"heartbeat.v1", "ping.v1", jobs.TasksCapability, LogsCapability}
 
 // Bounds on what an agent may report about a task.
 const (

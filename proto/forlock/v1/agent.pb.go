@@ -23,6 +23,162 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PushLogsRequest is one message of a log data stream.
+type PushLogsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The LogRequest this stream answers; set in the first message.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Lines, in order per service.
+	Lines []*LogLine `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
+	// Set in the last message when the agent could not read the logs.
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushLogsRequest) Reset() {
+	*x = PushLogsRequest{}
+	mi := &file_forlock_v1_agent_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushLogsRequest) ProtoMessage() {}
+
+func (x *PushLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_agent_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushLogsRequest.ProtoReflect.Descriptor instead.
+func (*PushLogsRequest) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PushLogsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *PushLogsRequest) GetLines() []*LogLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *PushLogsRequest) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// PushLogsResponse ends a log data stream.
+type PushLogsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushLogsResponse) Reset() {
+	*x = PushLogsResponse{}
+	mi := &file_forlock_v1_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushLogsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushLogsResponse) ProtoMessage() {}
+
+func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushLogsResponse.ProtoReflect.Descriptor instead.
+func (*PushLogsResponse) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+// LogRequest asks the agent to open a PushLogs stream with these lines.
+type LogRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ID to send back in the first PushLogsRequest.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Which lines.
+	Query         *LogQuery `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogRequest) Reset() {
+	*x = LogRequest{}
+	mi := &file_forlock_v1_agent_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogRequest) ProtoMessage() {}
+
+func (x *LogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_agent_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
+func (*LogRequest) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LogRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *LogRequest) GetQuery() *LogQuery {
+	if x != nil {
+		return x.Query
+	}
+	return nil
+}
+
 // EnrollRequest asks for a node identity.
 type EnrollRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -42,7 +198,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[0]
+	mi := &file_forlock_v1_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -54,7 +210,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[0]
+	mi := &file_forlock_v1_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -67,7 +223,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{0}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *EnrollRequest) GetJoinToken() string {
@@ -115,7 +271,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[1]
+	mi := &file_forlock_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -127,7 +283,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[1]
+	mi := &file_forlock_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -140,7 +296,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EnrollResponse) GetNodeId() string {
@@ -183,7 +339,7 @@ type RenewCertificateRequest struct {
 
 func (x *RenewCertificateRequest) Reset() {
 	*x = RenewCertificateRequest{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[2]
+	mi := &file_forlock_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -195,7 +351,7 @@ func (x *RenewCertificateRequest) String() string {
 func (*RenewCertificateRequest) ProtoMessage() {}
 
 func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[2]
+	mi := &file_forlock_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -208,7 +364,7 @@ func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RenewCertificateRequest) GetCsr() []byte {
@@ -231,7 +387,7 @@ type RenewCertificateResponse struct {
 
 func (x *RenewCertificateResponse) Reset() {
 	*x = RenewCertificateResponse{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[3]
+	mi := &file_forlock_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -243,7 +399,7 @@ func (x *RenewCertificateResponse) String() string {
 func (*RenewCertificateResponse) ProtoMessage() {}
 
 func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[3]
+	mi := &file_forlock_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -256,7 +412,7 @@ func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RenewCertificateResponse) GetCertificateChain() []byte {
@@ -294,7 +450,7 @@ type ConnectRequest struct {
 
 func (x *ConnectRequest) Reset() {
 	*x = ConnectRequest{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[4]
+	mi := &file_forlock_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -306,7 +462,7 @@ func (x *ConnectRequest) String() string {
 func (*ConnectRequest) ProtoMessage() {}
 
 func (x *ConnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[4]
+	mi := &file_forlock_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -319,7 +475,7 @@ func (x *ConnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectRequest.ProtoReflect.Descriptor instead.
 func (*ConnectRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ConnectRequest) GetMsg() isConnectRequest_Msg {
@@ -446,6 +602,7 @@ type ConnectResponse struct {
 	//	*ConnectResponse_TaskAssignment
 	//	*ConnectResponse_TaskCancel
 	//	*ConnectResponse_TaskAck
+	//	*ConnectResponse_LogRequest
 	Msg           isConnectResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -453,7 +610,7 @@ type ConnectResponse struct {
 
 func (x *ConnectResponse) Reset() {
 	*x = ConnectResponse{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[5]
+	mi := &file_forlock_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -465,7 +622,7 @@ func (x *ConnectResponse) String() string {
 func (*ConnectResponse) ProtoMessage() {}
 
 func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[5]
+	mi := &file_forlock_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -478,7 +635,7 @@ func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectResponse.ProtoReflect.Descriptor instead.
 func (*ConnectResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ConnectResponse) GetMsg() isConnectResponse_Msg {
@@ -551,6 +708,15 @@ func (x *ConnectResponse) GetTaskAck() *TaskAck {
 	return nil
 }
 
+func (x *ConnectResponse) GetLogRequest() *LogRequest {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectResponse_LogRequest); ok {
+			return x.LogRequest
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Msg interface {
 	isConnectResponse_Msg()
 }
@@ -595,6 +761,11 @@ type ConnectResponse_TaskAck struct {
 	TaskAck *TaskAck `protobuf:"bytes,102,opt,name=task_ack,json=taskAck,proto3,oneof"`
 }
 
+type ConnectResponse_LogRequest struct {
+	// Open a PushLogs data stream with the lines asked for.
+	LogRequest *LogRequest `protobuf:"bytes,103,opt,name=log_request,json=logRequest,proto3,oneof"`
+}
+
 func (*ConnectResponse_Hello) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_Ping) isConnectResponse_Msg() {}
@@ -608,6 +779,8 @@ func (*ConnectResponse_TaskAssignment) isConnectResponse_Msg() {}
 func (*ConnectResponse_TaskCancel) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_TaskAck) isConnectResponse_Msg() {}
+
+func (*ConnectResponse_LogRequest) isConnectResponse_Msg() {}
 
 // AgentHello opens a control stream.
 type AgentHello struct {
@@ -624,7 +797,7 @@ type AgentHello struct {
 
 func (x *AgentHello) Reset() {
 	*x = AgentHello{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[6]
+	mi := &file_forlock_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -636,7 +809,7 @@ func (x *AgentHello) String() string {
 func (*AgentHello) ProtoMessage() {}
 
 func (x *AgentHello) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[6]
+	mi := &file_forlock_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -649,7 +822,7 @@ func (x *AgentHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentHello.ProtoReflect.Descriptor instead.
 func (*AgentHello) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AgentHello) GetAgentVersion() string {
@@ -691,7 +864,7 @@ type ServerHello struct {
 
 func (x *ServerHello) Reset() {
 	*x = ServerHello{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[7]
+	mi := &file_forlock_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +876,7 @@ func (x *ServerHello) String() string {
 func (*ServerHello) ProtoMessage() {}
 
 func (x *ServerHello) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[7]
+	mi := &file_forlock_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +889,7 @@ func (x *ServerHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerHello.ProtoReflect.Descriptor instead.
 func (*ServerHello) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ServerHello) GetServerVersion() string {
@@ -763,7 +936,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[8]
+	mi := &file_forlock_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +948,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[8]
+	mi := &file_forlock_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +961,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Heartbeat) GetSeq() uint64 {
@@ -825,7 +998,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[9]
+	mi := &file_forlock_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +1010,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[9]
+	mi := &file_forlock_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +1023,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Ping) GetNonce() uint64 {
@@ -878,7 +1051,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[10]
+	mi := &file_forlock_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -890,7 +1063,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[10]
+	mi := &file_forlock_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -903,7 +1076,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Pong) GetNonce() uint64 {
@@ -927,7 +1100,7 @@ type Goodbye struct {
 
 func (x *Goodbye) Reset() {
 	*x = Goodbye{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[11]
+	mi := &file_forlock_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +1112,7 @@ func (x *Goodbye) String() string {
 func (*Goodbye) ProtoMessage() {}
 
 func (x *Goodbye) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[11]
+	mi := &file_forlock_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1125,7 @@ func (x *Goodbye) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Goodbye.ProtoReflect.Descriptor instead.
 func (*Goodbye) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Goodbye) GetReason() string {
@@ -984,7 +1157,7 @@ type TaskAssignment struct {
 
 func (x *TaskAssignment) Reset() {
 	*x = TaskAssignment{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[12]
+	mi := &file_forlock_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +1169,7 @@ func (x *TaskAssignment) String() string {
 func (*TaskAssignment) ProtoMessage() {}
 
 func (x *TaskAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[12]
+	mi := &file_forlock_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,7 +1182,7 @@ func (x *TaskAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAssignment.ProtoReflect.Descriptor instead.
 func (*TaskAssignment) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TaskAssignment) GetTaskId() string {
@@ -1046,7 +1219,7 @@ type TaskCancel struct {
 
 func (x *TaskCancel) Reset() {
 	*x = TaskCancel{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[13]
+	mi := &file_forlock_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1231,7 @@ func (x *TaskCancel) String() string {
 func (*TaskCancel) ProtoMessage() {}
 
 func (x *TaskCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[13]
+	mi := &file_forlock_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1244,7 @@ func (x *TaskCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskCancel.ProtoReflect.Descriptor instead.
 func (*TaskCancel) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TaskCancel) GetTaskId() string {
@@ -1099,7 +1272,7 @@ type TaskAck struct {
 
 func (x *TaskAck) Reset() {
 	*x = TaskAck{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[14]
+	mi := &file_forlock_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1284,7 @@ func (x *TaskAck) String() string {
 func (*TaskAck) ProtoMessage() {}
 
 func (x *TaskAck) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[14]
+	mi := &file_forlock_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1297,7 @@ func (x *TaskAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAck.ProtoReflect.Descriptor instead.
 func (*TaskAck) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TaskAck) GetTaskId() string {
@@ -1158,7 +1331,7 @@ type TaskUpdate struct {
 
 func (x *TaskUpdate) Reset() {
 	*x = TaskUpdate{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[15]
+	mi := &file_forlock_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1343,7 @@ func (x *TaskUpdate) String() string {
 func (*TaskUpdate) ProtoMessage() {}
 
 func (x *TaskUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[15]
+	mi := &file_forlock_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1356,7 @@ func (x *TaskUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskUpdate.ProtoReflect.Descriptor instead.
 func (*TaskUpdate) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TaskUpdate) GetTaskId() string {
@@ -1240,7 +1413,18 @@ var File_forlock_v1_agent_proto protoreflect.FileDescriptor
 const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16forlock/v1/agent.proto\x12\n" +
-	"forlock.v1\x1a\x14forlock/v1/job.proto\x1a\x15forlock/v1/node.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x01\n" +
+	"forlock.v1\x1a\x14forlock/v1/job.proto\x1a\x14forlock/v1/log.proto\x1a\x15forlock/v1/node.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"q\n" +
+	"\x0fPushLogsRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12)\n" +
+	"\x05lines\x18\x02 \x03(\v2\x13.forlock.v1.LogLineR\x05lines\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\x12\n" +
+	"\x10PushLogsResponse\"W\n" +
+	"\n" +
+	"LogRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12*\n" +
+	"\x05query\x18\x02 \x01(\v2\x14.forlock.v1.LogQueryR\x05query\"\x81\x01\n" +
 	"\rEnrollRequest\x12\x1d\n" +
 	"\n" +
 	"join_token\x18\x01 \x01(\tR\tjoinToken\x12\x12\n" +
@@ -1268,7 +1452,7 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\agoodbye\x18\x05 \x01(\v2\x13.forlock.v1.GoodbyeH\x00R\agoodbye\x129\n" +
 	"\vtask_update\x18d \x01(\v2\x16.forlock.v1.TaskUpdateH\x00R\n" +
 	"taskUpdateB\x05\n" +
-	"\x03msg\"\xfe\x02\n" +
+	"\x03msg\"\xb9\x03\n" +
 	"\x0fConnectResponse\x12/\n" +
 	"\x05hello\x18\x01 \x01(\v2\x17.forlock.v1.ServerHelloH\x00R\x05hello\x12&\n" +
 	"\x04ping\x18\x03 \x01(\v2\x10.forlock.v1.PingH\x00R\x04ping\x12&\n" +
@@ -1277,7 +1461,9 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\x0ftask_assignment\x18d \x01(\v2\x1a.forlock.v1.TaskAssignmentH\x00R\x0etaskAssignment\x129\n" +
 	"\vtask_cancel\x18e \x01(\v2\x16.forlock.v1.TaskCancelH\x00R\n" +
 	"taskCancel\x120\n" +
-	"\btask_ack\x18f \x01(\v2\x13.forlock.v1.TaskAckH\x00R\ataskAckB\x05\n" +
+	"\btask_ack\x18f \x01(\v2\x13.forlock.v1.TaskAckH\x00R\ataskAck\x129\n" +
+	"\vlog_request\x18g \x01(\v2\x16.forlock.v1.LogRequestH\x00R\n" +
+	"logRequestB\x05\n" +
 	"\x03msg\"\x82\x01\n" +
 	"\n" +
 	"AgentHello\x12#\n" +
@@ -1319,11 +1505,12 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\bprogress\x18\x04 \x01(\v2\x14.forlock.v1.ProgressR\bprogress\x12\x18\n" +
 	"\adetails\x18\x05 \x03(\tR\adetails\x12*\n" +
 	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x120\n" +
-	"\x06health\x18\a \x01(\v2\x18.forlock.v1.HealthReportR\x06health2\xf6\x01\n" +
+	"\x06health\x18\a \x01(\v2\x18.forlock.v1.HealthReportR\x06health2\xbf\x02\n" +
 	"\fAgentService\x12?\n" +
 	"\x06Enroll\x12\x19.forlock.v1.EnrollRequest\x1a\x1a.forlock.v1.EnrollResponse\x12F\n" +
 	"\aConnect\x12\x1a.forlock.v1.ConnectRequest\x1a\x1b.forlock.v1.ConnectResponse(\x010\x01\x12]\n" +
-	"\x10RenewCertificate\x12#.forlock.v1.RenewCertificateRequest\x1a$.forlock.v1.RenewCertificateResponseB5Z3github.com/forlock/fleet/proto/forlock/v1;forlockv1b\x06proto3"
+	"\x10RenewCertificate\x12#.forlock.v1.RenewCertificateRequest\x1a$.forlock.v1.RenewCertificateResponse\x12G\n" +
+	"\bPushLogs\x12\x1b.forlock.v1.PushLogsRequest\x1a\x1c.forlock.v1.PushLogsResponse(\x01B5Z3github.com/forlock/fleet/proto/forlock/v1;forlockv1b\x06proto3"
 
 var (
 	file_forlock_v1_agent_proto_rawDescOnce sync.Once
@@ -1337,71 +1524,81 @@ func file_forlock_v1_agent_proto_rawDescGZIP() []byte {
 	return file_forlock_v1_agent_proto_rawDescData
 }
 
-var file_forlock_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_forlock_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_forlock_v1_agent_proto_goTypes = []any{
-	(*EnrollRequest)(nil),            // 0: forlock.v1.EnrollRequest
-	(*EnrollResponse)(nil),           // 1: forlock.v1.EnrollResponse
-	(*RenewCertificateRequest)(nil),  // 2: forlock.v1.RenewCertificateRequest
-	(*RenewCertificateResponse)(nil), // 3: forlock.v1.RenewCertificateResponse
-	(*ConnectRequest)(nil),           // 4: forlock.v1.ConnectRequest
-	(*ConnectResponse)(nil),          // 5: forlock.v1.ConnectResponse
-	(*AgentHello)(nil),               // 6: forlock.v1.AgentHello
-	(*ServerHello)(nil),              // 7: forlock.v1.ServerHello
-	(*Heartbeat)(nil),                // 8: forlock.v1.Heartbeat
-	(*Ping)(nil),                     // 9: forlock.v1.Ping
-	(*Pong)(nil),                     // 10: forlock.v1.Pong
-	(*Goodbye)(nil),                  // 11: forlock.v1.Goodbye
-	(*TaskAssignment)(nil),           // 12: forlock.v1.TaskAssignment
-	(*TaskCancel)(nil),               // 13: forlock.v1.TaskCancel
-	(*TaskAck)(nil),                  // 14: forlock.v1.TaskAck
-	(*TaskUpdate)(nil),               // 15: forlock.v1.TaskUpdate
-	nil,                              // 16: forlock.v1.EnrollResponse.LabelsEntry
-	(*HostFacts)(nil),                // 17: forlock.v1.HostFacts
-	(*durationpb.Duration)(nil),      // 18: google.protobuf.Duration
-	(*HealthReport)(nil),             // 19: forlock.v1.HealthReport
-	(*timestamppb.Timestamp)(nil),    // 20: google.protobuf.Timestamp
-	(*JobSpec)(nil),                  // 21: forlock.v1.JobSpec
-	(TaskState)(0),                   // 22: forlock.v1.TaskState
-	(*Progress)(nil),                 // 23: forlock.v1.Progress
+	(*PushLogsRequest)(nil),          // 0: forlock.v1.PushLogsRequest
+	(*PushLogsResponse)(nil),         // 1: forlock.v1.PushLogsResponse
+	(*LogRequest)(nil),               // 2: forlock.v1.LogRequest
+	(*EnrollRequest)(nil),            // 3: forlock.v1.EnrollRequest
+	(*EnrollResponse)(nil),           // 4: forlock.v1.EnrollResponse
+	(*RenewCertificateRequest)(nil),  // 5: forlock.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil), // 6: forlock.v1.RenewCertificateResponse
+	(*ConnectRequest)(nil),           // 7: forlock.v1.ConnectRequest
+	(*ConnectResponse)(nil),          // 8: forlock.v1.ConnectResponse
+	(*AgentHello)(nil),               // 9: forlock.v1.AgentHello
+	(*ServerHello)(nil),              // 10: forlock.v1.ServerHello
+	(*Heartbeat)(nil),                // 11: forlock.v1.Heartbeat
+	(*Ping)(nil),                     // 12: forlock.v1.Ping
+	(*Pong)(nil),                     // 13: forlock.v1.Pong
+	(*Goodbye)(nil),                  // 14: forlock.v1.Goodbye
+	(*TaskAssignment)(nil),           // 15: forlock.v1.TaskAssignment
+	(*TaskCancel)(nil),               // 16: forlock.v1.TaskCancel
+	(*TaskAck)(nil),                  // 17: forlock.v1.TaskAck
+	(*TaskUpdate)(nil),               // 18: forlock.v1.TaskUpdate
+	nil,                              // 19: forlock.v1.EnrollResponse.LabelsEntry
+	(*LogLine)(nil),                  // 20: forlock.v1.LogLine
+	(*LogQuery)(nil),                 // 21: forlock.v1.LogQuery
+	(*HostFacts)(nil),                // 22: forlock.v1.HostFacts
+	(*durationpb.Duration)(nil),      // 23: google.protobuf.Duration
+	(*HealthReport)(nil),             // 24: forlock.v1.HealthReport
+	(*timestamppb.Timestamp)(nil),    // 25: google.protobuf.Timestamp
+	(*JobSpec)(nil),                  // 26: forlock.v1.JobSpec
+	(TaskState)(0),                   // 27: forlock.v1.TaskState
+	(*Progress)(nil),                 // 28: forlock.v1.Progress
 }
 var file_forlock_v1_agent_proto_depIdxs = []int32{
-	17, // 0: forlock.v1.EnrollRequest.facts:type_name -> forlock.v1.HostFacts
-	16, // 1: forlock.v1.EnrollResponse.labels:type_name -> forlock.v1.EnrollResponse.LabelsEntry
-	6,  // 2: forlock.v1.ConnectRequest.hello:type_name -> forlock.v1.AgentHello
-	8,  // 3: forlock.v1.ConnectRequest.heartbeat:type_name -> forlock.v1.Heartbeat
-	9,  // 4: forlock.v1.ConnectRequest.ping:type_name -> forlock.v1.Ping
-	10, // 5: forlock.v1.ConnectRequest.pong:type_name -> forlock.v1.Pong
-	11, // 6: forlock.v1.ConnectRequest.goodbye:type_name -> forlock.v1.Goodbye
-	15, // 7: forlock.v1.ConnectRequest.task_update:type_name -> forlock.v1.TaskUpdate
-	7,  // 8: forlock.v1.ConnectResponse.hello:type_name -> forlock.v1.ServerHello
-	9,  // 9: forlock.v1.ConnectResponse.ping:type_name -> forlock.v1.Ping
-	10, // 10: forlock.v1.ConnectResponse.pong:type_name -> forlock.v1.Pong
-	11, // 11: forlock.v1.ConnectResponse.goodbye:type_name -> forlock.v1.Goodbye
-	12, // 12: forlock.v1.ConnectResponse.task_assignment:type_name -> forlock.v1.TaskAssignment
-	13, // 13: forlock.v1.ConnectResponse.task_cancel:type_name -> forlock.v1.TaskCancel
-	14, // 14: forlock.v1.ConnectResponse.task_ack:type_name -> forlock.v1.TaskAck
-	17, // 15: forlock.v1.AgentHello.facts:type_name -> forlock.v1.HostFacts
-	18, // 16: forlock.v1.ServerHello.heartbeat_interval:type_name -> google.protobuf.Duration
-	17, // 17: forlock.v1.Heartbeat.facts:type_name -> forlock.v1.HostFacts
-	19, // 18: forlock.v1.Heartbeat.health:type_name -> forlock.v1.HealthReport
-	20, // 19: forlock.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
-	18, // 20: forlock.v1.Goodbye.reconnect_after:type_name -> google.protobuf.Duration
-	21, // 21: forlock.v1.TaskAssignment.spec:type_name -> forlock.v1.JobSpec
-	22, // 22: forlock.v1.TaskUpdate.state:type_name -> forlock.v1.TaskState
-	23, // 23: forlock.v1.TaskUpdate.progress:type_name -> forlock.v1.Progress
-	20, // 24: forlock.v1.TaskUpdate.at:type_name -> google.protobuf.Timestamp
-	19, // 25: forlock.v1.TaskUpdate.health:type_name -> forlock.v1.HealthReport
-	0,  // 26: forlock.v1.AgentService.Enroll:input_type -> forlock.v1.EnrollRequest
-	4,  // 27: forlock.v1.AgentService.Connect:input_type -> forlock.v1.ConnectRequest
-	2,  // 28: forlock.v1.AgentService.RenewCertificate:input_type -> forlock.v1.RenewCertificateRequest
-	1,  // 29: forlock.v1.AgentService.Enroll:output_type -> forlock.v1.EnrollResponse
-	5,  // 30: forlock.v1.AgentService.Connect:output_type -> forlock.v1.ConnectResponse
-	3,  // 31: forlock.v1.AgentService.RenewCertificate:output_type -> forlock.v1.RenewCertificateResponse
-	29, // [29:32] is the sub-list for method output_type
-	26, // [26:29] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	20, // 0: forlock.v1.PushLogsRequest.lines:type_name -> forlock.v1.LogLine
+	21, // 1: forlock.v1.LogRequest.query:type_name -> forlock.v1.LogQuery
+	22, // 2: forlock.v1.EnrollRequest.facts:type_name -> forlock.v1.HostFacts
+	19, // 3: forlock.v1.EnrollResponse.labels:type_name -> forlock.v1.EnrollResponse.LabelsEntry
+	9,  // 4: forlock.v1.ConnectRequest.hello:type_name -> forlock.v1.AgentHello
+	11, // 5: forlock.v1.ConnectRequest.heartbeat:type_name -> forlock.v1.Heartbeat
+	12, // 6: forlock.v1.ConnectRequest.ping:type_name -> forlock.v1.Ping
+	13, // 7: forlock.v1.ConnectRequest.pong:type_name -> forlock.v1.Pong
+	14, // 8: forlock.v1.ConnectRequest.goodbye:type_name -> forlock.v1.Goodbye
+	18, // 9: forlock.v1.ConnectRequest.task_update:type_name -> forlock.v1.TaskUpdate
+	10, // 10: forlock.v1.ConnectResponse.hello:type_name -> forlock.v1.ServerHello
+	12, // 11: forlock.v1.ConnectResponse.ping:type_name -> forlock.v1.Ping
+	13, // 12: forlock.v1.ConnectResponse.pong:type_name -> forlock.v1.Pong
+	14, // 13: forlock.v1.ConnectResponse.goodbye:type_name -> forlock.v1.Goodbye
+	15, // 14: forlock.v1.ConnectResponse.task_assignment:type_name -> forlock.v1.TaskAssignment
+	16, // 15: forlock.v1.ConnectResponse.task_cancel:type_name -> forlock.v1.TaskCancel
+	17, // 16: forlock.v1.ConnectResponse.task_ack:type_name -> forlock.v1.TaskAck
+	2,  // 17: forlock.v1.ConnectResponse.log_request:type_name -> forlock.v1.LogRequest
+	22, // 18: forlock.v1.AgentHello.facts:type_name -> forlock.v1.HostFacts
+	23, // 19: forlock.v1.ServerHello.heartbeat_interval:type_name -> google.protobuf.Duration
+	22, // 20: forlock.v1.Heartbeat.facts:type_name -> forlock.v1.HostFacts
+	24, // 21: forlock.v1.Heartbeat.health:type_name -> forlock.v1.HealthReport
+	25, // 22: forlock.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
+	23, // 23: forlock.v1.Goodbye.reconnect_after:type_name -> google.protobuf.Duration
+	26, // 24: forlock.v1.TaskAssignment.spec:type_name -> forlock.v1.JobSpec
+	27, // 25: forlock.v1.TaskUpdate.state:type_name -> forlock.v1.TaskState
+	28, // 26: forlock.v1.TaskUpdate.progress:type_name -> forlock.v1.Progress
+	25, // 27: forlock.v1.TaskUpdate.at:type_name -> google.protobuf.Timestamp
+	24, // 28: forlock.v1.TaskUpdate.health:type_name -> forlock.v1.HealthReport
+	3,  // 29: forlock.v1.AgentService.Enroll:input_type -> forlock.v1.EnrollRequest
+	7,  // 30: forlock.v1.AgentService.Connect:input_type -> forlock.v1.ConnectRequest
+	5,  // 31: forlock.v1.AgentService.RenewCertificate:input_type -> forlock.v1.RenewCertificateRequest
+	0,  // 32: forlock.v1.AgentService.PushLogs:input_type -> forlock.v1.PushLogsRequest
+	4,  // 33: forlock.v1.AgentService.Enroll:output_type -> forlock.v1.EnrollResponse
+	8,  // 34: forlock.v1.AgentService.Connect:output_type -> forlock.v1.ConnectResponse
+	6,  // 35: forlock.v1.AgentService.RenewCertificate:output_type -> forlock.v1.RenewCertificateResponse
+	1,  // 36: forlock.v1.AgentService.PushLogs:output_type -> forlock.v1.PushLogsResponse
+	33, // [33:37] is the sub-list for method output_type
+	29, // [29:33] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_agent_proto_init() }
@@ -1410,8 +1607,9 @@ func file_forlock_v1_agent_proto_init() {
 		return
 	}
 	file_forlock_v1_job_proto_init()
+	file_forlock_v1_log_proto_init()
 	file_forlock_v1_node_proto_init()
-	file_forlock_v1_agent_proto_msgTypes[4].OneofWrappers = []any{
+	file_forlock_v1_agent_proto_msgTypes[7].OneofWrappers = []any{
 		(*ConnectRequest_Hello)(nil),
 		(*ConnectRequest_Heartbeat)(nil),
 		(*ConnectRequest_Ping)(nil),
@@ -1419,7 +1617,7 @@ func file_forlock_v1_agent_proto_init() {
 		(*ConnectRequest_Goodbye)(nil),
 		(*ConnectRequest_TaskUpdate)(nil),
 	}
-	file_forlock_v1_agent_proto_msgTypes[5].OneofWrappers = []any{
+	file_forlock_v1_agent_proto_msgTypes[8].OneofWrappers = []any{
 		(*ConnectResponse_Hello)(nil),
 		(*ConnectResponse_Ping)(nil),
 		(*ConnectResponse_Pong)(nil),
@@ -1427,6 +1625,7 @@ func file_forlock_v1_agent_proto_init() {
 		(*ConnectResponse_TaskAssignment)(nil),
 		(*ConnectResponse_TaskCancel)(nil),
 		(*ConnectResponse_TaskAck)(nil),
+		(*ConnectResponse_LogRequest)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1434,7 +1633,7 @@ func file_forlock_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_forlock_v1_agent_proto_rawDesc), len(file_forlock_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	AgentService_Enroll_FullMethodName           = "/forlock.v1.AgentService/Enroll"
 	AgentService_Connect_FullMethodName          = "/forlock.v1.AgentService/Connect"
 	AgentService_RenewCertificate_FullMethodName = "/forlock.v1.AgentService/RenewCertificate"
+	AgentService_PushLogs_FullMethodName         = "/forlock.v1.AgentService/PushLogs"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -53,6 +54,11 @@ type AgentServiceClient interface {
 	// authenticated by its current, unexpired certificate. Open streams are not
 	// disturbed: the new certificate is used for new connections.
 	RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*RenewCertificateResponse, error)
+	// PushLogs carries the lines asked for by a LogRequest from the agent to
+	// the control plane. The first message names the request; the control
+	// plane ends the call when the reader has gone away, and the agent then
+	// stops reading.
+	PushLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PushLogsRequest, PushLogsResponse], error)
 }
 
 type agentServiceClient struct {
@@ -96,6 +102,19 @@ func (c *agentServiceClient) RenewCertificate(ctx context.Context, in *RenewCert
 	return out, nil
 }
 
+func (c *agentServiceClient) PushLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PushLogsRequest, PushLogsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[1], AgentService_PushLogs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PushLogsRequest, PushLogsResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_PushLogsClient = grpc.ClientStreamingClient[PushLogsRequest, PushLogsResponse]
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -125,6 +144,11 @@ type AgentServiceServer interface {
 	// authenticated by its current, unexpired certificate. Open streams are not
 	// disturbed: the new certificate is used for new connections.
 	RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error)
+	// PushLogs carries the lines asked for by a LogRequest from the agent to
+	// the control plane. The first message names the request; the control
+	// plane ends the call when the reader has gone away, and the agent then
+	// stops reading.
+	PushLogs(grpc.ClientStreamingServer[PushLogsRequest, PushLogsResponse]) error
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -143,6 +167,9 @@ func (UnimplementedAgentServiceServer) Connect(grpc.BidiStreamingServer[ConnectR
 }
 func (UnimplementedAgentServiceServer) RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RenewCertificate not implemented")
+}
+func (UnimplementedAgentServiceServer) PushLogs(grpc.ClientStreamingServer[PushLogsRequest, PushLogsResponse]) error {
+	return status.Error(codes.Unimplemented, "method PushLogs not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -208,6 +235,13 @@ func _AgentService_RenewCertificate_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_PushLogs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AgentServiceServer).PushLogs(&grpc.GenericServerStream[PushLogsRequest, PushLogsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_PushLogsServer = grpc.ClientStreamingServer[PushLogsRequest, PushLogsResponse]
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -229,6 +263,11 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Connect",
 			Handler:       _AgentService_Connect_Handler,
 			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "PushLogs",
+			Handler:       _AgentService_PushLogs_Handler,
 			ClientStreams: true,
 		},
 	},
