@@ -3,6 +3,7 @@ package commands
 import (
 	"bytes"
 	"context"
+	"net"
 	"strings"
 	"testing"
 
@@ -112,4 +113,14 @@ func TestConfirm(t *testing.T) {
 			require.True(t, strings.HasPrefix(prompt.String(), "sure? [y/N]: "))
 		})
 	}
+}
+
+// closedAddr returns a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
 }
