@@ -13,6 +13,12 @@
 // task before it starts and keeps its result until the control plane
 // acknowledges it. Built-in task kinds: health_check.
 //
+// The node's health checks (disk, memory, the Forlock containers through
+// the Docker Engine API, the API's health endpoints, PostgreSQL and Redis)
+// run in the background once per heartbeat interval; each heartbeat carries
+// the latest completed report, and the health_check task runs them on
+// demand.
+//
 // Main is the whole forlock-agent command; New and Run let tests start
 // agents in-process.
 package agent
@@ -49,6 +55,8 @@ type Agent struct {
 
 	// tasks runs assigned tasks; set by Run.
 	tasks atomic.Pointer[tasks.Runner]
+	// health runs the health checks; set by Run before any session starts.
+	health *health
 
 	mu    sync.Mutex
 	id    *identity.Identity // nil until loaded or enrolled
@@ -174,11 +182,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	default:
 		return fmt.Errorf("%w: repair or move the damaged file (the agent never deletes its state directory)", err)
 	}
-	taskJournal, runner, err := a.openTasks()
+	hc := a.cfg.newHealth()
+	defer hc.close()
+	a.health = hc
+	taskJournal, runner, err := a.openTasks(hc)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = taskJournal.Close() }()
+	// The checks run in the background; heartbeats carry the latest report.
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	monitorCtx := ctx // ctx is replaced below
+	bg.Go(func() { _ = hc.monitor.Run(monitorCtx) })
 	ctx, stop := stopTasksFirst(ctx, runner)
 	defer stop()
 

@@ -64,6 +64,11 @@ enrolls with a join token (--join-token-file, ` + JoinTokenEnv + ` or --join-tok
 then keeps a mutually authenticated control stream to the control plane, sends heartbeats,
 and renews its certificate before it expires.
 
+Every heartbeat carries the node's health checks (disk, memory, the Forlock containers,
+the API's health endpoints, PostgreSQL, Redis), run in the background; a check whose
+target is not configured reports UNKNOWN and says what to set. Secrets come from files
+(--postgres-dsn-file, --redis-password-file) or ` + PostgresDSNEnv + ` and ` + RedisPasswordEnv + `.
+
 Settings come from flags, then the environment, then the --config file, then defaults.`,
 		Version: buildinfo.Version(),
 		Args: func(_ *cobra.Command, args []string) error {
@@ -115,6 +120,17 @@ func bindFlags(f *pflag.FlagSet) {
 	f.String("name", "", "node name (default: the host name, lower-cased)")
 	f.String("log-level", "", "debug, info, warn or error (default info)")
 	f.String("log-format", "", "json or text (default json)")
+	f.String("docker-host", "", "Docker Engine address (default DOCKER_HOST, else unix:///var/run/docker.sock)")
+	f.StringSlice("containers", nil, "expected containers, by container or compose service name (default forlock-api,forlock-postgres,forlock-redis,forlock-nginx)")
+	f.String("compose-project", "", "find the containers by this compose project label instead of by name")
+	f.String("api-url", "", "base URL of the Forlock API for the /api/v1/health checks (default "+DefaultAPIURL+")")
+	f.String("api-ca-file", "", "PEM CA bundle that verifies the API's certificate (default: the system roots)")
+	f.String("api-server-name", "", "name to verify the API's certificate against, if not the URL's host")
+	f.Bool("api-insecure-skip-verify", false, "accept any certificate from the API")
+	f.String("postgres-dsn-file", "", "file holding the PostgreSQL DSN for the connectivity check (or "+PostgresDSNEnv+")")
+	f.String("redis-addr", "", "Redis HOST:PORT for the connectivity check")
+	f.String("redis-password-file", "", "file holding the Redis password (or "+RedisPasswordEnv+")")
+	f.Duration("check-timeout", 0, "timeout of each health check (default 4s)")
 }
 
 // resolveSettings merges, per setting, the flag if given, else the
@@ -142,6 +158,33 @@ func resolveSettings(flags *pflag.FlagSet, getenv func(string) string) (settings
 		StateDir:      pick("state-dir", fc.StateDir),
 		Name:          pick("name", fc.Name),
 	}}
+	h := fc.health()
+	h.DockerHost = pick("docker-host", h.DockerHost)
+	if flags.Changed("containers") {
+		h.Containers, _ = flags.GetStringSlice("containers")
+	}
+	h.ComposeProject = pick("compose-project", h.ComposeProject)
+	h.APIURL = pick("api-url", h.APIURL)
+	h.APICAFile = pick("api-ca-file", h.APICAFile)
+	h.APIServerName = pick("api-server-name", h.APIServerName)
+	if flags.Changed("api-insecure-skip-verify") {
+		h.APIInsecureSkipVerify, _ = flags.GetBool("api-insecure-skip-verify")
+	}
+	// A secret's file flag beats its environment variable, which beats the
+	// config file's file setting.
+	if h.PostgresDSN = getenv(PostgresDSNEnv); h.PostgresDSN != "" {
+		h.PostgresDSNFile = ""
+	}
+	h.PostgresDSNFile = pick("postgres-dsn-file", h.PostgresDSNFile)
+	h.RedisAddr = pick("redis-addr", h.RedisAddr)
+	if h.RedisPassword = getenv(RedisPasswordEnv); h.RedisPassword != "" {
+		h.RedisPasswordFile = ""
+	}
+	h.RedisPasswordFile = pick("redis-password-file", h.RedisPasswordFile)
+	if flags.Changed("check-timeout") {
+		h.CheckTimeout, _ = flags.GetDuration("check-timeout")
+	}
+	st.cfg.Health = h
 	level := pick("log-level", fc.LogLevel)
 	if level == "" {
 		level = "info"

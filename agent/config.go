@@ -48,6 +48,9 @@ type Config struct {
 	// jitter) of enrollment, reconnection and renewal. Zero means 500ms and
 	// 30s.
 	MinBackoff, MaxBackoff time.Duration
+	// Health configures the health checks of the node's Forlock stack,
+	// run for every heartbeat and by the health_check task.
+	Health HealthConfig
 	// TaskHandlers add task kinds, or replace built-in ones (health_check),
 	// keyed by job kind: the name of the JobSpec oneof field. Tests use it
 	// to run slow or failing tasks through a real agent.
@@ -92,6 +95,9 @@ func (cfg Config) validate() (Config, error) {
 	}
 	if cfg.MinBackoff > 0 && cfg.MaxBackoff > 0 && cfg.MinBackoff > cfg.MaxBackoff {
 		return cfg, fmt.Errorf("minimum backoff %s exceeds maximum backoff %s", cfg.MinBackoff, cfg.MaxBackoff)
+	}
+	if cfg.Health, err = cfg.Health.validate(); err != nil {
+		return cfg, fmt.Errorf("health checks: %w", err)
 	}
 	for kind, h := range cfg.TaskHandlers {
 		if kind == "" || h == nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -30,9 +31,22 @@ const maxConfigSize = 64 << 10
 //	name: web-1
 //	log_level: info                           # debug, info, warn, error
 //	log_format: json                          # json or text
+//	# Health checks of the node's Forlock stack (every one optional):
+//	docker_host: unix:///var/run/docker.sock  # default DOCKER_HOST, else this
+//	containers: [forlock-api, forlock-postgres, forlock-redis, forlock-nginx]
+//	compose_project: forlock                  # find containers by compose label
+//	api_url: https://127.0.0.1                # base of /api/v1/health
+//	api_ca_file: /etc/forlock/ca.pem          # or api_insecure_skip_verify: true
+//	api_server_name: vault.example.net
+//	postgres_dsn_file: /etc/forlock-agent/postgres-dsn
+//	redis_addr: 127.0.0.1:6379
+//	redis_password_file: /etc/forlock-agent/redis-password
+//	check_timeout: 4s
 //
-// The join token itself is never read from this file: the file is often
-// world-readable, a token file need not be.
+// Secrets are never read from this file: the file is often world-readable,
+// a token, DSN or password file need not be. The join token, the
+// PostgreSQL DSN and the Redis password come from files named here, or
+// from the environment.
 type fileConfig struct {
 	Version       int
 	ControlPlane  string
@@ -42,27 +56,62 @@ type fileConfig struct {
 	Name          string
 	LogLevel      string
 	LogFormat     string
+
+	DockerHost            string
+	Containers            []string
+	ComposeProject        string
+	APIURL                string
+	APICAFile             string
+	APIServerName         string
+	APIInsecureSkipVerify bool
+	PostgresDSNFile       string
+	RedisAddr             string
+	RedisPasswordFile     string
+	CheckTimeout          string
 }
 
 // fields maps each config key to where its value goes; its order is the
 // order of the help text.
 func (fc *fileConfig) fields() []configField {
 	return []configField{
-		{"version", nil, &fc.Version},
-		{"control_plane", &fc.ControlPlane, nil},
-		{"ca_file", &fc.CAFile, nil},
-		{"join_token_file", &fc.JoinTokenFile, nil},
-		{"state_dir", &fc.StateDir, nil},
-		{"name", &fc.Name, nil},
-		{"log_level", &fc.LogLevel, nil},
-		{"log_format", &fc.LogFormat, nil},
+		{key: "version", num: &fc.Version},
+		{key: "control_plane", str: &fc.ControlPlane},
+		{key: "ca_file", str: &fc.CAFile},
+		{key: "join_token_file", str: &fc.JoinTokenFile},
+		{key: "state_dir", str: &fc.StateDir},
+		{key: "name", str: &fc.Name},
+		{key: "log_level", str: &fc.LogLevel},
+		{key: "log_format", str: &fc.LogFormat},
+		{key: "docker_host", str: &fc.DockerHost},
+		{key: "containers", list: &fc.Containers},
+		{key: "compose_project", str: &fc.ComposeProject},
+		{key: "api_url", str: &fc.APIURL},
+		{key: "api_ca_file", str: &fc.APICAFile},
+		{key: "api_server_name", str: &fc.APIServerName},
+		{key: "api_insecure_skip_verify", boolean: &fc.APIInsecureSkipVerify},
+		{key: "postgres_dsn_file", str: &fc.PostgresDSNFile},
+		{key: "redis_addr", str: &fc.RedisAddr},
+		{key: "redis_password_file", str: &fc.RedisPasswordFile},
+		{key: "check_timeout", str: &fc.CheckTimeout},
 	}
 }
 
+// configField is one key and where its value goes: exactly one of the
+// pointers is set.
 type configField struct {
-	key string
-	str *string
-	num *int
+	key     string
+	str     *string
+	num     *int
+	boolean *bool
+	list    *[]string
+}
+
+// secretKeys are settings that hold secrets, refused in the file, with
+// where to put them instead.
+var secretKeys = map[string]string{
+	"join_token":     "put the token in a file only the agent can read and set join_token_file, or use " + JoinTokenEnv,
+	"postgres_dsn":   "put the DSN in a file only the agent can read and set postgres_dsn_file, or use " + PostgresDSNEnv,
+	"redis_password": "put the password in a file only the agent can read and set redis_password_file, or use " + RedisPasswordEnv,
 }
 
 // loadConfigFile reads and parses the config file at path and resolves its
@@ -82,7 +131,7 @@ func loadConfigFile(path string) (fileConfig, error) {
 		return fileConfig{}, fmt.Errorf("config file %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&fc.CAFile, &fc.JoinTokenFile, &fc.StateDir} {
+	for _, p := range []*string{&fc.CAFile, &fc.JoinTokenFile, &fc.StateDir, &fc.APICAFile, &fc.PostgresDSNFile, &fc.RedisPasswordFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -149,12 +198,49 @@ func parseConfig(data []byte) (fileConfig, error) {
 			return fc, fmt.Errorf("field log_format: %w", err)
 		}
 	}
+	if fc.CheckTimeout != "" {
+		if _, err := parseCheckTimeout(fc.CheckTimeout); err != nil {
+			return fc, fmt.Errorf("field check_timeout: %w", err)
+		}
+	}
+	if _, err := fc.health().validate(); err != nil {
+		return fc, fmt.Errorf("health check settings: %w", err)
+	}
 	return fc, nil
+}
+
+// health returns the file's health check settings; check_timeout must
+// have been checked.
+func (fc fileConfig) health() HealthConfig {
+	d, _ := parseCheckTimeout(fc.CheckTimeout)
+	return HealthConfig{
+		DockerHost: fc.DockerHost, Containers: fc.Containers, ComposeProject: fc.ComposeProject,
+		APIURL: fc.APIURL, APICAFile: fc.APICAFile, APIServerName: fc.APIServerName,
+		APIInsecureSkipVerify: fc.APIInsecureSkipVerify,
+		PostgresDSNFile:       fc.PostgresDSNFile, RedisAddr: fc.RedisAddr, RedisPasswordFile: fc.RedisPasswordFile,
+		CheckTimeout: d,
+	}
+}
+
+// parseCheckTimeout parses a check timeout such as "4s"; empty is 0 (the
+// default).
+func parseCheckTimeout(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("check timeout %q is not a duration such as 4s", s)
+	}
+	return d, nil
 }
 
 func decodeField(f configField, v *yaml.Node) error {
 	if v.Kind == yaml.AliasNode {
 		v = v.Alias
+	}
+	if f.list != nil {
+		return decodeList(f, v)
 	}
 	if v.Kind != yaml.ScalarNode {
 		return fmt.Errorf("line %d: field %s must be a single value, not a list or mapping", v.Line, f.key)
@@ -168,6 +254,12 @@ func decodeField(f configField, v *yaml.Node) error {
 		}
 		return nil
 	}
+	if f.boolean != nil {
+		if v.Tag != "!!bool" || v.Decode(f.boolean) != nil {
+			return fmt.Errorf("line %d: field %s must be true or false", v.Line, f.key)
+		}
+		return nil
+	}
 	if v.Tag != "!!str" && v.Tag != "!!int" && v.Tag != "!!float" {
 		return fmt.Errorf("line %d: field %s must be a text value; quote it if it is meant as one", v.Line, f.key)
 	}
@@ -175,9 +267,41 @@ func decodeField(f configField, v *yaml.Node) error {
 	return nil
 }
 
+// decodeList decodes a list of text values: a YAML sequence, or one value
+// with the entries separated by commas.
+func decodeList(f configField, v *yaml.Node) error {
+	bad := fmt.Errorf("line %d: field %s must be a list of names, e.g. %s: [a, b]", v.Line, f.key, f.key)
+	var items []*yaml.Node
+	switch {
+	case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
+		return nil
+	case v.Kind == yaml.ScalarNode && v.Tag == "!!str":
+		*f.list = nil
+		for _, s := range strings.Split(v.Value, ",") {
+			*f.list = append(*f.list, strings.TrimSpace(s))
+		}
+		return nil
+	case v.Kind == yaml.SequenceNode:
+		items = v.Content
+	default:
+		return bad
+	}
+	*f.list = make([]string, 0, len(items))
+	for _, it := range items {
+		if it.Kind == yaml.AliasNode {
+			it = it.Alias
+		}
+		if it.Kind != yaml.ScalarNode || it.Tag != "!!str" {
+			return bad
+		}
+		*f.list = append(*f.list, it.Value)
+	}
+	return nil
+}
+
 func unknownField(k *yaml.Node, fields []configField) error {
-	if k.Value == "join_token" {
-		return fmt.Errorf("line %d: join_token is not read from the config file: put the token in a file only the agent can read and set join_token_file, or use FORLOCK_JOIN_TOKEN", k.Line)
+	if hint, ok := secretKeys[k.Value]; ok {
+		return fmt.Errorf("line %d: %s is not read from the config file: %s", k.Line, k.Value, hint)
 	}
 	known := make([]string, len(fields))
 	for i, f := range fields {

@@ -25,7 +25,39 @@ state_dir: /var/lib/x
 name: web-1
 log_level: debug
 log_format: text
-`, fileConfig{1, "cp.example.net:7443", "/etc/forlock-agent/ca.pem", "/etc/forlock-agent/token", "/var/lib/x", "web-1", "debug", "text"}, ""},
+`, fileConfig{Version: 1, ControlPlane: "cp.example.net:7443", CAFile: "/etc/forlock-agent/ca.pem", JoinTokenFile: "/etc/forlock-agent/token",
+			StateDir: "/var/lib/x", Name: "web-1", LogLevel: "debug", LogFormat: "text"}, ""},
+		{"health settings", `
+version: 1
+docker_host: unix:///run/docker.sock
+containers: [api, db]
+compose_project: forlock
+api_url: https://127.0.0.1:8443
+api_ca_file: /etc/forlock/ca.pem
+api_server_name: vault.example.net
+postgres_dsn_file: /etc/forlock-agent/dsn
+redis_addr: 127.0.0.1:6379
+redis_password_file: /etc/forlock-agent/redis
+check_timeout: 3s
+`, fileConfig{Version: 1, DockerHost: "unix:///run/docker.sock", Containers: []string{"api", "db"}, ComposeProject: "forlock",
+			APIURL: "https://127.0.0.1:8443", APICAFile: "/etc/forlock/ca.pem", APIServerName: "vault.example.net",
+			PostgresDSNFile: "/etc/forlock-agent/dsn", RedisAddr: "127.0.0.1:6379", RedisPasswordFile: "/etc/forlock-agent/redis",
+			CheckTimeout: "3s"}, ""},
+		{"containers as text", "version: 1\ncontainers: a, b\n", fileConfig{Version: 1, Containers: []string{"a", "b"}}, ""},
+		{"containers block list", "version: 1\ncontainers:\n  - a\n  - b\n", fileConfig{Version: 1, Containers: []string{"a", "b"}}, ""},
+		{"insecure", "version: 1\napi_insecure_skip_verify: true\n", fileConfig{Version: 1, APIInsecureSkipVerify: true}, ""},
+		{"insecure not bool", "version: 1\napi_insecure_skip_verify: yes please\n", fileConfig{}, "line 2: field api_insecure_skip_verify must be true or false"},
+		{"containers mapping", "version: 1\ncontainers: {a: 1}\n", fileConfig{}, "line 2: field containers must be a list of names"},
+		{"containers nested", "version: 1\ncontainers: [[a]]\n", fileConfig{}, "line 2: field containers must be a list of names"},
+		{"empty container", "version: 1\ncontainers: [a, '']\n", fileConfig{}, `health check settings: container name ""`},
+		{"bad check timeout", "version: 1\ncheck_timeout: soon\n", fileConfig{}, `field check_timeout: check timeout "soon" is not a duration`},
+		{"check timeout too long", "version: 1\ncheck_timeout: 1m\n", fileConfig{}, "health check settings: check timeout 1m0s: want a duration from 0"},
+		{"bad api url", "version: 1\napi_url: 127.0.0.1\n", fileConfig{}, `health check settings: api url "127.0.0.1": want the API's base URL`},
+		{"ca and insecure", "version: 1\napi_ca_file: ca.pem\napi_insecure_skip_verify: true\n", fileConfig{}, "api CA file and api insecure skip verify are both set"},
+		{"bad redis addr", "version: 1\nredis_addr: localhost\n", fileConfig{}, `health check settings: redis address "localhost": want HOST:PORT`},
+		{"bad docker host", "version: 1\ndocker_host: /var/run/docker.sock\n", fileConfig{}, `docker host "/var/run/docker.sock": want an address such as unix://`},
+		{"dsn refused", "version: 1\npostgres_dsn: postgres://u:p@h/db\n", fileConfig{}, "line 2: postgres_dsn is not read from the config file: put the DSN in a file"},
+		{"redis password refused", "version: 1\nredis_password: x\n", fileConfig{}, "line 2: redis_password is not read from the config file"},
 		{"minimal", "version: 1\n", fileConfig{Version: 1}, ""},
 		{"null value keeps the default", "version: 1\nname:\n", fileConfig{Version: 1}, ""},
 		{"numeric name", "version: 1\nname: 123\n", fileConfig{Version: 1, Name: "123"}, ""},
@@ -63,9 +95,13 @@ log_format: text
 func TestLoadConfigFileResolvesRelativePaths(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "agent.yaml")
-	require.NoError(t, os.WriteFile(p, []byte("version: 1\nca_file: ca.pem\njoin_token_file: /abs/token\nstate_dir: state\n"), 0o600))
+	require.NoError(t, os.WriteFile(p, []byte("version: 1\nca_file: ca.pem\njoin_token_file: /abs/token\nstate_dir: state\n"+
+		"api_ca_file: node-ca.pem\npostgres_dsn_file: dsn\nredis_password_file: secrets/redis\n"), 0o600))
 	fc, err := loadConfigFile(p)
 	require.NoError(t, err)
+	require.Equal(t, filepath.Join(dir, "node-ca.pem"), fc.APICAFile)
+	require.Equal(t, filepath.Join(dir, "dsn"), fc.PostgresDSNFile)
+	require.Equal(t, filepath.Join(dir, "secrets/redis"), fc.RedisPasswordFile)
 	require.Equal(t, filepath.Join(dir, "ca.pem"), fc.CAFile)
 	require.Equal(t, "/abs/token", fc.JoinTokenFile)
 	require.Equal(t, filepath.Join(dir, "state"), fc.StateDir)
@@ -91,6 +127,8 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("version: 1\n---\n"))
 	f.Add([]byte("{version: 1, log_level: debug}"))
 	f.Add([]byte("version: 1\nname: [a]\n"))
+	f.Add([]byte("version: 1\ncontainers: [a, b]\ncompose_project: p\napi_url: https://127.0.0.1\n"))
+	f.Add([]byte("version: 1\ncontainers: &c [a]\napi_insecure_skip_verify: true\ncheck_timeout: 2s\nredis_addr: r:6379\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fc, err := parseConfig(data)
 		if err != nil {
@@ -105,5 +143,8 @@ func FuzzParseConfig(f *testing.F) {
 		if fc.LogFormat != "" {
 			require.NoError(t, checkLogFormat(fc.LogFormat))
 		}
+		h, err := fc.health().validate()
+		require.NoError(t, err, "a parsed file holds valid health check settings")
+		require.NotEmpty(t, h.Containers)
 	})
 }

@@ -43,7 +43,11 @@ func (a *Agent) session(ctx context.Context, store *identity.Store, runner *task
 		Logger:       a.log,
 		Capabilities: []string{TasksCapability},
 		Outbox:       outbox,
+		Health:       a.health.monitor.Latest,
 		OnHello: func(h *forlockv1.ServerHello) {
+			if d := h.GetHeartbeatInterval().AsDuration(); d > 0 {
+				a.health.monitor.SetInterval(d)
+			}
 			if h.GetNodeId() != "" && h.GetNodeId() != id.NodeID {
 				a.log.Warn("the control plane knows this agent by another node ID",
 					"node_id", id.NodeID, "server_node_id", h.GetNodeId())

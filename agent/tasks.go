@@ -30,10 +30,11 @@ type TaskResult = tasks.Result
 // end after cancelling them.
 const taskStopTimeout = 15 * time.Second
 
-// taskHandlers returns the built-in handlers with cfg's on top.
-func (cfg Config) taskHandlers() map[string]TaskHandler {
+// taskHandlers returns the built-in handlers with cfg's on top. hc runs
+// the health_check task.
+func (cfg Config) taskHandlers(hc *health) map[string]TaskHandler {
 	h := map[string]TaskHandler{
-		checks.Kind: checks.Handler{Checks: checks.HostChecks(cfg.StateDir)},
+		checks.Kind: checks.Handler{Suite: hc.suite, Publish: hc.monitor.Publish},
 	}
 	maps.Copy(h, cfg.TaskHandlers)
 	return h
@@ -41,7 +42,7 @@ func (cfg Config) taskHandlers() map[string]TaskHandler {
 
 // openTasks opens the task journal and returns a runner on it, having
 // logged the tasks a previous process left running.
-func (a *Agent) openTasks() (*journal.Journal, *tasks.Runner, error) {
+func (a *Agent) openTasks(hc *health) (*journal.Journal, *tasks.Runner, error) {
 	j, interrupted, err := journal.Open(a.cfg.StateDir)
 	if err != nil {
 		return nil, nil, err
@@ -52,7 +53,7 @@ func (a *Agent) openTasks() (*journal.Journal, *tasks.Runner, error) {
 	}
 	r, err := tasks.New(tasks.Config{
 		Journal:      j,
-		Handlers:     a.cfg.taskHandlers(),
+		Handlers:     a.cfg.taskHandlers(hc),
 		AgentVersion: buildinfo.Version(),
 		Logger:       a.log,
 	})

@@ -17,16 +17,22 @@ var noopHandler = TaskHandlerFunc(func(context.Context, *forlockv1.JobSpec, func
 })
 
 func TestTaskHandlersExtendAndReplaceTheBuiltIns(t *testing.T) {
-	builtIn := Config{StateDir: "/x"}.taskHandlers()
-	hc, ok := builtIn["health_check"].(checks.Handler)
+	cfg, err := Config{ControlPlane: "cp:1", Name: "n", StateDir: "/x"}.validate()
+	require.NoError(t, err)
+	hc := cfg.newHealth()
+	t.Cleanup(hc.close)
+	builtIn := cfg.taskHandlers(hc)
+	h, ok := builtIn["health_check"].(checks.Handler)
 	require.True(t, ok)
-	require.Len(t, hc.Checks, 2)
-	require.Equal(t, "/x", hc.Checks[0].(checks.Disk).Dir, "the disk check watches the state directory's file system")
+	require.Same(t, hc.suite, h.Suite)
+	require.Len(t, h.Suite.Host, 2)
+	require.Equal(t, "/x", h.Suite.Host[0].(checks.Disk).Dir, "the disk check watches the state directory's file system")
 	require.Len(t, builtIn, 1)
 
-	h := Config{TaskHandlers: map[string]TaskHandler{"health_check": noopHandler, "extra": noopHandler}}.taskHandlers()
-	require.Len(t, h, 2)
-	res, err := h["health_check"].Run(context.Background(), nil, nil)
+	cfg.TaskHandlers = map[string]TaskHandler{"health_check": noopHandler, "extra": noopHandler}
+	handlers := cfg.taskHandlers(hc)
+	require.Len(t, handlers, 2)
+	res, err := handlers["health_check"].Run(context.Background(), nil, nil)
 	require.NoError(t, err)
 	require.Equal(t, "noop", res.Message, "a configured handler replaces the built-in one")
 }

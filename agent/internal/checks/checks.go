@@ -3,16 +3,22 @@
 // health_check task.
 //
 // A Check reads one thing and judges it against the guide's thresholds;
-// the judging is a pure function of the numbers read (EvaluateDisk,
-// EvaluateMemory), so it is tested without a host. Today's checks are the
-// host's disk space and memory; container, API, database and Redis checks
-// join the list returned by HostChecks as the agent learns to run them.
+// the judging is a pure function of what was read (EvaluateDisk,
+// EvaluateMemory, EvaluateContainer, EvaluateAPI), so it is tested without
+// a host. The checks are the host's disk space and memory, the state of
+// each expected container (Docker Engine), the API health endpoints with
+// their p95 latency, PostgreSQL connectivity (pgx) and Redis connectivity
+// (go-redis). A Suite runs them all concurrently, each under its own
+// timeout, into one Report: the health_check task (Handler) and the
+// heartbeats (Monitor) both use it. A check whose target is not configured
+// reports UNKNOWN and says what to configure; only CRITICAL fails a task.
 package checks
 
 import (
 	"context"
 	"fmt"
 	"math"
+	"time"
 )
 
 // Status is a check's verdict.
@@ -69,6 +75,13 @@ const (
 	DiskCriticalFreePercent = 10 // alert: less than 10 % free
 	MemoryWarnUsedPercent   = 80 // target: less than 80 % used
 	MemoryCriticalUsedPct   = 90 // alert: more than 90 % used
+)
+
+// Thresholds of the operations guide ("Critical Metrics: Application"):
+// API response time, p95.
+const (
+	APILatencyWarn     = 200 * time.Millisecond // target: below 200 ms
+	APILatencyCritical = 500 * time.Millisecond // alert: above 500 ms
 )
 
 // EvaluateDisk judges a file system with total bytes of which free are

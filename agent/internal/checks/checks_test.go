@@ -108,26 +108,33 @@ func TestHandler(t *testing.T) {
 	mem := Memory{Read: func() (hostinfo.Memory, error) { return hostinfo.Memory{Total: 100, Available: 50}, nil }}
 	var phases []string
 	report := func(p *forlockv1.Progress) { phases = append(phases, p.GetPhase()) }
+	var published *forlockv1.HealthReport
 
-	res, err := Handler{Checks: []Check{disk, mem}}.Run(context.Background(), nil, report)
+	h := Handler{Suite: &Suite{Host: []Check{disk, mem}}, Publish: func(r *forlockv1.HealthReport) { published = r }}
+	res, err := h.Run(context.Background(), nil, report)
 	require.EqualError(t, err, "CRITICAL: disk 5% free (5.0 GiB of 100 GiB)")
 	require.Equal(t, []string{"disk CRITICAL 5% free (5.0 GiB of 100 GiB)", "memory OK 50% used (50 B of 100 B)"}, res.Details)
-	require.Equal(t, []string{"check disk", "check memory"}, phases)
+	require.Equal(t, []string{"running health checks"}, phases)
+	require.Len(t, res.Health.GetChecks(), 2)
+	require.Equal(t, forlockv1.CheckStatus_CHECK_STATUS_CRITICAL, res.Health.GetChecks()[0].GetStatus())
+	require.Equal(t, "disk", res.Health.GetChecks()[0].GetName())
+	require.Equal(t, "5% free (5.0 GiB of 100 GiB)", res.Health.GetChecks()[0].GetMessage())
+	require.Same(t, res.Health, published)
 
 	broken := Disk{Dir: "/gone", Usage: func(string) (uint64, uint64, error) { return 0, 0, errors.New("no such file") }}
-	res, err = Handler{Checks: []Check{broken, Memory{Read: func() (hostinfo.Memory, error) { return hostinfo.Memory{Total: 1}, nil }}}}.
+	res, err = Handler{Suite: &Suite{Host: []Check{broken, Memory{Read: func() (hostinfo.Memory, error) { return hostinfo.Memory{Total: 1}, nil }}}}}.
 		Run(context.Background(), nil, func(*forlockv1.Progress) {})
 	require.NoError(t, err)
 	require.Equal(t, "0 of 2 checks OK; UNKNOWN: disk cannot read the file system of /gone: no such file; UNKNOWN: memory the kernel does not report MemAvailable", res.Message)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = Handler{Checks: []Check{disk}}.Run(ctx, nil, report)
+	_, err = Handler{Suite: &Suite{Host: []Check{disk}}}.Run(ctx, nil, report)
 	require.ErrorIs(t, err, context.Canceled)
 }
 
 func TestHostChecksOnThisHost(t *testing.T) {
-	res, _ := Handler{Checks: HostChecks(t.TempDir())}.Run(context.Background(), nil, func(*forlockv1.Progress) {})
+	res, _ := Handler{Suite: &Suite{Host: HostChecks(t.TempDir())}}.Run(context.Background(), nil, func(*forlockv1.Progress) {})
 	require.Len(t, res.Details, 2)
 	require.Regexp(t, `^disk (OK|WARN|CRITICAL|UNKNOWN) `, res.Details[0])
 	require.Regexp(t, `^memory (OK|WARN|CRITICAL|UNKNOWN) `, res.Details[1])

@@ -13,27 +13,32 @@ import (
 // Kind is the job kind the Handler runs.
 const Kind = "health_check"
 
-// Handler runs its checks as a health_check task: one detail line per
-// check; the task fails if any check is CRITICAL, and succeeds otherwise
-// with any WARN or UNKNOWN named in its message.
+// Handler runs the suite as a health_check task: one detail line per
+// check and the structured report; the task fails if any check is
+// CRITICAL, and succeeds otherwise with any WARN or UNKNOWN named in its
+// message.
 type Handler struct {
-	Checks []Check
+	Suite *Suite
+	// Publish, if set, receives each report (the Monitor keeps it for the
+	// heartbeats).
+	Publish func(*forlockv1.HealthReport)
 }
 
-// Run runs every check in order, reporting progress after each.
+// Run runs every check concurrently.
 func (h Handler) Run(ctx context.Context, _ *forlockv1.JobSpec, report func(*forlockv1.Progress)) (tasks.Result, error) {
-	results := make([]Result, 0, len(h.Checks))
-	var res tasks.Result
-	for i, c := range h.Checks {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		report(&forlockv1.Progress{Phase: "check " + c.Name(), Percent: uint32(100 * i / len(h.Checks))}) //nolint:gosec // i < len
-		r := c.Run(ctx)
-		results = append(results, r)
-		res.Details = append(res.Details, r.String())
+	report(&forlockv1.Progress{Phase: "running health checks"})
+	rep := h.Suite.Run(ctx)
+	if err := ctx.Err(); err != nil {
+		return tasks.Result{}, err
 	}
-	msg, err := Summarize(results)
+	res := tasks.Result{Health: rep.Proto()}
+	for _, r := range rep.Results {
+		res.Details = append(res.Details, clip(r.String(), maxMessageLen))
+	}
+	if h.Publish != nil {
+		h.Publish(res.Health)
+	}
+	msg, err := Summarize(rep.Results)
 	res.Message = msg
 	return res, err
 }
@@ -53,10 +58,10 @@ func Summarize(results []Result) (string, error) {
 		}
 	}
 	if len(crit) > 0 {
-		return "", errors.New(strings.Join(append(crit, other...), "; "))
+		return "", errors.New(clip(strings.Join(append(crit, other...), "; "), maxMessageLen))
 	}
 	if len(other) > 0 {
-		return fmt.Sprintf("%d of %d checks OK; %s", len(results)-len(other), len(results), strings.Join(other, "; ")), nil
+		return clip(fmt.Sprintf("%d of %d checks OK; %s", len(results)-len(other), len(results), strings.Join(other, "; ")), maxMessageLen), nil
 	}
 	return fmt.Sprintf("all %d checks OK", len(results)), nil
 }

@@ -65,12 +65,15 @@ func (s State) Terminal() bool {
 
 // Entry is what the journal knows about one task.
 type Entry struct {
-	TaskID     string    `json:"task_id"`
-	JobID      string    `json:"job_id,omitempty"`
-	Kind       string    `json:"kind,omitempty"`
-	State      State     `json:"state"`
-	Message    string    `json:"message,omitempty"`
-	Details    []string  `json:"details,omitempty"`
+	TaskID  string   `json:"task_id"`
+	JobID   string   `json:"job_id,omitempty"`
+	Kind    string   `json:"kind,omitempty"`
+	State   State    `json:"state"`
+	Message string   `json:"message,omitempty"`
+	Details []string `json:"details,omitempty"`
+	// Health is a health_check task's structured report, a serialized
+	// forlock.v1.HealthReport, kept so it is reported again after a restart.
+	Health     []byte    `json:"health,omitempty"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	// Acked is set once the control plane acknowledged the terminal state.
@@ -228,8 +231,9 @@ func (j *Journal) insert(e Entry) error {
 }
 
 // Finish records the end of a running task, unacknowledged, and returns
-// the entry. state must be terminal.
-func (j *Journal) Finish(taskID string, state State, message string, details []string) (Entry, error) {
+// the entry. state must be terminal; health is the task's serialized
+// health report, if it has one.
+func (j *Journal) Finish(taskID string, state State, message string, details []string, health []byte) (Entry, error) {
 	if !state.Terminal() {
 		return Entry{}, fmt.Errorf("journal: finish task %s as %q: not an end state", taskID, state)
 	}
@@ -243,7 +247,7 @@ func (j *Journal) Finish(taskID string, state State, message string, details []s
 		if e.State != Running {
 			return fmt.Errorf("task %s is %s: %w", taskID, e.State, ErrNotRunning)
 		}
-		e.State, e.Message, e.Details, e.FinishedAt, e.Acked = state, message, details, j.now(), false
+		e.State, e.Message, e.Details, e.Health, e.FinishedAt, e.Acked = state, message, details, health, j.now(), false
 		return put(b, e)
 	})
 	return e, err

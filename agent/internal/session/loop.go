@@ -27,6 +27,8 @@ type sender struct {
 	interval time.Duration
 	lastRecv time.Time
 	pinged   bool
+	// health is the report the last heartbeat carried.
+	health *forlockv1.HealthReport
 }
 
 func (s *sender) loop(ctx context.Context) Result {
@@ -144,6 +146,11 @@ func (s *sender) send(m *forlockv1.ConnectRequest) error { return s.stream.Send(
 func (s *sender) heartbeat() error {
 	s.seq++
 	hb := &forlockv1.Heartbeat{Seq: s.seq, Facts: s.cfg.Facts()}
+	if s.cfg.Health != nil {
+		if h := s.cfg.Health(); h != nil && h != s.health {
+			hb.Health, s.health = h, h
+		}
+	}
 	return s.send(&forlockv1.ConnectRequest{Msg: &forlockv1.ConnectRequest_Heartbeat{Heartbeat: hb}})
 }
 

@@ -74,6 +74,10 @@ type Config struct {
 	// Facts returns the current host facts, for the hello and each heartbeat.
 	// Required.
 	Facts func() *forlockv1.HostFacts
+	// Health, if set, returns the latest health report (nil if none yet).
+	// It must not block. A heartbeat carries it when it is not the report
+	// the previous heartbeat of this session carried.
+	Health func() *forlockv1.HealthReport
 	// HelloTimeout bounds the wait for the ServerHello; zero means
 	// DefaultHelloTimeout.
 	HelloTimeout time.Duration

@@ -112,7 +112,7 @@ func (r *Runner) assign(a *forlockv1.TaskAssignment) {
 
 // finishNow ends a begun task that never ran.
 func (r *Runner) finishNow(e journal.Entry, state journal.State, msg string) {
-	e, err := r.cfg.Journal.Finish(e.TaskID, state, msg, nil)
+	e, err := r.cfg.Journal.Finish(e.TaskID, state, msg, nil, nil)
 	if err != nil {
 		r.log.Error("cannot journal the end of a task", "task_id", e.TaskID, "error", err)
 		return

@@ -29,6 +29,9 @@ type Result struct {
 	Message string
 	// Details are result lines for people, e.g. one per health check.
 	Details []string
+	// Health is a health_check task's structured report, nil for other
+	// kinds.
+	Health *forlockv1.HealthReport
 }
 
 // Kind returns a job spec's kind: the name of its set oneof field, e.g.

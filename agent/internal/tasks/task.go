@@ -97,8 +97,16 @@ func (r *Runner) run(ctx context.Context, t *task, h Handler, spec *forlockv1.Jo
 	close(done)
 	pump.Wait()
 	state, msg := outcome(ctx, res, err)
+	var health []byte
+	if res.Health != nil && (state == journal.Succeeded || state == journal.Failed) {
+		var merr error
+		if health, merr = proto.Marshal(res.Health); merr != nil {
+			r.log.Error("cannot encode a task's health report; reporting the task without it", t.attrs("error", merr)...)
+			health = nil
+		}
+	}
 
-	e, ferr := r.cfg.Journal.Finish(t.id, state, msg, res.Details)
+	e, ferr := r.cfg.Journal.Finish(t.id, state, msg, res.Details, health)
 	r.mu.Lock()
 	delete(r.running, t.id)
 	r.mu.Unlock()

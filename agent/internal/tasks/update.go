@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/forlock/fleet/agent/internal/journal"
@@ -30,13 +31,20 @@ func entryUpdate(e journal.Entry) *forlockv1.ConnectRequest {
 	if !e.State.Terminal() {
 		at = e.StartedAt
 	}
-	return update(&forlockv1.TaskUpdate{
+	u := &forlockv1.TaskUpdate{
 		TaskId:  e.TaskID,
 		State:   wireState(e.State),
 		Message: e.Message,
 		Details: e.Details,
 		At:      timestamppb.New(at),
-	})
+	}
+	if len(e.Health) > 0 {
+		h := &forlockv1.HealthReport{}
+		if proto.Unmarshal(e.Health, h) == nil {
+			u.Health = h
+		}
+	}
+	return update(u)
 }
 
 func update(u *forlockv1.TaskUpdate) *forlockv1.ConnectRequest {
