@@ -81,9 +81,8 @@ func jobEnded(s forlockv1.JobState) bool {
 
 // Exit codes of commands that run or watch a job.
 const (
-	// ExitJobPartial: some tasks succeeded, some did not. It is the same
-	// number as ExitUsage, as the job contract requires; stderr tells them
-	// apart.
+	// ExitJobPartial: some tasks succeeded, some did not. No other outcome
+	// uses it: usage errors exit with ExitUsage.
 	ExitJobPartial = 2
 	// ExitInterrupted: the watch was stopped with Ctrl-C; the job goes on.
 	ExitInterrupted = 130

@@ -148,9 +148,31 @@ func validateIdemKey(k string) error {
 	return nil
 }
 
+// finisher shows a followed job once it has ended and turns it into the
+// command's result.
+type finisher struct {
+	// print writes the final table; it is not called with -o json.
+	print func(w io.Writer, j *forlockv1.Job) error
+	// result is nil for success or an error carrying the exit code.
+	result func(j *forlockv1.Job) error
+}
+
+// taskTable is the default end of a watch: the summary line, the per-task
+// table with details, and the job's exit code.
+var taskTable = finisher{
+	print: func(w io.Writer, j *forlockv1.Job) error {
+		if err := printJobSummary(w, j); err != nil {
+			return err
+		}
+		return printTaskTable(w, j.GetTasks())
+	},
+	result: jobResult,
+}
+
 // runJob submits a job built from the flags and spec, then, unless
-// --detach, follows it to its end. Every long-running command calls it.
-func (a *app) runJob(cmd *cobra.Command, f *jobFlags, spec *forlockv1.JobSpec) error {
+// --detach, follows it to its end and shows it with fin. Every
+// long-running command calls it.
+func (a *app) runJob(cmd *cobra.Command, f *jobFlags, spec *forlockv1.JobSpec, fin finisher) error {
 	req, err := f.request(cmd.Flags(), spec)
 	if err != nil {
 		return err
@@ -182,14 +204,14 @@ func (a *app) runJob(cmd *cobra.Command, f *jobFlags, spec *forlockv1.JobSpec) e
 			_, err := fmt.Fprintln(a.io.Out, job.GetId())
 			return err
 		}
-		return a.follow(ctx, s, c, job.GetId(), true)
+		return a.follow(ctx, s, c, job.GetId(), true, fin)
 	})
 }
 
-// follow watches a job to its end with a live view, prints the final job,
-// and turns its state into the exit code. Ctrl-C stops the watch, never the
-// job.
-func (a *app) follow(ctx context.Context, s settings, c forlockv1.JobServiceClient, id string, fromStart bool) error {
+// follow watches a job to its end with a live view, prints the final job
+// (as JSON, or with fin), and turns it into the exit code with fin. Ctrl-C
+// stops the watch, never the job.
+func (a *app) follow(ctx context.Context, s settings, c forlockv1.JobServiceClient, id string, fromStart bool, fin finisher) error {
 	view, stop := a.liveView(id)
 	fl := &follower{src: grpcJobSource{c: c, id: id, timeout: s.timeout}, view: view, fromStart: fromStart}
 	job, err := fl.run(ctx)
@@ -202,18 +224,14 @@ func (a *app) follow(ctx context.Context, s settings, c forlockv1.JobServiceClie
 		return err
 	}
 	if a.output == outputJSON {
-		if err := printJSON(a.io.Out, job); err != nil {
-			return err
-		}
-		return jobResult(job)
+		err = printJSON(a.io.Out, job)
+	} else {
+		err = fin.print(a.io.Out, job)
 	}
-	if err := printJobSummary(a.io.Out, job); err != nil {
+	if err != nil {
 		return err
 	}
-	if err := printTaskTable(a.io.Out, job.GetTasks()); err != nil {
-		return err
-	}
-	return jobResult(job)
+	return fin.result(job)
 }
 
 // liveView picks how a watch is shown: redrawn in place on a terminal, one

@@ -143,7 +143,7 @@ job was cancelled, 130 interrupted.`,
 		Args: exactArg("job ID (see 'forlockctl jobs list')"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withJobClient(cmd, func(ctx context.Context, s settings, c forlockv1.JobServiceClient) error {
-				return a.follow(ctx, s, c, args[0], fromStart)
+				return a.follow(ctx, s, c, args[0], fromStart, taskTable)
 			})
 		},
 	}

@@ -6,11 +6,12 @@
 // context in the client configuration file (package ctlconfig). Output is a
 // table for people or, with -o json, one protojson document for scripts.
 //
-// Exit codes: 0 success, 1 the operation failed, 2 the command line was
-// wrong (unknown flag, bad argument, failed local validation). Commands that
-// run or watch a job exit with the job's outcome instead: 0 every task
-// succeeded, 2 some failed, 1 none succeeded or the job was cancelled, 130
-// the watch was interrupted (the job keeps running).
+// Exit codes: 0 success, 1 the operation failed, 64 (EX_USAGE of
+// sysexits.h) the command line was wrong (unknown flag, bad argument, failed
+// local validation). Commands that run or watch a job exit with the job's
+// outcome instead: 0 every task succeeded, 2 some failed, 1 none succeeded
+// or the job was cancelled, 130 the watch was interrupted (the job keeps
+// running). 2 means only "partially failed", never a usage error.
 package commands
 
 import (
@@ -30,7 +31,8 @@ import (
 const (
 	ExitOK      = 0
 	ExitFailure = 1
-	ExitUsage   = 2
+	// ExitUsage is EX_USAGE of sysexits.h, apart from every job outcome.
+	ExitUsage = 64
 )
 
 // IO is the process environment a command runs in; tests supply their own.
@@ -113,7 +115,8 @@ to <data-dir>/forlockctl.yaml on its first start.`,
 	pf.StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
 	a.conn.register(pf)
 
-	root.AddCommand(newTokensCmd(a), newNodesCmd(a), newJobsCmd(a), newHealthCheckCmd(a), newVersionCmd(a))
+	root.AddCommand(newTokensCmd(a), newNodesCmd(a), newJobsCmd(a), newHealthCmd(a, false), newHealthCmd(a, true),
+		newStatusCmd(a), newLogsCmd(a), newVersionCmd(a))
 	return root
 }
 

@@ -1,0 +1,164 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// certWarn: a node certificate with less time left than this is flagged.
+const certWarn = 14 * 24 * time.Hour
+
+func newStatusCmd(a *app) *cobra.Command {
+	var selector string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the fleet on one screen: nodes, state, failing checks, versions",
+		Long: `Show the fleet on one screen from the nodes' latest heartbeats (no job runs):
+a summary line, then one line per node with its state, whether its control
+stream is open, the agent version, the checks that are WARN or CRITICAL in its
+last health report, the images of its containers, and the time its
+certificate has left (flagged with "!" under 14 days).
+
+Run 'forlockctl health' to run the checks now.`,
+		Example: `  forlockctl status
+  forlockctl status -l env=prod
+  forlockctl status -o json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := validateSelector(selector); err != nil {
+				return err
+			}
+			return a.withNodeClient(cmd, func(ctx context.Context, c forlockv1.NodeServiceClient) error {
+				resp, err := c.ListNodes(ctx, &forlockv1.ListNodesRequest{LabelSelector: selector})
+				if err != nil {
+					return err
+				}
+				if a.output == outputJSON {
+					return printJSON(a.io.Out, resp)
+				}
+				return printStatus(a.io.Out, a.now(), resp.GetNodes())
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&selector, "selector", "l", "", "only nodes matching this label selector")
+	return cmd
+}
+
+// printStatus writes the summary line and the node table.
+func printStatus(w io.Writer, now time.Time, nodes []*forlockv1.Node) error {
+	if _, err := fmt.Fprintln(w, statusSummary(now, nodes)); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	if len(nodes) == 0 {
+		return nil
+	}
+	if _, err := fmt.Fprintln(w); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NAME\tSTATE\tCONNECTED\tAGENT\tFAILING\tIMAGES\tCERT")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.GetName(), stateName(n.GetState()), yesNo(n.GetConnected()),
+			orDash(agentVersion(n)), orDash(failingChecks(n.GetHealth())), orDash(images(n.GetHealth())),
+			certLeft(now, n))
+	}
+	return flush(tw)
+}
+
+// statusSummary is "3 nodes: 2 online, 1 unreachable, 0 offline; checks: 1
+// critical, 0 warn", with enrolled nodes and expiring certificates added
+// when there are any.
+func statusSummary(now time.Time, nodes []*forlockv1.Node) string {
+	states := map[forlockv1.NodeState]int{}
+	crit, warn, certs := 0, 0, 0
+	for _, n := range nodes {
+		states[n.GetState()]++
+		for _, c := range n.GetHealth().GetChecks() {
+			switch c.GetStatus() {
+			case forlockv1.CheckStatus_CHECK_STATUS_CRITICAL:
+				crit++
+			case forlockv1.CheckStatus_CHECK_STATUS_WARN:
+				warn++
+			}
+		}
+		if certFlagged(now, n) {
+			certs++
+		}
+	}
+	noun := "nodes"
+	if len(nodes) == 1 {
+		noun = "node"
+	}
+	s := fmt.Sprintf("%d %s: %d online, %d unreachable, %d offline", len(nodes), noun,
+		states[forlockv1.NodeState_NODE_STATE_ONLINE], states[forlockv1.NodeState_NODE_STATE_UNREACHABLE],
+		states[forlockv1.NodeState_NODE_STATE_OFFLINE])
+	if e := states[forlockv1.NodeState_NODE_STATE_ENROLLED]; e > 0 {
+		s += fmt.Sprintf(", %d never connected", e)
+	}
+	s += fmt.Sprintf("; checks: %d critical, %d warn", crit, warn)
+	if certs > 0 {
+		s += fmt.Sprintf("; %d certificates expire within %dd", certs, int(certWarn.Hours()/24))
+	}
+	return s
+}
+
+// failingChecks names the CRITICAL, then the WARN checks of a report:
+// "redis(CRITICAL),disk(WARN)".
+func failingChecks(h *forlockv1.HealthReport) string {
+	var crit, warn []string
+	for _, c := range h.GetChecks() {
+		switch c.GetStatus() {
+		case forlockv1.CheckStatus_CHECK_STATUS_CRITICAL:
+			crit = append(crit, c.GetName()+"(CRITICAL)")
+		case forlockv1.CheckStatus_CHECK_STATUS_WARN:
+			warn = append(warn, c.GetName()+"(WARN)")
+		}
+	}
+	return strings.Join(append(crit, warn...), ",")
+}
+
+// images lists the short image references of a report's containers, each
+// once, in order.
+func images(h *forlockv1.HealthReport) string {
+	var refs []string
+	for _, c := range h.GetContainers() {
+		if r := shortImage(c.GetImage()); r != "" && !slices.Contains(refs, r) {
+			refs = append(refs, r)
+		}
+	}
+	return strings.Join(refs, ",")
+}
+
+// certLeft is the time a node's certificate has left: "87d", "16h",
+// "expired", flagged "!" under certWarn.
+func certLeft(now time.Time, n *forlockv1.Node) string {
+	na := n.GetCertificateNotAfter()
+	if na == nil {
+		return "-"
+	}
+	left := na.AsTime().Sub(now)
+	if left <= 0 {
+		return "expired !"
+	}
+	s := fmt.Sprintf("%dd", int(left/(24*time.Hour)))
+	if left < 48*time.Hour {
+		s = fmt.Sprintf("%dh", int(left/time.Hour))
+	}
+	if left < certWarn {
+		s += " !"
+	}
+	return s
+}
+
+func certFlagged(now time.Time, n *forlockv1.Node) bool {
+	na := n.GetCertificateNotAfter()
+	return na != nil && na.AsTime().Sub(now) < certWarn
+}

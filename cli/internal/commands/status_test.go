@@ -1,0 +1,64 @@
+package commands
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+func TestPrintStatus(t *testing.T) {
+	in := func(d time.Duration) *timestamppb.Timestamp { return timestamppb.New(renderNow.Add(d)) }
+	nodes := []*forlockv1.Node{
+		{Name: "web-1", State: forlockv1.NodeState_NODE_STATE_ONLINE, Connected: true, AgentVersion: "v0.4.0",
+			CertificateNotAfter: in(90 * 24 * time.Hour),
+			Health: &forlockv1.HealthReport{
+				Checks: []*forlockv1.CheckResult{check("disk", warn, ""), check("memory", ok, ""), check("redis", crit, "")},
+				Containers: []*forlockv1.ContainerStatus{
+					{Image: "registry.example.com/forlock/api:1.4.2@sha256:ab"}, {Image: "forlock-redis:7"}, {Image: "forlock-redis:7"},
+				},
+			}},
+		{Name: "web-2", State: forlockv1.NodeState_NODE_STATE_UNREACHABLE, Facts: &forlockv1.HostFacts{AgentVersion: "v0.3.9"},
+			CertificateNotAfter: in(16 * time.Hour),
+			Health:              &forlockv1.HealthReport{Checks: []*forlockv1.CheckResult{check("disk", ok, "")}}},
+		{Name: "web-3", State: forlockv1.NodeState_NODE_STATE_OFFLINE, CertificateNotAfter: in(-time.Hour)},
+		{Name: "new-1", State: forlockv1.NodeState_NODE_STATE_ENROLLED, CertificateNotAfter: in(10 * 24 * time.Hour)},
+	}
+	var out bytes.Buffer
+	require.NoError(t, printStatus(&out, renderNow, nodes))
+	require.Equal(t, `4 nodes: 1 online, 1 unreachable, 1 offline, 1 never connected; checks: 1 critical, 1 warn; 3 certificates expire within 14d
+
+NAME   STATE        CONNECTED  AGENT   FAILING                     IMAGES                     CERT
+web-1  online       yes        v0.4.0  redis(CRITICAL),disk(WARN)  api:1.4.2,forlock-redis:7  90d
+web-2  unreachable  no         v0.3.9  -                           -                          16h !
+web-3  offline      no         -       -                           -                          expired !
+new-1  enrolled     no         -       -                           -                          10d !
+`, out.String())
+}
+
+func TestPrintStatusEmptyFleet(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, printStatus(&out, renderNow, nil))
+	require.Equal(t, "0 nodes: 0 online, 0 unreachable, 0 offline; checks: 0 critical, 0 warn\n", out.String())
+}
+
+func TestCertLeft(t *testing.T) {
+	for _, tt := range []struct {
+		left time.Duration
+		want string
+	}{
+		{0, "expired !"},
+		{47 * time.Hour, "47h !"},
+		{13*24*time.Hour + 23*time.Hour, "13d !"},
+		{14 * 24 * time.Hour, "14d"},
+		{400 * 24 * time.Hour, "400d"},
+	} {
+		n := &forlockv1.Node{CertificateNotAfter: timestamppb.New(renderNow.Add(tt.left))}
+		require.Equal(t, tt.want, certLeft(renderNow, n), "%s left", tt.left)
+	}
+	require.Equal(t, "-", certLeft(renderNow, &forlockv1.Node{}))
+}
