@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -11,15 +12,26 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/forlock/fleet/agent"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
+// noEngine points the in-process agents' Docker client at a socket where
+// no engine listens, so that their container checks are UNKNOWN whatever
+// runs on the host's engine, and the host's disk and memory decide the
+// outcome. The Forlock test node tests check containers on a real engine.
+func noEngine(t *testing.T) {
+	t.Helper()
+	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no-engine.sock"))
+}
+
 // realFleet starts a control plane and one agent per name with the
 // agent's built-in handlers, and waits until all are online.
 func realFleet(t *testing.T, names ...string) (*fleet, map[string]*runningAgent) {
 	t.Helper()
+	noEngine(t)
 	f := newFleet(t, nil)
 	token := f.joinToken(uint32(len(names)))
 	agents := map[string]*runningAgent{}
@@ -77,6 +89,7 @@ var criticalDisk = handlerFunc(func(context.Context, *forlockv1.JobSpec, func(*f
 })
 
 func TestCtlHealthCriticalExitsNonZero(t *testing.T) {
+	noEngine(t)
 	f := newFleet(t, nil)
 	token := f.joinToken(2)
 	f.runAgent(agentOpts{name: "web-1", token: token})
@@ -103,6 +116,35 @@ func TestCtlHealthCriticalExitsNonZero(t *testing.T) {
 			require.NotRegexp(t, `(?m)^db-1\s+-\s+failed`, stdout, "the CRITICAL row says why; no extra task row")
 		})
 	}
+}
+
+// criticalRedis reports a structured CRITICAL check but does not fail its
+// task: forlockctl must still exit non-zero.
+var criticalRedis = handlerFunc(func(context.Context, *forlockv1.JobSpec, func(*forlockv1.Progress)) (agent.TaskResult, error) {
+	return agent.TaskResult{Message: "reported", Health: &forlockv1.HealthReport{
+		CheckedAt: timestamppb.Now(),
+		Checks: []*forlockv1.CheckResult{
+			{Name: "disk", Status: forlockv1.CheckStatus_CHECK_STATUS_OK, Message: "63% free"},
+			{Name: "redis", Status: forlockv1.CheckStatus_CHECK_STATUS_CRITICAL, Message: "connection refused"},
+		},
+		Containers: []*forlockv1.ContainerStatus{{Name: "forlock-redis", Service: "redis", State: "exited", Image: "registry.example/forlock/redis:7@sha256:00"}},
+	}}, nil
+})
+
+func TestCtlHealthStructuredCriticalInASucceededTask(t *testing.T) {
+	f := newFleet(t, nil)
+	f.runAgent(agentOpts{name: "cache-1", token: f.joinToken(1), handlers: map[string]agent.TaskHandler{"health_check": criticalRedis}})
+	f.waitOnline(1)
+
+	code, stdout, stderr := runCtl(t, args(f.ctl(), "health", "--all")...)
+	require.Equal(t, 1, code, "stderr: %s", stderr)
+	id := watchedJob(t, stdout)
+	require.Equal(t, "forlockctl: job "+id+": 1 of 1 nodes report CRITICAL checks\n", stderr)
+	require.Regexp(t, `(?m)^cache-1\s+disk\s+OK\s+63% free$`, stdout)
+	require.Regexp(t, `(?m)^cache-1\s+redis\s+CRITICAL\s+connection refused$`, stdout)
+	require.Regexp(t, `(?m)^cache-1\s+forlock-redis\s+redis\s+exited\s+-\s+0\s+redis:7\s+-\s`, stdout, "the container table")
+	got, _ := f.job(id)
+	require.Equal(t, forlockv1.JobState_JOB_STATE_SUCCEEDED, got.GetState(), "the task itself succeeded")
 }
 
 func TestCtlHealthCached(t *testing.T) {
