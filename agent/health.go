@@ -19,7 +19,7 @@ import (
 // config file never does: it is often world-readable).
 const (
 	PostgresDSNEnv   = "FORLOCK_POSTGRES_DSN"
-	RedisPasswordEnv = "FORLOCK_REDIS_PASSWORD"
+	RedisPasswordEnv = "FORLOCK_REDIS_PASSWORD" //nolint:gosec // the name of a variable, not a credential
 )
 
 // DefaultAPIURL is where the health checks reach the Forlock API unless

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -131,11 +132,12 @@ func (rc Redis) Run(ctx context.Context) Result {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
+	quietRedis.Do(func() { redis.SetLogger(discardLogger{}) })
 	c := redis.NewClient(&redis.Options{
 		Addr: rc.Addr, Password: pw,
-		Protocol:        2,    // plain AUTH + PING: works with any Redis version
-		DisableIdentity: true, // no CLIENT SETINFO
-		PoolSize:        1, MaxRetries: -1,
+		Protocol:        2,                                   // plain AUTH + PING: works with any Redis version
+		DisableIdentity: true,                                // no CLIENT SETINFO
+		PoolSize:        1, MaxRetries: -1, DialerRetries: 1, // one attempt: the check reports, the next run retries
 		DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout,
 	})
 	defer func() { _ = c.Close() }()
@@ -148,6 +150,16 @@ func (rc Redis) Run(ctx context.Context) Result {
 	r.Status, r.Summary = OK, fmt.Sprintf("%s in %s from %s", pong, roundMS(time.Since(start)), rc.Addr)
 	return r
 }
+
+// quietRedis silences go-redis's package logger, which would otherwise
+// print a plain-text line to stderr for every failed dial: the check
+// reports the failure itself. It is the one process-wide setting the
+// agent makes, once, and only when a Redis check runs.
+var quietRedis sync.Once
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(context.Context, string, ...any) {}
 
 // describeDBError names a timeout as such; other errors keep their text
 // (neither driver puts a password in one).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,4 +256,39 @@ func TestHeartbeatInterval(t *testing.T) {
 	for _, tt := range tests {
 		require.Equal(t, tt.want, heartbeatInterval(&forlockv1.ServerHello{HeartbeatInterval: tt.in}), "%v", tt.in)
 	}
+}
+
+func TestHeartbeatsCarryEachNewHealthReportOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var latest *forlockv1.HealthReport
+	set := func(h *forlockv1.HealthReport) {
+		mu.Lock()
+		defer mu.Unlock()
+		latest = h
+	}
+	health := func() *forlockv1.HealthReport {
+		mu.Lock()
+		defer mu.Unlock()
+		return latest
+	}
+	first := &forlockv1.HealthReport{Checks: []*forlockv1.CheckResult{{Name: "disk", Status: forlockv1.CheckStatus_CHECK_STATUS_OK}}}
+	set(first)
+	fs, done := start(ctx, t, func(c *Config) { c.Health = health })
+	require.NotNil(t, fs.next(t).GetHello())
+	fs.push(serverHello(20 * time.Millisecond))
+	require.Same(t, first, fs.next(t).GetHeartbeat().GetHealth(), "the first heartbeat carries the latest report")
+	require.Nil(t, fs.next(t).GetHeartbeat().GetHealth(), "an unchanged report is not sent again")
+
+	second := &forlockv1.HealthReport{}
+	set(second)
+	var hb *forlockv1.Heartbeat
+	for hb = fs.next(t).GetHeartbeat(); hb.GetHealth() == nil; hb = fs.next(t).GetHeartbeat() {
+	}
+	require.Same(t, second, hb.GetHealth())
+	cancel()
+	<-fs.closed
+	fs.end(io.EOF)
+	wait(t, done)
 }
