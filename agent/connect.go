@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/forlock/fleet/agent/internal/identity"
+	"github.com/forlock/fleet/agent/internal/logstream"
 	"github.com/forlock/fleet/agent/internal/session"
 	"github.com/forlock/fleet/agent/internal/tasks"
 	"github.com/forlock/fleet/internal/buildinfo"
@@ -41,7 +42,7 @@ func (a *Agent) session(ctx context.Context, store *identity.Store, runner *task
 		AgentVersion: buildinfo.Version(),
 		Facts:        a.facts.Collect,
 		Logger:       a.log,
-		Capabilities: []string{TasksCapability},
+		Capabilities: a.capabilities(),
 		Outbox:       outbox,
 		Health:       a.health.monitor.Latest,
 		OnHello: func(h *forlockv1.ServerHello) {
@@ -55,11 +56,51 @@ func (a *Agent) session(ctx context.Context, store *identity.Store, runner *task
 			a.setConnected(true)
 			runner.Attach(outbox)
 		},
-		OnMessage: func(m *forlockv1.ConnectResponse) { runner.Handle(m) },
+		OnMessage: func(m *forlockv1.ConnectResponse) {
+			if req := m.GetLogRequest(); req != nil {
+				wg.Go(func() { a.serveLogs(sctx, client, req) })
+				return
+			}
+			runner.Handle(m)
+		},
 	})
 	runner.Detach(outbox)
 	a.setConnected(false)
 	cancel(nil)
 	wg.Wait()
 	return res, renewErr
+}
+
+// LogsCapability is announced when the agent can read container logs.
+const LogsCapability = "logs.v1"
+
+func (a *Agent) capabilities() []string {
+	caps := []string{TasksCapability}
+	if a.health.docker != nil {
+		caps = append(caps, LogsCapability)
+	}
+	return caps
+}
+
+// serveLogs answers a LogRequest on a PushLogs stream of its own, on the
+// session's connection; it ends with the session or when the control plane
+// closes the stream.
+func (a *Agent) serveLogs(ctx context.Context, client forlockv1.AgentServiceClient, req *forlockv1.LogRequest) {
+	if a.health.docker == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.PushLogs(ctx)
+	if err != nil {
+		a.log.Warn("cannot open a log stream", "err", err)
+		return
+	}
+	if err := logstream.Serve(ctx, req, a.health.docker, stream); err != nil {
+		a.log.Debug("log stream ended", "request_id", req.GetRequestId(), "err", err)
+		return
+	}
+	if _, err := stream.CloseAndRecv(); err != nil && ctx.Err() == nil {
+		a.log.Debug("log stream closed", "request_id", req.GetRequestId(), "err", err)
+	}
 }
