@@ -30,13 +30,13 @@ func TestPrintStatus(t *testing.T) {
 	}
 	var out bytes.Buffer
 	require.NoError(t, printStatus(&out, renderNow, nodes))
-	require.Equal(t, `4 nodes: 1 online, 1 unreachable, 1 offline, 1 never connected; checks: 1 critical, 1 warn; 3 certificates expire within 14d
+	require.Equal(t, `4 nodes: 1 online, 1 unreachable, 1 offline, 1 never connected; checks: 1 critical, 1 warn; 1 agent certificates overdue for renewal
 
 NAME   STATE        CONNECTED  AGENT   FAILING                     IMAGES                     CERT
 web-1  online       yes        v0.4.0  redis(CRITICAL),disk(WARN)  api:1.4.2,forlock-redis:7  90d
-web-2  unreachable  no         v0.3.9  -                           -                          16h !
+web-2  unreachable  no         v0.3.9  -                           -                          16h
 web-3  offline      no         -       -                           -                          expired !
-new-1  enrolled     no         -       -                           -                          10d !
+new-1  enrolled     no         -       -                           -                          10d
 `, out.String())
 }
 
@@ -52,8 +52,9 @@ func TestCertLeft(t *testing.T) {
 		want string
 	}{
 		{0, "expired !"},
-		{47 * time.Hour, "47h !"},
-		{13*24*time.Hour + 23*time.Hour, "13d !"},
+		{59 * time.Minute, "0h !"},
+		{time.Hour, "1h"},
+		{47 * time.Hour, "47h"},
 		{14 * 24 * time.Hour, "14d"},
 		{400 * 24 * time.Hour, "400d"},
 	} {
