@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/forlock/fleet/agent/internal/journal"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -375,4 +376,25 @@ func TestUnackedEndsAreResentUntilAcked(t *testing.T) {
 	out3.empty(t)
 	f.r.Detach(out3)
 	f.r.Detach(out3) // harmless
+}
+
+func TestHealthReportTravelsWithTheEndAndSurvivesARestart(t *testing.T) {
+	report := &forlockv1.HealthReport{Checks: []*forlockv1.CheckResult{
+		{Name: "redis", Status: forlockv1.CheckStatus_CHECK_STATUS_CRITICAL, Message: "PING failed"}}}
+	h := HandlerFunc(func(context.Context, *forlockv1.JobSpec, func(*forlockv1.Progress)) (Result, error) {
+		return Result{Details: []string{"redis CRITICAL PING failed"}, Health: report}, errors.New("CRITICAL: redis PING failed")
+	})
+	dir := t.TempDir()
+	f := newFixture(t, dir, map[string]Handler{"health_check": h})
+	f.r.Handle(assign("t1"))
+	u := f.out.final(t)
+	require.Equal(t, forlockv1.TaskState_TASK_STATE_FAILED, u.GetState())
+	require.True(t, proto.Equal(report, u.GetHealth()), "the failed task carries its report")
+
+	f.stop() // a restart: the journal reports the unacknowledged end again
+	f2 := newFixture(t, dir, nil)
+	f2.r.Handle(assign("t1"))
+	u = f2.out.next(t)
+	require.Equal(t, forlockv1.TaskState_TASK_STATE_FAILED, u.GetState())
+	require.True(t, proto.Equal(report, u.GetHealth()), "the journal kept the report")
 }
