@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
-# Brings up a local Forlock Fleet: one control plane and one enrolled agent on
-# loopback, shows the fleet, and keeps running until Ctrl-C (DEMO_ONESHOT=1:
-# exit after showing it). Everything lives under .demo/ and is removed first.
+# Brings up a local Forlock Fleet: a control plane, one Forlock test node on
+# the local Docker Engine (deploy/testnode: the guide's forlock-api,
+# forlock-postgres, forlock-redis, forlock-nginx) and its agent; shows
+# `forlockctl status` and a health check; keeps running until Ctrl-C
+# (DEMO_ONESHOT=1: exit after showing it). Files live under .demo/; the test
+# node is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
 DEMO=${DEMO_DIR:-.demo}
 PORT=${DEMO_PORT:-7443}
+NODE=${DEMO_NODE:-forlock}
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
 chmod 700 "$DEMO"
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  deploy/testnode/down.sh "$NODE" 2>/dev/null || true
+}
 trap cleanup EXIT INT TERM
+
+echo "building the test node images (cached by content hash)..."
+deploy/testnode/build-images.sh >"$DEMO/build-images.log" 2>&1 || { tail -30 "$DEMO/build-images.log"; exit 1; }
+url=$(deploy/testnode/up.sh "$NODE" 2>"$DEMO/testnode.log") || { cat "$DEMO/testnode.log"; exit 1; }
+pg_port=$(docker port "$NODE-postgres" 5432/tcp | head -n1 | sed 's/.*://')
+redis_port=$(docker port "$NODE-redis" 6379/tcp | head -n1 | sed 's/.*://')
+echo "test node $NODE up: $url"
 
 "$BIN/forlock-controlplane" --data-dir "$DEMO/controlplane" --listen "127.0.0.1:$PORT" \
   --log-format text >"$DEMO/controlplane.log" 2>&1 &
@@ -26,20 +41,25 @@ echo "control plane up on 127.0.0.1:$PORT (data in $DEMO/controlplane)"
 
 umask 077
 ctl tokens create --ttl 10m --label env=demo --description "demo agent" -q >"$DEMO/join-token"
+echo "postgres://forlock:forlock-test@127.0.0.1:$pg_port/forlock?sslmode=disable" >"$DEMO/postgres-dsn"
 "$BIN/forlock-agent" --control-plane "127.0.0.1:$PORT" --ca-file "$DEMO/controlplane/ca.crt" \
   --join-token-file "$DEMO/join-token" --state-dir "$DEMO/agent" --name demo-node-1 \
+  --containers "$NODE-api,$NODE-postgres,$NODE-redis,$NODE-nginx" \
+  --api-url "$url" --api-insecure-skip-verify \
+  --postgres-dsn-file "$DEMO/postgres-dsn" --redis-addr "127.0.0.1:$redis_port" \
   --log-format text >"$DEMO/agent.log" 2>&1 &
 pids+=($!)
 
-for _ in $(seq 100); do ctl nodes list --state online -o json | grep -q demo-node-1 && break; sleep 0.1; done
-echo
-ctl nodes list
-echo
-ctl nodes list -o json
+for _ in $(seq 150); do ctl nodes list --state online -o json | grep -q '"checks"' && break; sleep 0.2; done
 ctl nodes list --state online -o json | grep -q demo-node-1 || { echo "agent did not come online; see $DEMO/agent.log" >&2; exit 1; }
+echo
+ctl status
+echo
+ctl nodes list -o json >"$DEMO/nodes.json"
+ctl health --node demo-node-1
 
 if [ "${DEMO_ONESHOT:-}" = 1 ]; then exit 0; fi
 echo
-echo "Try: $BIN/forlockctl --config $DEMO/controlplane/forlockctl.yaml nodes get demo-node-1"
-echo "Logs: $DEMO/controlplane.log $DEMO/agent.log. Ctrl-C stops both."
+echo "Try: $BIN/forlockctl --config $DEMO/controlplane/forlockctl.yaml logs api --node demo-node-1 -f"
+echo "Logs: $DEMO/controlplane.log $DEMO/agent.log. Ctrl-C stops everything and removes the test node."
 wait
