@@ -148,3 +148,9 @@ func FuzzParseConfig(f *testing.F) {
 		require.NotEmpty(t, h.Containers)
 	})
 }
+
+func TestExampleConfigParses(t *testing.T) {
+	fc, err := loadConfigFile(filepath.Join("..", "deploy", "examples", "agent.yaml"))
+	require.NoError(t, err, "deploy/examples/agent.yaml must stay valid")
+	require.NotEmpty(t, fc.ControlPlane)
+}

@@ -73,3 +73,9 @@ func FuzzParseConfigFile(f *testing.F) {
 		}
 	})
 }
+
+func TestExampleConfigParses(t *testing.T) {
+	fc, err := LoadConfigFile(filepath.Join("..", "deploy", "examples", "controlplane.yaml"))
+	require.NoError(t, err, "deploy/examples/controlplane.yaml must stay valid")
+	require.Equal(t, ":7443", fc.Listen)
+}
