@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"io"
 	"time"
@@ -76,22 +77,7 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 	if !ok {
 		return status.Error(codes.Unauthenticated, "no node identity")
 	}
-	inbox := make(chan *forlockv1.ConnectRequest, inboxSize)
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			select {
-			case inbox <- m:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	inbox, recvErr := receive(ctx, stream.Recv, inboxSize)
 
 	hello, err := awaitHello(inbox, recvErr, stream)
 	if err != nil {
@@ -175,6 +161,30 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 			}
 		}
 	}
+}
+
+// receive runs a stream's receive loop in its own goroutine, feeding a
+// bounded channel, so the handler can select on messages, timers and its
+// session at once. The loop ends when Recv fails (its error goes to the
+// second channel) or ctx ends; grpc ends Recv when the handler returns.
+func receive[T any](ctx context.Context, recv func() (*T, error), size int) (<-chan *T, <-chan error) {
+	in := make(chan *T, size)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			m, err := recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case in <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return in, errc
 }
 
 func awaitHello(inbox <-chan *forlockv1.ConnectRequest, recvErr <-chan error, stream grpc.ServerStream) (*forlockv1.AgentHello, error) {

@@ -136,22 +136,7 @@ func (a *AgentAPI) PushLogs(stream grpc.ClientStreamingServer[forlockv1.PushLogs
 	if err != nil {
 		return status.Error(codes.NotFound, err.Error())
 	}
-	in := make(chan *forlockv1.PushLogsRequest, 1)
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			select {
-			case in <- m:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	in, recvErr := receive(ctx, stream.Recv, 1)
 	m := first
 	for {
 		if err := validateLogBatch(m); err != nil {
