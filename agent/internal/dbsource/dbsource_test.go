@@ -1,0 +1,113 @@
+package dbsource
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/agent/internal/dockerrt"
+)
+
+// node brings up a real Forlock test node (deploy/testnode) and returns a
+// runtime for its containers and its Redis address on loopback. Without the
+// images the test is skipped, except in CI, where .ci/run builds them.
+func node(t *testing.T) (*dockerrt.Runtime, string, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real Docker test node")
+	}
+	if err := exec.Command("docker", "image", "inspect", "forlock-test/postgres:latest").Run(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("test node images missing: .ci/run must run deploy/testnode/build-images.sh")
+		}
+		t.Skip("test node images missing: run deploy/testnode/build-images.sh")
+	}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	name := "fl-db-" + hex.EncodeToString(b)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	redisAddr := l.Addr().String()
+	require.NoError(t, l.Close())
+	_, rport, _ := net.SplitHostPort(redisAddr)
+	scripts := filepath.Join("..", "..", "..", "deploy", "testnode")
+	up := exec.Command("bash", filepath.Join(scripts, "up.sh"), name)
+	up.Env = append(os.Environ(), "REDIS_PORT="+rport)
+	out, err := up.CombinedOutput()
+	t.Cleanup(func() { _ = exec.Command("bash", filepath.Join(scripts, "down.sh"), name).Run() })
+	require.NoError(t, err, "%s", out)
+	rt, err := dockerrt.New(dockerrt.Config{Names: []string{name + "-api", name + "-postgres", name + "-redis", name + "-nginx"}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rt.Close() })
+	return rt, name, redisAddr
+}
+
+// summary is the stand-in API's checksum over every vault row.
+func summary(t *testing.T, node string) string {
+	t.Helper()
+	out, err := exec.Command("docker", "exec", node+"-api", "forlockapi", "summary").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return strings.TrimSpace(string(out))
+}
+
+func psql(t *testing.T, node, sql string) {
+	t.Helper()
+	out, err := exec.Command("docker", "exec", "-u", "postgres", node+"-postgres", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "forlock", "-c", sql).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+}
+
+func TestPostgresDumpAndRestoreRoundTrip(t *testing.T) {
+	rt, name, redisAddr := node(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.Command("docker", "exec", name+"-api", "forlockapi", "load", "--mb", "8").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	want := summary(t, name)
+
+	pg := Postgres{Exec: rt}
+	var dump bytes.Buffer
+	require.NoError(t, pg.Dump(ctx, &dump))
+	require.True(t, bytes.HasPrefix(dump.Bytes(), []byte("PGDMP")), "custom-format dump")
+	require.Greater(t, dump.Len(), 8<<20, "uncompressed dump of 8 MB of rows")
+
+	psql(t, name, "DELETE FROM vault_items WHERE id % 3 = 0; UPDATE vault_items SET name = 'changed' WHERE id % 5 = 0")
+	require.NotEqual(t, want, summary(t, name))
+	require.NoError(t, pg.Restore(ctx, bytes.NewReader(dump.Bytes())))
+	require.Equal(t, want, summary(t, name), "every row as at the dump")
+
+	// A corrupted dump fails and leaves the database as it was (one
+	// transaction).
+	bad := bytes.Clone(dump.Bytes())
+	bad = bad[:len(bad)/2]
+	psql(t, name, "UPDATE vault_items SET name = 'after' WHERE id = 1")
+	changed := summary(t, name)
+	require.ErrorContains(t, pg.Restore(ctx, bytes.NewReader(bad)), "pg_restore")
+	require.Equal(t, changed, summary(t, name), "a failed restore changes nothing")
+
+	t.Run("redis snapshot", func(t *testing.T) {
+		c := redis.NewClient(&redis.Options{Addr: redisAddr})
+		defer func() { _ = c.Close() }()
+		require.NoError(t, c.Set(ctx, "fleet-test-key", "v1", 0).Err())
+		r := Redis{Client: c, Exec: rt}
+		var rdb bytes.Buffer
+		require.NoError(t, r.Snapshot(ctx, &rdb))
+		require.True(t, bytes.HasPrefix(rdb.Bytes(), []byte("REDIS")), "an RDB file")
+		require.Contains(t, rdb.String(), "fleet-test-key", "the snapshot has the key set before it")
+		// Twice within a second still waits for a fresh save.
+		require.NoError(t, c.Set(ctx, "fleet-test-key-2", "v2", 0).Err())
+		rdb.Reset()
+		require.NoError(t, r.Snapshot(ctx, &rdb))
+		require.Contains(t, rdb.String(), "fleet-test-key-2")
+	})
+}
