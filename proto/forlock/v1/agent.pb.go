@@ -1150,7 +1150,11 @@ type TaskAssignment struct {
 	// The job the task belongs to.
 	JobId string `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// What to run.
-	Spec          *JobSpec `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	Spec *JobSpec `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	// Data keys the task needs, made or unwrapped by the control plane for
+	// this assignment only: never stored by the control plane in plain, never
+	// written by the agent. Travels only over the mTLS control stream.
+	Keys          []*TaskKey `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1206,6 +1210,87 @@ func (x *TaskAssignment) GetSpec() *JobSpec {
 	return nil
 }
 
+func (x *TaskAssignment) GetKeys() []*TaskKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// TaskKey is a data key for one artifact of a task.
+type TaskKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// For a backup: the artifact kind it is for ("postgres", "redis",
+	// "config"); for a restore: the artifact ID.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// ID of the key-encryption key that wrapped it.
+	KeyId string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The wrapped key, as it goes into the artifact's header and the catalog.
+	WrappedKey []byte `protobuf:"bytes,3,opt,name=wrapped_key,json=wrappedKey,proto3" json:"wrapped_key,omitempty"`
+	// The plain 32-byte data key.
+	PlainKey      []byte `protobuf:"bytes,4,opt,name=plain_key,json=plainKey,proto3" json:"plain_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskKey) Reset() {
+	*x = TaskKey{}
+	mi := &file_forlock_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskKey) ProtoMessage() {}
+
+func (x *TaskKey) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskKey.ProtoReflect.Descriptor instead.
+func (*TaskKey) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *TaskKey) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TaskKey) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *TaskKey) GetWrappedKey() []byte {
+	if x != nil {
+		return x.WrappedKey
+	}
+	return nil
+}
+
+func (x *TaskKey) GetPlainKey() []byte {
+	if x != nil {
+		return x.PlainKey
+	}
+	return nil
+}
+
 // TaskCancel asks the agent to cancel one task.
 type TaskCancel struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1219,7 +1304,7 @@ type TaskCancel struct {
 
 func (x *TaskCancel) Reset() {
 	*x = TaskCancel{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[16]
+	mi := &file_forlock_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1231,7 +1316,7 @@ func (x *TaskCancel) String() string {
 func (*TaskCancel) ProtoMessage() {}
 
 func (x *TaskCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[16]
+	mi := &file_forlock_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1244,7 +1329,7 @@ func (x *TaskCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskCancel.ProtoReflect.Descriptor instead.
 func (*TaskCancel) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TaskCancel) GetTaskId() string {
@@ -1272,7 +1357,7 @@ type TaskAck struct {
 
 func (x *TaskAck) Reset() {
 	*x = TaskAck{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[17]
+	mi := &file_forlock_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1369,7 @@ func (x *TaskAck) String() string {
 func (*TaskAck) ProtoMessage() {}
 
 func (x *TaskAck) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[17]
+	mi := &file_forlock_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1382,7 @@ func (x *TaskAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAck.ProtoReflect.Descriptor instead.
 func (*TaskAck) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TaskAck) GetTaskId() string {
@@ -1324,14 +1409,16 @@ type TaskUpdate struct {
 	// Agent clock when the state was reached.
 	At *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
 	// For health_check tasks: the structured result.
-	Health        *HealthReport `protobuf:"bytes,7,opt,name=health,proto3" json:"health,omitempty"`
+	Health *HealthReport `protobuf:"bytes,7,opt,name=health,proto3" json:"health,omitempty"`
+	// For backup tasks: the artifacts written, with their checksums.
+	Artifacts     []*Artifact `protobuf:"bytes,8,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskUpdate) Reset() {
 	*x = TaskUpdate{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[18]
+	mi := &file_forlock_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1430,7 @@ func (x *TaskUpdate) String() string {
 func (*TaskUpdate) ProtoMessage() {}
 
 func (x *TaskUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[18]
+	mi := &file_forlock_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1443,7 @@ func (x *TaskUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskUpdate.ProtoReflect.Descriptor instead.
 func (*TaskUpdate) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TaskUpdate) GetTaskId() string {
@@ -1408,12 +1495,19 @@ func (x *TaskUpdate) GetHealth() *HealthReport {
 	return nil
 }
 
+func (x *TaskUpdate) GetArtifacts() []*Artifact {
+	if x != nil {
+		return x.Artifacts
+	}
+	return nil
+}
+
 var File_forlock_v1_agent_proto protoreflect.FileDescriptor
 
 const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16forlock/v1/agent.proto\x12\n" +
-	"forlock.v1\x1a\x14forlock/v1/job.proto\x1a\x14forlock/v1/log.proto\x1a\x15forlock/v1/node.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"q\n" +
+	"forlock.v1\x1a\x17forlock/v1/backup.proto\x1a\x14forlock/v1/job.proto\x1a\x14forlock/v1/log.proto\x1a\x15forlock/v1/node.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"q\n" +
 	"\x0fPushLogsRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12)\n" +
@@ -1486,17 +1580,24 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"e\n" +
 	"\aGoodbye\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12B\n" +
-	"\x0freconnect_after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0ereconnectAfter\"i\n" +
+	"\x0freconnect_after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0ereconnectAfter\"\x92\x01\n" +
 	"\x0eTaskAssignment\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12'\n" +
-	"\x04spec\x18\x03 \x01(\v2\x13.forlock.v1.JobSpecR\x04spec\"=\n" +
+	"\x04spec\x18\x03 \x01(\v2\x13.forlock.v1.JobSpecR\x04spec\x12'\n" +
+	"\x04keys\x18\x04 \x03(\v2\x13.forlock.v1.TaskKeyR\x04keys\"r\n" +
+	"\aTaskKey\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1f\n" +
+	"\vwrapped_key\x18\x03 \x01(\fR\n" +
+	"wrappedKey\x12\x1b\n" +
+	"\tplain_key\x18\x04 \x01(\fR\bplainKey\"=\n" +
 	"\n" +
 	"TaskCancel\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\"\n" +
 	"\aTaskAck\x12\x17\n" +
-	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\x96\x02\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\xca\x02\n" +
 	"\n" +
 	"TaskUpdate\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12+\n" +
@@ -1505,7 +1606,8 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\bprogress\x18\x04 \x01(\v2\x14.forlock.v1.ProgressR\bprogress\x12\x18\n" +
 	"\adetails\x18\x05 \x03(\tR\adetails\x12*\n" +
 	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x120\n" +
-	"\x06health\x18\a \x01(\v2\x18.forlock.v1.HealthReportR\x06health2\xbf\x02\n" +
+	"\x06health\x18\a \x01(\v2\x18.forlock.v1.HealthReportR\x06health\x122\n" +
+	"\tartifacts\x18\b \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts2\xbf\x02\n" +
 	"\fAgentService\x12?\n" +
 	"\x06Enroll\x12\x19.forlock.v1.EnrollRequest\x1a\x1a.forlock.v1.EnrollResponse\x12F\n" +
 	"\aConnect\x12\x1a.forlock.v1.ConnectRequest\x1a\x1b.forlock.v1.ConnectResponse(\x010\x01\x12]\n" +
@@ -1524,7 +1626,7 @@ func file_forlock_v1_agent_proto_rawDescGZIP() []byte {
 	return file_forlock_v1_agent_proto_rawDescData
 }
 
-var file_forlock_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_forlock_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_forlock_v1_agent_proto_goTypes = []any{
 	(*PushLogsRequest)(nil),          // 0: forlock.v1.PushLogsRequest
 	(*PushLogsResponse)(nil),         // 1: forlock.v1.PushLogsResponse
@@ -1542,63 +1644,67 @@ var file_forlock_v1_agent_proto_goTypes = []any{
 	(*Pong)(nil),                     // 13: forlock.v1.Pong
 	(*Goodbye)(nil),                  // 14: forlock.v1.Goodbye
 	(*TaskAssignment)(nil),           // 15: forlock.v1.TaskAssignment
-	(*TaskCancel)(nil),               // 16: forlock.v1.TaskCancel
-	(*TaskAck)(nil),                  // 17: forlock.v1.TaskAck
-	(*TaskUpdate)(nil),               // 18: forlock.v1.TaskUpdate
-	nil,                              // 19: forlock.v1.EnrollResponse.LabelsEntry
-	(*LogLine)(nil),                  // 20: forlock.v1.LogLine
-	(*LogQuery)(nil),                 // 21: forlock.v1.LogQuery
-	(*HostFacts)(nil),                // 22: forlock.v1.HostFacts
-	(*durationpb.Duration)(nil),      // 23: google.protobuf.Duration
-	(*HealthReport)(nil),             // 24: forlock.v1.HealthReport
-	(*timestamppb.Timestamp)(nil),    // 25: google.protobuf.Timestamp
-	(*JobSpec)(nil),                  // 26: forlock.v1.JobSpec
-	(TaskState)(0),                   // 27: forlock.v1.TaskState
-	(*Progress)(nil),                 // 28: forlock.v1.Progress
+	(*TaskKey)(nil),                  // 16: forlock.v1.TaskKey
+	(*TaskCancel)(nil),               // 17: forlock.v1.TaskCancel
+	(*TaskAck)(nil),                  // 18: forlock.v1.TaskAck
+	(*TaskUpdate)(nil),               // 19: forlock.v1.TaskUpdate
+	nil,                              // 20: forlock.v1.EnrollResponse.LabelsEntry
+	(*LogLine)(nil),                  // 21: forlock.v1.LogLine
+	(*LogQuery)(nil),                 // 22: forlock.v1.LogQuery
+	(*HostFacts)(nil),                // 23: forlock.v1.HostFacts
+	(*durationpb.Duration)(nil),      // 24: google.protobuf.Duration
+	(*HealthReport)(nil),             // 25: forlock.v1.HealthReport
+	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
+	(*JobSpec)(nil),                  // 27: forlock.v1.JobSpec
+	(TaskState)(0),                   // 28: forlock.v1.TaskState
+	(*Progress)(nil),                 // 29: forlock.v1.Progress
+	(*Artifact)(nil),                 // 30: forlock.v1.Artifact
 }
 var file_forlock_v1_agent_proto_depIdxs = []int32{
-	20, // 0: forlock.v1.PushLogsRequest.lines:type_name -> forlock.v1.LogLine
-	21, // 1: forlock.v1.LogRequest.query:type_name -> forlock.v1.LogQuery
-	22, // 2: forlock.v1.EnrollRequest.facts:type_name -> forlock.v1.HostFacts
-	19, // 3: forlock.v1.EnrollResponse.labels:type_name -> forlock.v1.EnrollResponse.LabelsEntry
+	21, // 0: forlock.v1.PushLogsRequest.lines:type_name -> forlock.v1.LogLine
+	22, // 1: forlock.v1.LogRequest.query:type_name -> forlock.v1.LogQuery
+	23, // 2: forlock.v1.EnrollRequest.facts:type_name -> forlock.v1.HostFacts
+	20, // 3: forlock.v1.EnrollResponse.labels:type_name -> forlock.v1.EnrollResponse.LabelsEntry
 	9,  // 4: forlock.v1.ConnectRequest.hello:type_name -> forlock.v1.AgentHello
 	11, // 5: forlock.v1.ConnectRequest.heartbeat:type_name -> forlock.v1.Heartbeat
 	12, // 6: forlock.v1.ConnectRequest.ping:type_name -> forlock.v1.Ping
 	13, // 7: forlock.v1.ConnectRequest.pong:type_name -> forlock.v1.Pong
 	14, // 8: forlock.v1.ConnectRequest.goodbye:type_name -> forlock.v1.Goodbye
-	18, // 9: forlock.v1.ConnectRequest.task_update:type_name -> forlock.v1.TaskUpdate
+	19, // 9: forlock.v1.ConnectRequest.task_update:type_name -> forlock.v1.TaskUpdate
 	10, // 10: forlock.v1.ConnectResponse.hello:type_name -> forlock.v1.ServerHello
 	12, // 11: forlock.v1.ConnectResponse.ping:type_name -> forlock.v1.Ping
 	13, // 12: forlock.v1.ConnectResponse.pong:type_name -> forlock.v1.Pong
 	14, // 13: forlock.v1.ConnectResponse.goodbye:type_name -> forlock.v1.Goodbye
 	15, // 14: forlock.v1.ConnectResponse.task_assignment:type_name -> forlock.v1.TaskAssignment
-	16, // 15: forlock.v1.ConnectResponse.task_cancel:type_name -> forlock.v1.TaskCancel
-	17, // 16: forlock.v1.ConnectResponse.task_ack:type_name -> forlock.v1.TaskAck
+	17, // 15: forlock.v1.ConnectResponse.task_cancel:type_name -> forlock.v1.TaskCancel
+	18, // 16: forlock.v1.ConnectResponse.task_ack:type_name -> forlock.v1.TaskAck
 	2,  // 17: forlock.v1.ConnectResponse.log_request:type_name -> forlock.v1.LogRequest
-	22, // 18: forlock.v1.AgentHello.facts:type_name -> forlock.v1.HostFacts
-	23, // 19: forlock.v1.ServerHello.heartbeat_interval:type_name -> google.protobuf.Duration
-	22, // 20: forlock.v1.Heartbeat.facts:type_name -> forlock.v1.HostFacts
-	24, // 21: forlock.v1.Heartbeat.health:type_name -> forlock.v1.HealthReport
-	25, // 22: forlock.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
-	23, // 23: forlock.v1.Goodbye.reconnect_after:type_name -> google.protobuf.Duration
-	26, // 24: forlock.v1.TaskAssignment.spec:type_name -> forlock.v1.JobSpec
-	27, // 25: forlock.v1.TaskUpdate.state:type_name -> forlock.v1.TaskState
-	28, // 26: forlock.v1.TaskUpdate.progress:type_name -> forlock.v1.Progress
-	25, // 27: forlock.v1.TaskUpdate.at:type_name -> google.protobuf.Timestamp
-	24, // 28: forlock.v1.TaskUpdate.health:type_name -> forlock.v1.HealthReport
-	3,  // 29: forlock.v1.AgentService.Enroll:input_type -> forlock.v1.EnrollRequest
-	7,  // 30: forlock.v1.AgentService.Connect:input_type -> forlock.v1.ConnectRequest
-	5,  // 31: forlock.v1.AgentService.RenewCertificate:input_type -> forlock.v1.RenewCertificateRequest
-	0,  // 32: forlock.v1.AgentService.PushLogs:input_type -> forlock.v1.PushLogsRequest
-	4,  // 33: forlock.v1.AgentService.Enroll:output_type -> forlock.v1.EnrollResponse
-	8,  // 34: forlock.v1.AgentService.Connect:output_type -> forlock.v1.ConnectResponse
-	6,  // 35: forlock.v1.AgentService.RenewCertificate:output_type -> forlock.v1.RenewCertificateResponse
-	1,  // 36: forlock.v1.AgentService.PushLogs:output_type -> forlock.v1.PushLogsResponse
-	33, // [33:37] is the sub-list for method output_type
-	29, // [29:33] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	23, // 18: forlock.v1.AgentHello.facts:type_name -> forlock.v1.HostFacts
+	24, // 19: forlock.v1.ServerHello.heartbeat_interval:type_name -> google.protobuf.Duration
+	23, // 20: forlock.v1.Heartbeat.facts:type_name -> forlock.v1.HostFacts
+	25, // 21: forlock.v1.Heartbeat.health:type_name -> forlock.v1.HealthReport
+	26, // 22: forlock.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
+	24, // 23: forlock.v1.Goodbye.reconnect_after:type_name -> google.protobuf.Duration
+	27, // 24: forlock.v1.TaskAssignment.spec:type_name -> forlock.v1.JobSpec
+	16, // 25: forlock.v1.TaskAssignment.keys:type_name -> forlock.v1.TaskKey
+	28, // 26: forlock.v1.TaskUpdate.state:type_name -> forlock.v1.TaskState
+	29, // 27: forlock.v1.TaskUpdate.progress:type_name -> forlock.v1.Progress
+	26, // 28: forlock.v1.TaskUpdate.at:type_name -> google.protobuf.Timestamp
+	25, // 29: forlock.v1.TaskUpdate.health:type_name -> forlock.v1.HealthReport
+	30, // 30: forlock.v1.TaskUpdate.artifacts:type_name -> forlock.v1.Artifact
+	3,  // 31: forlock.v1.AgentService.Enroll:input_type -> forlock.v1.EnrollRequest
+	7,  // 32: forlock.v1.AgentService.Connect:input_type -> forlock.v1.ConnectRequest
+	5,  // 33: forlock.v1.AgentService.RenewCertificate:input_type -> forlock.v1.RenewCertificateRequest
+	0,  // 34: forlock.v1.AgentService.PushLogs:input_type -> forlock.v1.PushLogsRequest
+	4,  // 35: forlock.v1.AgentService.Enroll:output_type -> forlock.v1.EnrollResponse
+	8,  // 36: forlock.v1.AgentService.Connect:output_type -> forlock.v1.ConnectResponse
+	6,  // 37: forlock.v1.AgentService.RenewCertificate:output_type -> forlock.v1.RenewCertificateResponse
+	1,  // 38: forlock.v1.AgentService.PushLogs:output_type -> forlock.v1.PushLogsResponse
+	35, // [35:39] is the sub-list for method output_type
+	31, // [31:35] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_agent_proto_init() }
@@ -1606,6 +1712,7 @@ func file_forlock_v1_agent_proto_init() {
 	if File_forlock_v1_agent_proto != nil {
 		return
 	}
+	file_forlock_v1_backup_proto_init()
 	file_forlock_v1_job_proto_init()
 	file_forlock_v1_log_proto_init()
 	file_forlock_v1_node_proto_init()
@@ -1633,7 +1740,7 @@ func file_forlock_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_forlock_v1_agent_proto_rawDesc), len(file_forlock_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -229,6 +229,8 @@ type JobSpec struct {
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*JobSpec_HealthCheck
+	//	*JobSpec_Backup
+	//	*JobSpec_Restore
 	Kind          isJobSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -280,6 +282,24 @@ func (x *JobSpec) GetHealthCheck() *HealthCheckSpec {
 	return nil
 }
 
+func (x *JobSpec) GetBackup() *BackupSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*JobSpec_Backup); ok {
+			return x.Backup
+		}
+	}
+	return nil
+}
+
+func (x *JobSpec) GetRestore() *RestoreSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*JobSpec_Restore); ok {
+			return x.Restore
+		}
+	}
+	return nil
+}
+
 type isJobSpec_Kind interface {
 	isJobSpec_Kind()
 }
@@ -289,7 +309,21 @@ type JobSpec_HealthCheck struct {
 	HealthCheck *HealthCheckSpec `protobuf:"bytes,1,opt,name=health_check,json=healthCheck,proto3,oneof"`
 }
 
+type JobSpec_Backup struct {
+	// Make a restore point on each target node.
+	Backup *BackupSpec `protobuf:"bytes,2,opt,name=backup,proto3,oneof"`
+}
+
+type JobSpec_Restore struct {
+	// Restore each target node.
+	Restore *RestoreSpec `protobuf:"bytes,3,opt,name=restore,proto3,oneof"`
+}
+
 func (*JobSpec_HealthCheck) isJobSpec_Kind() {}
+
+func (*JobSpec_Backup) isJobSpec_Kind() {}
+
+func (*JobSpec_Restore) isJobSpec_Kind() {}
 
 // HealthCheckSpec runs the host's health checks.
 type HealthCheckSpec struct {
@@ -586,7 +620,9 @@ type Task struct {
 	// Result details for people, e.g. a health check table, one line each.
 	Details []string `protobuf:"bytes,11,rep,name=details,proto3" json:"details,omitempty"`
 	// For health_check tasks: the structured result.
-	Health        *HealthReport `protobuf:"bytes,12,opt,name=health,proto3" json:"health,omitempty"`
+	Health *HealthReport `protobuf:"bytes,12,opt,name=health,proto3" json:"health,omitempty"`
+	// For backup tasks: the artifacts written.
+	Artifacts     []*Artifact `protobuf:"bytes,13,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -701,6 +737,13 @@ func (x *Task) GetDetails() []string {
 func (x *Task) GetHealth() *HealthReport {
 	if x != nil {
 		return x.Health
+	}
+	return nil
+}
+
+func (x *Task) GetArtifacts() []*Artifact {
+	if x != nil {
+		return x.Artifacts
 	}
 	return nil
 }
@@ -1603,9 +1646,11 @@ var File_forlock_v1_job_proto protoreflect.FileDescriptor
 const file_forlock_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"\x14forlock/v1/job.proto\x12\n" +
-	"forlock.v1\x1a\x15forlock/v1/node.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n" +
+	"forlock.v1\x1a\x17forlock/v1/backup.proto\x1a\x15forlock/v1/node.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x01\n" +
 	"\aJobSpec\x12@\n" +
-	"\fhealth_check\x18\x01 \x01(\v2\x1b.forlock.v1.HealthCheckSpecH\x00R\vhealthCheckB\x06\n" +
+	"\fhealth_check\x18\x01 \x01(\v2\x1b.forlock.v1.HealthCheckSpecH\x00R\vhealthCheck\x120\n" +
+	"\x06backup\x18\x02 \x01(\v2\x16.forlock.v1.BackupSpecH\x00R\x06backup\x123\n" +
+	"\arestore\x18\x03 \x01(\v2\x17.forlock.v1.RestoreSpecH\x00R\arestoreB\x06\n" +
 	"\x04kind\"\x11\n" +
 	"\x0fHealthCheckSpec\"W\n" +
 	"\x06Target\x12\x14\n" +
@@ -1625,7 +1670,7 @@ const file_forlock_v1_job_proto_rawDesc = "" +
 	"bytes_done\x18\x03 \x01(\x04R\tbytesDone\x12\x1f\n" +
 	"\vbytes_total\x18\x04 \x01(\x04R\n" +
 	"bytesTotal\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\"\xdc\x03\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"\x90\x04\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
@@ -1642,7 +1687,8 @@ const file_forlock_v1_job_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAt\x12\x18\n" +
 	"\adetails\x18\v \x03(\tR\adetails\x120\n" +
-	"\x06health\x18\f \x01(\v2\x18.forlock.v1.HealthReportR\x06health\"\xff\x03\n" +
+	"\x06health\x18\f \x01(\v2\x18.forlock.v1.HealthReportR\x06health\x122\n" +
+	"\tartifacts\x18\r \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\"\xff\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12'\n" +
@@ -1773,60 +1819,66 @@ var file_forlock_v1_job_proto_goTypes = []any{
 	(*WatchJobResponse)(nil),      // 18: forlock.v1.WatchJobResponse
 	(*CancelJobRequest)(nil),      // 19: forlock.v1.CancelJobRequest
 	(*CancelJobResponse)(nil),     // 20: forlock.v1.CancelJobResponse
-	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
-	(*HealthReport)(nil),          // 23: forlock.v1.HealthReport
+	(*BackupSpec)(nil),            // 21: forlock.v1.BackupSpec
+	(*RestoreSpec)(nil),           // 22: forlock.v1.RestoreSpec
+	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*HealthReport)(nil),          // 25: forlock.v1.HealthReport
+	(*Artifact)(nil),              // 26: forlock.v1.Artifact
 }
 var file_forlock_v1_job_proto_depIdxs = []int32{
 	4,  // 0: forlock.v1.JobSpec.health_check:type_name -> forlock.v1.HealthCheckSpec
-	21, // 1: forlock.v1.Rollout.deadline:type_name -> google.protobuf.Duration
-	0,  // 2: forlock.v1.Rollout.offline_policy:type_name -> forlock.v1.OfflinePolicy
-	1,  // 3: forlock.v1.Task.state:type_name -> forlock.v1.TaskState
-	7,  // 4: forlock.v1.Task.progress:type_name -> forlock.v1.Progress
-	22, // 5: forlock.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
-	22, // 6: forlock.v1.Task.started_at:type_name -> google.protobuf.Timestamp
-	22, // 7: forlock.v1.Task.finished_at:type_name -> google.protobuf.Timestamp
-	23, // 8: forlock.v1.Task.health:type_name -> forlock.v1.HealthReport
-	3,  // 9: forlock.v1.Job.spec:type_name -> forlock.v1.JobSpec
-	5,  // 10: forlock.v1.Job.target:type_name -> forlock.v1.Target
-	6,  // 11: forlock.v1.Job.rollout:type_name -> forlock.v1.Rollout
-	2,  // 12: forlock.v1.Job.state:type_name -> forlock.v1.JobState
-	22, // 13: forlock.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	22, // 14: forlock.v1.Job.finished_at:type_name -> google.protobuf.Timestamp
-	22, // 15: forlock.v1.Job.deadline:type_name -> google.protobuf.Timestamp
-	8,  // 16: forlock.v1.Job.tasks:type_name -> forlock.v1.Task
-	22, // 17: forlock.v1.JobEvent.at:type_name -> google.protobuf.Timestamp
-	1,  // 18: forlock.v1.JobEvent.task_state:type_name -> forlock.v1.TaskState
-	7,  // 19: forlock.v1.JobEvent.progress:type_name -> forlock.v1.Progress
-	2,  // 20: forlock.v1.JobEvent.job_state:type_name -> forlock.v1.JobState
-	3,  // 21: forlock.v1.SubmitJobRequest.spec:type_name -> forlock.v1.JobSpec
-	5,  // 22: forlock.v1.SubmitJobRequest.target:type_name -> forlock.v1.Target
-	6,  // 23: forlock.v1.SubmitJobRequest.rollout:type_name -> forlock.v1.Rollout
-	9,  // 24: forlock.v1.SubmitJobResponse.job:type_name -> forlock.v1.Job
-	9,  // 25: forlock.v1.GetJobResponse.job:type_name -> forlock.v1.Job
-	10, // 26: forlock.v1.GetJobResponse.history:type_name -> forlock.v1.JobEvent
-	2,  // 27: forlock.v1.ListJobsRequest.states:type_name -> forlock.v1.JobState
-	22, // 28: forlock.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
-	22, // 29: forlock.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
-	9,  // 30: forlock.v1.ListJobsResponse.jobs:type_name -> forlock.v1.Job
-	9,  // 31: forlock.v1.WatchJobResponse.snapshot:type_name -> forlock.v1.Job
-	10, // 32: forlock.v1.WatchJobResponse.event:type_name -> forlock.v1.JobEvent
-	9,  // 33: forlock.v1.CancelJobResponse.job:type_name -> forlock.v1.Job
-	11, // 34: forlock.v1.JobService.SubmitJob:input_type -> forlock.v1.SubmitJobRequest
-	13, // 35: forlock.v1.JobService.GetJob:input_type -> forlock.v1.GetJobRequest
-	15, // 36: forlock.v1.JobService.ListJobs:input_type -> forlock.v1.ListJobsRequest
-	17, // 37: forlock.v1.JobService.WatchJob:input_type -> forlock.v1.WatchJobRequest
-	19, // 38: forlock.v1.JobService.CancelJob:input_type -> forlock.v1.CancelJobRequest
-	12, // 39: forlock.v1.JobService.SubmitJob:output_type -> forlock.v1.SubmitJobResponse
-	14, // 40: forlock.v1.JobService.GetJob:output_type -> forlock.v1.GetJobResponse
-	16, // 41: forlock.v1.JobService.ListJobs:output_type -> forlock.v1.ListJobsResponse
-	18, // 42: forlock.v1.JobService.WatchJob:output_type -> forlock.v1.WatchJobResponse
-	20, // 43: forlock.v1.JobService.CancelJob:output_type -> forlock.v1.CancelJobResponse
-	39, // [39:44] is the sub-list for method output_type
-	34, // [34:39] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	21, // 1: forlock.v1.JobSpec.backup:type_name -> forlock.v1.BackupSpec
+	22, // 2: forlock.v1.JobSpec.restore:type_name -> forlock.v1.RestoreSpec
+	23, // 3: forlock.v1.Rollout.deadline:type_name -> google.protobuf.Duration
+	0,  // 4: forlock.v1.Rollout.offline_policy:type_name -> forlock.v1.OfflinePolicy
+	1,  // 5: forlock.v1.Task.state:type_name -> forlock.v1.TaskState
+	7,  // 6: forlock.v1.Task.progress:type_name -> forlock.v1.Progress
+	24, // 7: forlock.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
+	24, // 8: forlock.v1.Task.started_at:type_name -> google.protobuf.Timestamp
+	24, // 9: forlock.v1.Task.finished_at:type_name -> google.protobuf.Timestamp
+	25, // 10: forlock.v1.Task.health:type_name -> forlock.v1.HealthReport
+	26, // 11: forlock.v1.Task.artifacts:type_name -> forlock.v1.Artifact
+	3,  // 12: forlock.v1.Job.spec:type_name -> forlock.v1.JobSpec
+	5,  // 13: forlock.v1.Job.target:type_name -> forlock.v1.Target
+	6,  // 14: forlock.v1.Job.rollout:type_name -> forlock.v1.Rollout
+	2,  // 15: forlock.v1.Job.state:type_name -> forlock.v1.JobState
+	24, // 16: forlock.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	24, // 17: forlock.v1.Job.finished_at:type_name -> google.protobuf.Timestamp
+	24, // 18: forlock.v1.Job.deadline:type_name -> google.protobuf.Timestamp
+	8,  // 19: forlock.v1.Job.tasks:type_name -> forlock.v1.Task
+	24, // 20: forlock.v1.JobEvent.at:type_name -> google.protobuf.Timestamp
+	1,  // 21: forlock.v1.JobEvent.task_state:type_name -> forlock.v1.TaskState
+	7,  // 22: forlock.v1.JobEvent.progress:type_name -> forlock.v1.Progress
+	2,  // 23: forlock.v1.JobEvent.job_state:type_name -> forlock.v1.JobState
+	3,  // 24: forlock.v1.SubmitJobRequest.spec:type_name -> forlock.v1.JobSpec
+	5,  // 25: forlock.v1.SubmitJobRequest.target:type_name -> forlock.v1.Target
+	6,  // 26: forlock.v1.SubmitJobRequest.rollout:type_name -> forlock.v1.Rollout
+	9,  // 27: forlock.v1.SubmitJobResponse.job:type_name -> forlock.v1.Job
+	9,  // 28: forlock.v1.GetJobResponse.job:type_name -> forlock.v1.Job
+	10, // 29: forlock.v1.GetJobResponse.history:type_name -> forlock.v1.JobEvent
+	2,  // 30: forlock.v1.ListJobsRequest.states:type_name -> forlock.v1.JobState
+	24, // 31: forlock.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
+	24, // 32: forlock.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
+	9,  // 33: forlock.v1.ListJobsResponse.jobs:type_name -> forlock.v1.Job
+	9,  // 34: forlock.v1.WatchJobResponse.snapshot:type_name -> forlock.v1.Job
+	10, // 35: forlock.v1.WatchJobResponse.event:type_name -> forlock.v1.JobEvent
+	9,  // 36: forlock.v1.CancelJobResponse.job:type_name -> forlock.v1.Job
+	11, // 37: forlock.v1.JobService.SubmitJob:input_type -> forlock.v1.SubmitJobRequest
+	13, // 38: forlock.v1.JobService.GetJob:input_type -> forlock.v1.GetJobRequest
+	15, // 39: forlock.v1.JobService.ListJobs:input_type -> forlock.v1.ListJobsRequest
+	17, // 40: forlock.v1.JobService.WatchJob:input_type -> forlock.v1.WatchJobRequest
+	19, // 41: forlock.v1.JobService.CancelJob:input_type -> forlock.v1.CancelJobRequest
+	12, // 42: forlock.v1.JobService.SubmitJob:output_type -> forlock.v1.SubmitJobResponse
+	14, // 43: forlock.v1.JobService.GetJob:output_type -> forlock.v1.GetJobResponse
+	16, // 44: forlock.v1.JobService.ListJobs:output_type -> forlock.v1.ListJobsResponse
+	18, // 45: forlock.v1.JobService.WatchJob:output_type -> forlock.v1.WatchJobResponse
+	20, // 46: forlock.v1.JobService.CancelJob:output_type -> forlock.v1.CancelJobResponse
+	42, // [42:47] is the sub-list for method output_type
+	37, // [37:42] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_job_proto_init() }
@@ -1834,9 +1886,12 @@ func file_forlock_v1_job_proto_init() {
 	if File_forlock_v1_job_proto != nil {
 		return
 	}
+	file_forlock_v1_backup_proto_init()
 	file_forlock_v1_node_proto_init()
 	file_forlock_v1_job_proto_msgTypes[0].OneofWrappers = []any{
 		(*JobSpec_HealthCheck)(nil),
+		(*JobSpec_Backup)(nil),
+		(*JobSpec_Restore)(nil),
 	}
 	file_forlock_v1_job_proto_msgTypes[15].OneofWrappers = []any{
 		(*WatchJobResponse_Snapshot)(nil),
