@@ -107,7 +107,7 @@ func (s *Server) init(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	s.jobs, err = jobs.New(s.store, s.registry, s.log)
+	s.jobs, err = jobs.New(jobs.Config{Store: s.store, Registry: s.registry, Logger: s.log})
 	if err != nil {
 		return err
 	}
@@ -155,6 +155,7 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		Store: s.store, Registry: s.registry, Jobs: s.jobs, Broker: broker, CA: s.ca, CertTTL: s.cfg.AgentCertTTL, Log: s.log,
 	})
 	forlockv1.RegisterLogServiceServer(srv, &api.LogAPI{Registry: s.registry, Broker: broker, Log: s.log})
+	forlockv1.RegisterBackupServiceServer(srv, &api.BackupAPI{Store: s.store, Registry: s.registry, Log: s.log})
 	forlockv1.RegisterJobServiceServer(srv, &api.JobAPI{Jobs: s.jobs, Registry: s.registry, Log: s.log})
 	forlockv1.RegisterNodeServiceServer(srv, &api.NodeAPI{Store: s.store, Registry: s.registry, Log: s.log})
 	s.health = health.NewServer()

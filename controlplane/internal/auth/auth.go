@@ -7,8 +7,8 @@
 //     TLS layer has verified the chain against the fleet CA; here the node
 //     identity in the certificate must belong to a registered node at its
 //     current epoch.
-//   - NodeService, JobService and LogService: an operator, by the admin
-//     token as a bearer credential.
+//   - NodeService, JobService, LogService and BackupService: an operator,
+//     by the admin token as a bearer credential.
 //
 // Health and reflection are open. Any other method is refused: a new service
 // must be added here before it can be called.
@@ -55,7 +55,8 @@ func policyFor(fullMethod string) policy {
 		return node
 	case strings.HasPrefix(fullMethod, "/forlock.v1.NodeService/"),
 		strings.HasPrefix(fullMethod, "/forlock.v1.JobService/"),
-		strings.HasPrefix(fullMethod, "/forlock.v1.LogService/"):
+		strings.HasPrefix(fullMethod, "/forlock.v1.LogService/"),
+		strings.HasPrefix(fullMethod, "/forlock.v1.BackupService/"):
 		return admin
 	case strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/"),
 		strings.HasPrefix(fullMethod, "/grpc.reflection.v1.ServerReflection/"),

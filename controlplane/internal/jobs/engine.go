@@ -33,17 +33,37 @@ const TasksCapability = "tasks.v1"
 // tickInterval is how often deadlines are checked.
 const tickInterval = 250 * time.Millisecond
 
+// KeyWrapper wraps backup data keys with the control plane's
+// key-encryption key (a local key file, or Vault Transit).
+type KeyWrapper interface {
+	KeyID() string
+	Wrap(ctx context.Context, plain []byte) ([]byte, error)
+	Unwrap(ctx context.Context, keyID string, wrapped []byte) ([]byte, error)
+}
+
+// Config configures an Engine.
+type Config struct {
+	Store    *store.Store
+	Registry *registry.Registry
+	Logger   *slog.Logger
+	// Keys wraps the data keys of backups; without it backup and restore
+	// jobs are refused.
+	Keys KeyWrapper
+}
+
 // Engine runs jobs. Create it with New, start it with Run.
 type Engine struct {
 	store *store.Store
 	reg   *registry.Registry
 	log   *slog.Logger
+	kek   KeyWrapper
 
 	mu     sync.Mutex
 	jobs   map[string]*job // jobs that have not ended
 	keys   map[string]string
 	dirty  map[string]*job
 	events []store.JobEventRecord
+	rps    []*forlockv1.RestorePoint
 	after  []func(error) // run once the pending writes are committed
 	wake   chan struct{}
 }
@@ -59,9 +79,10 @@ type job struct {
 }
 
 // New loads the jobs that have not ended.
-func New(st *store.Store, reg *registry.Registry, log *slog.Logger) (*Engine, error) {
+func New(cfg Config) (*Engine, error) {
+	st := cfg.Store
 	e := &Engine{
-		store: st, reg: reg, log: log,
+		store: st, reg: cfg.Registry, log: cfg.Logger, kek: cfg.Keys,
 		jobs: map[string]*job{}, keys: map[string]string{}, dirty: map[string]*job{},
 		wake: make(chan struct{}, 1),
 	}
@@ -139,17 +160,17 @@ func (e *Engine) afterCommit(fn func(error)) {
 // every event appended since the last one.
 func (e *Engine) commit() error {
 	e.mu.Lock()
-	if len(e.dirty) == 0 && len(e.events) == 0 && len(e.after) == 0 {
+	if len(e.dirty) == 0 && len(e.events) == 0 && len(e.after) == 0 && len(e.rps) == 0 {
 		e.mu.Unlock()
 		return nil
 	}
-	w := store.JobWrite{Events: e.events}
+	w := store.JobWrite{Events: e.events, RestorePoints: e.rps}
 	dirty := e.dirty
 	for _, j := range dirty {
 		w.Jobs = append(w.Jobs, proto.CloneOf(j.pb))
 	}
 	after := e.after
-	e.dirty, e.events, e.after = map[string]*job{}, nil, nil
+	e.dirty, e.events, e.after, e.rps = map[string]*job{}, nil, nil, nil
 	e.mu.Unlock()
 
 	if err := e.store.SaveJobs(w); err != nil {
@@ -161,6 +182,7 @@ func (e *Engine) commit() error {
 			}
 		}
 		e.events = append(w.Events, e.events...)
+		e.rps = append(w.RestorePoints, e.rps...)
 		e.after = append(after, e.after...)
 		e.mu.Unlock()
 		return err

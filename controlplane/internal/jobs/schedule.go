@@ -73,7 +73,12 @@ func (e *Engine) schedule(j *job) {
 			}
 			continue
 		}
-		if !sess.Send(assignment(j, t)) {
+		m, err := e.assignment(j, t)
+		if err != nil {
+			e.setTask(j, t, forlockv1.TaskState_TASK_STATE_FAILED, "not started: "+err.Error())
+			continue
+		}
+		if !sess.Send(m) {
 			continue // the agent's queue is full: try again on the next pass
 		}
 		e.setTask(j, t, forlockv1.TaskState_TASK_STATE_DISPATCHED, "sent to the agent")
@@ -81,10 +86,16 @@ func (e *Engine) schedule(j *job) {
 	}
 }
 
-func assignment(j *job, t *forlockv1.Task) *forlockv1.ConnectResponse {
+// assignment builds the message that sends a task to its agent, with the
+// data keys it needs made for this message only. Callers hold e.mu.
+func (e *Engine) assignment(j *job, t *forlockv1.Task) (*forlockv1.ConnectResponse, error) {
+	keys, err := e.taskKeys(j.pb.GetSpec())
+	if err != nil {
+		return nil, err
+	}
 	return &forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_TaskAssignment{TaskAssignment: &forlockv1.TaskAssignment{
-		TaskId: t.GetId(), JobId: j.pb.GetId(), Spec: j.pb.GetSpec(),
-	}}}
+		TaskId: t.GetId(), JobId: j.pb.GetId(), Spec: j.pb.GetSpec(), Keys: keys,
+	}}}, nil
 }
 
 func sortTargets(ts []registry.Target) {

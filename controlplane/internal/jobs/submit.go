@@ -43,6 +43,10 @@ func Kind(spec *forlockv1.JobSpec) string {
 	switch spec.GetKind().(type) {
 	case *forlockv1.JobSpec_HealthCheck:
 		return "health_check"
+	case *forlockv1.JobSpec_Backup:
+		return "backup"
+	case *forlockv1.JobSpec_Restore:
+		return "restore"
 	}
 	return ""
 }
@@ -66,6 +70,10 @@ func (e *Engine) Submit(ctx context.Context, req *forlockv1.SubmitJobRequest) (*
 	if err != nil {
 		return nil, false, err
 	}
+	spec, err := e.prepare(req.GetSpec(), targets)
+	if err != nil {
+		return nil, false, err
+	}
 
 	e.mu.Lock()
 	if key != "" {
@@ -84,7 +92,7 @@ func (e *Engine) Submit(ctx context.Context, req *forlockv1.SubmitJobRequest) (*
 	}
 	now := time.Now()
 	pb := &forlockv1.Job{
-		Id: newJobID(now), Kind: kind, Spec: proto.CloneOf(req.GetSpec()), Target: proto.CloneOf(req.GetTarget()),
+		Id: newJobID(now), Kind: kind, Spec: spec, Target: proto.CloneOf(req.GetTarget()),
 		Rollout: rollout, IdempotencyKey: key, State: forlockv1.JobState_JOB_STATE_RUNNING,
 		CreatedAt: timestamppb.New(now), Deadline: timestamppb.New(now.Add(rollout.GetDeadline().AsDuration())),
 	}

@@ -29,7 +29,9 @@ func (e *Engine) NodeConnected(sess *registry.Session) {
 			}
 			switch t.GetState() {
 			case forlockv1.TaskState_TASK_STATE_DISPATCHED, forlockv1.TaskState_TASK_STATE_RUNNING:
-				sess.Send(assignment(j, t))
+				if m, err := e.assignment(j, t); err == nil {
+					sess.Send(m)
+				}
 			}
 		}
 		e.schedule(j)
@@ -64,19 +66,30 @@ func (e *Engine) TaskUpdate(sess *registry.Session, u *forlockv1.TaskUpdate) {
 	case terminal(state) && state != forlockv1.TaskState_TASK_STATE_SKIPPED:
 		switch {
 		case !terminal(t.GetState()):
-			t.Details, t.Health = u.GetDetails(), u.GetHealth()
-			e.setTask(j, t, state, u.GetMessage())
+			e.finish(j, t, u, "")
 			e.schedule(j)
 		case t.GetState() != state && closedByControlPlane(t.GetState()):
 			// The control plane gave up on the task while the node was away,
 			// but the agent did run it: its result is the truth.
-			t.Details, t.Health = u.GetDetails(), u.GetHealth()
-			e.setTask(j, t, state, "late result: "+u.GetMessage())
+			e.finish(j, t, u, "late result: ")
 		}
 		e.ack(sess, t.GetId())
 	default:
 		e.log.Warn("task update with an invalid state ignored", "task_id", t.GetId(), "state", state)
 	}
+}
+
+// finish records a task's terminal update; a backup's artifacts are
+// cataloged in the same commit. Callers hold e.mu.
+func (e *Engine) finish(j *job, t *forlockv1.Task, u *forlockv1.TaskUpdate, prefix string) {
+	state, msg := u.GetState(), u.GetMessage()
+	t.Details, t.Health = u.GetDetails(), u.GetHealth()
+	if state == forlockv1.TaskState_TASK_STATE_SUCCEEDED && j.pb.GetKind() == "backup" {
+		if err := e.catalog(j, t, u.GetArtifacts()); err != nil {
+			state, msg = forlockv1.TaskState_TASK_STATE_FAILED, "backup not cataloged: "+err.Error()
+		}
+	}
+	e.setTask(j, t, state, prefix+msg)
 }
 
 func closedByControlPlane(s forlockv1.TaskState) bool {

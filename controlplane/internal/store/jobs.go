@@ -34,6 +34,8 @@ type JobWrite struct {
 	Jobs []*forlockv1.Job
 	// Events are appended under their job.
 	Events []JobEventRecord
+	// RestorePoints are cataloged with the task results that made them.
+	RestorePoints []*forlockv1.RestorePoint
 }
 
 // JobEventRecord is an event with the job it belongs to.
@@ -69,6 +71,9 @@ func (s *Store) SaveJobs(w JobWrite) error {
 					return err
 				}
 			}
+		}
+		if err := putRestorePoints(tx, w.RestorePoints); err != nil {
+			return err
 		}
 		events := tx.Bucket(bucketJobEvents)
 		for _, e := range w.Events {

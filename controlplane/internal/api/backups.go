@@ -1,0 +1,76 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/controlplane/internal/store"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// BackupAPI implements forlockv1.BackupService: the catalog.
+type BackupAPI struct {
+	forlockv1.UnsafeBackupServiceServer
+
+	Store    *store.Store
+	Registry *registry.Registry
+	Log      *slog.Logger
+}
+
+// ListRestorePoints implements BackupService.ListRestorePoints.
+func (a *BackupAPI) ListRestorePoints(ctx context.Context, req *forlockv1.ListRestorePointsRequest) (*forlockv1.ListRestorePointsResponse, error) {
+	limit := int(req.GetPageSize())
+	if limit == 0 {
+		limit = defaultPageSize
+	}
+	if limit > maxPageSize {
+		return nil, invalid("page_size %d: at most %d", limit, maxPageSize)
+	}
+	if len(req.GetPageToken()) > 64 {
+		return nil, invalid("page_token is not one this server returned")
+	}
+	nodeID := ""
+	if n := req.GetNode(); n != "" {
+		t, ok := a.Registry.Lookup(n)
+		if !ok {
+			return nil, status.Errorf(codes.NotFound, "node %q not found", n)
+		}
+		nodeID = t.ID
+	}
+	resp := &forlockv1.ListRestorePointsResponse{}
+	err := a.Store.ScanRestorePoints(req.GetPageToken(), func(rp *forlockv1.RestorePoint) bool {
+		if nodeID != "" && rp.GetNodeId() != nodeID {
+			return true
+		}
+		if len(resp.RestorePoints) == limit {
+			resp.NextPageToken = resp.RestorePoints[limit-1].GetId()
+			return false
+		}
+		for _, art := range rp.GetArtifacts() {
+			art.WrappedKey = nil // not for listing
+		}
+		resp.RestorePoints = append(resp.RestorePoints, rp)
+		return true
+	})
+	if err != nil {
+		return nil, toStatus(ctx, a.Log, err)
+	}
+	return resp, nil
+}
+
+// GetArtifact implements BackupService.GetArtifact.
+func (a *BackupAPI) GetArtifact(ctx context.Context, req *forlockv1.GetArtifactRequest) (*forlockv1.GetArtifactResponse, error) {
+	art, err := a.Store.Artifact(req.GetId())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, status.Errorf(codes.NotFound, "artifact %q not found: see 'forlockctl restore --list'", req.GetId())
+	}
+	if err != nil {
+		return nil, toStatus(ctx, a.Log, err)
+	}
+	return &forlockv1.GetArtifactResponse{Artifact: art}, nil
+}

@@ -1,0 +1,232 @@
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/forlock/fleet/controlplane/internal/registry"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// allKinds are the artifacts of a full restore point, in order.
+var allKinds = []forlockv1.ArtifactKind{
+	forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES, forlockv1.ArtifactKind_ARTIFACT_KIND_REDIS, forlockv1.ArtifactKind_ARTIFACT_KIND_CONFIG,
+}
+
+// KindName is the short name of an artifact kind: postgres, redis, config.
+func KindName(k forlockv1.ArtifactKind) string {
+	return strings.ToLower(strings.TrimPrefix(k.String(), "ARTIFACT_KIND_"))
+}
+
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// prepare validates a job's spec against its targets and returns the spec to
+// store: for a restore, with the artifacts it will restore filled in.
+func (e *Engine) prepare(spec *forlockv1.JobSpec, targets []registry.Target) (*forlockv1.JobSpec, error) {
+	out := proto.CloneOf(spec)
+	switch k := out.GetKind().(type) {
+	case *forlockv1.JobSpec_Backup:
+		if e.kek == nil {
+			return nil, invalid("backups need a key-encryption key, and this control plane has none")
+		}
+		if err := validKinds(k.Backup.GetOnly()); err != nil {
+			return nil, err
+		}
+		return out, validDestination(k.Backup.GetDestination())
+	case *forlockv1.JobSpec_Restore:
+		if e.kek == nil {
+			return nil, invalid("restores need a key-encryption key, and this control plane has none")
+		}
+		if len(targets) != 1 {
+			return nil, invalid("a restore targets exactly one node; %d matched", len(targets))
+		}
+		if err := validKinds(k.Restore.GetOnly()); err != nil {
+			return nil, err
+		}
+		arts, err := e.restoreArtifacts(k.Restore, targets[0])
+		if err != nil {
+			return nil, err
+		}
+		k.Restore.Artifacts = arts
+	}
+	return out, nil
+}
+
+func validKinds(kinds []forlockv1.ArtifactKind) error {
+	for _, k := range kinds {
+		if !slices.Contains(allKinds, k) {
+			return invalid("unknown artifact kind %d: use postgres, redis or config", k)
+		}
+	}
+	return nil
+}
+
+// validDestination refuses relative, unclean and traversing paths and
+// malformed bucket names. The agent checks the directory again against its
+// allowed backup directories.
+func validDestination(d *forlockv1.BackupDestination) error {
+	switch k := d.GetKind().(type) {
+	case nil:
+		return nil
+	case *forlockv1.BackupDestination_Dir:
+		p := k.Dir
+		if !path.IsAbs(p) || path.Clean(p) != p || strings.Contains(p, "..") || len(p) > 1024 {
+			return invalid("destination %q: give an absolute, clean directory path without '..'", p)
+		}
+	case *forlockv1.BackupDestination_S3:
+		if !bucketName.MatchString(k.S3.GetBucket()) {
+			return invalid("bucket %q: use 3-63 lower-case letters, digits, '.' and '-'", k.S3.GetBucket())
+		}
+		p := k.S3.GetPrefix()
+		if strings.HasPrefix(p, "/") || slices.Contains(strings.Split(p, "/"), "..") || len(p) > 512 {
+			return invalid("prefix %q: a relative key prefix without '..'", p)
+		}
+	}
+	return nil
+}
+
+// restoreArtifacts resolves what a restore restores.
+func (e *Engine) restoreArtifacts(r *forlockv1.RestoreSpec, target registry.Target) ([]*forlockv1.Artifact, error) {
+	var arts []*forlockv1.Artifact
+	switch {
+	case len(r.GetArtifactIds()) > 0:
+		for _, id := range r.GetArtifactIds() {
+			a, err := e.store.Artifact(id)
+			if err != nil {
+				return nil, invalid("artifact %q not found in the catalog", id)
+			}
+			arts = append(arts, a)
+		}
+	case r.GetRestorePointId() != "":
+		rp, err := e.store.RestorePoint(r.GetRestorePointId())
+		if err != nil {
+			return nil, invalid("restore point %q not found in the catalog", r.GetRestorePointId())
+		}
+		arts = rp.GetArtifacts()
+	case r.GetLatest():
+		source := target
+		if n := r.GetSourceNode(); n != "" {
+			t, ok := e.reg.Lookup(n)
+			if !ok {
+				return nil, invalid("source node %q not found", n)
+			}
+			source = t
+		}
+		var found *forlockv1.RestorePoint
+		if err := e.store.ScanRestorePoints("", func(rp *forlockv1.RestorePoint) bool {
+			if rp.GetNodeId() == source.ID {
+				found = rp
+				return false
+			}
+			return true
+		}); err != nil {
+			return nil, err
+		}
+		if found == nil {
+			return nil, invalid("node %s has no restore point yet: back it up first", source.Name)
+		}
+		arts = found.GetArtifacts()
+	default:
+		return nil, invalid("restore: give a restore point, artifact IDs, or latest")
+	}
+	var out []*forlockv1.Artifact
+	for _, a := range arts {
+		if len(r.GetOnly()) > 0 && !slices.Contains(r.GetOnly(), a.GetKind()) {
+			continue
+		}
+		if a.GetState() != forlockv1.ArtifactState_ARTIFACT_STATE_AVAILABLE {
+			return nil, invalid("artifact %s is %s", a.GetId(), a.GetState())
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, invalid("nothing to restore: no artifact of the kinds asked for")
+	}
+	return out, nil
+}
+
+// keyTimeout bounds key wrapping for one assignment.
+const keyTimeout = 10 * time.Second
+
+// taskKeys makes the data keys a task needs: fresh keys for a backup, the
+// unwrapped keys of the artifacts for a restore. They are never stored.
+func (e *Engine) taskKeys(spec *forlockv1.JobSpec) ([]*forlockv1.TaskKey, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), keyTimeout)
+	defer cancel()
+	switch k := spec.GetKind().(type) {
+	case *forlockv1.JobSpec_Backup:
+		kinds := k.Backup.GetOnly()
+		if len(kinds) == 0 {
+			kinds = allKinds
+		}
+		var out []*forlockv1.TaskKey
+		for _, kind := range kinds {
+			plain := make([]byte, 32)
+			if _, err := rand.Read(plain); err != nil {
+				return nil, err
+			}
+			wrapped, err := e.kek.Wrap(ctx, plain)
+			if err != nil {
+				return nil, fmt.Errorf("wrap a data key: %w", err)
+			}
+			out = append(out, &forlockv1.TaskKey{Name: KindName(kind), KeyId: e.kek.KeyID(), WrappedKey: wrapped, PlainKey: plain})
+		}
+		return out, nil
+	case *forlockv1.JobSpec_Restore:
+		var out []*forlockv1.TaskKey
+		for _, a := range k.Restore.GetArtifacts() {
+			plain, err := e.kek.Unwrap(ctx, a.GetKeyId(), a.GetWrappedKey())
+			if err != nil {
+				return nil, fmt.Errorf("unwrap the data key of artifact %s: %w", a.GetId(), err)
+			}
+			out = append(out, &forlockv1.TaskKey{Name: a.GetId(), KeyId: a.GetKeyId(), WrappedKey: a.GetWrappedKey(), PlainKey: plain})
+		}
+		return out, nil
+	}
+	return nil, nil
+}
+
+// catalog checks the artifacts a backup task reports and queues its restore
+// point for the commit that records the task's success. Callers hold e.mu.
+func (e *Engine) catalog(j *job, t *forlockv1.Task, arts []*forlockv1.Artifact) error {
+	want := j.pb.GetSpec().GetBackup().GetOnly()
+	if len(want) == 0 {
+		want = allKinds
+	}
+	if len(arts) != len(want) {
+		return fmt.Errorf("the agent reported %d artifacts, %d were asked for", len(arts), len(want))
+	}
+	now := time.Now()
+	rp := &forlockv1.RestorePoint{Id: newJobID(now), NodeId: t.GetNodeId(), NodeName: t.GetNodeName(), CreatedAt: timestamppb.New(now), JobId: j.pb.GetId()}
+	ctx, cancel := context.WithTimeout(context.Background(), keyTimeout)
+	defer cancel()
+	for i, a := range arts {
+		if !slices.Contains(want, a.GetKind()) || len(a.GetSha256()) != 64 || a.GetLocation() == "" || a.GetSizeBytes() == 0 {
+			return fmt.Errorf("artifact %d is incomplete or of a kind not asked for", i)
+		}
+		// The wrapped key must be one of ours: it unwraps with our KEK.
+		if _, err := e.kek.Unwrap(ctx, a.GetKeyId(), a.GetWrappedKey()); err != nil {
+			return fmt.Errorf("artifact %s: its data key is not one this control plane made: %w", KindName(a.GetKind()), err)
+		}
+		c := proto.CloneOf(a)
+		c.Id = fmt.Sprintf("%s-%s", rp.GetId(), KindName(a.GetKind()))
+		c.NodeId, c.NodeName, c.RestorePointId, c.JobId = t.GetNodeId(), t.GetNodeName(), rp.GetId(), j.pb.GetId()
+		c.State = forlockv1.ArtifactState_ARTIFACT_STATE_AVAILABLE
+		if c.GetCreatedAt() == nil {
+			c.CreatedAt = timestamppb.New(now)
+		}
+		rp.Artifacts = append(rp.Artifacts, c)
+	}
+	t.Artifacts = rp.GetArtifacts()
+	e.rps = append(e.rps, rp)
+	return nil
+}
