@@ -22,6 +22,7 @@ const (
 	serverKeyFile  = "server.key"
 	dbFile         = "fleet.db"
 	ctlConfigFile  = "forlockctl.yaml"
+	kekFile        = "backup-kek.json"
 )
 
 const serverCertTTL = 365 * 24 * time.Hour

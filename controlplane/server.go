@@ -32,6 +32,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/logs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
+	"github.com/forlock/fleet/internal/keys"
 	"github.com/forlock/fleet/internal/pki"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -107,7 +108,11 @@ func (s *Server) init(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	s.jobs, err = jobs.New(jobs.Config{Store: s.store, Registry: s.registry, Logger: s.log})
+	kek, err := keys.LoadOrCreateFile(filepath.Join(s.cfg.DataDir, kekFile))
+	if err != nil {
+		return fmt.Errorf("backup key-encryption key: %w", err)
+	}
+	s.jobs, err = jobs.New(jobs.Config{Store: s.store, Registry: s.registry, Logger: s.log, Keys: kek})
 	if err != nil {
 		return err
 	}
