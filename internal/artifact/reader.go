@@ -155,14 +155,20 @@ func (e *endReader) Read(p []byte) (int, error) {
 
 // classify turns an error of the decrypting reader into one of ours. The
 // segment that fails when src has ended is the final one: a truncated
-// artifact fails there, but so does a corrupted last segment.
+// artifact fails there, but so does one whose last segment (or, for a
+// one-segment artifact, whose header) was changed, and the cipher cannot tell
+// them apart, so that error wraps both ErrTruncated and ErrCorrupted.
 func (e *endReader) classify(err error, what string, plain int64) error {
+	where := fmt.Sprintf("after %d plaintext bytes", plain)
+	if plain == 0 {
+		where = "at the start: the header was changed or the body is damaged"
+	}
 	switch {
 	case e.ioErr != nil:
 		return fmt.Errorf("read: %w", e.ioErr)
 	case e.eof:
-		return fmt.Errorf("%w: the final segment does not authenticate after %d plaintext bytes: the artifact is truncated or its last bytes are corrupted: %w", ErrTruncated, plain, err)
+		return fmt.Errorf("%w, or %w: the final segment does not authenticate (%s): %w", ErrTruncated, ErrCorrupted, where, err)
 	default:
-		return fmt.Errorf("%w: %s does not authenticate after %d plaintext bytes: %w", ErrCorrupted, what, plain, err)
+		return fmt.Errorf("%w: %s does not authenticate (%s): %w", ErrCorrupted, what, where, err)
 	}
 }
