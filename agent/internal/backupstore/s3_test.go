@@ -30,8 +30,17 @@ func newTestS3(t *testing.T, prefix string) *S3 {
 		SecretKey: testSecretKey,
 	})
 	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, s.Close()) })
-	require.NoError(t, s.client.MakeBucket(context.Background(), s.cfg.Bucket, minio.MakeBucketOptions{}))
+	ctx := context.Background()
+	require.NoError(t, s.client.MakeBucket(ctx, s.cfg.Bucket, minio.MakeBucketOptions{}))
+	t.Cleanup(func() {
+		// Empty and remove the bucket, so -count=N starts afresh.
+		for obj := range s.client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Recursive: true}) {
+			require.NoError(t, obj.Err)
+			require.NoError(t, s.client.RemoveObject(ctx, s.cfg.Bucket, obj.Key, minio.RemoveObjectOptions{}))
+		}
+		require.NoError(t, s.client.RemoveBucket(ctx, s.cfg.Bucket))
+		require.NoError(t, s.Close())
+	})
 	return s
 }
 
