@@ -48,7 +48,7 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	  done; done
 
 bench: ## benchmarks (method and figures: docs/benchmarks.md); BENCH_AGENTS=1000 by default
-	BENCH_AGENTS=$${BENCH_AGENTS:-1000} $(GO) test -run '^$$' -bench . -benchtime $${BENCHTIME:-5x} -timeout 30m ./test/e2e
+	BENCH_AGENTS=$${BENCH_AGENTS:-1000} $(GO) test -run '^$$' -bench . -benchtime $${BENCHTIME:-5x} -timeout 30m ./test/e2e ./internal/artifact
 
 demo: build ## run a local control plane and one enrolled agent, list the fleet
 	./deploy/demo.sh
