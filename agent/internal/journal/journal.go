@@ -73,7 +73,11 @@ type Entry struct {
 	Details []string `json:"details,omitempty"`
 	// Health is a health_check task's structured report, a serialized
 	// forlock.v1.HealthReport, kept so it is reported again after a restart.
-	Health     []byte    `json:"health,omitempty"`
+	Health []byte `json:"health,omitempty"`
+	// Artifacts are a backup task's results, each a serialized
+	// forlock.v1.Artifact (no secret: checksums, locations, wrapped keys),
+	// kept so a result reported again still carries them.
+	Artifacts  [][]byte  `json:"artifacts,omitempty"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	// Acked is set once the control plane acknowledged the terminal state.
@@ -230,10 +234,19 @@ func (j *Journal) insert(e Entry) error {
 	})
 }
 
+// Outcome is what the end of a task records besides its state and message.
+type Outcome struct {
+	// Details are result lines for people.
+	Details []string
+	// Health is the task's serialized health report, if it has one.
+	Health []byte
+	// Artifacts are the task's serialized artifacts, if it made any.
+	Artifacts [][]byte
+}
+
 // Finish records the end of a running task, unacknowledged, and returns
-// the entry. state must be terminal; health is the task's serialized
-// health report, if it has one.
-func (j *Journal) Finish(taskID string, state State, message string, details []string, health []byte) (Entry, error) {
+// the entry. state must be terminal.
+func (j *Journal) Finish(taskID string, state State, message string, o Outcome) (Entry, error) {
 	if !state.Terminal() {
 		return Entry{}, fmt.Errorf("journal: finish task %s as %q: not an end state", taskID, state)
 	}
@@ -247,7 +260,8 @@ func (j *Journal) Finish(taskID string, state State, message string, details []s
 		if e.State != Running {
 			return fmt.Errorf("task %s is %s: %w", taskID, e.State, ErrNotRunning)
 		}
-		e.State, e.Message, e.Details, e.Health, e.FinishedAt, e.Acked = state, message, details, health, j.now(), false
+		e.State, e.Message, e.FinishedAt, e.Acked = state, message, j.now(), false
+		e.Details, e.Health, e.Artifacts = o.Details, o.Health, o.Artifacts
 		return put(b, e)
 	})
 	return e, err

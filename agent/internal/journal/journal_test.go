@@ -30,7 +30,7 @@ func TestBeginIsExactlyOnceAcrossReopen(t *testing.T) {
 	require.ErrorIs(t, err, ErrExists)
 	require.EqualError(t, err, "task t1: task is already in the journal")
 
-	_, err = j.Finish("t1", Succeeded, "all good", []string{"disk OK"}, nil)
+	_, err = j.Finish("t1", Succeeded, "all good", Outcome{Details: []string{"disk OK"}})
 	require.NoError(t, err)
 	_, err = j.Begin("t1", "j1", "health_check")
 	require.ErrorIs(t, err, ErrExists, "an ended task is never begun again")
@@ -58,7 +58,7 @@ func TestOpenMarksRunningTasksInterrupted(t *testing.T) {
 	require.NoError(t, err)
 	_, err = j.Begin("done", "j1", "backup")
 	require.NoError(t, err)
-	_, err = j.Finish("done", Failed, "boom", nil, nil)
+	_, err = j.Finish("done", Failed, "boom", Outcome{})
 	require.NoError(t, err)
 	require.NoError(t, j.Ack("done"))
 	require.NoError(t, j.Close()) // as if the process died here
@@ -77,7 +77,7 @@ func TestOpenMarksRunningTasksInterrupted(t *testing.T) {
 
 	_, err = j2.Begin("running", "j1", "backup")
 	require.ErrorIs(t, err, ErrExists, "an interrupted task is never re-run")
-	_, err = j2.Finish("running", Succeeded, "", nil, nil)
+	_, err = j2.Finish("running", Succeeded, "", Outcome{})
 	require.ErrorIs(t, err, ErrNotRunning)
 }
 
@@ -93,10 +93,10 @@ func TestUnackedAndAck(t *testing.T) {
 		require.NoError(t, err)
 	}
 	clock = now.Add(time.Second)
-	_, err = j.Finish("b", Succeeded, "", nil, nil)
+	_, err = j.Finish("b", Succeeded, "", Outcome{})
 	require.NoError(t, err)
 	clock = now.Add(2 * time.Second)
-	_, err = j.Finish("a", Cancelled, "cancelled", nil, nil)
+	_, err = j.Finish("a", Cancelled, "cancelled", Outcome{})
 	require.NoError(t, err)
 	_, err = j.CancelUnknown("never-seen", "cancelled before it arrived")
 	require.NoError(t, err)
@@ -125,7 +125,7 @@ func TestUnackedAndAck(t *testing.T) {
 	_, err = j.Begin("never-seen", "j", "k")
 	require.ErrorIs(t, err, ErrExists, "a task cancelled before it arrived never runs")
 
-	_, err = j.Finish("c", Running, "", nil, nil)
+	_, err = j.Finish("c", Running, "", Outcome{})
 	require.ErrorContains(t, err, "not an end state")
 	_, err = j.Begin("", "j", "k")
 	require.ErrorContains(t, err, "empty task ID")
@@ -143,7 +143,7 @@ func TestOpenPrunesOldAckedEntries(t *testing.T) {
 		}
 		_, err := j.Begin(id, "j", "k")
 		require.NoError(t, err)
-		_, err = j.Finish(id, Succeeded, "", nil, nil)
+		_, err = j.Finish(id, Succeeded, "", Outcome{})
 		require.NoError(t, err)
 	}
 	require.NoError(t, j.Ack("old-acked"))

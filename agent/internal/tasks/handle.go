@@ -107,12 +107,12 @@ func (r *Runner) assign(a *forlockv1.TaskAssignment) {
 	r.started.Add(1)
 	r.log.Info("task started", t.attrs()...)
 	r.send(t.runningUpdate())
-	go r.run(ctx, t, h, a.GetSpec())
+	go r.run(withKeys(ctx, a.GetKeys()), t, h, a.GetSpec())
 }
 
 // finishNow ends a begun task that never ran.
 func (r *Runner) finishNow(e journal.Entry, state journal.State, msg string) {
-	e, err := r.cfg.Journal.Finish(e.TaskID, state, msg, nil, nil)
+	e, err := r.cfg.Journal.Finish(e.TaskID, state, msg, journal.Outcome{})
 	if err != nil {
 		r.log.Error("cannot journal the end of a task", "task_id", e.TaskID, "error", err)
 		return

@@ -32,6 +32,9 @@ type Result struct {
 	// Health is a health_check task's structured report, nil for other
 	// kinds.
 	Health *forlockv1.HealthReport
+	// Artifacts are the artifacts a backup task wrote, reported with its
+	// end and journaled with it (they hold no secret).
+	Artifacts []*forlockv1.Artifact
 }
 
 // Kind returns a job spec's kind: the name of its set oneof field, e.g.

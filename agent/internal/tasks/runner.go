@@ -224,7 +224,7 @@ func (r *Runner) Shutdown(ctx context.Context) {
 	stuck := slices.Collect(maps.Values(r.running))
 	r.mu.Unlock()
 	for _, t := range stuck {
-		e, err := r.cfg.Journal.Finish(t.id, journal.Interrupted, stuckMessage, nil, nil)
+		e, err := r.cfg.Journal.Finish(t.id, journal.Interrupted, stuckMessage, journal.Outcome{})
 		if err != nil {
 			r.log.Error("cannot journal a task that did not stop", "task_id", t.id, "error", err)
 			continue

@@ -94,19 +94,33 @@ func (r *Runner) run(ctx context.Context, t *task, h Handler, spec *forlockv1.Jo
 	pump.Go(func() { r.pumpProgress(t, done) })
 
 	res, err := r.call(ctx, t, h, spec)
+	wipeKeys(KeysFrom(ctx))
 	close(done)
 	pump.Wait()
 	state, msg := outcome(ctx, res, err)
-	var health []byte
+	o := journal.Outcome{Details: res.Details}
 	if res.Health != nil && (state == journal.Succeeded || state == journal.Failed) {
 		var merr error
-		if health, merr = proto.Marshal(res.Health); merr != nil {
+		if o.Health, merr = proto.Marshal(res.Health); merr != nil {
 			r.log.Error("cannot encode a task's health report; reporting the task without it", t.attrs("error", merr)...)
-			health = nil
+			o.Health = nil
+		}
+	}
+	if state == journal.Succeeded {
+		// Only a succeeded task's artifacts are reported: the control plane
+		// catalogs nothing else.
+		for _, a := range res.Artifacts {
+			b, merr := proto.Marshal(a)
+			if merr != nil {
+				r.log.Error("cannot encode a task's artifact; the task fails", t.attrs("error", merr)...)
+				state, msg, o.Artifacts = journal.Failed, "cannot encode the artifacts written: "+merr.Error(), nil
+				break
+			}
+			o.Artifacts = append(o.Artifacts, b)
 		}
 	}
 
-	e, ferr := r.cfg.Journal.Finish(t.id, state, msg, res.Details, health)
+	e, ferr := r.cfg.Journal.Finish(t.id, state, msg, o)
 	r.mu.Lock()
 	delete(r.running, t.id)
 	r.mu.Unlock()

@@ -38,6 +38,12 @@ func entryUpdate(e journal.Entry) *forlockv1.ConnectRequest {
 		Details: e.Details,
 		At:      timestamppb.New(at),
 	}
+	for _, b := range e.Artifacts {
+		a := &forlockv1.Artifact{}
+		if proto.Unmarshal(b, a) == nil {
+			u.Artifacts = append(u.Artifacts, a)
+		}
+	}
 	if len(e.Health) > 0 {
 		h := &forlockv1.HealthReport{}
 		if proto.Unmarshal(e.Health, h) == nil {

@@ -1,0 +1,35 @@
+package tasks
+
+import (
+	"context"
+
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// keysKey is the context key of a task's data keys.
+type keysKey struct{}
+
+// withKeys returns ctx carrying the data keys of a task's assignment.
+func withKeys(ctx context.Context, keys []*forlockv1.TaskKey) context.Context {
+	if len(keys) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, keysKey{}, keys)
+}
+
+// KeysFrom returns the data keys the control plane sent with the task
+// whose handler received ctx: for a backup one per artifact kind, for a
+// restore one per artifact ID. They hold plain keys: a handler uses them
+// in memory only, never logs, journals or writes them. The runner wipes
+// the plain keys when the handler returns.
+func KeysFrom(ctx context.Context) []*forlockv1.TaskKey {
+	keys, _ := ctx.Value(keysKey{}).([]*forlockv1.TaskKey)
+	return keys
+}
+
+// wipeKeys overwrites the plain keys in place once the task is over.
+func wipeKeys(keys []*forlockv1.TaskKey) {
+	for _, k := range keys {
+		clear(k.GetPlainKey())
+	}
+}
