@@ -102,3 +102,7 @@ func ParseCertsPEM(data []byte) ([]*x509.Certificate, error) {
 	}
 	return certs, nil
 }
+
+// SerialHex is the one text form of a certificate serial number used across
+// the fleet (API, logs, agent stats): lower-case hex without leading zeros.
+func SerialHex(c *x509.Certificate) string { return c.SerialNumber.Text(16) }

@@ -66,7 +66,7 @@ type Identity struct {
 func (id *Identity) Leaf() *x509.Certificate { return id.Chain[0] }
 
 // Serial returns the leaf certificate's serial number in lower-case hex.
-func (id *Identity) Serial() string { return id.Leaf().SerialNumber.Text(16) }
+func (id *Identity) Serial() string { return pki.SerialHex(id.Leaf()) }
 
 // Expired reports whether the leaf certificate is past its NotAfter at now.
 func (id *Identity) Expired(now time.Time) bool { return now.After(id.Leaf().NotAfter) }

@@ -112,7 +112,7 @@ func (a *AgentAPI) RenewCertificate(ctx context.Context, req *forlockv1.RenewCer
 }
 
 func issued(c *x509.Certificate) store.Issued {
-	return store.Issued{Serial: hex.EncodeToString(c.SerialNumber.Bytes()), NotAfter: c.NotAfter}
+	return store.Issued{Serial: pki.SerialHex(c), NotAfter: c.NotAfter}
 }
 
 func newNodeID() string {
