@@ -93,9 +93,13 @@ func TestDecrypt(t *testing.T) {
 			[]string{"wrong key: " + art + " was encrypted under key local:", "use the backup-kek.json of the control plane that made this backup", "was not written"}},
 		{"key file readable by others", func(out string) []string { return []string{art, "--key-file", openKey, "-o", out} }, ExitFailure,
 			[]string{"cannot use the key file", "run: chmod 600 " + openKey}},
-		{"missing key file", func(out string) []string { return []string{art, "--key-file", filepath.Join(dir, "nope.json"), "-o", out} }, ExitFailure,
+		{"missing key file", func(out string) []string {
+			return []string{art, "--key-file", filepath.Join(dir, "nope.json"), "-o", out}
+		}, ExitFailure,
 			[]string{"cannot use the key file", "no such file"}},
-		{"missing artifact", func(out string) []string { return []string{filepath.Join(dir, "nope.enc"), "--key-file", kekPath, "-o", out} }, ExitFailure,
+		{"missing artifact", func(out string) []string {
+			return []string{filepath.Join(dir, "nope.enc"), "--key-file", kekPath, "-o", out}
+		}, ExitFailure,
 			[]string{"open artifact", "no such file"}},
 		{"output is the artifact", func(string) []string { return []string{art, "--key-file", kekPath, "-o", art} }, ExitUsage,
 			[]string{"is the artifact itself"}},
