@@ -11,7 +11,8 @@
 // It runs the tasks the control plane assigns on that stream, each task ID
 // at most once: a journal in the state directory (tasks.db) records every
 // task before it starts and keeps its result until the control plane
-// acknowledges it. Built-in task kinds: health_check.
+// acknowledges it. Built-in task kinds: health_check, backup and restore
+// (see agent/internal/backup).
 //
 // The node's health checks (disk, memory, the Forlock containers through
 // the Docker Engine API, the API's health endpoints, PostgreSQL and Redis)

@@ -67,7 +67,11 @@ and renews its certificate before it expires.
 Every heartbeat carries the node's health checks (disk, memory, the Forlock containers,
 the API's health endpoints, PostgreSQL, Redis), run in the background; a check whose
 target is not configured reports UNKNOWN and says what to set. Secrets come from files
-(--postgres-dsn-file, --redis-password-file) or ` + PostgresDSNEnv + ` and ` + RedisPasswordEnv + `.
+(--postgres-dsn-file, --redis-password-file, --s3-access-key-file, --s3-secret-key-file) or
+` + PostgresDSNEnv + `, ` + RedisPasswordEnv + `, ` + S3AccessKeyEnv + ` and ` + S3SecretKeyEnv + `.
+
+Backup and restore tasks write to host directories inside --backup-dirs or to a bucket on
+--s3-endpoint, and archive --compose-dir and nginx's /etc/nginx in config backups.
 
 Settings come from flags, then the environment, then the --config file, then defaults.`,
 		Version: buildinfo.Version(),
@@ -131,6 +135,13 @@ func bindFlags(f *pflag.FlagSet) {
 	f.String("redis-addr", "", "Redis HOST:PORT for the connectivity check")
 	f.String("redis-password-file", "", "file holding the Redis password (or "+RedisPasswordEnv+")")
 	f.Duration("check-timeout", 0, "timeout of each health check (default 4s)")
+	f.String("compose-dir", "", "the node's compose directory, archived by config backups (default /opt/forlock)")
+	f.StringSlice("backup-dirs", nil, "host directories backups may be written to and restored from; the first is the default (default /var/backups/forlock)")
+	f.String("s3-endpoint", "", "S3-compatible server for backups, HOST:PORT without scheme")
+	f.String("s3-access-key-file", "", "file holding the S3 access key (or "+S3AccessKeyEnv+")")
+	f.String("s3-secret-key-file", "", "file holding the S3 secret key (or "+S3SecretKeyEnv+")")
+	f.Bool("s3-tls", false, "talk https to the S3 server")
+	f.String("s3-region", "", "S3 region (default us-east-1)")
 }
 
 // resolveSettings merges, per setting, the flag if given, else the
@@ -185,6 +196,25 @@ func resolveSettings(flags *pflag.FlagSet, getenv func(string) string) (settings
 		h.CheckTimeout, _ = flags.GetDuration("check-timeout")
 	}
 	st.cfg.Health = h
+	b := fc.backup()
+	b.ComposeDir = pick("compose-dir", b.ComposeDir)
+	if flags.Changed("backup-dirs") {
+		b.BackupDirs, _ = flags.GetStringSlice("backup-dirs")
+	}
+	b.S3Endpoint = pick("s3-endpoint", b.S3Endpoint)
+	if b.S3AccessKey = getenv(S3AccessKeyEnv); b.S3AccessKey != "" {
+		b.S3AccessKeyFile = ""
+	}
+	b.S3AccessKeyFile = pick("s3-access-key-file", b.S3AccessKeyFile)
+	if b.S3SecretKey = getenv(S3SecretKeyEnv); b.S3SecretKey != "" {
+		b.S3SecretKeyFile = ""
+	}
+	b.S3SecretKeyFile = pick("s3-secret-key-file", b.S3SecretKeyFile)
+	if flags.Changed("s3-tls") {
+		b.S3TLS, _ = flags.GetBool("s3-tls")
+	}
+	b.S3Region = pick("s3-region", b.S3Region)
+	st.cfg.Backup = b
 	level := pick("log-level", fc.LogLevel)
 	if level == "" {
 		level = "info"

@@ -51,6 +51,8 @@ type Config struct {
 	// Health configures the health checks of the node's Forlock stack,
 	// run for every heartbeat and by the health_check task.
 	Health HealthConfig
+	// Backup configures the backup and restore tasks.
+	Backup BackupConfig
 	// TaskHandlers add task kinds, or replace built-in ones (health_check),
 	// keyed by job kind: the name of the JobSpec oneof field. Tests use it
 	// to run slow or failing tasks through a real agent.
@@ -98,6 +100,9 @@ func (cfg Config) validate() (Config, error) {
 	}
 	if cfg.Health, err = cfg.Health.validate(); err != nil {
 		return cfg, fmt.Errorf("health checks: %w", err)
+	}
+	if cfg.Backup, err = cfg.Backup.validate(); err != nil {
+		return cfg, fmt.Errorf("backups: %w", err)
 	}
 	for kind, h := range cfg.TaskHandlers {
 		if kind == "" || h == nil {

@@ -42,11 +42,19 @@ const maxConfigSize = 64 << 10
 //	redis_addr: 127.0.0.1:6379
 //	redis_password_file: /etc/forlock-agent/redis-password
 //	check_timeout: 4s
+//	# Backups and restores (every one optional):
+//	compose_dir: /opt/forlock                 # archived by config backups
+//	backup_dirs: [/var/backups/forlock]       # allowed destinations; the first is the default
+//	s3_endpoint: s3.example.net:9000          # S3-compatible server, no scheme
+//	s3_access_key_file: /etc/forlock-agent/s3-access-key
+//	s3_secret_key_file: /etc/forlock-agent/s3-secret-key
+//	s3_tls: true
+//	s3_region: us-east-1
 //
 // Secrets are never read from this file: the file is often world-readable,
 // a token, DSN or password file need not be. The join token, the
-// PostgreSQL DSN and the Redis password come from files named here, or
-// from the environment.
+// PostgreSQL DSN, the Redis password and the S3 keys come from files named
+// here, or from the environment.
 type fileConfig struct {
 	Version       int
 	ControlPlane  string
@@ -68,6 +76,14 @@ type fileConfig struct {
 	RedisAddr             string
 	RedisPasswordFile     string
 	CheckTimeout          string
+
+	ComposeDir      string
+	BackupDirs      []string
+	S3Endpoint      string
+	S3AccessKeyFile string
+	S3SecretKeyFile string
+	S3TLS           bool
+	S3Region        string
 }
 
 // fields maps each config key to where its value goes; its order is the
@@ -93,6 +109,13 @@ func (fc *fileConfig) fields() []configField {
 		{key: "redis_addr", str: &fc.RedisAddr},
 		{key: "redis_password_file", str: &fc.RedisPasswordFile},
 		{key: "check_timeout", str: &fc.CheckTimeout},
+		{key: "compose_dir", str: &fc.ComposeDir},
+		{key: "backup_dirs", list: &fc.BackupDirs},
+		{key: "s3_endpoint", str: &fc.S3Endpoint},
+		{key: "s3_access_key_file", str: &fc.S3AccessKeyFile},
+		{key: "s3_secret_key_file", str: &fc.S3SecretKeyFile},
+		{key: "s3_tls", boolean: &fc.S3TLS},
+		{key: "s3_region", str: &fc.S3Region},
 	}
 }
 
@@ -112,6 +135,8 @@ var secretKeys = map[string]string{
 	"join_token":     "put the token in a file only the agent can read and set join_token_file, or use " + JoinTokenEnv,
 	"postgres_dsn":   "put the DSN in a file only the agent can read and set postgres_dsn_file, or use " + PostgresDSNEnv,
 	"redis_password": "put the password in a file only the agent can read and set redis_password_file, or use " + RedisPasswordEnv,
+	"s3_access_key":  "put the key in a file only the agent can read and set s3_access_key_file, or use " + S3AccessKeyEnv,
+	"s3_secret_key":  "put the key in a file only the agent can read and set s3_secret_key_file, or use " + S3SecretKeyEnv,
 }
 
 // loadConfigFile reads and parses the config file at path and resolves its
@@ -131,7 +156,8 @@ func loadConfigFile(path string) (fileConfig, error) {
 		return fileConfig{}, fmt.Errorf("config file %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&fc.CAFile, &fc.JoinTokenFile, &fc.StateDir, &fc.APICAFile, &fc.PostgresDSNFile, &fc.RedisPasswordFile} {
+	for _, p := range []*string{&fc.CAFile, &fc.JoinTokenFile, &fc.StateDir, &fc.APICAFile, &fc.PostgresDSNFile, &fc.RedisPasswordFile,
+		&fc.S3AccessKeyFile, &fc.S3SecretKeyFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -206,7 +232,19 @@ func parseConfig(data []byte) (fileConfig, error) {
 	if _, err := fc.health().validate(); err != nil {
 		return fc, fmt.Errorf("health check settings: %w", err)
 	}
+	if _, err := fc.backup().check(false); err != nil {
+		return fc, fmt.Errorf("backup settings: %w", err)
+	}
 	return fc, nil
+}
+
+// backup returns the file's backup settings.
+func (fc fileConfig) backup() BackupConfig {
+	return BackupConfig{
+		ComposeDir: fc.ComposeDir, BackupDirs: fc.BackupDirs,
+		S3Endpoint: fc.S3Endpoint, S3AccessKeyFile: fc.S3AccessKeyFile, S3SecretKeyFile: fc.S3SecretKeyFile,
+		S3TLS: fc.S3TLS, S3Region: fc.S3Region,
+	}
 }
 
 // health returns the file's health check settings; check_timeout must

@@ -77,6 +77,30 @@ check_timeout: 3s
 		{"bad yaml", "version: [1\n", fileConfig{}, "not valid YAML"},
 		{"bad log level", "version: 1\nlog_level: loud\n", fileConfig{}, `field log_level: log level "loud" is not one of debug, info, warn, error`},
 		{"bad log format", "version: 1\nlog_format: xml\n", fileConfig{}, `field log_format: log format "xml" is not json or text`},
+		{"backup settings", `
+version: 1
+compose_dir: /srv/forlock
+backup_dirs: [/var/backups/forlock, /mnt/backups]
+s3_endpoint: s3.example.net:9000
+s3_access_key_file: /etc/forlock-agent/s3-ak
+s3_secret_key_file: /etc/forlock-agent/s3-sk
+s3_tls: true
+s3_region: eu-west-1
+`, fileConfig{Version: 1, ComposeDir: "/srv/forlock", BackupDirs: []string{"/var/backups/forlock", "/mnt/backups"},
+			S3Endpoint: "s3.example.net:9000", S3AccessKeyFile: "/etc/forlock-agent/s3-ak", S3SecretKeyFile: "/etc/forlock-agent/s3-sk",
+			S3TLS: true, S3Region: "eu-west-1"}, ""},
+		{"s3 endpoint, keys from the environment", "version: 1\ns3_endpoint: 127.0.0.1:9000\n", fileConfig{Version: 1, S3Endpoint: "127.0.0.1:9000"}, ""},
+		{"relative compose dir", "version: 1\ncompose_dir: forlock\n", fileConfig{}, `backup settings: compose dir: "forlock" must be an absolute path`},
+		{"unclean backup dir", "version: 1\nbackup_dirs: [/var/backups/../etc]\n", fileConfig{}, `backup settings: backup directory "/var/backups/../etc": must be a clean path`},
+		{"root backup dir", "version: 1\nbackup_dirs: [/]\n", fileConfig{}, `allowing the whole file system is refused`},
+		{"relative backup dir", "version: 1\nbackup_dirs: backups\n", fileConfig{}, `backup directory "backups": must be an absolute path`},
+		{"duplicate backup dir", "version: 1\nbackup_dirs: [/b, /b]\n", fileConfig{}, `backup directory "/b" is listed twice`},
+		{"s3 endpoint with scheme", "version: 1\ns3_endpoint: https://s3.example.net\n", fileConfig{}, `s3 endpoint "https://s3.example.net": want HOST:PORT without scheme`},
+		{"s3 keys without endpoint", "version: 1\ns3_access_key_file: /k\n", fileConfig{}, "S3 settings are given but no s3 endpoint"},
+		{"s3 bad region", "version: 1\ns3_endpoint: s3:9000\ns3_region: EU West\n", fileConfig{}, `s3 region "EU West"`},
+		{"s3 tls not bool", "version: 1\ns3_tls: sure\n", fileConfig{}, "line 2: field s3_tls must be true or false"},
+		{"s3 secret refused", "version: 1\ns3_secret_key: abc\n", fileConfig{}, "line 2: s3_secret_key is not read from the config file: put the key in a file"},
+		{"s3 access key refused", "version: 1\ns3_access_key: abc\n", fileConfig{}, "line 2: s3_access_key is not read from the config file"},
 		{"too large", "version: 1\n#" + strings.Repeat("x", maxConfigSize), fileConfig{}, "larger than 65536 bytes"},
 	}
 	for _, tt := range tests {
@@ -96,7 +120,8 @@ func TestLoadConfigFileResolvesRelativePaths(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "agent.yaml")
 	require.NoError(t, os.WriteFile(p, []byte("version: 1\nca_file: ca.pem\njoin_token_file: /abs/token\nstate_dir: state\n"+
-		"api_ca_file: node-ca.pem\npostgres_dsn_file: dsn\nredis_password_file: secrets/redis\n"), 0o600))
+		"api_ca_file: node-ca.pem\npostgres_dsn_file: dsn\nredis_password_file: secrets/redis\n"+
+		"s3_endpoint: s3:9000\ns3_access_key_file: s3/ak\ns3_secret_key_file: /abs/sk\n"), 0o600))
 	fc, err := loadConfigFile(p)
 	require.NoError(t, err)
 	require.Equal(t, filepath.Join(dir, "node-ca.pem"), fc.APICAFile)
@@ -104,6 +129,8 @@ func TestLoadConfigFileResolvesRelativePaths(t *testing.T) {
 	require.Equal(t, filepath.Join(dir, "secrets/redis"), fc.RedisPasswordFile)
 	require.Equal(t, filepath.Join(dir, "ca.pem"), fc.CAFile)
 	require.Equal(t, "/abs/token", fc.JoinTokenFile)
+	require.Equal(t, filepath.Join(dir, "s3/ak"), fc.S3AccessKeyFile)
+	require.Equal(t, "/abs/sk", fc.S3SecretKeyFile)
 	require.Equal(t, filepath.Join(dir, "state"), fc.StateDir)
 
 	_, err = loadConfigFile(filepath.Join(dir, "missing.yaml"))
@@ -129,6 +156,8 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("version: 1\nname: [a]\n"))
 	f.Add([]byte("version: 1\ncontainers: [a, b]\ncompose_project: p\napi_url: https://127.0.0.1\n"))
 	f.Add([]byte("version: 1\ncontainers: &c [a]\napi_insecure_skip_verify: true\ncheck_timeout: 2s\nredis_addr: r:6379\n"))
+	f.Add([]byte("version: 1\ncompose_dir: /opt/forlock\nbackup_dirs: [/var/backups/forlock, /mnt/b]\ns3_endpoint: s3:9000\ns3_tls: true\ns3_region: us-east-1\n"))
+	f.Add([]byte("version: 1\nbackup_dirs: /a, /a/../b\ns3_access_key_file: k\ns3_secret_key_file: s\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fc, err := parseConfig(data)
 		if err != nil {
@@ -146,6 +175,10 @@ func FuzzParseConfig(f *testing.F) {
 		h, err := fc.health().validate()
 		require.NoError(t, err, "a parsed file holds valid health check settings")
 		require.NotEmpty(t, h.Containers)
+		b, err := fc.backup().check(false)
+		require.NoError(t, err, "a parsed file holds valid backup settings")
+		require.NotEmpty(t, b.BackupDirs)
+		require.NotEmpty(t, b.ComposeDir)
 	})
 }
 

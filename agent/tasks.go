@@ -5,6 +5,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/forlock/fleet/agent/internal/backup"
 	"github.com/forlock/fleet/agent/internal/checks"
 	"github.com/forlock/fleet/agent/internal/journal"
 	"github.com/forlock/fleet/agent/internal/tasks"
@@ -30,14 +31,25 @@ type TaskResult = tasks.Result
 // end after cancelling them.
 const taskStopTimeout = 15 * time.Second
 
-// taskHandlers returns the built-in handlers with cfg's on top. hc runs
-// the health_check task.
-func (cfg Config) taskHandlers(hc *health) map[string]TaskHandler {
-	h := map[string]TaskHandler{
-		checks.Kind: checks.Handler{Suite: hc.suite, Publish: hc.monitor.Publish},
+// taskHandlers returns the built-in handlers with the config's on top. hc
+// runs the health_check task and holds the Docker client.
+func (a *Agent) taskHandlers(hc *health) (map[string]TaskHandler, error) {
+	bcfg := a.backupConfig(hc)
+	bh, err := backup.NewHandler(bcfg)
+	if err != nil {
+		return nil, err
 	}
-	maps.Copy(h, cfg.TaskHandlers)
-	return h
+	rh, err := backup.NewRestoreHandler(bcfg)
+	if err != nil {
+		return nil, err
+	}
+	h := map[string]TaskHandler{
+		checks.Kind:        checks.Handler{Suite: hc.suite, Publish: hc.monitor.Publish},
+		backup.Kind:        bh,
+		backup.RestoreKind: rh,
+	}
+	maps.Copy(h, a.cfg.TaskHandlers)
+	return h, nil
 }
 
 // openTasks opens the task journal and returns a runner on it, having
@@ -51,9 +63,14 @@ func (a *Agent) openTasks(hc *health) (*journal.Journal, *tasks.Runner, error) {
 		a.log.Warn("task interrupted: the agent stopped while it was running; it is not run again",
 			"task_id", e.TaskID, "job_id", e.JobID, "kind", e.Kind, "started_at", e.StartedAt)
 	}
+	handlers, err := a.taskHandlers(hc)
+	if err != nil {
+		_ = j.Close()
+		return nil, nil, err
+	}
 	r, err := tasks.New(tasks.Config{
 		Journal:      j,
-		Handlers:     a.cfg.taskHandlers(hc),
+		Handlers:     handlers,
 		AgentVersion: buildinfo.Version(),
 		Logger:       a.log,
 	})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/forlock/fleet/agent/internal/backup"
 	"github.com/forlock/fleet/agent/internal/checks"
 	"github.com/forlock/fleet/agent/internal/journal"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -17,21 +18,25 @@ var noopHandler = TaskHandlerFunc(func(context.Context, *forlockv1.JobSpec, func
 })
 
 func TestTaskHandlersExtendAndReplaceTheBuiltIns(t *testing.T) {
-	cfg, err := Config{ControlPlane: "cp:1", Name: "n", StateDir: "/x"}.validate()
+	a, err := New(Config{ControlPlane: "cp:1", Name: "n", StateDir: "/x"})
 	require.NoError(t, err)
-	hc := cfg.newHealth()
+	hc := a.cfg.newHealth()
 	t.Cleanup(hc.close)
-	builtIn := cfg.taskHandlers(hc)
+	builtIn, err := a.taskHandlers(hc)
+	require.NoError(t, err)
 	h, ok := builtIn["health_check"].(checks.Handler)
 	require.True(t, ok)
 	require.Same(t, hc.suite, h.Suite)
 	require.Len(t, h.Suite.Host, 2)
 	require.Equal(t, "/x", h.Suite.Host[0].(checks.Disk).Dir, "the disk check watches the state directory's file system")
-	require.Len(t, builtIn, 1)
+	require.Len(t, builtIn, 3)
+	require.IsType(t, &backup.Handler{}, builtIn["backup"])
+	require.IsType(t, &backup.RestoreHandler{}, builtIn["restore"])
 
-	cfg.TaskHandlers = map[string]TaskHandler{"health_check": noopHandler, "extra": noopHandler}
-	handlers := cfg.taskHandlers(hc)
-	require.Len(t, handlers, 2)
+	a.cfg.TaskHandlers = map[string]TaskHandler{"health_check": noopHandler, "extra": noopHandler}
+	handlers, err := a.taskHandlers(hc)
+	require.NoError(t, err)
+	require.Len(t, handlers, 4)
 	res, err := handlers["health_check"].Run(context.Background(), nil, nil)
 	require.NoError(t, err)
 	require.Equal(t, "noop", res.Message, "a configured handler replaces the built-in one")
