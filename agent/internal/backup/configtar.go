@@ -130,6 +130,10 @@ func (c *core) addNginx(ctx context.Context, tw *tar.Writer) error {
 		execDone <- err
 	}()
 	err := refile(tw, tar.NewReader(pr), nginxPrefix)
+	if err == nil {
+		// tar pads its output to whole records after the end marker.
+		_, err = io.Copy(io.Discard, pr)
+	}
 	if err != nil {
 		cancel()
 		pr.CloseWithError(err)

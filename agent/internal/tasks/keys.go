@@ -9,8 +9,9 @@ import (
 // keysKey is the context key of a task's data keys.
 type keysKey struct{}
 
-// withKeys returns ctx carrying the data keys of a task's assignment.
-func withKeys(ctx context.Context, keys []*forlockv1.TaskKey) context.Context {
+// WithKeys returns ctx carrying the data keys of a task's assignment, as
+// the runner gives it to the handler (tests call it too).
+func WithKeys(ctx context.Context, keys []*forlockv1.TaskKey) context.Context {
 	if len(keys) == 0 {
 		return ctx
 	}

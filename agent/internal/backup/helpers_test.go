@@ -1,0 +1,184 @@
+package backup
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/agent/internal/dockerrt"
+	"github.com/forlock/fleet/agent/internal/tasks"
+	"github.com/forlock/fleet/internal/keys"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// testNode is a real Forlock test node (deploy/testnode).
+type testNode struct {
+	name      string
+	rt        *dockerrt.Runtime
+	redisAddr string
+}
+
+// startNode brings up a test node. Without the images the test is skipped,
+// except in CI, where .ci/run builds them.
+func startNode(t *testing.T) testNode {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real Docker test node")
+	}
+	if err := exec.Command("docker", "image", "inspect", "forlock-test/postgres:latest").Run(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("test node images missing: .ci/run must run deploy/testnode/build-images.sh")
+		}
+		t.Skip("test node images missing: run deploy/testnode/build-images.sh")
+	}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	name := "fl-bk-" + hex.EncodeToString(b)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	redisAddr := l.Addr().String()
+	require.NoError(t, l.Close())
+	_, rport, _ := net.SplitHostPort(redisAddr)
+	scripts := filepath.Join("..", "..", "..", "deploy", "testnode")
+	up := exec.Command("bash", filepath.Join(scripts, "up.sh"), name)
+	up.Env = append(os.Environ(), "REDIS_PORT="+rport)
+	out, err := up.CombinedOutput()
+	t.Cleanup(func() { _ = exec.Command("bash", filepath.Join(scripts, "down.sh"), name).Run() })
+	require.NoError(t, err, "%s", out)
+	rt, err := dockerrt.New(dockerrt.Config{Names: []string{name + "-api", name + "-postgres", name + "-redis", name + "-nginx"}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rt.Close() })
+	return testNode{name: name, rt: rt, redisAddr: redisAddr}
+}
+
+func (n testNode) sh(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("docker", args...).CombinedOutput()
+	require.NoError(t, err, "docker %v: %s", args, out)
+	return strings.TrimSpace(string(out))
+}
+
+// summary is the stand-in API's checksum over every vault row.
+func (n testNode) summary(t *testing.T) string {
+	t.Helper()
+	return n.sh(t, "exec", n.name+"-api", "forlockapi", "summary")
+}
+
+func (n testNode) psql(t *testing.T, sql string) {
+	t.Helper()
+	n.sh(t, "exec", "-u", "postgres", n.name+"-postgres", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "forlock", "-c", sql)
+}
+
+// apiStartedAt is when the API container last started: unchanged means
+// it was never stopped.
+func (n testNode) apiStartedAt(t *testing.T) string {
+	t.Helper()
+	return n.sh(t, "inspect", "-f", "{{.State.Status}} {{.State.StartedAt}}", n.name+"-api")
+}
+
+// composeDir makes a compose directory like a node's.
+func composeDir(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(d, "docker-compose.yml"), []byte("services: {}\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(d, ".env"), []byte("FORLOCK_DB_PASSWORD=test\n"), 0o600))
+	require.NoError(t, os.MkdirAll(filepath.Join(d, "backups"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(d, "backups", "old.tar.gz"), []byte("not config"), 0o600))
+	return d
+}
+
+// kek is a local key-encryption key, as the control plane has.
+func kek(t *testing.T) *keys.File {
+	t.Helper()
+	k, err := keys.LoadOrCreateFile(filepath.Join(t.TempDir(), "kek.json"))
+	require.NoError(t, err)
+	return k
+}
+
+// taskKey makes a fresh data key named name, as the control plane does.
+func taskKey(t *testing.T, k *keys.File, name string) *forlockv1.TaskKey {
+	t.Helper()
+	dk, err := keys.NewDataKey()
+	require.NoError(t, err)
+	wrapped, err := k.Wrap(context.Background(), dk)
+	require.NoError(t, err)
+	return &forlockv1.TaskKey{Name: name, KeyId: k.KeyID(), WrappedKey: wrapped, PlainKey: dk}
+}
+
+func backupKeysFor(t *testing.T, k *keys.File) []*forlockv1.TaskKey {
+	t.Helper()
+	return []*forlockv1.TaskKey{taskKey(t, k, "postgres"), taskKey(t, k, "redis"), taskKey(t, k, "config")}
+}
+
+// progressLog keeps the progress a handler reports.
+type progressLog struct {
+	mu  sync.Mutex
+	all []*forlockv1.Progress
+	on  func(*forlockv1.Progress)
+}
+
+func (p *progressLog) report(pr *forlockv1.Progress) {
+	p.mu.Lock()
+	p.all = append(p.all, pr)
+	on := p.on
+	p.mu.Unlock()
+	if on != nil {
+		on(pr)
+	}
+}
+
+func (p *progressLog) phases() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, pr := range p.all {
+		if len(out) == 0 || out[len(out)-1] != pr.GetPhase() {
+			out = append(out, pr.GetPhase())
+		}
+	}
+	return out
+}
+
+func backupSpec(dest *forlockv1.BackupDestination, only ...forlockv1.ArtifactKind) *forlockv1.JobSpec {
+	return &forlockv1.JobSpec{Kind: &forlockv1.JobSpec_Backup{Backup: &forlockv1.BackupSpec{Only: only, Destination: dest}}}
+}
+
+func restoreSpec(arts ...*forlockv1.Artifact) *forlockv1.JobSpec {
+	return &forlockv1.JobSpec{Kind: &forlockv1.JobSpec_Restore{Restore: &forlockv1.RestoreSpec{Artifacts: arts}}}
+}
+
+func withKeys(ctx context.Context, k ...*forlockv1.TaskKey) context.Context { return tasks.WithKeys(ctx, k) }
+
+func testCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// files lists the regular files under dir, relative.
+func files(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return nil
+	}))
+	return out
+}
