@@ -209,7 +209,7 @@ func (c *core) one(ctx context.Context, dst target, node string, info kindInfo, 
 	if putErr != nil {
 		putClosed.Store(true)
 		cancel()
-		pr.CloseWithError(putErr)
+		_ = pr.CloseWithError(putErr)
 	}
 	<-sourceDone
 

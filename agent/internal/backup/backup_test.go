@@ -229,6 +229,56 @@ func TestBackupAndRestoreRoundTrip(t *testing.T) {
 	})
 }
 
+// TestBackupAndRestoreOverS3 backs a node up to a bucket, changes it,
+// restores from the bucket, and reports a stopped server clearly.
+func TestBackupAndRestoreOverS3(t *testing.T) {
+	endpoint, stopS3 := s3Server(t, "fleet-backups")
+	n := startNode(t)
+	ctx := testCtx(t)
+	n.sh(t, "exec", n.name+"-api", "forlockapi", "load", "--mb", "2")
+	rc := redis.NewClient(&redis.Options{Addr: n.redisAddr})
+	defer func() { _ = rc.Close() }()
+	require.NoError(t, rc.Set(ctx, "session:bob", "at-backup", 0).Err())
+	want := n.summary(t)
+
+	cfg := nodeConfig(n, t.TempDir())
+	cfg.ComposeDir = composeDir(t)
+	cfg.S3 = s3Config(endpoint)
+	bh, err := NewHandler(cfg)
+	require.NoError(t, err)
+	rh, err := NewRestoreHandler(cfg)
+	require.NoError(t, err)
+	k := kek(t)
+	bkeys := backupKeysFor(t, k)
+	dest := &forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_S3{S3: &forlockv1.S3Location{Bucket: "fleet-backups", Prefix: "forlock/"}}}
+	res, err := bh.Run(withKeys(ctx, bkeys...), backupSpec(dest), func(*forlockv1.Progress) {})
+	require.NoError(t, err)
+	require.Len(t, res.Artifacts, 3)
+	var keys []*forlockv1.TaskKey
+	for i, a := range res.Artifacts {
+		require.Equal(t, "s3://fleet-backups/forlock/"+n.name+"/"+a.GetFileName(), a.GetLocation())
+		a.Id = "rp-s3-" + kindName(a.GetKind())
+		keys = append(keys, &forlockv1.TaskKey{Name: a.GetId(), KeyId: a.GetKeyId(), WrappedKey: a.GetWrappedKey(), PlainKey: bkeys[i].GetPlainKey()})
+	}
+
+	n.psql(t, "DELETE FROM vault_items WHERE id % 2 = 0")
+	require.NoError(t, rc.Del(ctx, "session:bob").Err())
+	require.NotEqual(t, want, n.summary(t))
+	_, err = rh.Run(withKeys(ctx, keys...), restoreSpec(res.Artifacts...), func(*forlockv1.Progress) {})
+	require.NoError(t, err)
+	require.Equal(t, want, n.summary(t), "every row and session as at the backup")
+	require.Equal(t, "at-backup", rc.Get(ctx, "session:bob").Val())
+
+	stopS3()
+	started := n.apiStartedAt(t)
+	_, err = rh.Run(withKeys(ctx, keys...), restoreSpec(res.Artifacts...), func(*forlockv1.Progress) {})
+	require.ErrorContains(t, err, "S3 server "+endpoint+" unreachable")
+	require.ErrorContains(t, err, "nothing was stopped or changed")
+	require.Equal(t, started, n.apiStartedAt(t))
+	_, err = bh.Run(withKeys(ctx, backupKeysFor(t, k)...), backupSpec(dest), func(*forlockv1.Progress) {})
+	require.ErrorContains(t, err, "destination: S3 server "+endpoint+" unreachable")
+}
+
 func TestDestinationOutsideBackupDirsIsRefused(t *testing.T) {
 	rt, err := dockerrt.New(dockerrt.Config{}) // never contacted
 	require.NoError(t, err)

@@ -136,7 +136,7 @@ func (c *core) addNginx(ctx context.Context, tw *tar.Writer) error {
 	}
 	if err != nil {
 		cancel()
-		pr.CloseWithError(err)
+		_ = pr.CloseWithError(err)
 	}
 	if eerr := <-execDone; eerr != nil {
 		return fmt.Errorf("nginx config: %w", eerr)

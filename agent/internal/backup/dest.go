@@ -13,7 +13,7 @@ import (
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
-// ErrNotAllowed: a directory outside the agent's allowed backup
+// ErrNotAllowed is the error of a directory outside the agent's allowed backup
 // directories.
 var ErrNotAllowed = errors.New("outside the agent's allowed backup directories")
 

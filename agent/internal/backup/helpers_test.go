@@ -157,7 +157,9 @@ func restoreSpec(arts ...*forlockv1.Artifact) *forlockv1.JobSpec {
 	return &forlockv1.JobSpec{Kind: &forlockv1.JobSpec_Restore{Restore: &forlockv1.RestoreSpec{Artifacts: arts}}}
 }
 
-func withKeys(ctx context.Context, k ...*forlockv1.TaskKey) context.Context { return tasks.WithKeys(ctx, k) }
+func withKeys(ctx context.Context, k ...*forlockv1.TaskKey) context.Context {
+	return tasks.WithKeys(ctx, k)
+}
 
 func testCtx(t *testing.T) context.Context {
 	t.Helper()

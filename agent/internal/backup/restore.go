@@ -261,7 +261,7 @@ func (c *core) restorePostgres(ctx context.Context, it *item, p *progress) error
 func (c *core) waitHealthy(ctx context.Context, service string) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.HealthTimeout)
 	defer cancel()
-	last := "unknown"
+	var last string
 	for {
 		st, err := c.cfg.Docker.State(ctx, service)
 		if err == nil {
