@@ -29,8 +29,13 @@ type testNode struct {
 	agent                     *proc
 }
 
+// repoPath is an absolute path in the repository.
 func repoPath(parts ...string) string {
-	return filepath.Join(append([]string{"..", ".."}, parts...)...)
+	p, err := filepath.Abs(filepath.Join(append([]string{"..", ".."}, parts...)...))
+	if err != nil {
+		panic(err)
+	}
+	return p
 }
 
 // requireTestNodeImages skips when the images are not built, except in CI,
@@ -57,8 +62,9 @@ func port(t *testing.T) string {
 	return p
 }
 
-// upTestNode starts node name and its agent enrolled in c.
-func (c *cluster) upTestNode(name string) *testNode {
+// upTestNode starts node name and its agent enrolled in c; extra are more
+// agent flags.
+func (c *cluster) upTestNode(name string, extra ...string) *testNode {
 	t := c.t
 	t.Helper()
 	n := &testNode{name: name, httpsPort: port(t), pgPort: port(t), rdPort: port(t)}
@@ -74,11 +80,11 @@ func (c *cluster) upTestNode(name string) *testNode {
 
 	dsn := filepath.Join(t.TempDir(), "pg-dsn")
 	require.NoError(t, os.WriteFile(dsn, []byte("postgres://forlock:forlock-test@127.0.0.1:"+n.pgPort+"/forlock?sslmode=disable\n"), 0o600))
-	n.agent = c.startAgent(name, filepath.Join(t.TempDir(), "agent"),
-		"--join-token-file", c.tokenFile(),
+	args := []string{"--join-token-file", c.tokenFile(),
 		"--containers", strings.Join([]string{name + "-api", name + "-postgres", name + "-redis", name + "-nginx"}, ","),
-		"--api-url", "https://127.0.0.1:"+n.httpsPort, "--api-insecure-skip-verify",
-		"--postgres-dsn-file", dsn, "--redis-addr", "127.0.0.1:"+n.rdPort)
+		"--api-url", "https://127.0.0.1:" + n.httpsPort, "--api-insecure-skip-verify",
+		"--postgres-dsn-file", dsn, "--redis-addr", "127.0.0.1:" + n.rdPort}
+	n.agent = c.startAgent(name, filepath.Join(t.TempDir(), "agent"), append(args, extra...)...)
 	c.waitOnline(name)
 	return n
 }

@@ -1,0 +1,227 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+// vaultState is what a restore must bring back: the stand-in API's checksum
+// over every vault row (by query, not by count) and every Redis key with its
+// value.
+type vaultState struct {
+	Rows  string
+	Redis map[string]string
+}
+
+func (n *testNode) state(t *testing.T) vaultState {
+	t.Helper()
+	out, err := exec.Command("docker", "exec", n.name+"-api", "forlockapi", "summary").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + n.rdPort})
+	defer func() { _ = rc.Close() }()
+	keys, err := rc.Keys(ctx, "*").Result()
+	require.NoError(t, err)
+	sort.Strings(keys)
+	st := vaultState{Rows: strings.TrimSpace(string(out)), Redis: map[string]string{}}
+	for _, k := range keys {
+		v, err := rc.Dump(ctx, k).Result() // serialized value: any type compares
+		require.NoError(t, err)
+		st.Redis[k] = v
+	}
+	return st
+}
+
+// damage changes rows and Redis keys.
+func (n *testNode) damage(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command("docker", "exec", "-u", "postgres", n.name+"-postgres", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "forlock",
+		"-c", "DELETE FROM vault_items WHERE id % 4 = 0; UPDATE vault_items SET name = 'tampered' WHERE id % 7 = 0").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + n.rdPort})
+	defer func() { _ = rc.Close() }()
+	ctx := context.Background()
+	keys, err := rc.Keys(ctx, "*").Result()
+	require.NoError(t, err)
+	require.NotEmpty(t, keys)
+	require.NoError(t, rc.Del(ctx, keys[:len(keys)/2]...).Err())
+	require.NoError(t, rc.Set(ctx, "written-after-backup", "x", 0).Err())
+}
+
+func running(t *testing.T, container string) bool {
+	t.Helper()
+	out, err := exec.Command("docker", "inspect", "-f", "{{.State.Running}}", container).Output()
+	require.NoError(t, err)
+	return strings.TrimSpace(string(out)) == "true"
+}
+
+type jsonArtifact struct {
+	ID       string `json:"id"`
+	Kind     string `json:"kind"`
+	Location string `json:"location"`
+}
+
+func (c *cluster) restorePoints(node string) []struct {
+	ID        string         `json:"id"`
+	Artifacts []jsonArtifact `json:"artifacts"`
+} {
+	c.t.Helper()
+	var resp struct {
+		RestorePoints []struct {
+			ID        string         `json:"id"`
+			Artifacts []jsonArtifact `json:"artifacts"`
+		} `json:"restorePoints"`
+	}
+	out := c.ctl("restore", "--list", "--node", node, "-o", "json")
+	require.NoError(c.t, json.Unmarshal([]byte(out), &resp), "%s", out)
+	return resp.RestorePoints
+}
+
+func TestBackupAndRestore(t *testing.T) {
+	requireTestNodeImages(t)
+	c := startCluster(t)
+	backups := filepath.Join(t.TempDir(), "backups")
+	compose := repoPath("deploy", "testnode")
+	n1 := c.upTestNode("fl-bk-1", "--backup-dirs", backups, "--compose-dir", compose)
+
+	out, err := exec.Command("docker", "exec", n1.name+"-api", "forlockapi", "load", "--mb", "50").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	before := n1.state(t)
+	require.NotEmpty(t, before.Redis)
+
+	res, err := c.ctlErr("backup", "--node", n1.name, "--dest", filepath.Join(backups, n1.name))
+	require.NoError(t, err, "%s", res)
+	rps := c.restorePoints(n1.name)
+	require.Len(t, rps, 1)
+	require.Len(t, rps[0].Artifacts, 3)
+	for _, a := range rps[0].Artifacts {
+		st, err := os.Stat(a.Location)
+		require.NoError(t, err, "artifact %s", a.Kind)
+		require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+		require.Regexp(t, `/(postgres|redis|config)_\d{8}_\d{6}\.`, a.Location, "named as the guide names them")
+	}
+
+	t.Run("restore --latest brings back every row and key", func(t *testing.T) {
+		n1.damage(t)
+		require.NotEqual(t, before, n1.state(t))
+		out, err := c.ctlErr("restore", "--latest", "--node", n1.name, "--yes")
+		require.NoError(t, err, "%s", out)
+		require.Equal(t, before, n1.state(t))
+	})
+
+	t.Run("a flipped byte is refused with nothing stopped or changed", func(t *testing.T) {
+		var pg string
+		for _, a := range rps[0].Artifacts {
+			if a.Kind == "ARTIFACT_KIND_POSTGRES" {
+				pg = a.Location
+			}
+		}
+		data, err := os.ReadFile(pg)
+		require.NoError(t, err)
+		orig := append([]byte(nil), data...)
+		data[len(data)/2] ^= 0x01
+		require.NoError(t, os.WriteFile(pg, data, 0o600))
+		n1.damage(t)
+		damaged := n1.state(t)
+		out, err := c.ctlErr("restore", "--latest", "--node", n1.name, "--yes")
+		require.Error(t, err, "%s", out)
+		require.Contains(t, out, "checksum")
+		require.True(t, running(t, n1.name+"-api"), "the API was never stopped")
+		require.Equal(t, damaged, n1.state(t), "nothing changed")
+		require.NoError(t, os.WriteFile(pg, orig, 0o600))
+	})
+
+	t.Run("destination outside the allowed directories is refused", func(t *testing.T) {
+		out, err := c.ctlErr("backup", "--node", n1.name, "--dest", "/etc/forlock-evil")
+		require.Error(t, err, "%s", out)
+		_, statErr := os.Stat("/etc/forlock-evil")
+		require.True(t, os.IsNotExist(statErr))
+		require.Len(t, c.restorePoints(n1.name), 1, "nothing cataloged")
+	})
+}
+
+// TestBackupToS3AndRestoreOnAnotherNode backs a node up to a real
+// S3-compatible server and restores the backup onto a second node: disaster
+// recovery.
+func TestBackupToS3AndRestoreOnAnotherNode(t *testing.T) {
+	requireTestNodeImages(t)
+	endpoint := startS3(t)
+	c := startCluster(t)
+	keyDir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(keyDir, "access"), []byte("forlock-test\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(keyDir, "secret"), []byte("forlock-test-secret\n"), 0o600))
+	s3 := []string{"--s3-endpoint", endpoint, "--s3-access-key-file", filepath.Join(keyDir, "access"),
+		"--s3-secret-key-file", filepath.Join(keyDir, "secret"), "--compose-dir", repoPath("deploy", "testnode"),
+		"--backup-dirs", filepath.Join(t.TempDir(), "local")}
+	src := c.upTestNode("fl-s3-src", s3...)
+	dst := c.upTestNode("fl-s3-dst", s3...)
+
+	out, err := exec.Command("docker", "exec", src.name+"-api", "forlockapi", "load", "--mb", "5").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	want := src.state(t)
+	require.NotEqual(t, want, dst.state(t))
+
+	res, err := c.ctlErr("backup", "--node", src.name, "--s3", "fleet-backups", "--s3-prefix", "e2e")
+	require.NoError(t, err, "%s", res)
+	rps := c.restorePoints(src.name)
+	require.Len(t, rps, 1)
+	for _, a := range rps[0].Artifacts {
+		require.True(t, strings.HasPrefix(a.Location, "s3://fleet-backups/e2e/"), a.Location)
+	}
+
+	res, err = c.ctlErr("restore", "--latest", "--from-node", src.name, "--node", dst.name, "--yes")
+	require.NoError(t, err, "%s", res)
+	require.Equal(t, want, dst.state(t), "the second node holds the first node's data")
+
+	t.Run("a missing object is refused", func(t *testing.T) {
+		mc, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4("forlock-test", "forlock-test-secret", ""), Secure: false})
+		require.NoError(t, err)
+		for _, a := range rps[0].Artifacts {
+			if a.Kind == "ARTIFACT_KIND_REDIS" {
+				key := strings.TrimPrefix(a.Location, "s3://fleet-backups/")
+				require.NoError(t, mc.RemoveObject(context.Background(), "fleet-backups", key, minio.RemoveObjectOptions{}))
+			}
+		}
+		dst.damage(t)
+		damaged := dst.state(t)
+		out, err := c.ctlErr("restore", "--latest", "--from-node", src.name, "--node", dst.name, "--yes")
+		require.Error(t, err, "%s", out)
+		require.True(t, running(t, dst.name+"-api"))
+		require.Equal(t, damaged, dst.state(t))
+	})
+}
+
+// startS3 runs a versitygw (deploy/s3) for the test with a bucket
+// "fleet-backups", and returns its host:port.
+func startS3(t *testing.T) string {
+	t.Helper()
+	bin := "/var/cache/forlock-fleet/bin/versitygw-v1.8.0"
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("versitygw missing: .ci/run must run deploy/s3/build.sh")
+		}
+		t.Skip("versitygw missing: run deploy/s3/build.sh")
+	}
+	dir := t.TempDir()
+	out, err := exec.Command("bash", repoPath("deploy", "s3", "start.sh"), dir, port(t)).Output()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = exec.Command("bash", repoPath("deploy", "s3", "stop.sh"), dir).Run() })
+	endpoint := strings.TrimSpace(string(out))
+	mc, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4("forlock-test", "forlock-test-secret", ""), Secure: false})
+	require.NoError(t, err)
+	require.NoError(t, mc.MakeBucket(context.Background(), "fleet-backups", minio.MakeBucketOptions{}))
+	return endpoint
+}
