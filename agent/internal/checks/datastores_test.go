@@ -109,9 +109,9 @@ func startPostgres(t *testing.T) int {
 	start(t, cmd)
 	waitForPort(t, port)
 	// An open port is not a ready server: wait until it accepts queries.
-	isready := filepath.Join(filepath.Dir(postgres), "pg_isready")
+	isready := findBinary(t, "pg_isready", "/usr/lib/postgresql/*/bin")
 	require.Eventually(t, func() bool {
-		return exec.Command(isready, "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(port)).Run() == nil //nolint:gosec // test binary
+		return exec.Command(isready, "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-d", "postgres", "-U", "forlock").Run() == nil //nolint:gosec // test binary
 	}, 30*time.Second, 50*time.Millisecond, "PostgreSQL never became ready")
 	return port
 }
