@@ -47,8 +47,10 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-bench: ## benchmarks (method and figures: docs/benchmarks.md); BENCH_AGENTS=1000 by default
+bench: build ## benchmarks (method and figures: docs/benchmarks.md); BENCH_AGENTS=1000, BENCH_DB_MB=1000 by default
 	BENCH_AGENTS=$${BENCH_AGENTS:-1000} $(GO) test -run '^$$' -bench . -benchtime $${BENCHTIME:-5x} -timeout 30m ./test/e2e ./internal/artifact
+	deploy/testnode/build-images.sh >/dev/null
+	BIN=$(BIN) test/bench/backup-vs-guide.sh
 
 demo: build ## run a local control plane and one enrolled agent, list the fleet
 	./deploy/demo.sh
