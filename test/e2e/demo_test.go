@@ -18,7 +18,7 @@ func TestReadmeDemo(t *testing.T) {
 	require.NoError(t, err)
 	cmd := exec.Command("bash", filepath.Join("..", "..", "deploy", "demo.sh"))
 	dir := filepath.Join(t.TempDir(), "demo")
-	cmd.Env = append(os.Environ(), "BIN="+binDir, "DEMO_DIR="+dir, "DEMO_PORT="+port, "DEMO_ONESHOT=1", "DEMO_NODE=fl-demo")
+	cmd.Env = append(os.Environ(), "BIN="+binDir, "DEMO_DIR="+dir, "DEMO_PORT="+port, "DEMO_ONESHOT=1", "DEMO_NODE=fl-demo-"+runSuffix)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	// forlockctl status shows the node online and the health run has no

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bufio"
 	"compress/gzip"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -62,11 +64,20 @@ func port(t *testing.T) string {
 	return p
 }
 
-// upTestNode starts node name and its agent enrolled in c; extra are more
-// agent flags.
+// runSuffix makes this run's test node names (and so container names)
+// unique on a shared Docker Engine.
+var runSuffix = func() string {
+	b := make([]byte, 2)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}()
+
+// upTestNode starts node name (with this run's suffix) and its agent
+// enrolled in c; extra are more agent flags.
 func (c *cluster) upTestNode(name string, extra ...string) *testNode {
 	t := c.t
 	t.Helper()
+	name += "-" + runSuffix
 	n := &testNode{name: name, httpsPort: port(t), pgPort: port(t), rdPort: port(t)}
 	cmd := exec.Command("bash", repoPath("deploy", "testnode", "up.sh"), name)
 	cmd.Env = append(os.Environ(), "HTTPS_PORT="+n.httpsPort, "HTTP_PORT="+port(t), "PG_PORT="+n.pgPort, "REDIS_PORT="+n.rdPort)
@@ -138,7 +149,7 @@ func TestForlockTestNodes(t *testing.T) {
 	requireTestNodeImages(t)
 	c := startCluster(t)
 	n1 := c.upTestNode("fl-e2e-1")
-	c.upTestNode("fl-e2e-2")
+	n2 := c.upTestNode("fl-e2e-2")
 
 	t.Run("fresh node: every check OK", func(t *testing.T) {
 		out, err := c.ctlErr("health", "--node", n1.name, "-o", "json")
@@ -165,8 +176,8 @@ func TestForlockTestNodes(t *testing.T) {
 	t.Run("health --all covers both nodes", func(t *testing.T) {
 		out, err := c.ctlErr("health", "--all")
 		require.NoError(t, err, out)
-		require.Contains(t, out, "fl-e2e-1")
-		require.Contains(t, out, "fl-e2e-2")
+		require.Contains(t, out, n1.name)
+		require.Contains(t, out, n2.name)
 	})
 
 	t.Run("redis stopped: CRITICAL, then OK again", func(t *testing.T) {

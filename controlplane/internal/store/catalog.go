@@ -88,24 +88,11 @@ func (s *Store) Artifact(id string) (*forlockv1.Artifact, error) {
 // ScanRestorePoints calls fn for restore points from newest to oldest,
 // starting below the ID before (all if empty), until fn returns false.
 func (s *Store) ScanRestorePoints(before string, fn func(*forlockv1.RestorePoint) bool) error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRestorePoints).Cursor()
-		var k, v []byte
-		if before == "" {
-			k, v = c.Last()
-		} else {
-			c.Seek([]byte(before))
-			k, v = c.Prev()
+	return s.scanBackward(bucketRestorePoints, before, func(v []byte) (bool, error) {
+		rp, err := decodeRestorePoint(v)
+		if err != nil {
+			return false, err
 		}
-		for ; k != nil; k, v = c.Prev() {
-			rp, err := decodeRestorePoint(v)
-			if err != nil {
-				return err
-			}
-			if !fn(rp) {
-				return nil
-			}
-		}
-		return nil
+		return fn(rp), nil
 	})
 }

@@ -171,8 +171,20 @@ func (s *Store) ActiveJobs() ([]*forlockv1.Job, error) {
 // ScanJobs calls fn for stored jobs from newest to oldest, starting below
 // the job ID before (all jobs if empty), until fn returns false.
 func (s *Store) ScanJobs(before string, fn func(*forlockv1.Job) bool) error {
+	return s.scanBackward(bucketJobs, before, func(v []byte) (bool, error) {
+		j, err := decodeJob(v)
+		if err != nil {
+			return false, err
+		}
+		return fn(j), nil
+	})
+}
+
+// scanBackward walks a bucket whose keys sort by time from the newest key
+// below before (the last key if empty) to the oldest, until fn says stop.
+func (s *Store) scanBackward(bucket []byte, before string, fn func(v []byte) (bool, error)) error {
 	return s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketJobs).Cursor()
+		c := tx.Bucket(bucket).Cursor()
 		var k, v []byte
 		if before == "" {
 			k, v = c.Last()
@@ -181,12 +193,9 @@ func (s *Store) ScanJobs(before string, fn func(*forlockv1.Job) bool) error {
 			k, v = c.Prev()
 		}
 		for ; k != nil; k, v = c.Prev() {
-			j, err := decodeJob(v)
-			if err != nil {
+			more, err := fn(v)
+			if err != nil || !more {
 				return err
-			}
-			if !fn(j) {
-				return nil
 			}
 		}
 		return nil
