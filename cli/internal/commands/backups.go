@@ -58,17 +58,7 @@ func (a *app) withBackupClient(cmd *cobra.Command, call func(context.Context, fo
 }
 
 func (a *app) callBackups(ctx context.Context, s settings, call func(context.Context, forlockv1.BackupServiceClient) error) error {
-	conn, err := dial(s)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	if err := call(ctx, forlockv1.NewBackupServiceClient(conn)); err != nil {
-		return explainRPC(err, s)
-	}
-	return nil
+	return callUnary(ctx, s, forlockv1.NewBackupServiceClient, call)
 }
 
 // maxListPages bounds how many pages 'restore --list' follows, so a broken

@@ -66,6 +66,12 @@ func (a *app) withNodeClient(cmd *cobra.Command, call func(context.Context, forl
 }
 
 func (a *app) callNodes(ctx context.Context, s settings, call func(context.Context, forlockv1.NodeServiceClient) error) error {
+	return callUnary(ctx, s, forlockv1.NewNodeServiceClient, call)
+}
+
+// callUnary dials, makes a client with newClient, and runs call under the
+// per-call deadline, turning gRPC errors into messages that say what to do.
+func callUnary[C any](ctx context.Context, s settings, newClient func(grpc.ClientConnInterface) C, call func(context.Context, C) error) error {
 	conn, err := dial(s)
 	if err != nil {
 		return err
@@ -73,7 +79,7 @@ func (a *app) callNodes(ctx context.Context, s settings, call func(context.Conte
 	defer func() { _ = conn.Close() }()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	if err := call(ctx, forlockv1.NewNodeServiceClient(conn)); err != nil {
+	if err := call(ctx, newClient(conn)); err != nil {
 		return explainRPC(err, s)
 	}
 	return nil
