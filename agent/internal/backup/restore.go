@@ -161,7 +161,7 @@ func (c *core) verify(ctx context.Context, it *item, track func(func() int64)) e
 	defer func() { _ = rc.Close() }()
 	var n counter
 	track(n.load)
-	hdr, err := artifact.Verify(countingReader{r: ctxReader{ctx: ctx, r: rc}, c: &n}, it.art.GetSha256(), artifact.PlainKey(it.key))
+	hdr, err := artifact.Verify(countingReader{r: backupstore.ContextReader(ctx, rc), c: &n}, it.art.GetSha256(), artifact.PlainKey(it.key))
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,7 @@ func (it *item) openPlain(ctx context.Context) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, body, err := artifact.Open(ctxReader{ctx: ctx, r: rc}, artifact.PlainKey(it.key))
+	_, body, err := artifact.Open(backupstore.ContextReader(ctx, rc), artifact.PlainKey(it.key))
 	if err != nil {
 		_ = rc.Close()
 		return nil, err
@@ -293,19 +293,6 @@ func (cr countingReader) Read(p []byte) (int, error) {
 	n, err := cr.r.Read(p)
 	cr.c.add(n)
 	return n, err
-}
-
-// ctxReader stops reading once ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 type readCloser struct {

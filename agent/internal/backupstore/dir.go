@@ -236,6 +236,10 @@ func (d *Dir) readErr(name string, err error) error {
 	return fmt.Errorf("backup %s: %w", d.Location(name), err)
 }
 
+// ContextReader returns a reader of r that fails with ctx's error once ctx
+// ends, so a long copy stops with its task.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx: ctx, r: r} }
+
 // ctxReader stops a copy once ctx ends.
 type ctxReader struct {
 	ctx context.Context
