@@ -64,7 +64,7 @@ type Engine struct {
 	dirty  map[string]*job
 	events []store.JobEventRecord
 	rps    []*forlockv1.RestorePoint
-	after  []func(error) // run once the pending writes are committed
+	after  []func() // run once the pending writes are committed (a failed commit is retried until it succeeds)
 	wake   chan struct{}
 }
 
@@ -151,7 +151,7 @@ func (e *Engine) markDirty(j *job) {
 
 // afterCommit runs fn once everything queued so far is committed. Callers
 // hold e.mu.
-func (e *Engine) afterCommit(fn func(error)) {
+func (e *Engine) afterCommit(fn func()) {
 	e.after = append(e.after, fn)
 	e.kick()
 }
@@ -188,7 +188,7 @@ func (e *Engine) commit() error {
 		return err
 	}
 	for _, fn := range after {
-		fn(nil)
+		fn()
 	}
 	return nil
 }

@@ -86,7 +86,7 @@ func (e *Engine) record(j *job, t *forlockv1.Task, msg string, progress *forlock
 		// one until its final state is committed.
 		id, key := j.pb.GetId(), j.pb.GetIdempotencyKey()
 		e.markDirty(j)
-		e.afterCommit(func(error) {
+		e.afterCommit(func() {
 			e.mu.Lock()
 			delete(e.jobs, id)
 			delete(e.keys, key) // the store answers for it from now on

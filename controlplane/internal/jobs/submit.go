@@ -109,23 +109,20 @@ func (e *Engine) Submit(ctx context.Context, req *forlockv1.SubmitJobRequest) (*
 		e.keys[key] = pb.GetId()
 	}
 	e.record(j, nil, fmt.Sprintf("job submitted: %s on %d node(s)", kind, len(targets)), nil)
-	durable := make(chan error, 1)
-	e.afterCommit(func(err error) {
+	durable := make(chan struct{})
+	e.afterCommit(func() {
 		// Dispatch starts only once the job is on disk, whether or not the
 		// submitter is still waiting.
 		e.mu.Lock()
 		j.durable = true
 		e.schedule(j)
 		e.mu.Unlock()
-		durable <- err
+		close(durable)
 	})
 	e.mu.Unlock()
 
 	select {
-	case err := <-durable:
-		if err != nil {
-			return nil, false, err
-		}
+	case <-durable:
 	case <-ctx.Done():
 		return nil, false, ctx.Err()
 	}

@@ -99,7 +99,7 @@ func closedByControlPlane(s forlockv1.TaskState) bool {
 // ack acknowledges a terminal update once everything recorded so far is
 // durable. Callers hold e.mu.
 func (e *Engine) ack(sess *registry.Session, taskID string) {
-	e.afterCommit(func(error) {
+	e.afterCommit(func() {
 		sess.Send(&forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_TaskAck{TaskAck: &forlockv1.TaskAck{TaskId: taskID}}})
 	})
 }
@@ -166,13 +166,13 @@ func (e *Engine) Cancel(ctx context.Context, id, reason string) (*forlockv1.Job,
 			}
 		}
 	}
-	durable := make(chan error, 1)
-	e.afterCommit(func(err error) { durable <- err })
+	durable := make(chan struct{})
+	e.afterCommit(func() { close(durable) })
 	snap := proto.CloneOf(j.pb)
 	e.mu.Unlock()
 	select {
-	case err := <-durable:
-		return snap, err
+	case <-durable:
+		return snap, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
