@@ -122,12 +122,13 @@ func newNodeID() string {
 }
 
 func validateFacts(f *forlockv1.HostFacts) error {
-	for name, v := range map[string]string{
-		"hostname": f.GetHostname(), "os": f.GetOs(), "kernel": f.GetKernel(),
-		"arch": f.GetArch(), "agent_version": f.GetAgentVersion(),
+	// Runs on every heartbeat: no allocation.
+	for _, fv := range [...]struct{ name, v string }{
+		{"hostname", f.GetHostname()}, {"os", f.GetOs()}, {"kernel", f.GetKernel()},
+		{"arch", f.GetArch()}, {"agent_version", f.GetAgentVersion()},
 	} {
-		if len(v) > maxFactLen {
-			return invalid("host facts: %s longer than %d bytes", name, maxFactLen)
+		if len(fv.v) > maxFactLen {
+			return invalid("host facts: %s longer than %d bytes", fv.name, maxFactLen)
 		}
 	}
 	return nil
