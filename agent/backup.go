@@ -133,3 +133,22 @@ func (a *Agent) nodeName() string {
 	}
 	return a.cfg.Name
 }
+
+// removeBackupTemps removes the temporary files of backups that a crash or
+// kill interrupted (their tasks are reported interrupted; nothing of them is
+// cataloged). It runs before the agent takes tasks, so no Put is running.
+func (a *Agent) removeBackupTemps(dirs []string) {
+	for _, dir := range dirs {
+		d, err := backupstore.NewDir(backupstore.DirConfig{Root: dir})
+		if err != nil {
+			continue // the config check already refused bad paths
+		}
+		removed, err := d.RemoveTemps()
+		for _, p := range removed {
+			a.log.Warn("removed the partial file of an interrupted backup", "path", p)
+		}
+		if err != nil {
+			a.log.Warn("could not remove every partial file of interrupted backups: remove them by hand", "dir", dir, "error", err.Error())
+		}
+	}
+}

@@ -43,10 +43,15 @@ func (a *Agent) taskHandlers(hc *health) (map[string]TaskHandler, error) {
 	if err != nil {
 		return nil, err
 	}
+	dh, err := backup.NewDeleteHandler(bcfg)
+	if err != nil {
+		return nil, err
+	}
 	h := map[string]TaskHandler{
 		checks.Kind:        checks.Handler{Suite: hc.suite, Publish: hc.monitor.Publish},
 		backup.Kind:        bh,
 		backup.RestoreKind: rh,
+		backup.DeleteKind:  dh,
 	}
 	maps.Copy(h, a.cfg.TaskHandlers)
 	return h, nil
@@ -63,6 +68,7 @@ func (a *Agent) openTasks(hc *health) (*journal.Journal, *tasks.Runner, error) {
 		a.log.Warn("task interrupted: the agent stopped while it was running; it is not run again",
 			"task_id", e.TaskID, "job_id", e.JobID, "kind", e.Kind, "started_at", e.StartedAt)
 	}
+	a.removeBackupTemps(a.cfg.Backup.BackupDirs)
 	handlers, err := a.taskHandlers(hc)
 	if err != nil {
 		_ = j.Close()

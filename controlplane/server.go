@@ -160,7 +160,8 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		Store: s.store, Registry: s.registry, Jobs: s.jobs, Broker: broker, CA: s.ca, CertTTL: s.cfg.AgentCertTTL, Log: s.log,
 	})
 	forlockv1.RegisterLogServiceServer(srv, &api.LogAPI{Registry: s.registry, Broker: broker, Log: s.log})
-	forlockv1.RegisterBackupServiceServer(srv, &api.BackupAPI{Store: s.store, Registry: s.registry, Log: s.log})
+	forlockv1.RegisterBackupServiceServer(srv, &api.BackupAPI{Store: s.store, Registry: s.registry, Jobs: s.jobs, Log: s.log})
+	forlockv1.RegisterCertServiceServer(srv, &api.CertAPI{Store: s.store, Registry: s.registry, Log: s.log})
 	forlockv1.RegisterJobServiceServer(srv, &api.JobAPI{Jobs: s.jobs, Registry: s.registry, Log: s.log})
 	forlockv1.RegisterNodeServiceServer(srv, &api.NodeAPI{Store: s.store, Registry: s.registry, Log: s.log})
 	s.health = health.NewServer()

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -249,4 +250,31 @@ func TestDirFull(t *testing.T) {
 	// Space is back: a small artifact fits.
 	_, err = d.Put(ctx, "node-1/small", bytes.NewReader([]byte("ok")))
 	require.NoError(t, err)
+}
+
+func TestRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	d, err := NewDir(DirConfig{Root: dir})
+	require.NoError(t, err)
+	// A finished artifact and an interrupted Put's temporary file.
+	_, err = d.Put(context.Background(), "node-1/postgres_20260101_000000.dump.zst.enc", strings.NewReader("done"))
+	require.NoError(t, err)
+	tmp := filepath.Join(dir, "node-1", ".redis_20260101_000000.rdb.zst.enc.tmp-0123456789abcdef")
+	require.NoError(t, os.WriteFile(tmp, []byte("partial"), 0o600))
+	// Names that only look alike stay.
+	keep := filepath.Join(dir, "node-1", ".notes.tmp-xyz")
+	require.NoError(t, os.WriteFile(keep, []byte("mine"), 0o600))
+
+	removed, err := d.RemoveTemps()
+	require.NoError(t, err)
+	require.Equal(t, []string{tmp}, removed)
+	require.NoFileExists(t, tmp)
+	require.FileExists(t, keep)
+	require.FileExists(t, filepath.Join(dir, "node-1", "postgres_20260101_000000.dump.zst.enc"))
+
+	missing, err := NewDir(DirConfig{Root: filepath.Join(dir, "absent")})
+	require.NoError(t, err)
+	removed, err = missing.RemoveTemps()
+	require.NoError(t, err)
+	require.Empty(t, removed)
 }

@@ -14,15 +14,12 @@ func newBackupsCmd(a *app) *cobra.Command {
 		Use:   "backups",
 		Short: "Inspect the backup catalog",
 		Long: `Inspect the backup catalog: the artifacts that 'forlockctl backup' wrote.
-List the restore points with 'forlockctl restore --list'.
-
-'forlockctl backups delete' is not built yet: the catalog keeps every
-artifact. To free space now, delete old files on the node's host or objects
-in the bucket by hand (their LOCATION); the catalog still lists them.`,
+List the restore points with 'forlockctl restore --list'; delete artifacts
+with 'forlockctl backups delete'.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRun,
 	}
-	cmd.AddCommand(newBackupsGetCmd(a))
+	cmd.AddCommand(newBackupsGetCmd(a), newBackupsDeleteCmd(a))
 	return cmd
 }
 

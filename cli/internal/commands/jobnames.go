@@ -31,6 +31,7 @@ var taskStateNames = map[forlockv1.TaskState]string{
 	forlockv1.TaskState_TASK_STATE_CANCELLED:   "cancelled",
 	forlockv1.TaskState_TASK_STATE_INTERRUPTED: "interrupted",
 	forlockv1.TaskState_TASK_STATE_SKIPPED:     "skipped",
+	forlockv1.TaskState_TASK_STATE_ROLLED_BACK: "rolled-back",
 }
 
 // jobStateName is the short name of a job state, as --state accepts it.
@@ -129,7 +130,7 @@ func jobResult(j *forlockv1.Job) error {
 }
 
 // taskCounts sums a job's tasks for the TASKS column: ok counts succeeded
-// tasks, failed counts failed and interrupted ones, skipped counts skipped
+// tasks, failed counts failed, interrupted and rolled-back ones, skipped counts skipped
 // and cancelled ones.
 type taskCounts struct{ ok, failed, skipped, total int }
 
@@ -139,7 +140,7 @@ func countTasks(tasks []*forlockv1.Task) taskCounts {
 		switch t.GetState() {
 		case forlockv1.TaskState_TASK_STATE_SUCCEEDED:
 			c.ok++
-		case forlockv1.TaskState_TASK_STATE_FAILED, forlockv1.TaskState_TASK_STATE_INTERRUPTED:
+		case forlockv1.TaskState_TASK_STATE_FAILED, forlockv1.TaskState_TASK_STATE_INTERRUPTED, forlockv1.TaskState_TASK_STATE_ROLLED_BACK:
 			c.failed++
 		case forlockv1.TaskState_TASK_STATE_SKIPPED, forlockv1.TaskState_TASK_STATE_CANCELLED:
 			c.skipped++

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -19,6 +20,7 @@ type BackupAPI struct {
 
 	Store    *store.Store
 	Registry *registry.Registry
+	Jobs     *jobs.Engine
 	Log      *slog.Logger
 }
 
@@ -73,4 +75,13 @@ func (a *BackupAPI) GetArtifact(ctx context.Context, req *forlockv1.GetArtifactR
 		return nil, toStatus(ctx, a.Log, err)
 	}
 	return &forlockv1.GetArtifactResponse{Artifact: art}, nil
+}
+
+// RewrapKeys implements BackupService.RewrapKeys.
+func (a *BackupAPI) RewrapKeys(ctx context.Context, req *forlockv1.RewrapKeysRequest) (*forlockv1.RewrapKeysResponse, error) {
+	res, err := a.Jobs.Rewrap(ctx, req.GetDryRun())
+	if err != nil {
+		return nil, toStatus(ctx, a.Log, err)
+	}
+	return &forlockv1.RewrapKeysResponse{Rewrapped: uint32(res.Rewrapped), Current: uint32(res.Current), KeyId: res.KeyID}, nil //nolint:gosec // counts of a catalog
 }

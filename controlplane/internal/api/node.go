@@ -61,7 +61,7 @@ func (a *NodeAPI) resolve(ref string) (string, error) {
 }
 
 // GetNode implements NodeService.GetNode.
-func (a *NodeAPI) GetNode(_ context.Context, req *forlockv1.GetNodeRequest) (*forlockv1.GetNodeResponse, error) {
+func (a *NodeAPI) GetNode(ctx context.Context, req *forlockv1.GetNodeRequest) (*forlockv1.GetNodeResponse, error) {
 	id, err := a.resolve(req.GetNode())
 	if err != nil {
 		return nil, err
@@ -69,6 +69,10 @@ func (a *NodeAPI) GetNode(_ context.Context, req *forlockv1.GetNodeRequest) (*fo
 	n, ok := a.Registry.Get(id)
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "node %q not found", req.GetNode())
+	}
+	n, err = withFacts(a.Store, n)
+	if err != nil {
+		return nil, toStatus(ctx, a.Log, err)
 	}
 	return &forlockv1.GetNodeResponse{Node: n}, nil
 }

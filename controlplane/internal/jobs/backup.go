@@ -57,6 +57,24 @@ func (e *Engine) prepare(spec *forlockv1.JobSpec, targets []registry.Target) (*f
 			return nil, err
 		}
 		k.Restore.Artifacts = arts
+	case *forlockv1.JobSpec_DeleteBackup:
+		arts, err := e.deleteArtifacts(k.DeleteBackup, targets)
+		if err != nil {
+			return nil, err
+		}
+		k.DeleteBackup.Artifacts = arts
+	case *forlockv1.JobSpec_Upgrade:
+		if e.kek == nil && !k.Upgrade.GetSkipBackup() {
+			return nil, invalid("an upgrade backs up first, and this control plane has no key-encryption key: configure one or pass skip_backup")
+		}
+		return out, validUpgrade(k.Upgrade)
+	case *forlockv1.JobSpec_Rollback:
+		return out, validRollback(k.Rollback)
+	case *forlockv1.JobSpec_CertRotate:
+		if e.certSrc == nil {
+			return nil, invalid("certificate rotation needs Vault: configure vault in the control plane's config")
+		}
+		return out, validCertRotate(k.CertRotate)
 	}
 	return out, nil
 }
@@ -123,7 +141,7 @@ func (e *Engine) restoreArtifacts(r *forlockv1.RestoreSpec, target registry.Targ
 		}
 		var found *forlockv1.RestorePoint
 		if err := e.store.ScanRestorePoints("", func(rp *forlockv1.RestorePoint) bool {
-			if rp.GetNodeId() == source.ID {
+			if rp.GetNodeId() == source.ID && usable(rp, r.GetOnly()) {
 				found = rp
 				return false
 			}
@@ -132,7 +150,7 @@ func (e *Engine) restoreArtifacts(r *forlockv1.RestoreSpec, target registry.Targ
 			return nil, err
 		}
 		if found == nil {
-			return nil, invalid("node %s has no restore point yet: back it up first", source.Name)
+			return nil, invalid("node %s has no restore point with every artifact asked for: back it up first", source.Name)
 		}
 		arts = found.GetArtifacts()
 	default:
@@ -154,17 +172,12 @@ func (e *Engine) restoreArtifacts(r *forlockv1.RestoreSpec, target registry.Targ
 	return out, nil
 }
 
-// keyTimeout bounds key wrapping for one assignment.
-const keyTimeout = 10 * time.Second
-
 // taskKeys makes the data keys a task needs: fresh keys for a backup, the
 // unwrapped keys of the artifacts for a restore. They are never stored.
-func (e *Engine) taskKeys(spec *forlockv1.JobSpec) ([]*forlockv1.TaskKey, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), keyTimeout)
-	defer cancel()
+func (e *Engine) taskKeys(ctx context.Context, spec *forlockv1.JobSpec) ([]*forlockv1.TaskKey, error) {
 	switch k := spec.GetKind().(type) {
-	case *forlockv1.JobSpec_Backup:
-		kinds := k.Backup.GetOnly()
+	case *forlockv1.JobSpec_Backup, *forlockv1.JobSpec_Upgrade:
+		kinds := spec.GetBackup().GetOnly()
 		if len(kinds) == 0 {
 			kinds = allKinds
 		}
@@ -197,7 +210,10 @@ func (e *Engine) taskKeys(spec *forlockv1.JobSpec) ([]*forlockv1.TaskKey, error)
 
 // catalog checks the artifacts a backup task reports and queues its restore
 // point for the commit that records the task's success. Callers hold e.mu.
-func (e *Engine) catalog(j *job, t *forlockv1.Task, arts []*forlockv1.Artifact) error {
+func (e *Engine) catalog(j *job, t *forlockv1.Task, arts []*forlockv1.Artifact, keysErr error) error {
+	if keysErr != nil {
+		return keysErr
+	}
 	want := j.pb.GetSpec().GetBackup().GetOnly()
 	if len(want) == 0 {
 		want = allKinds
@@ -207,15 +223,9 @@ func (e *Engine) catalog(j *job, t *forlockv1.Task, arts []*forlockv1.Artifact) 
 	}
 	now := time.Now()
 	rp := &forlockv1.RestorePoint{Id: newJobID(now), NodeId: t.GetNodeId(), NodeName: t.GetNodeName(), CreatedAt: timestamppb.New(now), JobId: j.pb.GetId()}
-	ctx, cancel := context.WithTimeout(context.Background(), keyTimeout)
-	defer cancel()
 	for i, a := range arts {
 		if !slices.Contains(want, a.GetKind()) || len(a.GetSha256()) != 64 || a.GetLocation() == "" || a.GetSizeBytes() == 0 {
 			return fmt.Errorf("artifact %d is incomplete or of a kind not asked for", i)
-		}
-		// The wrapped key must be one of ours: it unwraps with our KEK.
-		if _, err := e.kek.Unwrap(ctx, a.GetKeyId(), a.GetWrappedKey()); err != nil {
-			return fmt.Errorf("artifact %s: its data key is not one this control plane made: %w", KindName(a.GetKind()), err)
 		}
 		c := proto.CloneOf(a)
 		c.Id = fmt.Sprintf("%s-%s", rp.GetId(), KindName(a.GetKind()))

@@ -49,6 +49,9 @@ type Config struct {
 	// Keys wraps the data keys of backups; without it backup and restore
 	// jobs are refused.
 	Keys KeyWrapper
+	// Certs makes the certificates of cert_rotate tasks; without it they
+	// are refused.
+	Certs CertSource
 }
 
 // Engine runs jobs. Create it with New, start it with Run.
@@ -57,6 +60,8 @@ type Engine struct {
 	reg   *registry.Registry
 	log   *slog.Logger
 	kek   KeyWrapper
+	// certSrc makes certificates; nil without Vault.
+	certSrc CertSource
 
 	mu     sync.Mutex
 	jobs   map[string]*job // jobs that have not ended
@@ -64,8 +69,15 @@ type Engine struct {
 	dirty  map[string]*job
 	events []store.JobEventRecord
 	rps    []*forlockv1.RestorePoint
-	after  []func() // run once the pending writes are committed (a failed commit is retried until it succeeds)
-	wake   chan struct{}
+	// pendingRels and pendingCerts are node facts for the next commit.
+	pendingRels  []store.NodeRelease
+	pendingCerts []store.NodeCertificate
+	// preparing holds the tasks whose material is being made outside the
+	// lock; prep counts those goroutines.
+	preparing map[string]struct{}
+	prep      sync.WaitGroup
+	after     []func() // run once the pending writes are committed (a failed commit is retried until it succeeds)
+	wake      chan struct{}
 }
 
 // job is an active job. pb is the authoritative copy; events is its whole
@@ -82,8 +94,8 @@ type job struct {
 func New(cfg Config) (*Engine, error) {
 	st := cfg.Store
 	e := &Engine{
-		store: st, reg: cfg.Registry, log: cfg.Logger, kek: cfg.Keys,
-		jobs: map[string]*job{}, keys: map[string]string{}, dirty: map[string]*job{},
+		store: st, reg: cfg.Registry, log: cfg.Logger, kek: cfg.Keys, certSrc: cfg.Certs,
+		jobs: map[string]*job{}, keys: map[string]string{}, dirty: map[string]*job{}, preparing: map[string]struct{}{},
 		wake: make(chan struct{}, 1),
 	}
 	active, err := st.ActiveJobs()
@@ -118,6 +130,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			e.prep.Wait() // material goroutines end within materialTimeout
 			return e.commit()
 		case <-e.wake:
 			if err := e.commit(); err != nil {
@@ -160,17 +173,17 @@ func (e *Engine) afterCommit(fn func()) {
 // every event appended since the last one.
 func (e *Engine) commit() error {
 	e.mu.Lock()
-	if len(e.dirty) == 0 && len(e.events) == 0 && len(e.after) == 0 && len(e.rps) == 0 {
+	if len(e.dirty) == 0 && len(e.events) == 0 && len(e.after) == 0 && len(e.rps) == 0 && len(e.pendingRels) == 0 && len(e.pendingCerts) == 0 {
 		e.mu.Unlock()
 		return nil
 	}
-	w := store.JobWrite{Events: e.events, RestorePoints: e.rps}
+	w := store.JobWrite{Events: e.events, RestorePoints: e.rps, Releases: e.pendingRels, Certificates: e.pendingCerts}
 	dirty := e.dirty
 	for _, j := range dirty {
 		w.Jobs = append(w.Jobs, proto.CloneOf(j.pb))
 	}
 	after := e.after
-	e.dirty, e.events, e.after, e.rps = map[string]*job{}, nil, nil, nil
+	e.dirty, e.events, e.after, e.rps, e.pendingRels, e.pendingCerts = map[string]*job{}, nil, nil, nil, nil, nil
 	e.mu.Unlock()
 
 	if err := e.store.SaveJobs(w); err != nil {
@@ -183,6 +196,8 @@ func (e *Engine) commit() error {
 		}
 		e.events = append(w.Events, e.events...)
 		e.rps = append(w.RestorePoints, e.rps...)
+		e.pendingRels = append(w.Releases, e.pendingRels...)
+		e.pendingCerts = append(w.Certificates, e.pendingCerts...)
 		e.after = append(after, e.after...)
 		e.mu.Unlock()
 		return err

@@ -21,7 +21,7 @@ func (e *Engine) schedule(j *job) {
 	active, failures, canaryOpen, canaryFailed := 0, 0, false, false
 	for _, t := range j.pb.GetTasks() {
 		s := t.GetState()
-		if s == forlockv1.TaskState_TASK_STATE_DISPATCHED || s == forlockv1.TaskState_TASK_STATE_RUNNING {
+		if _, ok := e.preparing[t.GetId()]; ok || s == forlockv1.TaskState_TASK_STATE_DISPATCHED || s == forlockv1.TaskState_TASK_STATE_RUNNING {
 			active++
 		}
 		if failed(s) {
@@ -45,6 +45,9 @@ func (e *Engine) schedule(j *job) {
 	for _, t := range j.pb.GetTasks() {
 		if t.GetState() != forlockv1.TaskState_TASK_STATE_QUEUED {
 			continue
+		}
+		if _, ok := e.preparing[t.GetId()]; ok {
+			continue // its material is being made
 		}
 		switch {
 		case stop != "":
@@ -73,29 +76,17 @@ func (e *Engine) schedule(j *job) {
 			}
 			continue
 		}
-		m, err := e.assignment(j, t)
-		if err != nil {
-			e.setTask(j, t, forlockv1.TaskState_TASK_STATE_FAILED, "not started: "+err.Error())
+		if needsMaterial(j.pb.GetSpec()) {
+			e.prepareAndSend(j, t)
+			active++
 			continue
 		}
-		if !sess.Send(m) {
+		if !sess.Send(e.assignment(j, t, material{})) {
 			continue // the agent's queue is full: try again on the next pass
 		}
 		e.setTask(j, t, forlockv1.TaskState_TASK_STATE_DISPATCHED, "sent to the agent")
 		active++
 	}
-}
-
-// assignment builds the message that sends a task to its agent, with the
-// data keys it needs made for this message only. Callers hold e.mu.
-func (e *Engine) assignment(j *job, t *forlockv1.Task) (*forlockv1.ConnectResponse, error) {
-	keys, err := e.taskKeys(j.pb.GetSpec())
-	if err != nil {
-		return nil, err
-	}
-	return &forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_TaskAssignment{TaskAssignment: &forlockv1.TaskAssignment{
-		TaskId: t.GetId(), JobId: j.pb.GetId(), Spec: j.pb.GetSpec(), Keys: keys,
-	}}}, nil
 }
 
 func sortTargets(ts []registry.Target) {

@@ -38,15 +38,12 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// Kind returns the job kind named by a spec, or "" if none is set.
+// Kind returns the job kind named by a spec: the name of its set oneof
+// field, e.g. "health_check", or "" if none is set.
 func Kind(spec *forlockv1.JobSpec) string {
-	switch spec.GetKind().(type) {
-	case *forlockv1.JobSpec_HealthCheck:
-		return "health_check"
-	case *forlockv1.JobSpec_Backup:
-		return "backup"
-	case *forlockv1.JobSpec_Restore:
-		return "restore"
+	m := spec.ProtoReflect()
+	if fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("kind")); fd != nil {
+		return string(fd.Name())
 	}
 	return ""
 }

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/controlplane/internal/store"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -29,9 +30,7 @@ func (e *Engine) NodeConnected(sess *registry.Session) {
 			}
 			switch t.GetState() {
 			case forlockv1.TaskState_TASK_STATE_DISPATCHED, forlockv1.TaskState_TASK_STATE_RUNNING:
-				if m, err := e.assignment(j, t); err == nil {
-					sess.Send(m)
-				}
+				e.resend(j, t, sess)
 			}
 		}
 		e.schedule(j)
@@ -41,6 +40,12 @@ func (e *Engine) NodeConnected(sess *registry.Session) {
 // TaskUpdate applies an update from the agent of sess. Terminal updates are
 // acknowledged to the agent once they are durable, including duplicates.
 func (e *Engine) TaskUpdate(sess *registry.Session, u *forlockv1.TaskUpdate) {
+	// Artifacts' data keys are checked before the lock: with Vault Transit
+	// that is a network call.
+	var keysErr error
+	if terminal(u.GetState()) && len(u.GetArtifacts()) > 0 {
+		keysErr = e.checkKeys(u.GetArtifacts())
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	j, t := e.findTask(u.GetTaskId())
@@ -66,12 +71,12 @@ func (e *Engine) TaskUpdate(sess *registry.Session, u *forlockv1.TaskUpdate) {
 	case terminal(state) && state != forlockv1.TaskState_TASK_STATE_SKIPPED:
 		switch {
 		case !terminal(t.GetState()):
-			e.finish(j, t, u, "")
+			e.finish(j, t, u, "", keysErr)
 			e.schedule(j)
 		case t.GetState() != state && closedByControlPlane(t.GetState()):
 			// The control plane gave up on the task while the node was away,
 			// but the agent did run it: its result is the truth.
-			e.finish(j, t, u, "late result: ")
+			e.finish(j, t, u, "late result: ", keysErr)
 		}
 		e.ack(sess, t.GetId())
 	default:
@@ -81,13 +86,26 @@ func (e *Engine) TaskUpdate(sess *registry.Session, u *forlockv1.TaskUpdate) {
 
 // finish records a task's terminal update; a backup's artifacts are
 // cataloged in the same commit. Callers hold e.mu.
-func (e *Engine) finish(j *job, t *forlockv1.Task, u *forlockv1.TaskUpdate, prefix string) {
+func (e *Engine) finish(j *job, t *forlockv1.Task, u *forlockv1.TaskUpdate, prefix string, keysErr error) {
 	state, msg := u.GetState(), u.GetMessage()
 	t.Details, t.Health = u.GetDetails(), u.GetHealth()
-	if state == forlockv1.TaskState_TASK_STATE_SUCCEEDED && j.pb.GetKind() == "backup" {
-		if err := e.catalog(j, t, u.GetArtifacts()); err != nil {
-			state, msg = forlockv1.TaskState_TASK_STATE_FAILED, "backup not cataloged: "+err.Error()
+	if state == forlockv1.TaskState_TASK_STATE_SUCCEEDED {
+		switch j.pb.GetKind() {
+		case "backup":
+			if err := e.catalog(j, t, u.GetArtifacts(), keysErr); err != nil {
+				state, msg = forlockv1.TaskState_TASK_STATE_FAILED, "backup not cataloged: "+err.Error()
+			}
+		case "delete_backup":
+			e.markDeleted(j.pb.GetSpec().GetDeleteBackup().GetArtifacts())
+		case "cert_rotate":
+			t.Certificate = u.GetCertificate()
+			if c := u.GetCertificate(); c != nil {
+				e.pendingCerts = append(e.pendingCerts, store.NodeCertificate{NodeID: t.GetNodeId(), Cert: c})
+			}
 		}
+	}
+	if up := u.GetUpgrade(); up != nil && (j.pb.GetKind() == "upgrade" || j.pb.GetKind() == "rollback") {
+		e.recordUpgrade(j, t, u, keysErr)
 	}
 	e.setTask(j, t, state, prefix+msg)
 }

@@ -36,6 +36,9 @@ type JobWrite struct {
 	Events []JobEventRecord
 	// RestorePoints are cataloged with the task results that made them.
 	RestorePoints []*forlockv1.RestorePoint
+	// Releases and Certificates are node facts that task results report.
+	Releases     []NodeRelease
+	Certificates []NodeCertificate
 }
 
 // JobEventRecord is an event with the job it belongs to.
@@ -73,6 +76,9 @@ func (s *Store) SaveJobs(w JobWrite) error {
 			}
 		}
 		if err := putRestorePoints(tx, w.RestorePoints); err != nil {
+			return err
+		}
+		if err := putFacts(tx, w.Releases, w.Certificates); err != nil {
 			return err
 		}
 		events := tx.Bucket(bucketJobEvents)

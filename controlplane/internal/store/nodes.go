@@ -133,6 +133,14 @@ func (s *Store) DeleteNode(id string) (Node, error) {
 		if err := b.Delete([]byte(id)); err != nil {
 			return err
 		}
+		if rb := tx.Bucket(bucketReleases); rb.Bucket([]byte(id)) != nil {
+			if err := rb.DeleteBucket([]byte(id)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketNodeCerts).Delete([]byte(id)); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketNodeNames).Delete([]byte(n.Name))
 	})
 	return n, err

@@ -14,6 +14,7 @@
 //	  <token-id>        -> JSON JoinToken (holds the SHA-256 of the secret, never the secret)
 //	jobs/, jobs_active/, job_events/, job_keys/: see jobs.go
 //	restore_points/, artifacts/: see catalog.go
+//	releases/, node_certs/: see facts.go
 //
 // Every write is one bbolt transaction, so each change is atomic and durable
 // when the method returns. Heartbeats are not stored here: only state changes.
@@ -82,7 +83,7 @@ func Open(path string) (*Store, error) {
 
 func (s *Store) init() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketNodes, bucketNodeNames, bucketTokens, bucketJobs, bucketJobsActive, bucketJobEvents, bucketJobKeys, bucketRestorePoints, bucketArtifacts} {
+		for _, b := range [][]byte{bucketMeta, bucketNodes, bucketNodeNames, bucketTokens, bucketJobs, bucketJobsActive, bucketJobEvents, bucketJobKeys, bucketRestorePoints, bucketArtifacts, bucketReleases, bucketNodeCerts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

@@ -1154,7 +1154,11 @@ type TaskAssignment struct {
 	// Data keys the task needs, made or unwrapped by the control plane for
 	// this assignment only: never stored by the control plane in plain, never
 	// written by the agent. Travels only over the mTLS control stream.
-	Keys          []*TaskKey `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
+	Keys []*TaskKey `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
+	// For cert_rotate tasks: the certificate and private key to install, made
+	// or read for this assignment only. Never stored by the control plane,
+	// never journaled by the agent.
+	Certificate   *CertificatePair `protobuf:"bytes,5,opt,name=certificate,proto3" json:"certificate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1217,6 +1221,87 @@ func (x *TaskAssignment) GetKeys() []*TaskKey {
 	return nil
 }
 
+func (x *TaskAssignment) GetCertificate() *CertificatePair {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+// CertificatePair is a TLS certificate with its private key.
+type CertificatePair struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leaf certificate, PEM.
+	CertificatePem string `protobuf:"bytes,1,opt,name=certificate_pem,json=certificatePem,proto3" json:"certificate_pem,omitempty"`
+	// The leaf's private key, PEM.
+	PrivateKeyPem string `protobuf:"bytes,2,opt,name=private_key_pem,json=privateKeyPem,proto3" json:"private_key_pem,omitempty"`
+	// Intermediate and root certificates, PEM, leaf's issuer first; may be
+	// empty.
+	ChainPem string `protobuf:"bytes,3,opt,name=chain_pem,json=chainPem,proto3" json:"chain_pem,omitempty"`
+	// Where the pair came from.
+	Source        CertificateSource `protobuf:"varint,4,opt,name=source,proto3,enum=forlock.v1.CertificateSource" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificatePair) Reset() {
+	*x = CertificatePair{}
+	mi := &file_forlock_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificatePair) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificatePair) ProtoMessage() {}
+
+func (x *CertificatePair) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificatePair.ProtoReflect.Descriptor instead.
+func (*CertificatePair) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CertificatePair) GetCertificatePem() string {
+	if x != nil {
+		return x.CertificatePem
+	}
+	return ""
+}
+
+func (x *CertificatePair) GetPrivateKeyPem() string {
+	if x != nil {
+		return x.PrivateKeyPem
+	}
+	return ""
+}
+
+func (x *CertificatePair) GetChainPem() string {
+	if x != nil {
+		return x.ChainPem
+	}
+	return ""
+}
+
+func (x *CertificatePair) GetSource() CertificateSource {
+	if x != nil {
+		return x.Source
+	}
+	return CertificateSource_CERTIFICATE_SOURCE_UNSPECIFIED
+}
+
 // TaskKey is a data key for one artifact of a task.
 type TaskKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1235,7 +1320,7 @@ type TaskKey struct {
 
 func (x *TaskKey) Reset() {
 	*x = TaskKey{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[16]
+	mi := &file_forlock_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1332,7 @@ func (x *TaskKey) String() string {
 func (*TaskKey) ProtoMessage() {}
 
 func (x *TaskKey) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[16]
+	mi := &file_forlock_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1345,7 @@ func (x *TaskKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskKey.ProtoReflect.Descriptor instead.
 func (*TaskKey) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TaskKey) GetName() string {
@@ -1304,7 +1389,7 @@ type TaskCancel struct {
 
 func (x *TaskCancel) Reset() {
 	*x = TaskCancel{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[17]
+	mi := &file_forlock_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1401,7 @@ func (x *TaskCancel) String() string {
 func (*TaskCancel) ProtoMessage() {}
 
 func (x *TaskCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[17]
+	mi := &file_forlock_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1414,7 @@ func (x *TaskCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskCancel.ProtoReflect.Descriptor instead.
 func (*TaskCancel) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TaskCancel) GetTaskId() string {
@@ -1357,7 +1442,7 @@ type TaskAck struct {
 
 func (x *TaskAck) Reset() {
 	*x = TaskAck{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[18]
+	mi := &file_forlock_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1369,7 +1454,7 @@ func (x *TaskAck) String() string {
 func (*TaskAck) ProtoMessage() {}
 
 func (x *TaskAck) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[18]
+	mi := &file_forlock_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1382,7 +1467,7 @@ func (x *TaskAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAck.ProtoReflect.Descriptor instead.
 func (*TaskAck) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TaskAck) GetTaskId() string {
@@ -1398,7 +1483,7 @@ type TaskUpdate struct {
 	// Task ID.
 	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	// RUNNING (with or without progress) or a terminal state: SUCCEEDED,
-	// FAILED, CANCELLED or INTERRUPTED.
+	// FAILED, ROLLED_BACK, CANCELLED or INTERRUPTED.
 	State TaskState `protobuf:"varint,2,opt,name=state,proto3,enum=forlock.v1.TaskState" json:"state,omitempty"`
 	// Error or summary.
 	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
@@ -1410,15 +1495,20 @@ type TaskUpdate struct {
 	At *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
 	// For health_check tasks: the structured result.
 	Health *HealthReport `protobuf:"bytes,7,opt,name=health,proto3" json:"health,omitempty"`
-	// For backup tasks: the artifacts written, with their checksums.
-	Artifacts     []*Artifact `protobuf:"bytes,8,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	// For backup tasks: the artifacts written, with their checksums; for
+	// upgrade tasks: the pre-upgrade backup's.
+	Artifacts []*Artifact `protobuf:"bytes,8,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	// For upgrade and rollback tasks: the releases before and after.
+	Upgrade *UpgradeResult `protobuf:"bytes,9,opt,name=upgrade,proto3" json:"upgrade,omitempty"`
+	// For cert_rotate tasks: the certificate nginx serves now.
+	Certificate   *CertificateInfo `protobuf:"bytes,10,opt,name=certificate,proto3" json:"certificate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskUpdate) Reset() {
 	*x = TaskUpdate{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[19]
+	mi := &file_forlock_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1520,7 @@ func (x *TaskUpdate) String() string {
 func (*TaskUpdate) ProtoMessage() {}
 
 func (x *TaskUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[19]
+	mi := &file_forlock_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1533,7 @@ func (x *TaskUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskUpdate.ProtoReflect.Descriptor instead.
 func (*TaskUpdate) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TaskUpdate) GetTaskId() string {
@@ -1502,12 +1592,26 @@ func (x *TaskUpdate) GetArtifacts() []*Artifact {
 	return nil
 }
 
+func (x *TaskUpdate) GetUpgrade() *UpgradeResult {
+	if x != nil {
+		return x.Upgrade
+	}
+	return nil
+}
+
+func (x *TaskUpdate) GetCertificate() *CertificateInfo {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
 var File_forlock_v1_agent_proto protoreflect.FileDescriptor
 
 const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16forlock/v1/agent.proto\x12\n" +
-	"forlock.v1\x1a\x17forlock/v1/backup.proto\x1a\x14forlock/v1/job.proto\x1a\x14forlock/v1/log.proto\x1a\x15forlock/v1/node.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"q\n" +
+	"forlock.v1\x1a\x17forlock/v1/backup.proto\x1a\x15forlock/v1/cert.proto\x1a\x14forlock/v1/job.proto\x1a\x14forlock/v1/log.proto\x1a\x15forlock/v1/node.proto\x1a\x18forlock/v1/upgrade.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"q\n" +
 	"\x0fPushLogsRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12)\n" +
@@ -1580,12 +1684,18 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"e\n" +
 	"\aGoodbye\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12B\n" +
-	"\x0freconnect_after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0ereconnectAfter\"\x92\x01\n" +
+	"\x0freconnect_after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0ereconnectAfter\"\xd1\x01\n" +
 	"\x0eTaskAssignment\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12'\n" +
 	"\x04spec\x18\x03 \x01(\v2\x13.forlock.v1.JobSpecR\x04spec\x12'\n" +
-	"\x04keys\x18\x04 \x03(\v2\x13.forlock.v1.TaskKeyR\x04keys\"r\n" +
+	"\x04keys\x18\x04 \x03(\v2\x13.forlock.v1.TaskKeyR\x04keys\x12=\n" +
+	"\vcertificate\x18\x05 \x01(\v2\x1b.forlock.v1.CertificatePairR\vcertificate\"\xb6\x01\n" +
+	"\x0fCertificatePair\x12'\n" +
+	"\x0fcertificate_pem\x18\x01 \x01(\tR\x0ecertificatePem\x12&\n" +
+	"\x0fprivate_key_pem\x18\x02 \x01(\tR\rprivateKeyPem\x12\x1b\n" +
+	"\tchain_pem\x18\x03 \x01(\tR\bchainPem\x125\n" +
+	"\x06source\x18\x04 \x01(\x0e2\x1d.forlock.v1.CertificateSourceR\x06source\"r\n" +
 	"\aTaskKey\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1f\n" +
@@ -1597,7 +1707,7 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\"\n" +
 	"\aTaskAck\x12\x17\n" +
-	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\xca\x02\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\xbe\x03\n" +
 	"\n" +
 	"TaskUpdate\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12+\n" +
@@ -1607,7 +1717,10 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\adetails\x18\x05 \x03(\tR\adetails\x12*\n" +
 	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x120\n" +
 	"\x06health\x18\a \x01(\v2\x18.forlock.v1.HealthReportR\x06health\x122\n" +
-	"\tartifacts\x18\b \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts2\xbf\x02\n" +
+	"\tartifacts\x18\b \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\x123\n" +
+	"\aupgrade\x18\t \x01(\v2\x19.forlock.v1.UpgradeResultR\aupgrade\x12=\n" +
+	"\vcertificate\x18\n" +
+	" \x01(\v2\x1b.forlock.v1.CertificateInfoR\vcertificate2\xbf\x02\n" +
 	"\fAgentService\x12?\n" +
 	"\x06Enroll\x12\x19.forlock.v1.EnrollRequest\x1a\x1a.forlock.v1.EnrollResponse\x12F\n" +
 	"\aConnect\x12\x1a.forlock.v1.ConnectRequest\x1a\x1b.forlock.v1.ConnectResponse(\x010\x01\x12]\n" +
@@ -1626,7 +1739,7 @@ func file_forlock_v1_agent_proto_rawDescGZIP() []byte {
 	return file_forlock_v1_agent_proto_rawDescData
 }
 
-var file_forlock_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_forlock_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_forlock_v1_agent_proto_goTypes = []any{
 	(*PushLogsRequest)(nil),          // 0: forlock.v1.PushLogsRequest
 	(*PushLogsResponse)(nil),         // 1: forlock.v1.PushLogsResponse
@@ -1644,67 +1757,75 @@ var file_forlock_v1_agent_proto_goTypes = []any{
 	(*Pong)(nil),                     // 13: forlock.v1.Pong
 	(*Goodbye)(nil),                  // 14: forlock.v1.Goodbye
 	(*TaskAssignment)(nil),           // 15: forlock.v1.TaskAssignment
-	(*TaskKey)(nil),                  // 16: forlock.v1.TaskKey
-	(*TaskCancel)(nil),               // 17: forlock.v1.TaskCancel
-	(*TaskAck)(nil),                  // 18: forlock.v1.TaskAck
-	(*TaskUpdate)(nil),               // 19: forlock.v1.TaskUpdate
-	nil,                              // 20: forlock.v1.EnrollResponse.LabelsEntry
-	(*LogLine)(nil),                  // 21: forlock.v1.LogLine
-	(*LogQuery)(nil),                 // 22: forlock.v1.LogQuery
-	(*HostFacts)(nil),                // 23: forlock.v1.HostFacts
-	(*durationpb.Duration)(nil),      // 24: google.protobuf.Duration
-	(*HealthReport)(nil),             // 25: forlock.v1.HealthReport
-	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
-	(*JobSpec)(nil),                  // 27: forlock.v1.JobSpec
-	(TaskState)(0),                   // 28: forlock.v1.TaskState
-	(*Progress)(nil),                 // 29: forlock.v1.Progress
-	(*Artifact)(nil),                 // 30: forlock.v1.Artifact
+	(*CertificatePair)(nil),          // 16: forlock.v1.CertificatePair
+	(*TaskKey)(nil),                  // 17: forlock.v1.TaskKey
+	(*TaskCancel)(nil),               // 18: forlock.v1.TaskCancel
+	(*TaskAck)(nil),                  // 19: forlock.v1.TaskAck
+	(*TaskUpdate)(nil),               // 20: forlock.v1.TaskUpdate
+	nil,                              // 21: forlock.v1.EnrollResponse.LabelsEntry
+	(*LogLine)(nil),                  // 22: forlock.v1.LogLine
+	(*LogQuery)(nil),                 // 23: forlock.v1.LogQuery
+	(*HostFacts)(nil),                // 24: forlock.v1.HostFacts
+	(*durationpb.Duration)(nil),      // 25: google.protobuf.Duration
+	(*HealthReport)(nil),             // 26: forlock.v1.HealthReport
+	(*timestamppb.Timestamp)(nil),    // 27: google.protobuf.Timestamp
+	(*JobSpec)(nil),                  // 28: forlock.v1.JobSpec
+	(CertificateSource)(0),           // 29: forlock.v1.CertificateSource
+	(TaskState)(0),                   // 30: forlock.v1.TaskState
+	(*Progress)(nil),                 // 31: forlock.v1.Progress
+	(*Artifact)(nil),                 // 32: forlock.v1.Artifact
+	(*UpgradeResult)(nil),            // 33: forlock.v1.UpgradeResult
+	(*CertificateInfo)(nil),          // 34: forlock.v1.CertificateInfo
 }
 var file_forlock_v1_agent_proto_depIdxs = []int32{
-	21, // 0: forlock.v1.PushLogsRequest.lines:type_name -> forlock.v1.LogLine
-	22, // 1: forlock.v1.LogRequest.query:type_name -> forlock.v1.LogQuery
-	23, // 2: forlock.v1.EnrollRequest.facts:type_name -> forlock.v1.HostFacts
-	20, // 3: forlock.v1.EnrollResponse.labels:type_name -> forlock.v1.EnrollResponse.LabelsEntry
+	22, // 0: forlock.v1.PushLogsRequest.lines:type_name -> forlock.v1.LogLine
+	23, // 1: forlock.v1.LogRequest.query:type_name -> forlock.v1.LogQuery
+	24, // 2: forlock.v1.EnrollRequest.facts:type_name -> forlock.v1.HostFacts
+	21, // 3: forlock.v1.EnrollResponse.labels:type_name -> forlock.v1.EnrollResponse.LabelsEntry
 	9,  // 4: forlock.v1.ConnectRequest.hello:type_name -> forlock.v1.AgentHello
 	11, // 5: forlock.v1.ConnectRequest.heartbeat:type_name -> forlock.v1.Heartbeat
 	12, // 6: forlock.v1.ConnectRequest.ping:type_name -> forlock.v1.Ping
 	13, // 7: forlock.v1.ConnectRequest.pong:type_name -> forlock.v1.Pong
 	14, // 8: forlock.v1.ConnectRequest.goodbye:type_name -> forlock.v1.Goodbye
-	19, // 9: forlock.v1.ConnectRequest.task_update:type_name -> forlock.v1.TaskUpdate
+	20, // 9: forlock.v1.ConnectRequest.task_update:type_name -> forlock.v1.TaskUpdate
 	10, // 10: forlock.v1.ConnectResponse.hello:type_name -> forlock.v1.ServerHello
 	12, // 11: forlock.v1.ConnectResponse.ping:type_name -> forlock.v1.Ping
 	13, // 12: forlock.v1.ConnectResponse.pong:type_name -> forlock.v1.Pong
 	14, // 13: forlock.v1.ConnectResponse.goodbye:type_name -> forlock.v1.Goodbye
 	15, // 14: forlock.v1.ConnectResponse.task_assignment:type_name -> forlock.v1.TaskAssignment
-	17, // 15: forlock.v1.ConnectResponse.task_cancel:type_name -> forlock.v1.TaskCancel
-	18, // 16: forlock.v1.ConnectResponse.task_ack:type_name -> forlock.v1.TaskAck
+	18, // 15: forlock.v1.ConnectResponse.task_cancel:type_name -> forlock.v1.TaskCancel
+	19, // 16: forlock.v1.ConnectResponse.task_ack:type_name -> forlock.v1.TaskAck
 	2,  // 17: forlock.v1.ConnectResponse.log_request:type_name -> forlock.v1.LogRequest
-	23, // 18: forlock.v1.AgentHello.facts:type_name -> forlock.v1.HostFacts
-	24, // 19: forlock.v1.ServerHello.heartbeat_interval:type_name -> google.protobuf.Duration
-	23, // 20: forlock.v1.Heartbeat.facts:type_name -> forlock.v1.HostFacts
-	25, // 21: forlock.v1.Heartbeat.health:type_name -> forlock.v1.HealthReport
-	26, // 22: forlock.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
-	24, // 23: forlock.v1.Goodbye.reconnect_after:type_name -> google.protobuf.Duration
-	27, // 24: forlock.v1.TaskAssignment.spec:type_name -> forlock.v1.JobSpec
-	16, // 25: forlock.v1.TaskAssignment.keys:type_name -> forlock.v1.TaskKey
-	28, // 26: forlock.v1.TaskUpdate.state:type_name -> forlock.v1.TaskState
-	29, // 27: forlock.v1.TaskUpdate.progress:type_name -> forlock.v1.Progress
-	26, // 28: forlock.v1.TaskUpdate.at:type_name -> google.protobuf.Timestamp
-	25, // 29: forlock.v1.TaskUpdate.health:type_name -> forlock.v1.HealthReport
-	30, // 30: forlock.v1.TaskUpdate.artifacts:type_name -> forlock.v1.Artifact
-	3,  // 31: forlock.v1.AgentService.Enroll:input_type -> forlock.v1.EnrollRequest
-	7,  // 32: forlock.v1.AgentService.Connect:input_type -> forlock.v1.ConnectRequest
-	5,  // 33: forlock.v1.AgentService.RenewCertificate:input_type -> forlock.v1.RenewCertificateRequest
-	0,  // 34: forlock.v1.AgentService.PushLogs:input_type -> forlock.v1.PushLogsRequest
-	4,  // 35: forlock.v1.AgentService.Enroll:output_type -> forlock.v1.EnrollResponse
-	8,  // 36: forlock.v1.AgentService.Connect:output_type -> forlock.v1.ConnectResponse
-	6,  // 37: forlock.v1.AgentService.RenewCertificate:output_type -> forlock.v1.RenewCertificateResponse
-	1,  // 38: forlock.v1.AgentService.PushLogs:output_type -> forlock.v1.PushLogsResponse
-	35, // [35:39] is the sub-list for method output_type
-	31, // [31:35] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	24, // 18: forlock.v1.AgentHello.facts:type_name -> forlock.v1.HostFacts
+	25, // 19: forlock.v1.ServerHello.heartbeat_interval:type_name -> google.protobuf.Duration
+	24, // 20: forlock.v1.Heartbeat.facts:type_name -> forlock.v1.HostFacts
+	26, // 21: forlock.v1.Heartbeat.health:type_name -> forlock.v1.HealthReport
+	27, // 22: forlock.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
+	25, // 23: forlock.v1.Goodbye.reconnect_after:type_name -> google.protobuf.Duration
+	28, // 24: forlock.v1.TaskAssignment.spec:type_name -> forlock.v1.JobSpec
+	17, // 25: forlock.v1.TaskAssignment.keys:type_name -> forlock.v1.TaskKey
+	16, // 26: forlock.v1.TaskAssignment.certificate:type_name -> forlock.v1.CertificatePair
+	29, // 27: forlock.v1.CertificatePair.source:type_name -> forlock.v1.CertificateSource
+	30, // 28: forlock.v1.TaskUpdate.state:type_name -> forlock.v1.TaskState
+	31, // 29: forlock.v1.TaskUpdate.progress:type_name -> forlock.v1.Progress
+	27, // 30: forlock.v1.TaskUpdate.at:type_name -> google.protobuf.Timestamp
+	26, // 31: forlock.v1.TaskUpdate.health:type_name -> forlock.v1.HealthReport
+	32, // 32: forlock.v1.TaskUpdate.artifacts:type_name -> forlock.v1.Artifact
+	33, // 33: forlock.v1.TaskUpdate.upgrade:type_name -> forlock.v1.UpgradeResult
+	34, // 34: forlock.v1.TaskUpdate.certificate:type_name -> forlock.v1.CertificateInfo
+	3,  // 35: forlock.v1.AgentService.Enroll:input_type -> forlock.v1.EnrollRequest
+	7,  // 36: forlock.v1.AgentService.Connect:input_type -> forlock.v1.ConnectRequest
+	5,  // 37: forlock.v1.AgentService.RenewCertificate:input_type -> forlock.v1.RenewCertificateRequest
+	0,  // 38: forlock.v1.AgentService.PushLogs:input_type -> forlock.v1.PushLogsRequest
+	4,  // 39: forlock.v1.AgentService.Enroll:output_type -> forlock.v1.EnrollResponse
+	8,  // 40: forlock.v1.AgentService.Connect:output_type -> forlock.v1.ConnectResponse
+	6,  // 41: forlock.v1.AgentService.RenewCertificate:output_type -> forlock.v1.RenewCertificateResponse
+	1,  // 42: forlock.v1.AgentService.PushLogs:output_type -> forlock.v1.PushLogsResponse
+	39, // [39:43] is the sub-list for method output_type
+	35, // [35:39] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_agent_proto_init() }
@@ -1713,9 +1834,11 @@ func file_forlock_v1_agent_proto_init() {
 		return
 	}
 	file_forlock_v1_backup_proto_init()
+	file_forlock_v1_cert_proto_init()
 	file_forlock_v1_job_proto_init()
 	file_forlock_v1_log_proto_init()
 	file_forlock_v1_node_proto_init()
+	file_forlock_v1_upgrade_proto_init()
 	file_forlock_v1_agent_proto_msgTypes[7].OneofWrappers = []any{
 		(*ConnectRequest_Hello)(nil),
 		(*ConnectRequest_Heartbeat)(nil),
@@ -1740,7 +1863,7 @@ func file_forlock_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_forlock_v1_agent_proto_rawDesc), len(file_forlock_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -425,6 +425,71 @@ func (x *RestoreSpec) GetArtifacts() []*Artifact {
 	return nil
 }
 
+// DeleteBackupSpec deletes artifacts from their storage, on the node that can
+// reach it, and marks them deleted in the catalog.
+type DeleteBackupSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Delete these artifacts.
+	ArtifactIds []string `protobuf:"bytes,1,rep,name=artifact_ids,json=artifactIds,proto3" json:"artifact_ids,omitempty"`
+	// Or every artifact of this restore point.
+	RestorePointId string `protobuf:"bytes,2,opt,name=restore_point_id,json=restorePointId,proto3" json:"restore_point_id,omitempty"`
+	// Filled by the control plane at submit: the artifacts to delete.
+	Artifacts     []*Artifact `protobuf:"bytes,3,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBackupSpec) Reset() {
+	*x = DeleteBackupSpec{}
+	mi := &file_forlock_v1_backup_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBackupSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBackupSpec) ProtoMessage() {}
+
+func (x *DeleteBackupSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_backup_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBackupSpec.ProtoReflect.Descriptor instead.
+func (*DeleteBackupSpec) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DeleteBackupSpec) GetArtifactIds() []string {
+	if x != nil {
+		return x.ArtifactIds
+	}
+	return nil
+}
+
+func (x *DeleteBackupSpec) GetRestorePointId() string {
+	if x != nil {
+		return x.RestorePointId
+	}
+	return ""
+}
+
+func (x *DeleteBackupSpec) GetArtifacts() []*Artifact {
+	if x != nil {
+		return x.Artifacts
+	}
+	return nil
+}
+
 // Artifact is one encrypted backup file.
 type Artifact struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -468,7 +533,7 @@ type Artifact struct {
 
 func (x *Artifact) Reset() {
 	*x = Artifact{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[4]
+	mi := &file_forlock_v1_backup_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +545,7 @@ func (x *Artifact) String() string {
 func (*Artifact) ProtoMessage() {}
 
 func (x *Artifact) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[4]
+	mi := &file_forlock_v1_backup_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +558,7 @@ func (x *Artifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Artifact.ProtoReflect.Descriptor instead.
 func (*Artifact) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{4}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Artifact) GetId() string {
@@ -636,7 +701,7 @@ type RestorePoint struct {
 
 func (x *RestorePoint) Reset() {
 	*x = RestorePoint{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[5]
+	mi := &file_forlock_v1_backup_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +713,7 @@ func (x *RestorePoint) String() string {
 func (*RestorePoint) ProtoMessage() {}
 
 func (x *RestorePoint) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[5]
+	mi := &file_forlock_v1_backup_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +726,7 @@ func (x *RestorePoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePoint.ProtoReflect.Descriptor instead.
 func (*RestorePoint) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{5}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RestorePoint) GetId() string {
@@ -721,7 +786,7 @@ type ListRestorePointsRequest struct {
 
 func (x *ListRestorePointsRequest) Reset() {
 	*x = ListRestorePointsRequest{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[6]
+	mi := &file_forlock_v1_backup_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +798,7 @@ func (x *ListRestorePointsRequest) String() string {
 func (*ListRestorePointsRequest) ProtoMessage() {}
 
 func (x *ListRestorePointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[6]
+	mi := &file_forlock_v1_backup_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +811,7 @@ func (x *ListRestorePointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestorePointsRequest.ProtoReflect.Descriptor instead.
 func (*ListRestorePointsRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{6}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListRestorePointsRequest) GetNode() string {
@@ -783,7 +848,7 @@ type ListRestorePointsResponse struct {
 
 func (x *ListRestorePointsResponse) Reset() {
 	*x = ListRestorePointsResponse{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[7]
+	mi := &file_forlock_v1_backup_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +860,7 @@ func (x *ListRestorePointsResponse) String() string {
 func (*ListRestorePointsResponse) ProtoMessage() {}
 
 func (x *ListRestorePointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[7]
+	mi := &file_forlock_v1_backup_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +873,7 @@ func (x *ListRestorePointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestorePointsResponse.ProtoReflect.Descriptor instead.
 func (*ListRestorePointsResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{7}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListRestorePointsResponse) GetRestorePoints() []*RestorePoint {
@@ -836,7 +901,7 @@ type GetArtifactRequest struct {
 
 func (x *GetArtifactRequest) Reset() {
 	*x = GetArtifactRequest{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[8]
+	mi := &file_forlock_v1_backup_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +913,7 @@ func (x *GetArtifactRequest) String() string {
 func (*GetArtifactRequest) ProtoMessage() {}
 
 func (x *GetArtifactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[8]
+	mi := &file_forlock_v1_backup_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +926,7 @@ func (x *GetArtifactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetArtifactRequest.ProtoReflect.Descriptor instead.
 func (*GetArtifactRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{8}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetArtifactRequest) GetId() string {
@@ -882,7 +947,7 @@ type GetArtifactResponse struct {
 
 func (x *GetArtifactResponse) Reset() {
 	*x = GetArtifactResponse{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[9]
+	mi := &file_forlock_v1_backup_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +959,7 @@ func (x *GetArtifactResponse) String() string {
 func (*GetArtifactResponse) ProtoMessage() {}
 
 func (x *GetArtifactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[9]
+	mi := &file_forlock_v1_backup_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +972,7 @@ func (x *GetArtifactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetArtifactResponse.ProtoReflect.Descriptor instead.
 func (*GetArtifactResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{9}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetArtifactResponse) GetArtifact() *Artifact {
@@ -915,6 +980,117 @@ func (x *GetArtifactResponse) GetArtifact() *Artifact {
 		return x.Artifact
 	}
 	return nil
+}
+
+// RewrapKeysRequest selects what to re-wrap.
+type RewrapKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only artifacts whose key ID differs from the current one are re-wrapped;
+	// with dry_run nothing is written and the count is what would change.
+	DryRun        bool `protobuf:"varint,1,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RewrapKeysRequest) Reset() {
+	*x = RewrapKeysRequest{}
+	mi := &file_forlock_v1_backup_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewrapKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewrapKeysRequest) ProtoMessage() {}
+
+func (x *RewrapKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_backup_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewrapKeysRequest.ProtoReflect.Descriptor instead.
+func (*RewrapKeysRequest) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RewrapKeysRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// RewrapKeysResponse says what changed.
+type RewrapKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Artifacts re-wrapped (or that would be, with dry_run).
+	Rewrapped uint32 `protobuf:"varint,1,opt,name=rewrapped,proto3" json:"rewrapped,omitempty"`
+	// Artifacts already under the current key.
+	Current uint32 `protobuf:"varint,2,opt,name=current,proto3" json:"current,omitempty"`
+	// The key ID now used.
+	KeyId         string `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RewrapKeysResponse) Reset() {
+	*x = RewrapKeysResponse{}
+	mi := &file_forlock_v1_backup_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewrapKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewrapKeysResponse) ProtoMessage() {}
+
+func (x *RewrapKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_backup_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewrapKeysResponse.ProtoReflect.Descriptor instead.
+func (*RewrapKeysResponse) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RewrapKeysResponse) GetRewrapped() uint32 {
+	if x != nil {
+		return x.Rewrapped
+	}
+	return 0
+}
+
+func (x *RewrapKeysResponse) GetCurrent() uint32 {
+	if x != nil {
+		return x.Current
+	}
+	return 0
+}
+
+func (x *RewrapKeysResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
 }
 
 var File_forlock_v1_backup_proto protoreflect.FileDescriptor
@@ -942,7 +1118,11 @@ const file_forlock_v1_backup_proto_rawDesc = "" +
 	"\x04only\x18\x04 \x03(\x0e2\x18.forlock.v1.ArtifactKindR\x04only\x12\x1f\n" +
 	"\vsource_node\x18\x05 \x01(\tR\n" +
 	"sourceNode\x122\n" +
-	"\tartifacts\x18\x06 \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\"\xae\x04\n" +
+	"\tartifacts\x18\x06 \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\"\x93\x01\n" +
+	"\x10DeleteBackupSpec\x12!\n" +
+	"\fartifact_ids\x18\x01 \x03(\tR\vartifactIds\x12(\n" +
+	"\x10restore_point_id\x18\x02 \x01(\tR\x0erestorePointId\x122\n" +
+	"\tartifacts\x18\x03 \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\"\xae\x04\n" +
 	"\bArtifact\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
@@ -985,7 +1165,13 @@ const file_forlock_v1_backup_proto_rawDesc = "" +
 	"\x12GetArtifactRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"G\n" +
 	"\x13GetArtifactResponse\x120\n" +
-	"\bartifact\x18\x01 \x01(\v2\x14.forlock.v1.ArtifactR\bartifact*|\n" +
+	"\bartifact\x18\x01 \x01(\v2\x14.forlock.v1.ArtifactR\bartifact\",\n" +
+	"\x11RewrapKeysRequest\x12\x17\n" +
+	"\adry_run\x18\x01 \x01(\bR\x06dryRun\"c\n" +
+	"\x12RewrapKeysResponse\x12\x1c\n" +
+	"\trewrapped\x18\x01 \x01(\rR\trewrapped\x12\x18\n" +
+	"\acurrent\x18\x02 \x01(\rR\acurrent\x12\x15\n" +
+	"\x06key_id\x18\x03 \x01(\tR\x05keyId*|\n" +
 	"\fArtifactKind\x12\x1d\n" +
 	"\x19ARTIFACT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ARTIFACT_KIND_POSTGRES\x10\x01\x12\x17\n" +
@@ -994,10 +1180,12 @@ const file_forlock_v1_backup_proto_rawDesc = "" +
 	"\rArtifactState\x12\x1e\n" +
 	"\x1aARTIFACT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18ARTIFACT_STATE_AVAILABLE\x10\x01\x12\x1a\n" +
-	"\x16ARTIFACT_STATE_DELETED\x10\x022\xc1\x01\n" +
+	"\x16ARTIFACT_STATE_DELETED\x10\x022\x8e\x02\n" +
 	"\rBackupService\x12`\n" +
 	"\x11ListRestorePoints\x12$.forlock.v1.ListRestorePointsRequest\x1a%.forlock.v1.ListRestorePointsResponse\x12N\n" +
-	"\vGetArtifact\x12\x1e.forlock.v1.GetArtifactRequest\x1a\x1f.forlock.v1.GetArtifactResponseB5Z3github.com/forlock/fleet/proto/forlock/v1;forlockv1b\x06proto3"
+	"\vGetArtifact\x12\x1e.forlock.v1.GetArtifactRequest\x1a\x1f.forlock.v1.GetArtifactResponse\x12K\n" +
+	"\n" +
+	"RewrapKeys\x12\x1d.forlock.v1.RewrapKeysRequest\x1a\x1e.forlock.v1.RewrapKeysResponseB5Z3github.com/forlock/fleet/proto/forlock/v1;forlockv1b\x06proto3"
 
 var (
 	file_forlock_v1_backup_proto_rawDescOnce sync.Once
@@ -1012,7 +1200,7 @@ func file_forlock_v1_backup_proto_rawDescGZIP() []byte {
 }
 
 var file_forlock_v1_backup_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_forlock_v1_backup_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_forlock_v1_backup_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_forlock_v1_backup_proto_goTypes = []any{
 	(ArtifactKind)(0),                 // 0: forlock.v1.ArtifactKind
 	(ArtifactState)(0),                // 1: forlock.v1.ArtifactState
@@ -1020,36 +1208,42 @@ var file_forlock_v1_backup_proto_goTypes = []any{
 	(*S3Location)(nil),                // 3: forlock.v1.S3Location
 	(*BackupSpec)(nil),                // 4: forlock.v1.BackupSpec
 	(*RestoreSpec)(nil),               // 5: forlock.v1.RestoreSpec
-	(*Artifact)(nil),                  // 6: forlock.v1.Artifact
-	(*RestorePoint)(nil),              // 7: forlock.v1.RestorePoint
-	(*ListRestorePointsRequest)(nil),  // 8: forlock.v1.ListRestorePointsRequest
-	(*ListRestorePointsResponse)(nil), // 9: forlock.v1.ListRestorePointsResponse
-	(*GetArtifactRequest)(nil),        // 10: forlock.v1.GetArtifactRequest
-	(*GetArtifactResponse)(nil),       // 11: forlock.v1.GetArtifactResponse
-	(*timestamppb.Timestamp)(nil),     // 12: google.protobuf.Timestamp
+	(*DeleteBackupSpec)(nil),          // 6: forlock.v1.DeleteBackupSpec
+	(*Artifact)(nil),                  // 7: forlock.v1.Artifact
+	(*RestorePoint)(nil),              // 8: forlock.v1.RestorePoint
+	(*ListRestorePointsRequest)(nil),  // 9: forlock.v1.ListRestorePointsRequest
+	(*ListRestorePointsResponse)(nil), // 10: forlock.v1.ListRestorePointsResponse
+	(*GetArtifactRequest)(nil),        // 11: forlock.v1.GetArtifactRequest
+	(*GetArtifactResponse)(nil),       // 12: forlock.v1.GetArtifactResponse
+	(*RewrapKeysRequest)(nil),         // 13: forlock.v1.RewrapKeysRequest
+	(*RewrapKeysResponse)(nil),        // 14: forlock.v1.RewrapKeysResponse
+	(*timestamppb.Timestamp)(nil),     // 15: google.protobuf.Timestamp
 }
 var file_forlock_v1_backup_proto_depIdxs = []int32{
 	3,  // 0: forlock.v1.BackupDestination.s3:type_name -> forlock.v1.S3Location
 	0,  // 1: forlock.v1.BackupSpec.only:type_name -> forlock.v1.ArtifactKind
 	2,  // 2: forlock.v1.BackupSpec.destination:type_name -> forlock.v1.BackupDestination
 	0,  // 3: forlock.v1.RestoreSpec.only:type_name -> forlock.v1.ArtifactKind
-	6,  // 4: forlock.v1.RestoreSpec.artifacts:type_name -> forlock.v1.Artifact
-	0,  // 5: forlock.v1.Artifact.kind:type_name -> forlock.v1.ArtifactKind
-	12, // 6: forlock.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	1,  // 7: forlock.v1.Artifact.state:type_name -> forlock.v1.ArtifactState
-	12, // 8: forlock.v1.RestorePoint.created_at:type_name -> google.protobuf.Timestamp
-	6,  // 9: forlock.v1.RestorePoint.artifacts:type_name -> forlock.v1.Artifact
-	7,  // 10: forlock.v1.ListRestorePointsResponse.restore_points:type_name -> forlock.v1.RestorePoint
-	6,  // 11: forlock.v1.GetArtifactResponse.artifact:type_name -> forlock.v1.Artifact
-	8,  // 12: forlock.v1.BackupService.ListRestorePoints:input_type -> forlock.v1.ListRestorePointsRequest
-	10, // 13: forlock.v1.BackupService.GetArtifact:input_type -> forlock.v1.GetArtifactRequest
-	9,  // 14: forlock.v1.BackupService.ListRestorePoints:output_type -> forlock.v1.ListRestorePointsResponse
-	11, // 15: forlock.v1.BackupService.GetArtifact:output_type -> forlock.v1.GetArtifactResponse
-	14, // [14:16] is the sub-list for method output_type
-	12, // [12:14] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	7,  // 4: forlock.v1.RestoreSpec.artifacts:type_name -> forlock.v1.Artifact
+	7,  // 5: forlock.v1.DeleteBackupSpec.artifacts:type_name -> forlock.v1.Artifact
+	0,  // 6: forlock.v1.Artifact.kind:type_name -> forlock.v1.ArtifactKind
+	15, // 7: forlock.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	1,  // 8: forlock.v1.Artifact.state:type_name -> forlock.v1.ArtifactState
+	15, // 9: forlock.v1.RestorePoint.created_at:type_name -> google.protobuf.Timestamp
+	7,  // 10: forlock.v1.RestorePoint.artifacts:type_name -> forlock.v1.Artifact
+	8,  // 11: forlock.v1.ListRestorePointsResponse.restore_points:type_name -> forlock.v1.RestorePoint
+	7,  // 12: forlock.v1.GetArtifactResponse.artifact:type_name -> forlock.v1.Artifact
+	9,  // 13: forlock.v1.BackupService.ListRestorePoints:input_type -> forlock.v1.ListRestorePointsRequest
+	11, // 14: forlock.v1.BackupService.GetArtifact:input_type -> forlock.v1.GetArtifactRequest
+	13, // 15: forlock.v1.BackupService.RewrapKeys:input_type -> forlock.v1.RewrapKeysRequest
+	10, // 16: forlock.v1.BackupService.ListRestorePoints:output_type -> forlock.v1.ListRestorePointsResponse
+	12, // 17: forlock.v1.BackupService.GetArtifact:output_type -> forlock.v1.GetArtifactResponse
+	14, // 18: forlock.v1.BackupService.RewrapKeys:output_type -> forlock.v1.RewrapKeysResponse
+	16, // [16:19] is the sub-list for method output_type
+	13, // [13:16] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_backup_proto_init() }
@@ -1067,7 +1261,7 @@ func file_forlock_v1_backup_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_forlock_v1_backup_proto_rawDesc), len(file_forlock_v1_backup_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   10,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	BackupService_ListRestorePoints_FullMethodName = "/forlock.v1.BackupService/ListRestorePoints"
 	BackupService_GetArtifact_FullMethodName       = "/forlock.v1.BackupService/GetArtifact"
+	BackupService_RewrapKeys_FullMethodName        = "/forlock.v1.BackupService/RewrapKeys"
 )
 
 // BackupServiceClient is the client API for BackupService service.
@@ -35,6 +36,12 @@ type BackupServiceClient interface {
 	ListRestorePoints(ctx context.Context, in *ListRestorePointsRequest, opts ...grpc.CallOption) (*ListRestorePointsResponse, error)
 	// GetArtifact returns one artifact of the catalog.
 	GetArtifact(ctx context.Context, in *GetArtifactRequest, opts ...grpc.CallOption) (*GetArtifactResponse, error)
+	// RewrapKeys re-wraps the data keys of cataloged artifacts with the
+	// current version of the key-encryption key (after a Vault Transit key
+	// rotation), without touching the artifacts' data. Headers of artifacts
+	// keep the old wrapped key: offline decryption needs the old key version
+	// until it is retired.
+	RewrapKeys(ctx context.Context, in *RewrapKeysRequest, opts ...grpc.CallOption) (*RewrapKeysResponse, error)
 }
 
 type backupServiceClient struct {
@@ -65,6 +72,16 @@ func (c *backupServiceClient) GetArtifact(ctx context.Context, in *GetArtifactRe
 	return out, nil
 }
 
+func (c *backupServiceClient) RewrapKeys(ctx context.Context, in *RewrapKeysRequest, opts ...grpc.CallOption) (*RewrapKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RewrapKeysResponse)
+	err := c.cc.Invoke(ctx, BackupService_RewrapKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackupServiceServer is the server API for BackupService service.
 // All implementations must embed UnimplementedBackupServiceServer
 // for forward compatibility.
@@ -77,6 +94,12 @@ type BackupServiceServer interface {
 	ListRestorePoints(context.Context, *ListRestorePointsRequest) (*ListRestorePointsResponse, error)
 	// GetArtifact returns one artifact of the catalog.
 	GetArtifact(context.Context, *GetArtifactRequest) (*GetArtifactResponse, error)
+	// RewrapKeys re-wraps the data keys of cataloged artifacts with the
+	// current version of the key-encryption key (after a Vault Transit key
+	// rotation), without touching the artifacts' data. Headers of artifacts
+	// keep the old wrapped key: offline decryption needs the old key version
+	// until it is retired.
+	RewrapKeys(context.Context, *RewrapKeysRequest) (*RewrapKeysResponse, error)
 	mustEmbedUnimplementedBackupServiceServer()
 }
 
@@ -92,6 +115,9 @@ func (UnimplementedBackupServiceServer) ListRestorePoints(context.Context, *List
 }
 func (UnimplementedBackupServiceServer) GetArtifact(context.Context, *GetArtifactRequest) (*GetArtifactResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetArtifact not implemented")
+}
+func (UnimplementedBackupServiceServer) RewrapKeys(context.Context, *RewrapKeysRequest) (*RewrapKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RewrapKeys not implemented")
 }
 func (UnimplementedBackupServiceServer) mustEmbedUnimplementedBackupServiceServer() {}
 func (UnimplementedBackupServiceServer) testEmbeddedByValue()                       {}
@@ -150,6 +176,24 @@ func _BackupService_GetArtifact_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BackupService_RewrapKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RewrapKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackupServiceServer).RewrapKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BackupService_RewrapKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackupServiceServer).RewrapKeys(ctx, req.(*RewrapKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BackupService_ServiceDesc is the grpc.ServiceDesc for BackupService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -164,6 +208,10 @@ var BackupService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetArtifact",
 			Handler:    _BackupService_GetArtifact_Handler,
+		},
+		{
+			MethodName: "RewrapKeys",
+			Handler:    _BackupService_RewrapKeys_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

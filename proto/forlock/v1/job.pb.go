@@ -100,6 +100,10 @@ const (
 	TaskState_TASK_STATE_INTERRUPTED TaskState = 7
 	// Never started: node offline, deadline passed, or the job stopped.
 	TaskState_TASK_STATE_SKIPPED TaskState = 8
+	// Failed, and the agent put the node back as it was before the task
+	// (an upgrade whose new release did not become healthy). Counts as a
+	// failure for the rollout.
+	TaskState_TASK_STATE_ROLLED_BACK TaskState = 9
 )
 
 // Enum value maps for TaskState.
@@ -114,6 +118,7 @@ var (
 		6: "TASK_STATE_CANCELLED",
 		7: "TASK_STATE_INTERRUPTED",
 		8: "TASK_STATE_SKIPPED",
+		9: "TASK_STATE_ROLLED_BACK",
 	}
 	TaskState_value = map[string]int32{
 		"TASK_STATE_UNSPECIFIED": 0,
@@ -125,6 +130,7 @@ var (
 		"TASK_STATE_CANCELLED":   6,
 		"TASK_STATE_INTERRUPTED": 7,
 		"TASK_STATE_SKIPPED":     8,
+		"TASK_STATE_ROLLED_BACK": 9,
 	}
 )
 
@@ -231,6 +237,10 @@ type JobSpec struct {
 	//	*JobSpec_HealthCheck
 	//	*JobSpec_Backup
 	//	*JobSpec_Restore
+	//	*JobSpec_Upgrade
+	//	*JobSpec_Rollback
+	//	*JobSpec_CertRotate
+	//	*JobSpec_DeleteBackup
 	Kind          isJobSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -300,6 +310,42 @@ func (x *JobSpec) GetRestore() *RestoreSpec {
 	return nil
 }
 
+func (x *JobSpec) GetUpgrade() *UpgradeSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*JobSpec_Upgrade); ok {
+			return x.Upgrade
+		}
+	}
+	return nil
+}
+
+func (x *JobSpec) GetRollback() *RollbackSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*JobSpec_Rollback); ok {
+			return x.Rollback
+		}
+	}
+	return nil
+}
+
+func (x *JobSpec) GetCertRotate() *CertRotateSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*JobSpec_CertRotate); ok {
+			return x.CertRotate
+		}
+	}
+	return nil
+}
+
+func (x *JobSpec) GetDeleteBackup() *DeleteBackupSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*JobSpec_DeleteBackup); ok {
+			return x.DeleteBackup
+		}
+	}
+	return nil
+}
+
 type isJobSpec_Kind interface {
 	isJobSpec_Kind()
 }
@@ -319,11 +365,41 @@ type JobSpec_Restore struct {
 	Restore *RestoreSpec `protobuf:"bytes,3,opt,name=restore,proto3,oneof"`
 }
 
+type JobSpec_Upgrade struct {
+	// Upgrade each target node's services, health-gated, with automatic
+	// rollback.
+	Upgrade *UpgradeSpec `protobuf:"bytes,4,opt,name=upgrade,proto3,oneof"`
+}
+
+type JobSpec_Rollback struct {
+	// Return each target node to an earlier recorded release.
+	Rollback *RollbackSpec `protobuf:"bytes,5,opt,name=rollback,proto3,oneof"`
+}
+
+type JobSpec_CertRotate struct {
+	// Install a fresh TLS certificate into each target node's nginx.
+	CertRotate *CertRotateSpec `protobuf:"bytes,6,opt,name=cert_rotate,json=certRotate,proto3,oneof"`
+}
+
+type JobSpec_DeleteBackup struct {
+	// Delete artifacts from their storage and mark them deleted in the
+	// catalog.
+	DeleteBackup *DeleteBackupSpec `protobuf:"bytes,7,opt,name=delete_backup,json=deleteBackup,proto3,oneof"`
+}
+
 func (*JobSpec_HealthCheck) isJobSpec_Kind() {}
 
 func (*JobSpec_Backup) isJobSpec_Kind() {}
 
 func (*JobSpec_Restore) isJobSpec_Kind() {}
+
+func (*JobSpec_Upgrade) isJobSpec_Kind() {}
+
+func (*JobSpec_Rollback) isJobSpec_Kind() {}
+
+func (*JobSpec_CertRotate) isJobSpec_Kind() {}
+
+func (*JobSpec_DeleteBackup) isJobSpec_Kind() {}
 
 // HealthCheckSpec runs the host's health checks.
 type HealthCheckSpec struct {
@@ -621,8 +697,13 @@ type Task struct {
 	Details []string `protobuf:"bytes,11,rep,name=details,proto3" json:"details,omitempty"`
 	// For health_check tasks: the structured result.
 	Health *HealthReport `protobuf:"bytes,12,opt,name=health,proto3" json:"health,omitempty"`
-	// For backup tasks: the artifacts written.
-	Artifacts     []*Artifact `protobuf:"bytes,13,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	// For backup tasks: the artifacts written; for upgrade tasks: the
+	// pre-upgrade backup's.
+	Artifacts []*Artifact `protobuf:"bytes,13,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	// For upgrade and rollback tasks: what changed.
+	Upgrade *UpgradeResult `protobuf:"bytes,14,opt,name=upgrade,proto3" json:"upgrade,omitempty"`
+	// For cert_rotate tasks: the certificate nginx serves now.
+	Certificate   *CertificateInfo `protobuf:"bytes,15,opt,name=certificate,proto3" json:"certificate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -744,6 +825,20 @@ func (x *Task) GetHealth() *HealthReport {
 func (x *Task) GetArtifacts() []*Artifact {
 	if x != nil {
 		return x.Artifacts
+	}
+	return nil
+}
+
+func (x *Task) GetUpgrade() *UpgradeResult {
+	if x != nil {
+		return x.Upgrade
+	}
+	return nil
+}
+
+func (x *Task) GetCertificate() *CertificateInfo {
+	if x != nil {
+		return x.Certificate
 	}
 	return nil
 }
@@ -1646,11 +1741,16 @@ var File_forlock_v1_job_proto protoreflect.FileDescriptor
 const file_forlock_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"\x14forlock/v1/job.proto\x12\n" +
-	"forlock.v1\x1a\x17forlock/v1/backup.proto\x1a\x15forlock/v1/node.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x01\n" +
+	"forlock.v1\x1a\x17forlock/v1/backup.proto\x1a\x15forlock/v1/cert.proto\x1a\x15forlock/v1/node.proto\x1a\x18forlock/v1/upgrade.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x03\n" +
 	"\aJobSpec\x12@\n" +
 	"\fhealth_check\x18\x01 \x01(\v2\x1b.forlock.v1.HealthCheckSpecH\x00R\vhealthCheck\x120\n" +
 	"\x06backup\x18\x02 \x01(\v2\x16.forlock.v1.BackupSpecH\x00R\x06backup\x123\n" +
-	"\arestore\x18\x03 \x01(\v2\x17.forlock.v1.RestoreSpecH\x00R\arestoreB\x06\n" +
+	"\arestore\x18\x03 \x01(\v2\x17.forlock.v1.RestoreSpecH\x00R\arestore\x123\n" +
+	"\aupgrade\x18\x04 \x01(\v2\x17.forlock.v1.UpgradeSpecH\x00R\aupgrade\x126\n" +
+	"\brollback\x18\x05 \x01(\v2\x18.forlock.v1.RollbackSpecH\x00R\brollback\x12=\n" +
+	"\vcert_rotate\x18\x06 \x01(\v2\x1a.forlock.v1.CertRotateSpecH\x00R\n" +
+	"certRotate\x12C\n" +
+	"\rdelete_backup\x18\a \x01(\v2\x1c.forlock.v1.DeleteBackupSpecH\x00R\fdeleteBackupB\x06\n" +
 	"\x04kind\"\x11\n" +
 	"\x0fHealthCheckSpec\"W\n" +
 	"\x06Target\x12\x14\n" +
@@ -1670,7 +1770,7 @@ const file_forlock_v1_job_proto_rawDesc = "" +
 	"bytes_done\x18\x03 \x01(\x04R\tbytesDone\x12\x1f\n" +
 	"\vbytes_total\x18\x04 \x01(\x04R\n" +
 	"bytesTotal\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\"\x90\x04\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"\x84\x05\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
@@ -1688,7 +1788,9 @@ const file_forlock_v1_job_proto_rawDesc = "" +
 	"finishedAt\x12\x18\n" +
 	"\adetails\x18\v \x03(\tR\adetails\x120\n" +
 	"\x06health\x18\f \x01(\v2\x18.forlock.v1.HealthReportR\x06health\x122\n" +
-	"\tartifacts\x18\r \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\"\xff\x03\n" +
+	"\tartifacts\x18\r \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\x123\n" +
+	"\aupgrade\x18\x0e \x01(\v2\x19.forlock.v1.UpgradeResultR\aupgrade\x12=\n" +
+	"\vcertificate\x18\x0f \x01(\v2\x1b.forlock.v1.CertificateInfoR\vcertificate\"\xff\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12'\n" +
@@ -1757,7 +1859,7 @@ const file_forlock_v1_job_proto_rawDesc = "" +
 	"\rOfflinePolicy\x12\x1e\n" +
 	"\x1aOFFLINE_POLICY_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13OFFLINE_POLICY_WAIT\x10\x01\x12\x17\n" +
-	"\x13OFFLINE_POLICY_SKIP\x10\x02*\xf0\x01\n" +
+	"\x13OFFLINE_POLICY_SKIP\x10\x02*\x8c\x02\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11TASK_STATE_QUEUED\x10\x01\x12\x19\n" +
@@ -1767,7 +1869,8 @@ const file_forlock_v1_job_proto_rawDesc = "" +
 	"\x11TASK_STATE_FAILED\x10\x05\x12\x18\n" +
 	"\x14TASK_STATE_CANCELLED\x10\x06\x12\x1a\n" +
 	"\x16TASK_STATE_INTERRUPTED\x10\a\x12\x16\n" +
-	"\x12TASK_STATE_SKIPPED\x10\b*\xa4\x01\n" +
+	"\x12TASK_STATE_SKIPPED\x10\b\x12\x1a\n" +
+	"\x16TASK_STATE_ROLLED_BACK\x10\t*\xa4\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_RUNNING\x10\x01\x12\x17\n" +
@@ -1821,64 +1924,76 @@ var file_forlock_v1_job_proto_goTypes = []any{
 	(*CancelJobResponse)(nil),     // 20: forlock.v1.CancelJobResponse
 	(*BackupSpec)(nil),            // 21: forlock.v1.BackupSpec
 	(*RestoreSpec)(nil),           // 22: forlock.v1.RestoreSpec
-	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
-	(*HealthReport)(nil),          // 25: forlock.v1.HealthReport
-	(*Artifact)(nil),              // 26: forlock.v1.Artifact
+	(*UpgradeSpec)(nil),           // 23: forlock.v1.UpgradeSpec
+	(*RollbackSpec)(nil),          // 24: forlock.v1.RollbackSpec
+	(*CertRotateSpec)(nil),        // 25: forlock.v1.CertRotateSpec
+	(*DeleteBackupSpec)(nil),      // 26: forlock.v1.DeleteBackupSpec
+	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*HealthReport)(nil),          // 29: forlock.v1.HealthReport
+	(*Artifact)(nil),              // 30: forlock.v1.Artifact
+	(*UpgradeResult)(nil),         // 31: forlock.v1.UpgradeResult
+	(*CertificateInfo)(nil),       // 32: forlock.v1.CertificateInfo
 }
 var file_forlock_v1_job_proto_depIdxs = []int32{
 	4,  // 0: forlock.v1.JobSpec.health_check:type_name -> forlock.v1.HealthCheckSpec
 	21, // 1: forlock.v1.JobSpec.backup:type_name -> forlock.v1.BackupSpec
 	22, // 2: forlock.v1.JobSpec.restore:type_name -> forlock.v1.RestoreSpec
-	23, // 3: forlock.v1.Rollout.deadline:type_name -> google.protobuf.Duration
-	0,  // 4: forlock.v1.Rollout.offline_policy:type_name -> forlock.v1.OfflinePolicy
-	1,  // 5: forlock.v1.Task.state:type_name -> forlock.v1.TaskState
-	7,  // 6: forlock.v1.Task.progress:type_name -> forlock.v1.Progress
-	24, // 7: forlock.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
-	24, // 8: forlock.v1.Task.started_at:type_name -> google.protobuf.Timestamp
-	24, // 9: forlock.v1.Task.finished_at:type_name -> google.protobuf.Timestamp
-	25, // 10: forlock.v1.Task.health:type_name -> forlock.v1.HealthReport
-	26, // 11: forlock.v1.Task.artifacts:type_name -> forlock.v1.Artifact
-	3,  // 12: forlock.v1.Job.spec:type_name -> forlock.v1.JobSpec
-	5,  // 13: forlock.v1.Job.target:type_name -> forlock.v1.Target
-	6,  // 14: forlock.v1.Job.rollout:type_name -> forlock.v1.Rollout
-	2,  // 15: forlock.v1.Job.state:type_name -> forlock.v1.JobState
-	24, // 16: forlock.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	24, // 17: forlock.v1.Job.finished_at:type_name -> google.protobuf.Timestamp
-	24, // 18: forlock.v1.Job.deadline:type_name -> google.protobuf.Timestamp
-	8,  // 19: forlock.v1.Job.tasks:type_name -> forlock.v1.Task
-	24, // 20: forlock.v1.JobEvent.at:type_name -> google.protobuf.Timestamp
-	1,  // 21: forlock.v1.JobEvent.task_state:type_name -> forlock.v1.TaskState
-	7,  // 22: forlock.v1.JobEvent.progress:type_name -> forlock.v1.Progress
-	2,  // 23: forlock.v1.JobEvent.job_state:type_name -> forlock.v1.JobState
-	3,  // 24: forlock.v1.SubmitJobRequest.spec:type_name -> forlock.v1.JobSpec
-	5,  // 25: forlock.v1.SubmitJobRequest.target:type_name -> forlock.v1.Target
-	6,  // 26: forlock.v1.SubmitJobRequest.rollout:type_name -> forlock.v1.Rollout
-	9,  // 27: forlock.v1.SubmitJobResponse.job:type_name -> forlock.v1.Job
-	9,  // 28: forlock.v1.GetJobResponse.job:type_name -> forlock.v1.Job
-	10, // 29: forlock.v1.GetJobResponse.history:type_name -> forlock.v1.JobEvent
-	2,  // 30: forlock.v1.ListJobsRequest.states:type_name -> forlock.v1.JobState
-	24, // 31: forlock.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
-	24, // 32: forlock.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
-	9,  // 33: forlock.v1.ListJobsResponse.jobs:type_name -> forlock.v1.Job
-	9,  // 34: forlock.v1.WatchJobResponse.snapshot:type_name -> forlock.v1.Job
-	10, // 35: forlock.v1.WatchJobResponse.event:type_name -> forlock.v1.JobEvent
-	9,  // 36: forlock.v1.CancelJobResponse.job:type_name -> forlock.v1.Job
-	11, // 37: forlock.v1.JobService.SubmitJob:input_type -> forlock.v1.SubmitJobRequest
-	13, // 38: forlock.v1.JobService.GetJob:input_type -> forlock.v1.GetJobRequest
-	15, // 39: forlock.v1.JobService.ListJobs:input_type -> forlock.v1.ListJobsRequest
-	17, // 40: forlock.v1.JobService.WatchJob:input_type -> forlock.v1.WatchJobRequest
-	19, // 41: forlock.v1.JobService.CancelJob:input_type -> forlock.v1.CancelJobRequest
-	12, // 42: forlock.v1.JobService.SubmitJob:output_type -> forlock.v1.SubmitJobResponse
-	14, // 43: forlock.v1.JobService.GetJob:output_type -> forlock.v1.GetJobResponse
-	16, // 44: forlock.v1.JobService.ListJobs:output_type -> forlock.v1.ListJobsResponse
-	18, // 45: forlock.v1.JobService.WatchJob:output_type -> forlock.v1.WatchJobResponse
-	20, // 46: forlock.v1.JobService.CancelJob:output_type -> forlock.v1.CancelJobResponse
-	42, // [42:47] is the sub-list for method output_type
-	37, // [37:42] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	23, // 3: forlock.v1.JobSpec.upgrade:type_name -> forlock.v1.UpgradeSpec
+	24, // 4: forlock.v1.JobSpec.rollback:type_name -> forlock.v1.RollbackSpec
+	25, // 5: forlock.v1.JobSpec.cert_rotate:type_name -> forlock.v1.CertRotateSpec
+	26, // 6: forlock.v1.JobSpec.delete_backup:type_name -> forlock.v1.DeleteBackupSpec
+	27, // 7: forlock.v1.Rollout.deadline:type_name -> google.protobuf.Duration
+	0,  // 8: forlock.v1.Rollout.offline_policy:type_name -> forlock.v1.OfflinePolicy
+	1,  // 9: forlock.v1.Task.state:type_name -> forlock.v1.TaskState
+	7,  // 10: forlock.v1.Task.progress:type_name -> forlock.v1.Progress
+	28, // 11: forlock.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 12: forlock.v1.Task.started_at:type_name -> google.protobuf.Timestamp
+	28, // 13: forlock.v1.Task.finished_at:type_name -> google.protobuf.Timestamp
+	29, // 14: forlock.v1.Task.health:type_name -> forlock.v1.HealthReport
+	30, // 15: forlock.v1.Task.artifacts:type_name -> forlock.v1.Artifact
+	31, // 16: forlock.v1.Task.upgrade:type_name -> forlock.v1.UpgradeResult
+	32, // 17: forlock.v1.Task.certificate:type_name -> forlock.v1.CertificateInfo
+	3,  // 18: forlock.v1.Job.spec:type_name -> forlock.v1.JobSpec
+	5,  // 19: forlock.v1.Job.target:type_name -> forlock.v1.Target
+	6,  // 20: forlock.v1.Job.rollout:type_name -> forlock.v1.Rollout
+	2,  // 21: forlock.v1.Job.state:type_name -> forlock.v1.JobState
+	28, // 22: forlock.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	28, // 23: forlock.v1.Job.finished_at:type_name -> google.protobuf.Timestamp
+	28, // 24: forlock.v1.Job.deadline:type_name -> google.protobuf.Timestamp
+	8,  // 25: forlock.v1.Job.tasks:type_name -> forlock.v1.Task
+	28, // 26: forlock.v1.JobEvent.at:type_name -> google.protobuf.Timestamp
+	1,  // 27: forlock.v1.JobEvent.task_state:type_name -> forlock.v1.TaskState
+	7,  // 28: forlock.v1.JobEvent.progress:type_name -> forlock.v1.Progress
+	2,  // 29: forlock.v1.JobEvent.job_state:type_name -> forlock.v1.JobState
+	3,  // 30: forlock.v1.SubmitJobRequest.spec:type_name -> forlock.v1.JobSpec
+	5,  // 31: forlock.v1.SubmitJobRequest.target:type_name -> forlock.v1.Target
+	6,  // 32: forlock.v1.SubmitJobRequest.rollout:type_name -> forlock.v1.Rollout
+	9,  // 33: forlock.v1.SubmitJobResponse.job:type_name -> forlock.v1.Job
+	9,  // 34: forlock.v1.GetJobResponse.job:type_name -> forlock.v1.Job
+	10, // 35: forlock.v1.GetJobResponse.history:type_name -> forlock.v1.JobEvent
+	2,  // 36: forlock.v1.ListJobsRequest.states:type_name -> forlock.v1.JobState
+	28, // 37: forlock.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
+	28, // 38: forlock.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
+	9,  // 39: forlock.v1.ListJobsResponse.jobs:type_name -> forlock.v1.Job
+	9,  // 40: forlock.v1.WatchJobResponse.snapshot:type_name -> forlock.v1.Job
+	10, // 41: forlock.v1.WatchJobResponse.event:type_name -> forlock.v1.JobEvent
+	9,  // 42: forlock.v1.CancelJobResponse.job:type_name -> forlock.v1.Job
+	11, // 43: forlock.v1.JobService.SubmitJob:input_type -> forlock.v1.SubmitJobRequest
+	13, // 44: forlock.v1.JobService.GetJob:input_type -> forlock.v1.GetJobRequest
+	15, // 45: forlock.v1.JobService.ListJobs:input_type -> forlock.v1.ListJobsRequest
+	17, // 46: forlock.v1.JobService.WatchJob:input_type -> forlock.v1.WatchJobRequest
+	19, // 47: forlock.v1.JobService.CancelJob:input_type -> forlock.v1.CancelJobRequest
+	12, // 48: forlock.v1.JobService.SubmitJob:output_type -> forlock.v1.SubmitJobResponse
+	14, // 49: forlock.v1.JobService.GetJob:output_type -> forlock.v1.GetJobResponse
+	16, // 50: forlock.v1.JobService.ListJobs:output_type -> forlock.v1.ListJobsResponse
+	18, // 51: forlock.v1.JobService.WatchJob:output_type -> forlock.v1.WatchJobResponse
+	20, // 52: forlock.v1.JobService.CancelJob:output_type -> forlock.v1.CancelJobResponse
+	48, // [48:53] is the sub-list for method output_type
+	43, // [43:48] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_job_proto_init() }
@@ -1887,11 +2002,17 @@ func file_forlock_v1_job_proto_init() {
 		return
 	}
 	file_forlock_v1_backup_proto_init()
+	file_forlock_v1_cert_proto_init()
 	file_forlock_v1_node_proto_init()
+	file_forlock_v1_upgrade_proto_init()
 	file_forlock_v1_job_proto_msgTypes[0].OneofWrappers = []any{
 		(*JobSpec_HealthCheck)(nil),
 		(*JobSpec_Backup)(nil),
 		(*JobSpec_Restore)(nil),
+		(*JobSpec_Upgrade)(nil),
+		(*JobSpec_Rollback)(nil),
+		(*JobSpec_CertRotate)(nil),
+		(*JobSpec_DeleteBackup)(nil),
 	}
 	file_forlock_v1_job_proto_msgTypes[15].OneofWrappers = []any{
 		(*WatchJobResponse_Snapshot)(nil),

@@ -315,7 +315,14 @@ type Node struct {
 	// Serial number of that certificate, hexadecimal.
 	CertificateSerial string `protobuf:"bytes,17,opt,name=certificate_serial,json=certificateSerial,proto3" json:"certificate_serial,omitempty"`
 	// The latest health report, from the last heartbeat that carried one.
-	Health        *HealthReport `protobuf:"bytes,18,opt,name=health,proto3" json:"health,omitempty"`
+	Health *HealthReport `protobuf:"bytes,18,opt,name=health,proto3" json:"health,omitempty"`
+	// The release the node runs now, as last reported by an upgrade or
+	// rollback task.
+	Release *Release `protobuf:"bytes,19,opt,name=release,proto3" json:"release,omitempty"`
+	// Earlier releases, newest first (at most 20).
+	ReleaseHistory []*Release `protobuf:"bytes,20,rep,name=release_history,json=releaseHistory,proto3" json:"release_history,omitempty"`
+	// The TLS certificate the node's nginx serves, as last reported.
+	Certificate   *CertificateInfo `protobuf:"bytes,21,opt,name=certificate,proto3" json:"certificate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -472,6 +479,27 @@ func (x *Node) GetCertificateSerial() string {
 func (x *Node) GetHealth() *HealthReport {
 	if x != nil {
 		return x.Health
+	}
+	return nil
+}
+
+func (x *Node) GetRelease() *Release {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+func (x *Node) GetReleaseHistory() []*Release {
+	if x != nil {
+		return x.ReleaseHistory
+	}
+	return nil
+}
+
+func (x *Node) GetCertificate() *CertificateInfo {
+	if x != nil {
+		return x.Certificate
 	}
 	return nil
 }
@@ -686,7 +714,10 @@ type HealthReport struct {
 	// Every check, in a stable order.
 	Checks []*CheckResult `protobuf:"bytes,2,rep,name=checks,proto3" json:"checks,omitempty"`
 	// The node's Forlock containers.
-	Containers    []*ContainerStatus `protobuf:"bytes,3,rep,name=containers,proto3" json:"containers,omitempty"`
+	Containers []*ContainerStatus `protobuf:"bytes,3,rep,name=containers,proto3" json:"containers,omitempty"`
+	// The certificate nginx serves, read by a TLS handshake; unset when the
+	// handshake failed or is not configured.
+	Certificate   *CertificateInfo `protobuf:"bytes,4,opt,name=certificate,proto3" json:"certificate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -738,6 +769,13 @@ func (x *HealthReport) GetChecks() []*CheckResult {
 func (x *HealthReport) GetContainers() []*ContainerStatus {
 	if x != nil {
 		return x.Containers
+	}
+	return nil
+}
+
+func (x *HealthReport) GetCertificate() *CertificateInfo {
+	if x != nil {
+		return x.Certificate
 	}
 	return nil
 }
@@ -1459,7 +1497,7 @@ var File_forlock_v1_node_proto protoreflect.FileDescriptor
 const file_forlock_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"\x15forlock/v1/node.proto\x12\n" +
-	"forlock.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf1\x02\n" +
+	"forlock.v1\x1a\x15forlock/v1/cert.proto\x1a\x18forlock/v1/upgrade.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf1\x02\n" +
 	"\tHostFacts\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x16\n" +
@@ -1471,7 +1509,7 @@ const file_forlock_v1_node_proto_rawDesc = "" +
 	"\x0fdisk_free_bytes\x18\b \x01(\x04R\rdiskFreeBytes\x12,\n" +
 	"\x12memory_total_bytes\x18\t \x01(\x04R\x10memoryTotalBytes\x124\n" +
 	"\x16memory_available_bytes\x18\n" +
-	" \x01(\x04R\x14memoryAvailableBytes\"\xbd\a\n" +
+	" \x01(\x04R\x14memoryAvailableBytes\"\xe9\b\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x124\n" +
@@ -1493,7 +1531,10 @@ const file_forlock_v1_node_proto_rawDesc = "" +
 	"lastPingAt\x12N\n" +
 	"\x15certificate_not_after\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\x13certificateNotAfter\x12-\n" +
 	"\x12certificate_serial\x18\x11 \x01(\tR\x11certificateSerial\x120\n" +
-	"\x06health\x18\x12 \x01(\v2\x18.forlock.v1.HealthReportR\x06health\x1a9\n" +
+	"\x06health\x18\x12 \x01(\v2\x18.forlock.v1.HealthReportR\x06health\x12-\n" +
+	"\arelease\x18\x13 \x01(\v2\x13.forlock.v1.ReleaseR\arelease\x12<\n" +
+	"\x0frelease_history\x18\x14 \x03(\v2\x13.forlock.v1.ReleaseR\x0ereleaseHistory\x12=\n" +
+	"\vcertificate\x18\x15 \x01(\v2\x1b.forlock.v1.CertificateInfoR\vcertificate\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"l\n" +
@@ -1515,14 +1556,15 @@ const file_forlock_v1_node_proto_rawDesc = "" +
 	"cpuPercent\x12!\n" +
 	"\fmemory_bytes\x18\n" +
 	" \x01(\x04R\vmemoryBytes\x12,\n" +
-	"\x12memory_limit_bytes\x18\v \x01(\x04R\x10memoryLimitBytes\"\xb7\x01\n" +
+	"\x12memory_limit_bytes\x18\v \x01(\x04R\x10memoryLimitBytes\"\xf6\x01\n" +
 	"\fHealthReport\x129\n" +
 	"\n" +
 	"checked_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tcheckedAt\x12/\n" +
 	"\x06checks\x18\x02 \x03(\v2\x17.forlock.v1.CheckResultR\x06checks\x12;\n" +
 	"\n" +
 	"containers\x18\x03 \x03(\v2\x1b.forlock.v1.ContainerStatusR\n" +
-	"containers\"h\n" +
+	"containers\x12=\n" +
+	"\vcertificate\x18\x04 \x01(\v2\x1b.forlock.v1.CertificateInfoR\vcertificate\"h\n" +
 	"\x10ListNodesRequest\x12%\n" +
 	"\x0elabel_selector\x18\x01 \x01(\tR\rlabelSelector\x12-\n" +
 	"\x06states\x18\x02 \x03(\x0e2\x15.forlock.v1.NodeStateR\x06states\";\n" +
@@ -1631,6 +1673,8 @@ var file_forlock_v1_node_proto_goTypes = []any{
 	nil,                             // 22: forlock.v1.CreateJoinTokenRequest.LabelsEntry
 	(*durationpb.Duration)(nil),     // 23: google.protobuf.Duration
 	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
+	(*Release)(nil),                 // 25: forlock.v1.Release
+	(*CertificateInfo)(nil),         // 26: forlock.v1.CertificateInfo
 }
 var file_forlock_v1_node_proto_depIdxs = []int32{
 	23, // 0: forlock.v1.HostFacts.uptime:type_name -> google.protobuf.Duration
@@ -1645,41 +1689,45 @@ var file_forlock_v1_node_proto_depIdxs = []int32{
 	24, // 9: forlock.v1.Node.last_ping_at:type_name -> google.protobuf.Timestamp
 	24, // 10: forlock.v1.Node.certificate_not_after:type_name -> google.protobuf.Timestamp
 	6,  // 11: forlock.v1.Node.health:type_name -> forlock.v1.HealthReport
-	1,  // 12: forlock.v1.CheckResult.status:type_name -> forlock.v1.CheckStatus
-	24, // 13: forlock.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
-	24, // 14: forlock.v1.HealthReport.checked_at:type_name -> google.protobuf.Timestamp
-	4,  // 15: forlock.v1.HealthReport.checks:type_name -> forlock.v1.CheckResult
-	5,  // 16: forlock.v1.HealthReport.containers:type_name -> forlock.v1.ContainerStatus
-	0,  // 17: forlock.v1.ListNodesRequest.states:type_name -> forlock.v1.NodeState
-	3,  // 18: forlock.v1.ListNodesResponse.nodes:type_name -> forlock.v1.Node
-	3,  // 19: forlock.v1.GetNodeResponse.node:type_name -> forlock.v1.Node
-	3,  // 20: forlock.v1.RemoveNodeResponse.node:type_name -> forlock.v1.Node
-	21, // 21: forlock.v1.JoinToken.labels:type_name -> forlock.v1.JoinToken.LabelsEntry
-	24, // 22: forlock.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
-	24, // 23: forlock.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
-	24, // 24: forlock.v1.JoinToken.revoked_at:type_name -> google.protobuf.Timestamp
-	23, // 25: forlock.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	22, // 26: forlock.v1.CreateJoinTokenRequest.labels:type_name -> forlock.v1.CreateJoinTokenRequest.LabelsEntry
-	13, // 27: forlock.v1.CreateJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
-	13, // 28: forlock.v1.ListJoinTokensResponse.tokens:type_name -> forlock.v1.JoinToken
-	13, // 29: forlock.v1.RevokeJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
-	7,  // 30: forlock.v1.NodeService.ListNodes:input_type -> forlock.v1.ListNodesRequest
-	9,  // 31: forlock.v1.NodeService.GetNode:input_type -> forlock.v1.GetNodeRequest
-	11, // 32: forlock.v1.NodeService.RemoveNode:input_type -> forlock.v1.RemoveNodeRequest
-	14, // 33: forlock.v1.NodeService.CreateJoinToken:input_type -> forlock.v1.CreateJoinTokenRequest
-	16, // 34: forlock.v1.NodeService.ListJoinTokens:input_type -> forlock.v1.ListJoinTokensRequest
-	18, // 35: forlock.v1.NodeService.RevokeJoinToken:input_type -> forlock.v1.RevokeJoinTokenRequest
-	8,  // 36: forlock.v1.NodeService.ListNodes:output_type -> forlock.v1.ListNodesResponse
-	10, // 37: forlock.v1.NodeService.GetNode:output_type -> forlock.v1.GetNodeResponse
-	12, // 38: forlock.v1.NodeService.RemoveNode:output_type -> forlock.v1.RemoveNodeResponse
-	15, // 39: forlock.v1.NodeService.CreateJoinToken:output_type -> forlock.v1.CreateJoinTokenResponse
-	17, // 40: forlock.v1.NodeService.ListJoinTokens:output_type -> forlock.v1.ListJoinTokensResponse
-	19, // 41: forlock.v1.NodeService.RevokeJoinToken:output_type -> forlock.v1.RevokeJoinTokenResponse
-	36, // [36:42] is the sub-list for method output_type
-	30, // [30:36] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	25, // 12: forlock.v1.Node.release:type_name -> forlock.v1.Release
+	25, // 13: forlock.v1.Node.release_history:type_name -> forlock.v1.Release
+	26, // 14: forlock.v1.Node.certificate:type_name -> forlock.v1.CertificateInfo
+	1,  // 15: forlock.v1.CheckResult.status:type_name -> forlock.v1.CheckStatus
+	24, // 16: forlock.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
+	24, // 17: forlock.v1.HealthReport.checked_at:type_name -> google.protobuf.Timestamp
+	4,  // 18: forlock.v1.HealthReport.checks:type_name -> forlock.v1.CheckResult
+	5,  // 19: forlock.v1.HealthReport.containers:type_name -> forlock.v1.ContainerStatus
+	26, // 20: forlock.v1.HealthReport.certificate:type_name -> forlock.v1.CertificateInfo
+	0,  // 21: forlock.v1.ListNodesRequest.states:type_name -> forlock.v1.NodeState
+	3,  // 22: forlock.v1.ListNodesResponse.nodes:type_name -> forlock.v1.Node
+	3,  // 23: forlock.v1.GetNodeResponse.node:type_name -> forlock.v1.Node
+	3,  // 24: forlock.v1.RemoveNodeResponse.node:type_name -> forlock.v1.Node
+	21, // 25: forlock.v1.JoinToken.labels:type_name -> forlock.v1.JoinToken.LabelsEntry
+	24, // 26: forlock.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	24, // 27: forlock.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	24, // 28: forlock.v1.JoinToken.revoked_at:type_name -> google.protobuf.Timestamp
+	23, // 29: forlock.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	22, // 30: forlock.v1.CreateJoinTokenRequest.labels:type_name -> forlock.v1.CreateJoinTokenRequest.LabelsEntry
+	13, // 31: forlock.v1.CreateJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
+	13, // 32: forlock.v1.ListJoinTokensResponse.tokens:type_name -> forlock.v1.JoinToken
+	13, // 33: forlock.v1.RevokeJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
+	7,  // 34: forlock.v1.NodeService.ListNodes:input_type -> forlock.v1.ListNodesRequest
+	9,  // 35: forlock.v1.NodeService.GetNode:input_type -> forlock.v1.GetNodeRequest
+	11, // 36: forlock.v1.NodeService.RemoveNode:input_type -> forlock.v1.RemoveNodeRequest
+	14, // 37: forlock.v1.NodeService.CreateJoinToken:input_type -> forlock.v1.CreateJoinTokenRequest
+	16, // 38: forlock.v1.NodeService.ListJoinTokens:input_type -> forlock.v1.ListJoinTokensRequest
+	18, // 39: forlock.v1.NodeService.RevokeJoinToken:input_type -> forlock.v1.RevokeJoinTokenRequest
+	8,  // 40: forlock.v1.NodeService.ListNodes:output_type -> forlock.v1.ListNodesResponse
+	10, // 41: forlock.v1.NodeService.GetNode:output_type -> forlock.v1.GetNodeResponse
+	12, // 42: forlock.v1.NodeService.RemoveNode:output_type -> forlock.v1.RemoveNodeResponse
+	15, // 43: forlock.v1.NodeService.CreateJoinToken:output_type -> forlock.v1.CreateJoinTokenResponse
+	17, // 44: forlock.v1.NodeService.ListJoinTokens:output_type -> forlock.v1.ListJoinTokensResponse
+	19, // 45: forlock.v1.NodeService.RevokeJoinToken:output_type -> forlock.v1.RevokeJoinTokenResponse
+	40, // [40:46] is the sub-list for method output_type
+	34, // [34:40] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_node_proto_init() }
@@ -1687,6 +1735,8 @@ func file_forlock_v1_node_proto_init() {
 	if File_forlock_v1_node_proto != nil {
 		return
 	}
+	file_forlock_v1_cert_proto_init()
+	file_forlock_v1_upgrade_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

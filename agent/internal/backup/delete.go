@@ -1,0 +1,64 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/forlock/fleet/agent/internal/tasks"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// DeleteKind is the task kind of DeleteHandler.
+const DeleteKind = "delete_backup"
+
+// DeleteHandler deletes artifacts from their storage: a file inside one of
+// the allowed backup directories, or an object on the agent's S3 server.
+// An artifact already gone counts as deleted, so a repeated task is safe.
+type DeleteHandler struct{ c *core }
+
+// NewDeleteHandler checks cfg and returns the delete_backup task handler.
+func NewDeleteHandler(cfg Config) (*DeleteHandler, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &DeleteHandler{c: &core{cfg: cfg}}, nil
+}
+
+// Run deletes every artifact of the spec. It goes on past a failure and
+// fails with every error at the end; the deleted ones are in the message.
+func (h *DeleteHandler) Run(ctx context.Context, spec *forlockv1.JobSpec, _ func(*forlockv1.Progress)) (tasks.Result, error) {
+	d := spec.GetDeleteBackup()
+	if d == nil {
+		return tasks.Result{}, errors.New("not a delete_backup task")
+	}
+	if len(d.GetArtifacts()) == 0 {
+		return tasks.Result{}, errors.New("no artifacts to delete")
+	}
+	var details []string
+	var errs []error
+	for _, a := range d.GetArtifacts() {
+		if err := h.c.delete(ctx, a.GetLocation()); err != nil {
+			errs = append(errs, fmt.Errorf("artifact %s: %w", a.GetId(), err))
+			continue
+		}
+		details = append(details, "deleted "+a.GetLocation())
+	}
+	if err := errors.Join(errs...); err != nil {
+		if len(details) > 0 {
+			err = fmt.Errorf("%w (deleted %d of %d)", err, len(details), len(d.GetArtifacts()))
+		}
+		return tasks.Result{}, err
+	}
+	return tasks.Result{Message: fmt.Sprintf("deleted %d artifacts", len(details)), Details: details}, nil
+}
+
+func (c *core) delete(ctx context.Context, location string) error {
+	st, name, closeFn, err := c.source(location)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	return st.Delete(ctx, name)
+}

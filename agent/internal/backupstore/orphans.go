@@ -1,0 +1,44 @@
+package backupstore
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"regexp"
+)
+
+// tempName matches the temporary files createTemp makes.
+var tempName = regexp.MustCompile(`^\..+\.tmp-[0-9a-f]{16}$`)
+
+// RemoveTemps removes the temporary files that Puts interrupted by a crash
+// or a kill left under the directory, and returns their paths. Call it only
+// while no Put runs (the agent does at start, before it takes tasks). A
+// missing directory has none.
+func (d *Dir) RemoveTemps() ([]string, error) {
+	root, err := os.OpenRoot(d.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = root.Close() }()
+	var removed []string
+	var errs []error
+	walkErr := fs.WalkDir(root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			errs = append(errs, err)
+			return nil
+		}
+		if !e.Type().IsRegular() || !tempName.MatchString(e.Name()) {
+			return nil
+		}
+		if err := root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			return nil
+		}
+		removed = append(removed, d.Location(p))
+		return nil
+	})
+	return removed, errors.Join(walkErr, errors.Join(errs...))
+}
