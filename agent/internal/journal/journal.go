@@ -52,12 +52,14 @@ const (
 	Failed      State = "failed"
 	Cancelled   State = "cancelled"
 	Interrupted State = "interrupted"
+	// RolledBack: failed, and the handler put the node back as it was.
+	RolledBack State = "rolled_back"
 )
 
 // Terminal reports whether s is an end state.
 func (s State) Terminal() bool {
 	switch s {
-	case Succeeded, Failed, Cancelled, Interrupted:
+	case Succeeded, Failed, Cancelled, Interrupted, RolledBack:
 		return true
 	}
 	return false
@@ -77,9 +79,14 @@ type Entry struct {
 	// Artifacts are a backup task's results, each a serialized
 	// forlock.v1.Artifact (no secret: checksums, locations, wrapped keys),
 	// kept so a result reported again still carries them.
-	Artifacts  [][]byte  `json:"artifacts,omitempty"`
-	StartedAt  time.Time `json:"started_at,omitzero"`
-	FinishedAt time.Time `json:"finished_at,omitzero"`
+	Artifacts [][]byte `json:"artifacts,omitempty"`
+	// Upgrade is an upgrade or rollback task's serialized
+	// forlock.v1.UpgradeResult; Certificate a cert_rotate task's serialized
+	// forlock.v1.CertificateInfo (never a private key).
+	Upgrade     []byte    `json:"upgrade,omitempty"`
+	Certificate []byte    `json:"certificate,omitempty"`
+	StartedAt   time.Time `json:"started_at,omitzero"`
+	FinishedAt  time.Time `json:"finished_at,omitzero"`
 	// Acked is set once the control plane acknowledged the terminal state.
 	Acked bool `json:"acked,omitempty"`
 }
@@ -242,6 +249,9 @@ type Outcome struct {
 	Health []byte
 	// Artifacts are the task's serialized artifacts, if it made any.
 	Artifacts [][]byte
+	// Upgrade and Certificate are serialized results of upgrade and
+	// cert_rotate tasks.
+	Upgrade, Certificate []byte
 }
 
 // Finish records the end of a running task, unacknowledged, and returns
@@ -262,6 +272,7 @@ func (j *Journal) Finish(taskID string, state State, message string, o Outcome) 
 		}
 		e.State, e.Message, e.FinishedAt, e.Acked = state, message, j.now(), false
 		e.Details, e.Health, e.Artifacts = o.Details, o.Health, o.Artifacts
+		e.Upgrade, e.Certificate = o.Upgrade, o.Certificate
 		return put(b, e)
 	})
 	return e, err

@@ -33,8 +33,17 @@ type Result struct {
 	// kinds.
 	Health *forlockv1.HealthReport
 	// Artifacts are the artifacts a backup task wrote, reported with its
-	// end and journaled with it (they hold no secret).
+	// end and journaled with it (they hold no secret). An upgrade reports
+	// its pre-upgrade backup's also when it fails.
 	Artifacts []*forlockv1.Artifact
+	// Upgrade is an upgrade or rollback task's result, reported whatever
+	// the task's end.
+	Upgrade *forlockv1.UpgradeResult
+	// Certificate is what nginx serves after a cert_rotate task.
+	Certificate *forlockv1.CertificateInfo
+	// RolledBack ends a failed task ROLLED_BACK instead of FAILED: the
+	// handler put the node back as it was. The error is the reason.
+	RolledBack bool
 }
 
 // Kind returns a job spec's kind: the name of its set oneof field, e.g.

@@ -34,3 +34,23 @@ func wipeKeys(keys []*forlockv1.TaskKey) {
 		clear(k.GetPlainKey())
 	}
 }
+
+// certKey is the context key of a cert_rotate task's certificate pair.
+type certKey struct{}
+
+// WithCertificate returns ctx carrying the certificate pair of a task's
+// assignment.
+func WithCertificate(ctx context.Context, pair *forlockv1.CertificatePair) context.Context {
+	if pair == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, certKey{}, pair)
+}
+
+// CertificateFrom returns the certificate pair the control plane sent with
+// a cert_rotate task, or nil. It holds a private key: a handler uses it in
+// memory only, never logs, journals or writes it anywhere but nginx.
+func CertificateFrom(ctx context.Context) *forlockv1.CertificatePair {
+	pair, _ := ctx.Value(certKey{}).(*forlockv1.CertificatePair)
+	return pair
+}

@@ -398,3 +398,23 @@ func TestHealthReportTravelsWithTheEndAndSurvivesARestart(t *testing.T) {
 	require.Equal(t, forlockv1.TaskState_TASK_STATE_FAILED, u.GetState())
 	require.True(t, proto.Equal(report, u.GetHealth()), "the journal kept the report")
 }
+
+func TestRolledBackTaskReportsItsResultAndBackup(t *testing.T) {
+	art := &forlockv1.Artifact{Kind: forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES, Location: "/var/backups/forlock/n/p.dump.zst.enc"}
+	up := &forlockv1.UpgradeResult{RolledBack: true, Reason: "api not healthy within 2m0s",
+		Before: &forlockv1.Release{Id: "aaaaaaaaaaaa"}, After: &forlockv1.Release{Id: "aaaaaaaaaaaa"}}
+	var gotPair *forlockv1.CertificatePair
+	f := newFixture(t, "", map[string]Handler{"health_check": HandlerFunc(func(ctx context.Context, _ *forlockv1.JobSpec, _ func(*forlockv1.Progress)) (Result, error) {
+		gotPair = CertificateFrom(ctx)
+		return Result{RolledBack: true, Upgrade: up, Artifacts: []*forlockv1.Artifact{art}}, errors.New("api not healthy within 2m0s: rolled back")
+	})})
+	m := assign("t1")
+	m.GetTaskAssignment().Certificate = &forlockv1.CertificatePair{CertificatePem: "cert"}
+	f.r.Handle(m)
+	u := f.out.final(t)
+	require.Equal(t, forlockv1.TaskState_TASK_STATE_ROLLED_BACK, u.GetState())
+	require.Equal(t, "api not healthy within 2m0s: rolled back", u.GetMessage())
+	require.True(t, proto.Equal(up, u.GetUpgrade()), "the upgrade result travels with the end")
+	require.Len(t, u.GetArtifacts(), 1, "the pre-upgrade backup is reported although the upgrade failed")
+	require.Equal(t, "cert", gotPair.GetCertificatePem())
+}

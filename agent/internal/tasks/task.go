@@ -106,9 +106,9 @@ func (r *Runner) run(ctx context.Context, t *task, h Handler, spec *forlockv1.Jo
 			o.Health = nil
 		}
 	}
-	if state == journal.Succeeded {
-		// Only a succeeded task's artifacts are reported: the control plane
-		// catalogs nothing else.
+	if state == journal.Succeeded || res.Upgrade != nil {
+		// A succeeded task's artifacts are reported, and an upgrade's
+		// pre-upgrade backup whatever its end: the backup is whole.
 		for _, a := range res.Artifacts {
 			b, merr := proto.Marshal(a)
 			if merr != nil {
@@ -117,6 +117,19 @@ func (r *Runner) run(ctx context.Context, t *task, h Handler, spec *forlockv1.Jo
 				break
 			}
 			o.Artifacts = append(o.Artifacts, b)
+		}
+	}
+
+	for _, m := range []struct {
+		msg proto.Message
+		out *[]byte
+	}{{res.Upgrade, &o.Upgrade}, {res.Certificate, &o.Certificate}} {
+		if m.msg == nil || !m.msg.ProtoReflect().IsValid() {
+			continue
+		}
+		var merr error
+		if *m.out, merr = proto.Marshal(m.msg); merr != nil {
+			r.log.Error("cannot encode a task's result", t.attrs("error", merr)...)
 		}
 	}
 
@@ -163,6 +176,9 @@ func outcome(ctx context.Context, res Result, err error) (journal.State, string)
 	}
 	if errors.Is(cause, errShutdown) {
 		return journal.Interrupted, ShutdownMessage
+	}
+	if res.RolledBack {
+		return journal.RolledBack, err.Error()
 	}
 	return journal.Failed, err.Error()
 }

@@ -21,6 +21,8 @@ func wireState(s journal.State) forlockv1.TaskState {
 		return forlockv1.TaskState_TASK_STATE_CANCELLED
 	case journal.Interrupted:
 		return forlockv1.TaskState_TASK_STATE_INTERRUPTED
+	case journal.RolledBack:
+		return forlockv1.TaskState_TASK_STATE_ROLLED_BACK
 	}
 	return forlockv1.TaskState_TASK_STATE_UNSPECIFIED
 }
@@ -42,6 +44,18 @@ func entryUpdate(e journal.Entry) *forlockv1.ConnectRequest {
 		a := &forlockv1.Artifact{}
 		if proto.Unmarshal(b, a) == nil {
 			u.Artifacts = append(u.Artifacts, a)
+		}
+	}
+	if len(e.Upgrade) > 0 {
+		up := &forlockv1.UpgradeResult{}
+		if proto.Unmarshal(e.Upgrade, up) == nil {
+			u.Upgrade = up
+		}
+	}
+	if len(e.Certificate) > 0 {
+		c := &forlockv1.CertificateInfo{}
+		if proto.Unmarshal(e.Certificate, c) == nil {
+			u.Certificate = c
 		}
 	}
 	if len(e.Health) > 0 {
