@@ -11,7 +11,10 @@
 // REDIS_PASSWORD, LISTEN_ADDR, LOG_LEVEL, FORLOCK_FAULT_FILE (default
 // /tmp/forlock-fail: while it exists /api/v1/health answers 500) and
 // FORLOCK_DELAY_FILE (default /tmp/forlock-delay: a duration such as "800ms"
-// added to every /api/v1/health answer).
+// added to every /api/v1/health answer). Two switches are baked into images
+// for the upgrade tests: FORLOCK_API_VERSION is reported by /api/v1/health,
+// and FORLOCK_API_BROKEN=1 makes every health endpoint answer 503, so the
+// image's Docker healthcheck (`forlockapi healthcheck`) fails.
 package main
 
 import (
@@ -26,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -92,6 +96,11 @@ type Config struct {
 	LogLevel      slog.Level
 	FaultFile     string
 	DelayFile     string
+	// Release is FORLOCK_API_VERSION, shown by /api/v1/health.
+	Release string
+	// Broken is FORLOCK_API_BROKEN set (not "0" or "false"): every health
+	// endpoint answers 503.
+	Broken bool
 }
 
 func configFromEnv(getenv func(string) string) Config {
@@ -113,6 +122,8 @@ func configFromEnv(getenv func(string) string) Config {
 		LogLevel:      lvl,
 		FaultFile:     get("FORLOCK_FAULT_FILE", "/tmp/forlock-fail"),
 		DelayFile:     get("FORLOCK_DELAY_FILE", "/tmp/forlock-delay"),
+		Release:       getenv("FORLOCK_API_VERSION"),
+		Broken:        !slices.Contains([]string{"", "0", "false"}, getenv("FORLOCK_API_BROKEN")),
 	}
 }
 
@@ -128,6 +139,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer store.Close()
 
 	srv := NewServer(log, store, cfg.FaultFile, cfg.DelayFile)
+	srv.release, srv.broken = cfg.Release, cfg.Broken
 	go srv.EnsureSchemaLoop(ctx)
 
 	hs := &http.Server{
@@ -139,7 +151,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("listening", "addr", lis.Addr().String(), "version", version)
+	log.Info("listening", "addr", lis.Addr().String(), "version", version, "release", cfg.Release, "broken", cfg.Broken)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(lis) }()
 	select {

@@ -35,6 +35,10 @@ type Server struct {
 	be        Backend
 	faultFile string
 	delayFile string
+	// release is reported by /api/v1/health; broken fails every health
+	// endpoint with 503 (the upgrade tests' broken image).
+	release string
+	broken  bool
 
 	adminFail   atomic.Bool
 	adminDelay  atomic.Int64 // nanoseconds
@@ -109,7 +113,14 @@ func (s *Server) fault() (fail bool, delay time.Duration) {
 	return fail, delay
 }
 
+// errBroken is the health answer of an image built broken on purpose.
+var errBroken = errors.New("broken release (FORLOCK_API_BROKEN is set)")
+
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	if s.broken {
+		writeError(w, http.StatusServiceUnavailable, errBroken)
+		return
+	}
 	fail, delay := s.fault()
 	if delay > 0 {
 		select {
@@ -123,7 +134,11 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"status": "error", "error": "fault injected"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	body := map[string]string{"status": "ok"}
+	if s.release != "" {
+		body["version"] = s.release
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) healthDB(w http.ResponseWriter, r *http.Request) {
@@ -135,6 +150,10 @@ func (s *Server) healthRedis(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) dependency(w http.ResponseWriter, r *http.Request, name string, ping func(context.Context) error) {
+	if s.broken {
+		writeError(w, http.StatusServiceUnavailable, errBroken)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	start := time.Now()

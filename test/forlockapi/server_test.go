@@ -126,9 +126,16 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, func(*Server) {})
+}
+
+// newFixtureWith lets set change the server before it serves.
+func newFixtureWith(t *testing.T, set func(*Server)) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	f := &fixture{be: &fakeBackend{}, logs: &syncBuffer{}, faultFile: filepath.Join(dir, "fail"), delayFile: filepath.Join(dir, "delay")}
 	f.srv = NewServer(newLogger(f.logs, slog.LevelInfo), f.be, f.faultFile, f.delayFile)
+	set(f.srv)
 	f.ts = httptest.NewServer(f.srv.Handler())
 	t.Cleanup(f.ts.Close)
 	return f
@@ -323,4 +330,30 @@ func TestHealthcheckCommand(t *testing.T) {
 	require.NoError(t, healthcheck(t.Context(), addr))
 	require.NoError(t, os.WriteFile(f.faultFile, nil, 0o600))
 	require.Error(t, healthcheck(t.Context(), addr))
+}
+
+func TestHealthReleaseAndBroken(t *testing.T) {
+	env := map[string]string{"FORLOCK_API_VERSION": "v2", "FORLOCK_API_BROKEN": "1"}
+	cfg := configFromEnv(func(k string) string { return env[k] })
+	assert.Equal(t, "v2", cfg.Release)
+	assert.True(t, cfg.Broken)
+	for _, off := range []string{"", "0", "false"} {
+		env["FORLOCK_API_BROKEN"] = off
+		assert.False(t, configFromEnv(func(k string) string { return env[k] }).Broken, "FORLOCK_API_BROKEN=%q", off)
+	}
+
+	// The switches are set before the server serves, as serve does.
+	f := newFixtureWith(t, func(s *Server) { s.release = "v2" })
+	code, body := f.do(t, http.MethodGet, "/api/v1/health", "")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "v2", body["version"])
+
+	f = newFixtureWith(t, func(s *Server) { s.release, s.broken = "v3", true })
+	for _, path := range []string{"/api/v1/health", "/api/v1/health/db", "/api/v1/health/redis"} {
+		code, body = f.do(t, http.MethodGet, path, "")
+		assert.Equal(t, http.StatusServiceUnavailable, code, path)
+		assert.Contains(t, body["error"], "FORLOCK_API_BROKEN", path)
+	}
+	addr := strings.TrimPrefix(f.ts.URL, "http://")
+	require.ErrorContains(t, healthcheck(t.Context(), addr), "503")
 }
