@@ -19,7 +19,7 @@ with 'forlockctl backups delete'.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRun,
 	}
-	cmd.AddCommand(newBackupsGetCmd(a), newBackupsDeleteCmd(a))
+	cmd.AddCommand(newBackupsGetCmd(a), newBackupsDeleteCmd(a), newBackupsRewrapCmd(a))
 	return cmd
 }
 
@@ -79,4 +79,39 @@ func listRestorePoints(ctx context.Context, c forlockv1.BackupServiceClient, nod
 		req.PageToken = resp.GetNextPageToken()
 	}
 	return nil, fmt.Errorf("list restore points: more than %d pages", maxListPages)
+}
+
+func newBackupsRewrapCmd(a *app) *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "rewrap",
+		Short: "Re-wrap the catalog's data keys with the current key-encryption key version",
+		Long: `Re-wrap the data key of every available artifact whose key ID is not the
+control plane's current one, e.g. after the Vault Transit key was rotated.
+Only the wrapped keys in the catalog change: the artifacts' data is not
+read or re-uploaded. An artifact's own header keeps the key it was written
+with, so offline decryption ('backup decrypt') needs that key version until
+it is retired.`,
+		Example: "  forlockctl backups rewrap --dry-run\n  forlockctl backups rewrap",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withBackupClient(cmd, func(ctx context.Context, c forlockv1.BackupServiceClient) error {
+				resp, err := c.RewrapKeys(ctx, &forlockv1.RewrapKeysRequest{DryRun: dryRun})
+				if err != nil {
+					return err
+				}
+				if a.output == outputJSON {
+					return printJSON(a.io.Out, resp)
+				}
+				verb := "re-wrapped"
+				if dryRun {
+					verb = "would re-wrap"
+				}
+				_, err = fmt.Fprintf(a.io.Out, "%s %d artifacts; %d already under %s\n", verb, resp.GetRewrapped(), resp.GetCurrent(), resp.GetKeyId())
+				return err
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only count what would change")
+	return cmd
 }

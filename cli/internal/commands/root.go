@@ -115,7 +115,7 @@ to <data-dir>/forlockctl.yaml on its first start.`,
 	pf.StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
 	a.conn.register(pf)
 
-	root.AddCommand(newTokensCmd(a), newNodesCmd(a), newJobsCmd(a), newUpgradeCmd(a), newHealthCmd(a, false), newHealthCmd(a, true),
+	root.AddCommand(newTokensCmd(a), newNodesCmd(a), newJobsCmd(a), newUpgradeCmd(a), newCertsCmd(a), newHealthCmd(a, false), newHealthCmd(a, true),
 		newStatusCmd(a), newLogsCmd(a), newBackupCmd(a), newRestoreCmd(a), newBackupsCmd(a), newVersionCmd(a))
 	return root
 }

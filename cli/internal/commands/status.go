@@ -16,9 +16,11 @@ import (
 // certWarn: an agent certificate with less time left than this is flagged.
 // Agent certificates are short-lived (24 h by default) and renewed at two
 // thirds of their life, so one this close to expiry has missed its renewal.
-// (The 14-day alert of the operations guide is for the nodes' nginx
-// certificates, which are not reported yet.)
 const certWarn = time.Hour
+
+// tlsWarn: a node's nginx certificate with less time left than this is
+// flagged, the operations guide's alert threshold.
+const tlsWarn = 14 * 24 * time.Hour
 
 func newStatusCmd(a *app) *cobra.Command {
 	var selector string
@@ -28,8 +30,10 @@ func newStatusCmd(a *app) *cobra.Command {
 		Long: `Show the fleet on one screen from the nodes' latest heartbeats (no job runs):
 a summary line, then one line per node with its state, whether its control
 stream is open, the agent version, the checks that are WARN or CRITICAL in its
-last health report, the images of its containers, and the time its
-agent certificate has left (flagged with "!" under an hour: renewal overdue).
+last health report, the images of its containers, the time its agent
+certificate has left (flagged with "!" under an hour: renewal overdue), and
+the time the TLS certificate its nginx serves has left (flagged with "!"
+under 14 days, the operations guide's alert threshold; 'forlockctl certs').
 
 Run 'forlockctl health' to run the checks now.`,
 		Example: `  forlockctl status
@@ -68,11 +72,11 @@ func printStatus(w io.Writer, now time.Time, nodes []*forlockv1.Node) error {
 		return fmt.Errorf("write output: %w", err)
 	}
 	tw := newTable(w)
-	fmt.Fprintln(tw, "NAME\tSTATE\tCONNECTED\tAGENT\tFAILING\tIMAGES\tCERT")
+	fmt.Fprintln(tw, "NAME\tSTATE\tCONNECTED\tAGENT\tFAILING\tIMAGES\tCERT\tTLS")
 	for _, n := range nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.GetName(), stateName(n.GetState()), yesNo(n.GetConnected()),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.GetName(), stateName(n.GetState()), yesNo(n.GetConnected()),
 			orDash(agentVersion(n)), orDash(failingChecks(n.GetHealth())), orDash(images(n.GetHealth())),
-			certLeft(now, n))
+			certLeft(now, n), tlsLeft(now, n.GetHealth().GetCertificate()))
 	}
 	return flush(tw)
 }
@@ -82,7 +86,7 @@ func printStatus(w io.Writer, now time.Time, nodes []*forlockv1.Node) error {
 // when there are any.
 func statusSummary(now time.Time, nodes []*forlockv1.Node) string {
 	states := map[forlockv1.NodeState]int{}
-	crit, warn, certs := 0, 0, 0
+	crit, warn, certs, tls := 0, 0, 0, 0
 	for _, n := range nodes {
 		states[n.GetState()]++
 		for _, c := range n.GetHealth().GetChecks() {
@@ -95,6 +99,9 @@ func statusSummary(now time.Time, nodes []*forlockv1.Node) string {
 		}
 		if certFlagged(now, n) {
 			certs++
+		}
+		if c := n.GetHealth().GetCertificate(); c.GetNotAfter() != nil && c.GetNotAfter().AsTime().Sub(now) < tlsWarn {
+			tls++
 		}
 	}
 	noun := "nodes"
@@ -110,6 +117,9 @@ func statusSummary(now time.Time, nodes []*forlockv1.Node) string {
 	s += fmt.Sprintf("; checks: %d critical, %d warn", crit, warn)
 	if certs > 0 {
 		s += fmt.Sprintf("; %d agent certificates overdue for renewal", certs)
+	}
+	if tls > 0 {
+		s += fmt.Sprintf("; %d TLS certificates expire within 14 days: forlockctl certs rotate", tls)
 	}
 	return s
 }
@@ -165,4 +175,21 @@ func certLeft(now time.Time, n *forlockv1.Node) string {
 func certFlagged(now time.Time, n *forlockv1.Node) bool {
 	na := n.GetCertificateNotAfter()
 	return na != nil && na.AsTime().Sub(now) < certWarn
+}
+
+// tlsLeft is the time a served TLS certificate has left: "87d", "expired !",
+// flagged "!" under tlsWarn; "-" when none was reported.
+func tlsLeft(now time.Time, c *forlockv1.CertificateInfo) string {
+	if c.GetNotAfter() == nil {
+		return "-"
+	}
+	left := c.GetNotAfter().AsTime().Sub(now)
+	if left <= 0 {
+		return "expired !"
+	}
+	s := fmt.Sprintf("%dd", int(left/(24*time.Hour)))
+	if left < tlsWarn {
+		s += " !"
+	}
+	return s
 }

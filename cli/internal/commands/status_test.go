@@ -21,22 +21,24 @@ func TestPrintStatus(t *testing.T) {
 				Containers: []*forlockv1.ContainerStatus{
 					{Image: "registry.example.com/forlock/api:1.4.2@sha256:ab"}, {Image: "forlock-redis:7"}, {Image: "forlock-redis:7"},
 				},
+				Certificate: &forlockv1.CertificateInfo{NotAfter: in(5 * 24 * time.Hour)},
 			}},
 		{Name: "web-2", State: forlockv1.NodeState_NODE_STATE_UNREACHABLE, Facts: &forlockv1.HostFacts{AgentVersion: "v0.3.9"},
 			CertificateNotAfter: in(16 * time.Hour),
-			Health:              &forlockv1.HealthReport{Checks: []*forlockv1.CheckResult{check("disk", ok, "")}}},
+			Health: &forlockv1.HealthReport{Checks: []*forlockv1.CheckResult{check("disk", ok, "")},
+				Certificate: &forlockv1.CertificateInfo{NotAfter: in(60 * 24 * time.Hour)}}},
 		{Name: "web-3", State: forlockv1.NodeState_NODE_STATE_OFFLINE, CertificateNotAfter: in(-time.Hour)},
 		{Name: "new-1", State: forlockv1.NodeState_NODE_STATE_ENROLLED, CertificateNotAfter: in(10 * 24 * time.Hour)},
 	}
 	var out bytes.Buffer
 	require.NoError(t, printStatus(&out, renderNow, nodes))
-	require.Equal(t, `4 nodes: 1 online, 1 unreachable, 1 offline, 1 never connected; checks: 1 critical, 1 warn; 1 agent certificates overdue for renewal
+	require.Equal(t, `4 nodes: 1 online, 1 unreachable, 1 offline, 1 never connected; checks: 1 critical, 1 warn; 1 agent certificates overdue for renewal; 1 TLS certificates expire within 14 days: forlockctl certs rotate
 
-NAME   STATE        CONNECTED  AGENT   FAILING                     IMAGES                     CERT
-web-1  online       yes        v0.4.0  redis(CRITICAL),disk(WARN)  api:1.4.2,forlock-redis:7  90d
-web-2  unreachable  no         v0.3.9  -                           -                          16h
-web-3  offline      no         -       -                           -                          expired !
-new-1  enrolled     no         -       -                           -                          10d
+NAME   STATE        CONNECTED  AGENT   FAILING                     IMAGES                     CERT       TLS
+web-1  online       yes        v0.4.0  redis(CRITICAL),disk(WARN)  api:1.4.2,forlock-redis:7  90d        5d !
+web-2  unreachable  no         v0.3.9  -                           -                          16h        60d
+web-3  offline      no         -       -                           -                          expired !  -
+new-1  enrolled     no         -       -                           -                          10d        -
 `, out.String())
 }
 
