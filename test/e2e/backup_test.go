@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,6 +73,7 @@ type jsonArtifact struct {
 	ID       string `json:"id"`
 	Kind     string `json:"kind"`
 	Location string `json:"location"`
+	State    string `json:"state"`
 }
 
 func (c *cluster) restorePoints(node string) []struct {
@@ -142,6 +144,54 @@ func TestBackupAndRestore(t *testing.T) {
 		require.True(t, running(t, n1.name+"-api"), "the API was never stopped")
 		require.Equal(t, damaged, n1.state(t), "nothing changed")
 		require.NoError(t, os.WriteFile(pg, orig, 0o600))
+	})
+
+	t.Run("backups delete removes the files and restore --latest skips them", func(t *testing.T) {
+		res, err := c.ctlErr("backup", "--node", n1.name, "--dest", filepath.Join(backups, n1.name), "--only", "redis")
+		require.NoError(t, err, "%s", res)
+		rps := c.restorePoints(n1.name)
+		require.Len(t, rps, 2)
+		newest := rps[0]
+		require.Len(t, newest.Artifacts, 1)
+		out, err := c.ctlErr("backups", "delete", "--restore-point", newest.ID, "--yes")
+		require.NoError(t, err, "%s", out)
+		_, statErr := os.Stat(newest.Artifacts[0].Location)
+		require.True(t, os.IsNotExist(statErr), "the file is gone")
+		rps = c.restorePoints(n1.name)
+		require.Equal(t, "ARTIFACT_STATE_DELETED", rps[0].Artifacts[0].State)
+		out, err = c.ctlErr("backups", "delete", newest.Artifacts[0].ID, "--yes")
+		require.Error(t, err, "%s", out)
+		require.Contains(t, out, "already deleted")
+
+		// The newest restore point with a Redis artifact is the first one again.
+		n1.damage(t)
+		out, err = c.ctlErr("restore", "--latest", "--only", "redis", "--node", n1.name, "--yes")
+		require.NoError(t, err, "%s", out)
+		require.Equal(t, before.Redis, n1.state(t).Redis)
+	})
+
+	t.Run("agent killed mid-backup: interrupted, nothing cataloged, partial file removed at restart", func(t *testing.T) {
+		dir := filepath.Join(backups, n1.name)
+		id := strings.TrimSpace(c.ctl("backup", "--detach", "--node", n1.name, "--dest", dir, "--only", "postgres"))
+		var partial string
+		require.Eventually(t, func() bool {
+			tmps, _ := filepath.Glob(filepath.Join(dir, n1.name, ".postgres_*.tmp-*"))
+			if len(tmps) == 0 {
+				tmps, _ = filepath.Glob(filepath.Join(dir, ".postgres_*.tmp-*"))
+			}
+			if len(tmps) > 0 {
+				partial = tmps[0]
+			}
+			return partial != ""
+		}, 60*time.Second, 5*time.Millisecond, "the backup writes its temporary file")
+		n1.agent.kill(syscall.SIGKILL)
+		require.FileExists(t, partial, "killed while writing")
+
+		c.restartAgent(n1)
+		j := c.waitJobEnd(id, 60*time.Second)
+		require.Equal(t, "TASK_STATE_INTERRUPTED", j.Tasks[0].State)
+		require.NoFileExists(t, partial, "the partial file is removed when the agent starts again")
+		require.Len(t, c.restorePoints(n1.name), 2, "nothing cataloged")
 	})
 
 	t.Run("destination outside the allowed directories is refused", func(t *testing.T) {

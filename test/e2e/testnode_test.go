@@ -29,6 +29,17 @@ type testNode struct {
 	name                      string
 	httpsPort, pgPort, rdPort string
 	agent                     *proc
+	// agentDir and agentArgs start its agent again (restartAgent).
+	agentDir  string
+	agentArgs []string
+}
+
+// restartAgent starts the node's agent again on the same state directory,
+// after the previous process ended (or was killed).
+func (c *cluster) restartAgent(n *testNode) {
+	c.t.Helper()
+	n.agent = c.startAgent(n.name, n.agentDir, n.agentArgs...)
+	c.waitOnline(n.name)
 }
 
 // repoPath is an absolute path in the repository.
@@ -95,7 +106,8 @@ func (c *cluster) upTestNode(name string, extra ...string) *testNode {
 		"--containers", strings.Join([]string{name + "-api", name + "-postgres", name + "-redis", name + "-nginx"}, ","),
 		"--api-url", "https://127.0.0.1:" + n.httpsPort, "--api-insecure-skip-verify",
 		"--postgres-dsn-file", dsn, "--redis-addr", "127.0.0.1:" + n.rdPort}
-	n.agent = c.startAgent(name, filepath.Join(t.TempDir(), "agent"), append(args, extra...)...)
+	n.agentDir, n.agentArgs = filepath.Join(t.TempDir(), "agent"), append(args, extra...)
+	n.agent = c.startAgent(name, n.agentDir, n.agentArgs...)
 	c.waitOnline(name)
 	return n
 }
