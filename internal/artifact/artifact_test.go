@@ -119,10 +119,42 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func TestCompressesRows(t *testing.T) {
+func TestCompresses(t *testing.T) {
 	kek, _ := newKEK(t)
-	s := seal(t, kek, rows(8*mib))
-	require.Less(t, len(s.raw), 4*mib, "zstd at least halves dump-like text")
+	for _, tt := range []struct {
+		name  string
+		plain []byte
+		max   int
+		why   string
+	}{
+		{"rows", rows(8 * mib), 3 * mib, "zstd compresses dump-like text to under 3/8"},
+		{"bytea hex", hexRows(8 * mib), 9 * mib / 2, "Huffman coding about halves hex ciphertext"},
+		{"random", random(8 * mib), 8*mib + 64<<10, "incompressible bytes are stored, with little overhead"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := seal(t, kek, tt.plain)
+			require.Less(t, len(s.raw), tt.max, tt.why)
+		})
+	}
+}
+
+// TestReadsArtifactOfEarlierWriter reads an artifact written by the writer
+// before it switched from zstd SpeedDefault to SpeedFastest (testdata,
+// data key 32 bytes of 7): the level is not part of the format, so
+// artifacts already stored must keep restoring.
+func TestReadsArtifactOfEarlierWriter(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "v1-zstd-speeddefault.flk"))
+	require.NoError(t, err)
+	dk := bytes.Repeat([]byte{7}, 32)
+	const sum = "460990eedff68176922cc161cfc538849f91c1e799b778a4babf52938424fb0f"
+	h, err := artifact.Verify(bytes.NewReader(raw), sum, artifact.PlainKey(dk))
+	require.NoError(t, err)
+	require.Equal(t, artifact.Compression, h.Compression)
+	require.Equal(t, "golden", h.Node)
+	_, got, err := openAll(raw, artifact.PlainKey(dk))
+	require.NoError(t, err)
+	want := append(rows(256<<10), random(16<<10)...)
+	require.True(t, bytes.Equal(want, got), "plaintext differs: %d bytes back, %d written", len(got), len(want))
 }
 
 // refused says err is one of the reasons an artifact is refused.

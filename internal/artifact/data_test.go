@@ -1,6 +1,7 @@
 package artifact_test
 
 import (
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -31,6 +32,26 @@ func rows(n int) []byte {
 	return out[:n]
 }
 
+// hexRows returns n bytes shaped like the COPY data of a table of bytea
+// ciphertext, as the stand-in API's vault_items: pg_dump writes bytea as
+// hex, so the bulk is hex digits of random bytes, with few matches for
+// zstd but half of it saved by Huffman coding.
+func hexRows(n int) []byte {
+	r := rand.New(rand.NewPCG(3, 4)) //nolint:gosec // test data
+	ct := make([]byte, 4096)
+	out := make([]byte, 0, n+2*len(ct)+512)
+	for id := 1; len(out) < n; id++ {
+		out = fmt.Appendf(out, "%d\tuser%d@example.com\tGitHub (work)\t\\\\x", id, r.IntN(500))
+		c := ct[:300+r.IntN(3700)]
+		for i := range c {
+			c[i] = byte(r.Uint32())
+		}
+		out = hex.AppendEncode(out, c)
+		out = append(out, "\t2024-03-04 05:06:07.123456+00\t2024-03-04 05:06:07.123456+00\n"...)
+	}
+	return out[:n]
+}
+
 // random returns n pseudo-random (incompressible) bytes.
 func random(n int) []byte {
 	b := make([]byte, n)
@@ -38,4 +59,7 @@ func random(n int) []byte {
 	return b
 }
 
-var benchRows = sync.OnceValue(func() []byte { return rows(64 << 20) })
+var (
+	benchRows = sync.OnceValue(func() []byte { return rows(64 << 20) })
+	benchHex  = sync.OnceValue(func() []byte { return hexRows(64 << 20) })
+)

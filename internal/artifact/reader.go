@@ -11,7 +11,8 @@ import (
 )
 
 // maxWindow bounds the zstd window the reader accepts; the writer's
-// SpeedDefault uses 8 MiB.
+// SpeedFastest uses 4 MiB, and artifacts written with SpeedDefault before
+// it 8 MiB.
 const maxWindow = 32 << 20
 
 // UnwrapFunc returns the plain data key for a wrapped one. Open calls it

@@ -25,6 +25,22 @@ const (
 // bounds memory to two blocks in flight.
 const encoderConcurrency = 2
 
+// encoderOptions choose zstd's fastest level with entropy coding of blocks
+// that have no matches. A dump of a password vault is mostly bytea
+// ciphertext, which pg_dump writes as hex: few matches, but literals that
+// Huffman coding halves. SpeedDefault gets the same ratio there at a third
+// of the speed (BenchmarkPipelineBackup/hex); on plain text rows the
+// fastest level loses about 2% of ratio for no loss of speed, and bytes
+// that do not compress at all are stored raw either way. The level is not
+// part of the format: every zstd reader reads every level, and the window
+// (4 MiB) stays under the reader's maxWindow.
+var encoderOptions = []zstd.EOption{
+	zstd.WithEncoderLevel(zstd.SpeedFastest),
+	zstd.WithAllLitEntropyCompression(true),
+	zstd.WithEncoderConcurrency(encoderConcurrency),
+	zstd.WithEncoderCRC(false), // the AEAD authenticates every byte
+}
+
 // Writer writes one artifact: the header when created, then the compressed
 // and encrypted body as the caller writes. Close must be called to finish
 // the artifact; it is not valid before Close returns nil.
@@ -70,11 +86,7 @@ func NewWriter(dst io.Writer, h Header, dataKey []byte) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new artifact: start encryption: %w", err)
 	}
-	zw, err := zstd.NewWriter(aead,
-		zstd.WithEncoderLevel(zstd.SpeedDefault),
-		zstd.WithEncoderConcurrency(encoderConcurrency),
-		zstd.WithEncoderCRC(false), // the AEAD authenticates every byte
-	)
+	zw, err := zstd.NewWriter(aead, encoderOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("new artifact: start compression: %w", err)
 	}
