@@ -99,6 +99,13 @@ func parseArgs(args []string, env func(string) (string, bool), stderr io.Writer)
 	}
 	cfg.HeartbeatInterval = firstDuration(*heartbeat, fc.HeartbeatInterval)
 	cfg.AgentCertTTL = firstDuration(*certTTL, fc.AgentCertTTL)
+	var err error
+	if cfg.Vault, err = fc.Vault.vaultConfig(); err != nil {
+		return nil, err
+	}
+	cfg.BackupKeys = fc.BackupKeys
+	cfg.Certs = CertsConfig{Domain: fc.Certs.Domain, ExtraNames: fc.Certs.ExtraNames, KVPath: fc.Certs.KVPath,
+		TTL: firstDuration(0, fc.Certs.TTL)}
 	logger, err := newLogger(firstOf(*logLevel, fc.LogLevel), firstOf(*logFormat, fc.LogFormat), stderr)
 	if err != nil {
 		return nil, err

@@ -40,6 +40,18 @@ type Config struct {
 	// RotateAdminToken replaces the admin token at start-up and rewrites
 	// forlockctl.yaml, for when that file was lost.
 	RotateAdminToken bool
+	// Vault, when set, connects the control plane to HashiCorp Vault for
+	// the nodes' certificates (PKI, KV v2) and, with BackupKeys
+	// "vault-transit", backup data keys (Transit).
+	Vault *VaultConfig
+	// BackupKeys is what wraps backup data keys: "local" (default, the key
+	// file in the data dir) or "vault-transit".
+	BackupKeys string
+	// Certs says what certificates nodes get from Vault.
+	Certs CertsConfig
+	// CertCheckInterval is how often the certificate policy (rotate after
+	// 90 days or under 30 days left) looks at the fleet; default 1h.
+	CertCheckInterval time.Duration
 	// Logger receives the control plane's logs; nil means discard.
 	Logger *slog.Logger
 }
@@ -71,6 +83,26 @@ func (c *Config) validate() error {
 	}
 	if c.AgentCertTTL < time.Second || c.AgentCertTTL > 30*24*time.Hour {
 		return fmt.Errorf("agent certificate ttl %s: must be between 1s and 720h", c.AgentCertTTL)
+	}
+	switch c.BackupKeys {
+	case "", BackupKeysLocal:
+	case BackupKeysVaultTransit:
+		if c.Vault == nil {
+			return errors.New("backup keys vault-transit: configure vault (address, auth, transit_key) too")
+		}
+	default:
+		return fmt.Errorf("backup keys %q: use local or vault-transit", c.BackupKeys)
+	}
+	if c.Certs.TTL != 0 && (c.Certs.TTL < time.Hour || c.Certs.TTL > 397*24*time.Hour) {
+		return fmt.Errorf("certs ttl %s: give 1h to 9528h (397 days)", c.Certs.TTL)
+	}
+	if c.Certs.Domain != "" && !validHostName(c.Certs.Domain) {
+		return fmt.Errorf("certs domain %q: must be a DNS name", c.Certs.Domain)
+	}
+	for _, n := range c.Certs.ExtraNames {
+		if !validHostName(n) {
+			return fmt.Errorf("certs extra name %q: must be a DNS name or an IP address", n)
+		}
 	}
 	for _, n := range c.AdvertiseNames {
 		if !validHostName(n) {
@@ -108,6 +140,54 @@ type FileConfig struct {
 	AgentCertTTL      string   `yaml:"agent_cert_ttl"`
 	LogLevel          string   `yaml:"log_level"`
 	LogFormat         string   `yaml:"log_format"`
+	// BackupKeys is "local" or "vault-transit".
+	BackupKeys string           `yaml:"backup_keys"`
+	Vault      *FileVaultConfig `yaml:"vault"`
+	Certs      FileCertsConfig  `yaml:"certs"`
+}
+
+// FileVaultConfig is the vault section of the config file. Secrets are
+// named by file (token_file, secret_id_file), never written in it.
+type FileVaultConfig struct {
+	Address        string `yaml:"address"`
+	CAFile         string `yaml:"ca_file"`
+	Namespace      string `yaml:"namespace"`
+	TokenFile      string `yaml:"token_file"`
+	RoleID         string `yaml:"role_id"`
+	SecretIDFile   string `yaml:"secret_id_file"`
+	AppRoleMount   string `yaml:"approle_mount"`
+	PKIMount       string `yaml:"pki_mount"`
+	PKIRole        string `yaml:"pki_role"`
+	KVMount        string `yaml:"kv_mount"`
+	TransitMount   string `yaml:"transit_mount"`
+	TransitKey     string `yaml:"transit_key"`
+	RequestTimeout string `yaml:"request_timeout"`
+}
+
+// FileCertsConfig is the certs section of the config file.
+type FileCertsConfig struct {
+	Domain     string   `yaml:"domain"`
+	ExtraNames []string `yaml:"extra_names"`
+	KVPath     string   `yaml:"kv_path"`
+	TTL        string   `yaml:"ttl"`
+}
+
+// vaultConfig turns the file's vault section into the runtime one.
+func (f *FileVaultConfig) vaultConfig() (*VaultConfig, error) {
+	if f == nil {
+		return nil, nil
+	}
+	c := &VaultConfig{Address: f.Address, CAFile: f.CAFile, Namespace: f.Namespace, TokenFile: f.TokenFile,
+		RoleID: f.RoleID, SecretIDFile: f.SecretIDFile, AppRoleMount: f.AppRoleMount, PKIMount: f.PKIMount,
+		PKIRole: f.PKIRole, KVMount: f.KVMount, TransitMount: f.TransitMount, TransitKey: f.TransitKey}
+	if f.RequestTimeout != "" {
+		d, err := time.ParseDuration(f.RequestTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("vault request_timeout %q: want a duration such as 10s", f.RequestTimeout)
+		}
+		c.RequestTimeout = d
+	}
+	return c, nil
 }
 
 // ParseConfigFile parses a control plane config file strictly: unknown
@@ -125,13 +205,16 @@ func ParseConfigFile(data []byte) (*FileConfig, error) {
 	if fc.Version != 1 {
 		return nil, fmt.Errorf("config file: version %d not supported: set \"version: 1\"", fc.Version)
 	}
-	for field, v := range map[string]string{"heartbeat_interval": fc.HeartbeatInterval, "agent_cert_ttl": fc.AgentCertTTL} {
+	for field, v := range map[string]string{"heartbeat_interval": fc.HeartbeatInterval, "agent_cert_ttl": fc.AgentCertTTL, "certs.ttl": fc.Certs.TTL} {
 		if v == "" {
 			continue
 		}
 		if _, err := time.ParseDuration(v); err != nil {
 			return nil, fmt.Errorf("config file: %s %q: want a duration such as 10s or 24h", field, v)
 		}
+	}
+	if _, err := fc.Vault.vaultConfig(); err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
 	}
 	switch fc.LogLevel {
 	case "", "debug", "info", "warn", "error":

@@ -32,6 +32,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/logs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
+	"github.com/forlock/fleet/controlplane/internal/vault"
 	"github.com/forlock/fleet/internal/keys"
 	"github.com/forlock/fleet/internal/pki"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -50,6 +51,7 @@ type Server struct {
 	grpc      *grpc.Server
 	health    *health.Server
 	ctlConfig string
+	vault     *vault.Client // nil without Vault
 }
 
 // New prepares a control plane from cfg: it creates or loads the data dir,
@@ -112,7 +114,15 @@ func (s *Server) init(now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("backup key-encryption key: %w", err)
 	}
-	s.jobs, err = jobs.New(jobs.Config{Store: s.store, Registry: s.registry, Logger: s.log, Keys: kek})
+	var wrapper jobs.KeyWrapper = kek
+	var certSrc jobs.CertSource
+	if s.cfg.Vault != nil {
+		if wrapper, err = s.openVault(kek); err != nil {
+			return err
+		}
+		certSrc = vaultCerts{v: s.vault, cfg: s.cfg.Certs.withDefaults()}
+	}
+	s.jobs, err = jobs.New(jobs.Config{Store: s.store, Registry: s.registry, Logger: s.log, Keys: wrapper, Certs: certSrc})
 	if err != nil {
 		return err
 	}
@@ -191,6 +201,14 @@ func (s *Server) Run(ctx context.Context) error {
 	regCtx, stopRegistry := context.WithCancel(context.Background())
 	g.Go(func() error { return s.registry.Run(regCtx) })
 	g.Go(func() error { return s.jobs.Run(regCtx) })
+	if s.vault != nil {
+		g.Go(func() error { return s.vault.Run(gctx) })
+		every := s.cfg.CertCheckInterval
+		if every == 0 {
+			every = DefaultCertCheckInterval
+		}
+		g.Go(func() error { return s.runCertPolicy(gctx, every) })
+	}
 	g.Go(func() error {
 		s.log.Info("control plane serving", "addr", s.lis.Addr().String(), "data_dir", s.cfg.DataDir)
 		if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
@@ -98,8 +99,10 @@ func (e *Engine) finish(j *job, t *forlockv1.Task, u *forlockv1.TaskUpdate, pref
 		case "delete_backup":
 			e.markDeleted(j.pb.GetSpec().GetDeleteBackup().GetArtifacts())
 		case "cert_rotate":
-			t.Certificate = u.GetCertificate()
 			if c := u.GetCertificate(); c != nil {
+				c = proto.CloneOf(c)
+				c.RotatedAt = timestamppb.Now()
+				t.Certificate = c
 				e.pendingCerts = append(e.pendingCerts, store.NodeCertificate{NodeID: t.GetNodeId(), Cert: c})
 			}
 		}
