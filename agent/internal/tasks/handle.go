@@ -107,7 +107,7 @@ func (r *Runner) assign(a *forlockv1.TaskAssignment) {
 	r.started.Add(1)
 	r.log.Info("task started", t.attrs()...)
 	r.send(t.runningUpdate())
-	go r.run(WithCertificate(WithKeys(ctx, a.GetKeys()), a.GetCertificate()), t, h, a.GetSpec())
+	go r.run(WithJobID(WithCertificate(WithKeys(ctx, a.GetKeys()), a.GetCertificate()), a.GetJobId()), t, h, a.GetSpec())
 }
 
 // finishNow ends a begun task that never ran.

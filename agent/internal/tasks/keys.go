@@ -54,3 +54,18 @@ func CertificateFrom(ctx context.Context) *forlockv1.CertificatePair {
 	pair, _ := ctx.Value(certKey{}).(*forlockv1.CertificatePair)
 	return pair
 }
+
+// jobKey is the context key of a task's job ID.
+type jobKey struct{}
+
+// WithJobID returns ctx carrying the ID of the job a task belongs to.
+func WithJobID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, jobKey{}, id)
+}
+
+// JobIDFrom returns the ID of the job of the task whose handler received
+// ctx, or "".
+func JobIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(jobKey{}).(string)
+	return id
+}
