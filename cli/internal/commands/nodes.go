@@ -136,7 +136,66 @@ func printNodeDetail(w io.Writer, now time.Time, n *forlockv1.Node) error {
 	row("Enrolled", "%s", when(now, n.GetEnrolledAt()))
 	row("Last enrolled", "%s", when(now, n.GetLastEnrolledAt()))
 	row("Enrollments", "%d", n.GetEnrollments())
+	if err := flush(tw); err != nil {
+		return err
+	}
+	return printReleases(w, now, n.GetRelease(), n.GetReleaseHistory())
+}
+
+// printReleases shows the node's current release (each service's image
+// and short image ID) and its earlier releases, newest first.
+func printReleases(w io.Writer, now time.Time, cur *forlockv1.Release, history []*forlockv1.Release) error {
+	if cur.GetId() == "" && len(history) == 0 {
+		_, err := fmt.Fprintln(w, "\nRelease: none recorded yet (the agent records it at its first upgrade)")
+		return err
+	}
+	if cur.GetId() != "" {
+		fmt.Fprintf(w, "\nRelease: %s (since %s, job %s)\n", shortRelease(cur.GetId()), when(now, cur.GetAt()), orDash(cur.GetJobId()))
+		tw := newTable(w)
+		fmt.Fprintln(tw, "  SERVICE\tIMAGE\tIMAGE ID")
+		for _, s := range cur.GetServices() {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.GetService(), orDash(s.GetImage()), orDash(shortImageID(s.GetImageId())))
+		}
+		if err := flush(tw); err != nil {
+			return err
+		}
+	}
+	if len(history) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nHistory:")
+	tw := newTable(w)
+	fmt.Fprintln(tw, "  RELEASE\tAT\tAPI IMAGE\tJOB")
+	for _, r := range history {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", shortRelease(r.GetId()), when(now, r.GetAt()), orDash(serviceImage(r, "api")), orDash(r.GetJobId()))
+	}
 	return flush(tw)
+}
+
+// shortRelease is a release ID's first 12 characters, as --release takes.
+func shortRelease(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return orDash(id)
+}
+
+// shortImageID is an image ID's first 12 hex digits, as docker prints it.
+func shortImageID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return id
+}
+
+func serviceImage(r *forlockv1.Release, service string) string {
+	for _, s := range r.GetServices() {
+		if s.GetService() == service {
+			return s.GetImage()
+		}
+	}
+	return ""
 }
 
 func yesNo(b bool) string {

@@ -121,3 +121,39 @@ func TestPrintJSONIsStable(t *testing.T) {
 	require.NoError(t, printJSON(&empty, &forlockv1.ListNodesResponse{}))
 	require.Equal(t, "{}\n", empty.String(), "unset fields are left out")
 }
+
+func TestPrintNodeDetailReleases(t *testing.T) {
+	img := func(svc, ref, id string) *forlockv1.ServiceImage {
+		return &forlockv1.ServiceImage{Service: svc, Image: ref, ImageId: "sha256:" + id + strings.Repeat("0", 52)}
+	}
+	n := sampleNode()
+	n.Release = &forlockv1.Release{
+		Id: "3a9f0c2b71de55aa", At: timestamppb.New(renderNow.Add(-time.Hour)), JobId: "j-42",
+		Services: []*forlockv1.ServiceImage{
+			img("postgres", "forlock/postgres:16", "aaaaaaaaaaaa"),
+			img("api", "reg.example:5000/forlock/api:v2", "bbbbbbbbbbbb"),
+		},
+	}
+	n.ReleaseHistory = []*forlockv1.Release{{
+		Id: "77e0d1c2b3a4ffff", At: timestamppb.New(renderNow.Add(-48 * time.Hour)),
+		Services: []*forlockv1.ServiceImage{img("api", "reg.example:5000/forlock/api:v1", "cccccccccccc")},
+	}}
+	var out bytes.Buffer
+	require.NoError(t, printNodeDetail(&out, renderNow, n))
+	s := out.String()
+	for _, line := range []string{
+		"Release: 3a9f0c2b71de (since 2026-03-01 11:00:00 UTC (1h ago), job j-42)",
+		"  SERVICE   IMAGE                            IMAGE ID",
+		"  postgres  forlock/postgres:16              aaaaaaaaaaaa",
+		"  api       reg.example:5000/forlock/api:v2  bbbbbbbbbbbb",
+		"History:",
+		"  RELEASE       AT                                API IMAGE                        JOB",
+		"  77e0d1c2b3a4  2026-02-27 12:00:00 UTC (2d ago)  reg.example:5000/forlock/api:v1  -",
+	} {
+		require.Contains(t, s, line+"\n")
+	}
+
+	out.Reset()
+	require.NoError(t, printNodeDetail(&out, renderNow, sampleNode()))
+	require.Contains(t, out.String(), "\nRelease: none recorded yet")
+}
