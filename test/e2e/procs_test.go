@@ -80,19 +80,21 @@ type cluster struct {
 	dataDir string
 	addr    string
 	cp      *proc
+	// cpArgs are more control plane flags, e.g. --config FILE.
+	cpArgs []string
 }
 
-func startCluster(t *testing.T) *cluster {
+func startCluster(t *testing.T, cpArgs ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dataDir: filepath.Join(t.TempDir(), "cp"), addr: freePort(t)}
+	c := &cluster{t: t, dataDir: filepath.Join(t.TempDir(), "cp"), addr: freePort(t), cpArgs: cpArgs}
 	c.startControlPlane()
 	return c
 }
 
 func (c *cluster) startControlPlane() {
 	c.t.Helper()
-	c.cp = start(c.t, "forlock-controlplane", "--data-dir", c.dataDir, "--listen", c.addr,
-		"--heartbeat-interval", "300ms", "--log-format", "text")
+	c.cp = start(c.t, "forlock-controlplane", append([]string{"--data-dir", c.dataDir, "--listen", c.addr,
+		"--heartbeat-interval", "300ms", "--log-format", "text"}, c.cpArgs...)...)
 	require.Eventually(c.t, func() bool {
 		_, err := c.ctlErr("nodes", "list")
 		return err == nil
