@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/forlock/fleet/agent/internal/certs"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -17,6 +18,7 @@ const (
 	maxNameLen          = 200  // check names
 	maxFieldLen         = 170  // each of six container fields, 1024 bytes together
 	maxMessageLen       = 4000 // check messages, task messages
+	maxCertNames        = 64   // names of the served certificate
 )
 
 // Proto returns the status as the API's CheckStatus.
@@ -33,9 +35,17 @@ func (s Status) Proto() forlockv1.CheckStatus {
 }
 
 // Proto returns the report as the API's HealthReport, cut to the bounds
-// the control plane accepts.
+// the control plane accepts. The served certificate's source is left
+// unset: the control plane knows what it installed.
 func (r Report) Proto() *forlockv1.HealthReport {
-	h := &forlockv1.HealthReport{CheckedAt: timestamppb.New(r.CheckedAt)}
+	h := &forlockv1.HealthReport{CheckedAt: timestamppb.New(r.CheckedAt), Certificate: certs.Proto(r.Certificate)}
+	if c := h.Certificate; c != nil {
+		c.Subject, c.Issuer = clip(c.Subject, maxMessageLen), clip(c.Issuer, maxMessageLen)
+		c.Names = c.Names[:min(len(c.Names), maxCertNames)]
+		for i, n := range c.Names {
+			c.Names[i] = clip(n, maxNameLen)
+		}
+	}
 	for _, res := range r.Results[:min(len(r.Results), maxReportChecks)] {
 		h.Checks = append(h.Checks, &forlockv1.CheckResult{
 			Name:    clip(res.Name, maxNameLen),

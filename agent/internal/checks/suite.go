@@ -2,6 +2,7 @@ package checks
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"sync"
 	"time"
@@ -24,8 +25,11 @@ type Suite struct {
 	// Containers, if set, checks the expected containers, reported next.
 	Containers *Containers
 	// Services are the stack's checks (API, PostgreSQL, Redis), reported
-	// last.
+	// next.
 	Services []Check
+	// Certificate, if set, checks the certificate nginx serves, reported
+	// last; the certificate it reads goes into the report.
+	Certificate *Certificate
 	// Timeout bounds each check; zero means DefaultCheckTimeout.
 	Timeout time.Duration
 }
@@ -38,6 +42,9 @@ type Report struct {
 	Results []Result
 	// Containers are the containers the container check read.
 	Containers []dockerrt.Container
+	// Certificate is the certificate nginx served to the certificate
+	// check; nil when there is no such check or its handshake failed.
+	Certificate *x509.Certificate
 }
 
 // Run runs every check concurrently, each under the suite's timeout. A
@@ -53,18 +60,22 @@ func (s *Suite) Run(ctx context.Context) Report {
 	defer cancel()
 
 	// One slot per check (the container check is one), in report order.
+	type outcome struct {
+		results []Result
+		cs      []dockerrt.Container
+		cert    *x509.Certificate
+	}
 	type slot struct {
-		run      func() ([]Result, []dockerrt.Container)
+		run      func() outcome
 		fallback []Result // reported if the check does not finish
 		done     bool
-		results  []Result
-		cs       []dockerrt.Container
+		out      outcome
 	}
 	var slots []*slot
 	hung := fmt.Sprintf("the check did not finish within %s", timeout)
 	addCheck := func(c Check) {
 		slots = append(slots, &slot{
-			run:      func() ([]Result, []dockerrt.Container) { return []Result{c.Run(ctx)}, nil },
+			run:      func() outcome { return outcome{results: []Result{c.Run(ctx)}} },
 			fallback: []Result{{Name: c.Name(), Status: Unknown, Summary: hung}},
 		})
 	}
@@ -73,12 +84,24 @@ func (s *Suite) Run(ctx context.Context) Report {
 	}
 	if s.Containers != nil {
 		slots = append(slots, &slot{
-			run:      func() ([]Result, []dockerrt.Container) { return s.Containers.Run(ctx) },
+			run: func() outcome {
+				rs, cs := s.Containers.Run(ctx)
+				return outcome{results: rs, cs: cs}
+			},
 			fallback: s.Containers.allUnknown(fmt.Sprintf("the Docker Engine did not answer within %s", timeout)),
 		})
 	}
 	for _, c := range s.Services {
 		addCheck(c)
+	}
+	if c := s.Certificate; c != nil {
+		slots = append(slots, &slot{
+			run: func() outcome {
+				r, cert := c.Read(ctx)
+				return outcome{results: []Result{r}, cert: cert}
+			},
+			fallback: []Result{{Name: c.Name(), Status: Unknown, Summary: hung}},
+		})
 	}
 
 	var mu sync.Mutex
@@ -89,10 +112,10 @@ func (s *Suite) Run(ctx context.Context) Report {
 	}
 	for _, sl := range slots {
 		go func() {
-			rs, cs := sl.run()
+			out := sl.run()
 			mu.Lock()
 			defer mu.Unlock()
-			sl.done, sl.results, sl.cs = true, rs, cs
+			sl.done, sl.out = true, out
 			if remaining--; remaining == 0 {
 				close(allDone)
 			}
@@ -112,8 +135,11 @@ func (s *Suite) Run(ctx context.Context) Report {
 			rep.Results = append(rep.Results, sl.fallback...)
 			continue
 		}
-		rep.Results = append(rep.Results, sl.results...)
-		rep.Containers = append(rep.Containers, sl.cs...)
+		rep.Results = append(rep.Results, sl.out.results...)
+		rep.Containers = append(rep.Containers, sl.out.cs...)
+		if sl.out.cert != nil {
+			rep.Certificate = sl.out.cert
+		}
 	}
 	return rep
 }
