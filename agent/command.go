@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/forlock/fleet/agent/internal/certs"
 	"github.com/forlock/fleet/internal/buildinfo"
 )
 
@@ -142,6 +143,12 @@ func bindFlags(f *pflag.FlagSet) {
 	f.String("s3-secret-key-file", "", "file holding the S3 secret key (or "+S3SecretKeyEnv+")")
 	f.Bool("s3-tls", false, "talk https to the S3 server")
 	f.String("s3-region", "", "S3 region (default us-east-1)")
+	f.String("tls-addr", "", "where nginx's 443 is reachable, HOST:PORT (default: the API URL's host:port if https, else 127.0.0.1:443)")
+	f.String("tls-server-name", "", "SNI for the handshakes with nginx (default: the first of --tls-names)")
+	f.StringSlice("tls-names", nil, "names every installed certificate must cover (default: the names of the certificate the control plane sends)")
+	f.String("nginx-cert-path", "", "nginx's certificate file inside its container (default "+certs.DefaultCertPath+")")
+	f.String("nginx-key-path", "", "nginx's key file inside its container (default "+certs.DefaultKeyPath+")")
+	f.String("nginx-container", "", "nginx's container or compose service (default: the containers' nginx)")
 }
 
 // resolveSettings merges, per setting, the flag if given, else the
@@ -215,6 +222,16 @@ func resolveSettings(flags *pflag.FlagSet, getenv func(string) string) (settings
 	}
 	b.S3Region = pick("s3-region", b.S3Region)
 	st.cfg.Backup = b
+	tc := fc.tls()
+	tc.Addr = pick("tls-addr", tc.Addr)
+	tc.ServerName = pick("tls-server-name", tc.ServerName)
+	if flags.Changed("tls-names") {
+		tc.Names, _ = flags.GetStringSlice("tls-names")
+	}
+	tc.CertPath = pick("nginx-cert-path", tc.CertPath)
+	tc.KeyPath = pick("nginx-key-path", tc.KeyPath)
+	tc.Container = pick("nginx-container", tc.Container)
+	st.cfg.TLS = tc
 	level := pick("log-level", fc.LogLevel)
 	if level == "" {
 		level = "info"

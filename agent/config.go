@@ -53,6 +53,9 @@ type Config struct {
 	Health HealthConfig
 	// Backup configures the backup and restore tasks.
 	Backup BackupConfig
+	// TLS says where the node's nginx serves TLS and keeps its
+	// certificate, for the cert_rotate task and the certificate check.
+	TLS TLSConfig
 	// TaskHandlers add task kinds, or replace built-in ones (health_check),
 	// keyed by job kind: the name of the JobSpec oneof field. Tests use it
 	// to run slow or failing tasks through a real agent.
@@ -103,6 +106,9 @@ func (cfg Config) validate() (Config, error) {
 	}
 	if cfg.Backup, err = cfg.Backup.validate(); err != nil {
 		return cfg, fmt.Errorf("backups: %w", err)
+	}
+	if cfg.TLS, err = cfg.TLS.validate(cfg.Health); err != nil {
+		return cfg, fmt.Errorf("tls: %w", err)
 	}
 	for kind, h := range cfg.TaskHandlers {
 		if kind == "" || h == nil {

@@ -50,6 +50,13 @@ const maxConfigSize = 64 << 10
 //	s3_secret_key_file: /etc/forlock-agent/s3-secret-key
 //	s3_tls: true
 //	s3_region: us-east-1
+//	# The node's TLS certificate (cert_rotate tasks, certificate check; every one optional):
+//	tls_addr: 127.0.0.1:443                   # nginx's 443; default: api_url's host:port if https
+//	tls_server_name: node1.example.net        # SNI; default the first of tls_names
+//	tls_names: [node1.example.net]            # every installed certificate must cover them
+//	nginx_cert_path: /etc/nginx/tls/cert.pem  # inside the nginx container
+//	nginx_key_path: /etc/nginx/tls/key.pem
+//	nginx_container: forlock-nginx            # default: the containers' nginx
 //
 // Secrets are never read from this file: the file is often world-readable,
 // a token, DSN or password file need not be. The join token, the
@@ -84,6 +91,13 @@ type fileConfig struct {
 	S3SecretKeyFile string
 	S3TLS           bool
 	S3Region        string
+
+	TLSAddr        string
+	TLSServerName  string
+	TLSNames       []string
+	NginxCertPath  string
+	NginxKeyPath   string
+	NginxContainer string
 }
 
 // fields maps each config key to where its value goes; its order is the
@@ -116,6 +130,12 @@ func (fc *fileConfig) fields() []configField {
 		{key: "s3_secret_key_file", str: &fc.S3SecretKeyFile},
 		{key: "s3_tls", boolean: &fc.S3TLS},
 		{key: "s3_region", str: &fc.S3Region},
+		{key: "tls_addr", str: &fc.TLSAddr},
+		{key: "tls_server_name", str: &fc.TLSServerName},
+		{key: "tls_names", list: &fc.TLSNames},
+		{key: "nginx_cert_path", str: &fc.NginxCertPath},
+		{key: "nginx_key_path", str: &fc.NginxKeyPath},
+		{key: "nginx_container", str: &fc.NginxContainer},
 	}
 }
 
@@ -229,11 +249,15 @@ func parseConfig(data []byte) (fileConfig, error) {
 			return fc, fmt.Errorf("field check_timeout: %w", err)
 		}
 	}
-	if _, err := fc.health().validate(); err != nil {
+	h, err := fc.health().validate()
+	if err != nil {
 		return fc, fmt.Errorf("health check settings: %w", err)
 	}
 	if _, err := fc.backup().check(false); err != nil {
 		return fc, fmt.Errorf("backup settings: %w", err)
+	}
+	if _, err := fc.tls().validate(h); err != nil {
+		return fc, fmt.Errorf("tls settings: %w", err)
 	}
 	return fc, nil
 }

@@ -158,6 +158,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("version: 1\ncontainers: &c [a]\napi_insecure_skip_verify: true\ncheck_timeout: 2s\nredis_addr: r:6379\n"))
 	f.Add([]byte("version: 1\ncompose_dir: /opt/forlock\nbackup_dirs: [/var/backups/forlock, /mnt/b]\ns3_endpoint: s3:9000\ns3_tls: true\ns3_region: us-east-1\n"))
 	f.Add([]byte("version: 1\nbackup_dirs: /a, /a/../b\ns3_access_key_file: k\ns3_secret_key_file: s\n"))
+	f.Add([]byte("version: 1\ntls_addr: 127.0.0.1:443\ntls_names: [a.example.net, 10.0.0.5]\nnginx_cert_path: /c\nnginx_key_path: /k\nnginx_container: forlock-nginx\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fc, err := parseConfig(data)
 		if err != nil {
@@ -179,6 +180,9 @@ func FuzzParseConfig(f *testing.F) {
 		require.NoError(t, err, "a parsed file holds valid backup settings")
 		require.NotEmpty(t, b.BackupDirs)
 		require.NotEmpty(t, b.ComposeDir)
+		tc, err := fc.tls().validate(h)
+		require.NoError(t, err, "a parsed file holds valid tls settings")
+		require.NotEmpty(t, tc.Container)
 	})
 }
 

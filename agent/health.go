@@ -137,6 +137,7 @@ func (cfg Config) newHealth() *health {
 
 	s.Services = []checks.Check{cfg.apiCheck(), checks.Postgres{DSN: checks.Secret{Value: h.PostgresDSN, File: h.PostgresDSNFile}},
 		checks.Redis{Addr: h.RedisAddr, Password: checks.Secret{Value: h.RedisPassword, File: h.RedisPasswordFile}}}
+	s.Certificate = cfg.certCheck()
 	return out
 }
 

@@ -123,7 +123,7 @@ func TestHealthOnAHostWithoutForlock(t *testing.T) {
 		names = append(names, r.Name)
 	}
 	require.Equal(t, []string{"disk", "memory", "container/forlock-api", "container/forlock-postgres", "container/forlock-redis",
-		"container/forlock-nginx", "api", "postgres", "redis"}, names)
+		"container/forlock-nginx", "api", "postgres", "redis", "certificate"}, names)
 	require.NotEqual(t, checks.Unknown, byName["disk"].Status, byName["disk"].String())
 	for _, n := range []string{"container/forlock-api", "container/forlock-nginx"} {
 		require.Equal(t, checks.Unknown, byName[n].Status)
@@ -139,9 +139,12 @@ func TestHealthOnAHostWithoutForlock(t *testing.T) {
 	} else {
 		require.Equal(t, checks.Unknown, byName["api"].Status, byName["api"].String())
 		require.Contains(t, byName["api"].Summary, "set api_url")
+		require.Equal(t, checks.Unknown, byName["certificate"].Status, byName["certificate"].String())
+		require.Contains(t, byName["certificate"].Summary, "nothing listens at 127.0.0.1:443 (the default): set tls_addr")
+		require.Nil(t, rep.Proto().GetCertificate())
 	}
 	require.Empty(t, rep.Containers)
-	require.Len(t, rep.Proto().GetChecks(), 9)
+	require.Len(t, rep.Proto().GetChecks(), 10)
 }
 
 func TestHealthWithABadAPICAFile(t *testing.T) {

@@ -52,6 +52,7 @@ func (a *Agent) taskHandlers(hc *health) (map[string]TaskHandler, error) {
 		backup.Kind:        bh,
 		backup.RestoreKind: rh,
 		backup.DeleteKind:  dh,
+		certRotateKind:     a.certHandler(hc),
 	}
 	maps.Copy(h, a.cfg.TaskHandlers)
 	return h, nil

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/forlock/fleet/agent/internal/backup"
+	"github.com/forlock/fleet/agent/internal/certs"
 	"github.com/forlock/fleet/agent/internal/checks"
 	"github.com/forlock/fleet/agent/internal/journal"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -29,14 +30,19 @@ func TestTaskHandlersExtendAndReplaceTheBuiltIns(t *testing.T) {
 	require.Same(t, hc.suite, h.Suite)
 	require.Len(t, h.Suite.Host, 2)
 	require.Equal(t, "/x", h.Suite.Host[0].(checks.Disk).Dir, "the disk check watches the state directory's file system")
-	require.Len(t, builtIn, 3)
 	require.IsType(t, &backup.Handler{}, builtIn["backup"])
 	require.IsType(t, &backup.RestoreHandler{}, builtIn["restore"])
+	require.IsType(t, &backup.DeleteHandler{}, builtIn["delete_backup"])
+	ch, ok := builtIn["cert_rotate"].(certs.Handler)
+	require.True(t, ok)
+	require.Equal(t, "127.0.0.1:443", ch.Config.Addr)
+	require.Equal(t, "nginx", ch.Config.Service)
+	require.Same(t, hc.docker, ch.Config.Docker)
 
 	a.cfg.TaskHandlers = map[string]TaskHandler{"health_check": noopHandler, "extra": noopHandler}
 	handlers, err := a.taskHandlers(hc)
 	require.NoError(t, err)
-	require.Len(t, handlers, 4)
+	require.Len(t, handlers, len(builtIn)+1)
 	res, err := handlers["health_check"].Run(context.Background(), nil, nil)
 	require.NoError(t, err)
 	require.Equal(t, "noop", res.Message, "a configured handler replaces the built-in one")
