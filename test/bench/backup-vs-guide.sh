@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Benchmark: backup and restore of a Forlock database of BENCH_DB_MB MB (default
 # 1000) on a real test node, side by side in one run:
-#   floor  pg_dump -Fc -Z0 > /dev/null           (the dump alone, nothing stored)
+#   floor  backup: docker exec pg_dump -Fc -Z0 > /dev/null (the dump alone,
+#          through docker exec as ours, nothing stored); also reported: the
+#          same inside the container (no transport) and piped through cat.
+#          restore: pg_restore --single-transaction of that dump from a file
+#          already in the container, API stopped (the server's share alone)
 #   guide  the operations guide's manual procedure: pg_dump -F c -f in the
 #          container, docker cp, gzip; restore: stop API, gunzip | pg_restore -c,
 #          start API
 #   ours   forlockctl backup --only postgres (zstd + AES-256-GCM + SHA-256 to a
 #          host dir) and forlockctl restore --latest --only postgres (verify,
-#          stop API, pg_restore in one transaction, start API, wait healthy)
-# Prints seconds and ratios. Method: docs/benchmarks.md. Needs make build and
-# the test node images (deploy/testnode/build-images.sh).
+#          stop API, pg_restore in one transaction, start API, wait healthy);
+#          the restore's phases are taken from the agent's log
+# Prints seconds, ratios and the load average. Method: docs/benchmarks.md.
+# Needs make build and the test node images (deploy/testnode/build-images.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MB=${BENCH_DB_MB:-1000}
@@ -51,6 +56,11 @@ mkdir -p "$work/backups"
 pids+=($!)
 for _ in $(seq 200); do ctl nodes list --state online -o json | grep -q '"bench"' && break; sleep 0.1; done
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+t0=$(now); docker exec -u postgres "$NODE-postgres" sh -c 'pg_dump -Fc -Z0 forlock >/dev/null'; t1=$(now)
+floor_inside=$(secs "$t0" "$t1")
+t0=$(now); docker exec -u postgres "$NODE-postgres" pg_dump -Fc -Z0 forlock | cat >/dev/null; t1=$(now)
+floor_cat=$(secs "$t0" "$t1")
 t0=$(now); docker exec -u postgres "$NODE-postgres" pg_dump -Fc -Z0 forlock >/dev/null; t1=$(now)
 floor=$(secs "$t0" "$t1")
 
@@ -64,9 +74,27 @@ docker exec "$NODE-postgres" rm -f /tmp/backup.dump
 guide_backup=$(secs "$t0" "$t1")
 guide_size=$(du -m "$work/guide/backup.dump.gz" | cut -f1)
 
+agent_pid=${pids[1]}
+# CPU seconds (user + system) the agent spent, a figure the machine's load
+# does not stretch as it stretches wall time.
+agent_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$agent_pid/stat"; }
+c0=$(agent_cpu)
 t0=$(now); ctl backup --node bench --only postgres --dest "$work/backups/bench" >/dev/null; t1=$(now)
 ours_backup=$(secs "$t0" "$t1")
+agent_backup_cpu=$(awk -v a="$c0" -v b="$(agent_cpu)" 'BEGIN{printf "%.1f", b-a}')
 ours_size=$(du -m "$work/backups/bench"/postgres_* | cut -f1)
+
+# Restore floor: the server restoring a plain dump already in the container.
+docker exec -u postgres "$NODE-postgres" pg_dump -Fc -Z0 -f /tmp/floor.dump forlock
+docker stop "$NODE-api" >/dev/null
+t0=$(now)
+docker exec -u postgres "$NODE-postgres" pg_restore --clean --if-exists --single-transaction --exit-on-error -d forlock /tmp/floor.dump
+t1=$(now)
+docker exec "$NODE-postgres" rm -f /tmp/floor.dump
+docker start "$NODE-api" >/dev/null
+restore_floor=$(secs "$t0" "$t1")
+until [ "$(docker inspect -f '{{.State.Health.Status}}' "$NODE-api")" = healthy ]; do sleep 0.2; done
+[ "$(docker exec "$NODE-api" forlockapi summary)" = "$want" ] || { echo "floor restore changed the data" >&2; exit 1; }
 
 t0=$(now)
 docker stop "$NODE-api" >/dev/null
@@ -74,16 +102,29 @@ gunzip -c "$work/guide/backup.dump.gz" | docker exec -i -u postgres "$NODE-postg
 docker start "$NODE-api" >/dev/null
 t1=$(now)
 guide_restore=$(secs "$t0" "$t1")
+until [ "$(docker inspect -f '{{.State.Health.Status}}' "$NODE-api")" = healthy ]; do sleep 0.2; done
 [ "$(docker exec "$NODE-api" forlockapi summary)" = "$want" ] || { echo "guide restore changed the data" >&2; exit 1; }
 
+log_from=$(wc -l <"$work/agent.log")
+c0=$(agent_cpu)
 t0=$(now); ctl restore --latest --node bench --only postgres --yes >/dev/null; t1=$(now)
 ours_restore=$(secs "$t0" "$t1")
+agent_restore_cpu=$(awk -v a="$c0" -v b="$(agent_cpu)" 'BEGIN{printf "%.1f", b-a}')
 [ "$(docker exec "$NODE-api" forlockapi summary)" = "$want" ] || { echo "our restore changed the data" >&2; exit 1; }
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+# Phases of our restore from the agent's log: time of each "restore:" event
+# after the command started.
+phases=$(tail -n +"$((log_from + 1))" "$work/agent.log" | grep 'msg="restore: ' |
+  sed -E 's/^time=([^ ]+) .*msg="restore: ([^"]*)".*/\1 \2/' |
+  while read -r ts what; do printf '%s at %s s; ' "$what" "$(secs "$t0" "$(date -d "$ts" +%s.%N)")"; done)
 
 cat <<TABLE
-database: ${MB} MB loaded, ${size} on disk
-| step | floor: pg_dump -Fc -Z0 > /dev/null | guide (manual) | ours (encrypted) | guide / ours | ours / floor |
+database: ${MB} MB loaded, ${size} on disk; load average $load_start at the start, $load_end at the end ($(nproc) CPUs)
+| step | floor | guide (manual) | ours (encrypted) | guide / ours | ours / floor |
 |---|---|---|---|---|---|
 | backup | ${floor} s | ${guide_backup} s (${guide_size} MB) | ${ours_backup} s (${ours_size} MB) | $(ratio "$guide_backup" "$ours_backup") | $(ratio "$ours_backup" "$floor") |
-| restore | | ${guide_restore} s | ${ours_restore} s | $(ratio "$guide_restore" "$ours_restore") | |
+| restore | ${restore_floor} s | ${guide_restore} s | ${ours_restore} s | $(ratio "$guide_restore" "$ours_restore") | $(ratio "$ours_restore" "$restore_floor") |
+backup floor: ${floor} s through docker exec, ${floor_inside} s inside the container, ${floor_cat} s piped through cat
+our restore: ${phases}done at ${ours_restore} s
+agent CPU: backup ${agent_backup_cpu} s, restore ${agent_restore_cpu} s
 TABLE
