@@ -61,6 +61,7 @@ func BenchmarkPipelineBackup(b *testing.B) {
 }
 
 func benchBackup(b *testing.B, data []byte) {
+	b.Helper()
 	h, dk := benchHeader(b)
 
 	b.Run("artifact", func(b *testing.B) {
@@ -107,6 +108,7 @@ func BenchmarkPipelineRestore(b *testing.B) {
 }
 
 func benchRestore(b *testing.B, data []byte) {
+	b.Helper()
 	h, dk := benchHeader(b)
 	var sealedBuf bytes.Buffer
 	w, err := artifact.NewWriter(&sealedBuf, h, dk)
