@@ -143,6 +143,8 @@ func bindFlags(f *pflag.FlagSet) {
 	f.String("s3-secret-key-file", "", "file holding the S3 secret key (or "+S3SecretKeyEnv+")")
 	f.Bool("s3-tls", false, "talk https to the S3 server")
 	f.String("s3-region", "", "S3 region (default us-east-1)")
+	f.String("registry-username", "", "image registry user for upgrade pulls (password in --registry-password-file or FORLOCK_REGISTRY_PASSWORD)")
+	f.String("registry-password-file", "", "file holding the image registry password")
 	f.String("tls-addr", "", "where nginx's 443 is reachable, HOST:PORT (default: the API URL's host:port if https, else 127.0.0.1:443)")
 	f.String("tls-server-name", "", "SNI for the handshakes with nginx (default: the first of --tls-names)")
 	f.StringSlice("tls-names", nil, "names every installed certificate must cover (default: the names of the certificate the control plane sends)")
@@ -222,6 +224,8 @@ func resolveSettings(flags *pflag.FlagSet, getenv func(string) string) (settings
 	}
 	b.S3Region = pick("s3-region", b.S3Region)
 	st.cfg.Backup = b
+	st.cfg.Upgrade = UpgradeConfig{RegistryUsername: pick("registry-username", fc.RegistryUsername),
+		RegistryPasswordFile: pick("registry-password-file", fc.RegistryPasswordFile), RegistryPassword: getenv("FORLOCK_REGISTRY_PASSWORD")}
 	tc := fc.tls()
 	tc.Addr = pick("tls-addr", tc.Addr)
 	tc.ServerName = pick("tls-server-name", tc.ServerName)

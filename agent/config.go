@@ -56,6 +56,8 @@ type Config struct {
 	// TLS says where the node's nginx serves TLS and keeps its
 	// certificate, for the cert_rotate task and the certificate check.
 	TLS TLSConfig
+	// Upgrade configures upgrade and rollback tasks.
+	Upgrade UpgradeConfig
 	// TaskHandlers add task kinds, or replace built-in ones (health_check),
 	// keyed by job kind: the name of the JobSpec oneof field. Tests use it
 	// to run slow or failing tasks through a real agent.

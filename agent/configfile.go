@@ -57,6 +57,9 @@ const maxConfigSize = 64 << 10
 //	nginx_cert_path: /etc/nginx/tls/cert.pem  # inside the nginx container
 //	nginx_key_path: /etc/nginx/tls/key.pem
 //	nginx_container: forlock-nginx            # default: the containers' nginx
+//	# Upgrades (optional): the image registry's credentials for pulls.
+//	registry_username: forlock-deploy
+//	registry_password_file: /etc/forlock-agent/registry-password
 //
 // Secrets are never read from this file: the file is often world-readable,
 // a token, DSN or password file need not be. The join token, the
@@ -98,6 +101,9 @@ type fileConfig struct {
 	NginxCertPath  string
 	NginxKeyPath   string
 	NginxContainer string
+
+	RegistryUsername     string
+	RegistryPasswordFile string
 }
 
 // fields maps each config key to where its value goes; its order is the
@@ -136,6 +142,8 @@ func (fc *fileConfig) fields() []configField {
 		{key: "nginx_cert_path", str: &fc.NginxCertPath},
 		{key: "nginx_key_path", str: &fc.NginxKeyPath},
 		{key: "nginx_container", str: &fc.NginxContainer},
+		{key: "registry_username", str: &fc.RegistryUsername},
+		{key: "registry_password_file", str: &fc.RegistryPasswordFile},
 	}
 }
 
@@ -152,11 +160,12 @@ type configField struct {
 // secretKeys are settings that hold secrets, refused in the file, with
 // where to put them instead.
 var secretKeys = map[string]string{
-	"join_token":     "put the token in a file only the agent can read and set join_token_file, or use " + JoinTokenEnv,
-	"postgres_dsn":   "put the DSN in a file only the agent can read and set postgres_dsn_file, or use " + PostgresDSNEnv,
-	"redis_password": "put the password in a file only the agent can read and set redis_password_file, or use " + RedisPasswordEnv,
-	"s3_access_key":  "put the key in a file only the agent can read and set s3_access_key_file, or use " + S3AccessKeyEnv,
-	"s3_secret_key":  "put the key in a file only the agent can read and set s3_secret_key_file, or use " + S3SecretKeyEnv,
+	"join_token":        "put the token in a file only the agent can read and set join_token_file, or use " + JoinTokenEnv,
+	"postgres_dsn":      "put the DSN in a file only the agent can read and set postgres_dsn_file, or use " + PostgresDSNEnv,
+	"redis_password":    "put the password in a file only the agent can read and set redis_password_file, or use " + RedisPasswordEnv,
+	"s3_access_key":     "put the key in a file only the agent can read and set s3_access_key_file, or use " + S3AccessKeyEnv,
+	"s3_secret_key":     "put the key in a file only the agent can read and set s3_secret_key_file, or use " + S3SecretKeyEnv,
+	"registry_password": "put the password in a file only the agent can read and set registry_password_file, or use FORLOCK_REGISTRY_PASSWORD",
 }
 
 // loadConfigFile reads and parses the config file at path and resolves its
@@ -177,7 +186,7 @@ func loadConfigFile(path string) (fileConfig, error) {
 	}
 	dir := filepath.Dir(path)
 	for _, p := range []*string{&fc.CAFile, &fc.JoinTokenFile, &fc.StateDir, &fc.APICAFile, &fc.PostgresDSNFile, &fc.RedisPasswordFile,
-		&fc.S3AccessKeyFile, &fc.S3SecretKeyFile} {
+		&fc.S3AccessKeyFile, &fc.S3SecretKeyFile, &fc.RegistryPasswordFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

@@ -54,6 +54,13 @@ func (a *Agent) taskHandlers(hc *health) (map[string]TaskHandler, error) {
 		backup.DeleteKind:  dh,
 		certRotateKind:     a.certHandler(hc),
 	}
+	uh, err := a.newUpgradeHandler(hc, bh)
+	if err != nil {
+		return nil, err
+	}
+	if uh != nil {
+		h["upgrade"], h["rollback"] = uh, uh
+	}
 	maps.Copy(h, a.cfg.TaskHandlers)
 	return h, nil
 }
