@@ -58,8 +58,14 @@ func (s *Server) rotateDueCerts(ctx context.Context, now time.Time) {
 		if why == "" {
 			continue
 		}
+		// A node whose certificate came from KV keeps getting it from KV
+		// (another tool such as certbot renews it there).
+		spec := &forlockv1.CertRotateSpec{}
+		if installed.GetSource() == forlockv1.CertificateSource_CERTIFICATE_SOURCE_VAULT_KV {
+			spec.Source = forlockv1.CertificateSource_CERTIFICATE_SOURCE_VAULT_KV
+		}
 		job, created, err := s.jobs.Submit(ctx, &forlockv1.SubmitJobRequest{
-			Spec:           &forlockv1.JobSpec{Kind: &forlockv1.JobSpec_CertRotate{CertRotate: &forlockv1.CertRotateSpec{}}},
+			Spec:           &forlockv1.JobSpec{Kind: &forlockv1.JobSpec_CertRotate{CertRotate: spec}},
 			Target:         &forlockv1.Target{Nodes: []string{n.GetId()}},
 			Rollout:        &forlockv1.Rollout{OfflinePolicy: forlockv1.OfflinePolicy_OFFLINE_POLICY_SKIP},
 			IdempotencyKey: fmt.Sprintf("cert-policy-%s-%s", n.GetId(), now.UTC().Format("20060102")),

@@ -141,7 +141,14 @@ func (k kekSet) Rewrap(ctx context.Context, keyID string, wrapped []byte) (strin
 	return k.current.KeyID(), w, nil
 }
 
-var _ jobs.Rewrapper = kekSet{}
+// Refresh reads the Transit key's latest version, after a rotation in
+// Vault.
+func (k kekSet) Refresh(ctx context.Context) error { return k.current.Refresh(ctx) }
+
+var (
+	_ jobs.Rewrapper = kekSet{}
+	_ jobs.Refresher = kekSet{}
+)
 
 // vaultStartTimeout bounds the first login and key lookup at start.
 const vaultStartTimeout = 30 * time.Second

@@ -15,6 +15,12 @@ type Rewrapper interface {
 	Rewrap(ctx context.Context, keyID string, wrapped []byte) (newKeyID string, newWrapped []byte, err error)
 }
 
+// Refresher is a KeyWrapper whose current key version can change outside
+// the control plane (a Transit key rotated in Vault): Refresh reads it.
+type Refresher interface {
+	Refresh(ctx context.Context) error
+}
+
 // RewrapResult is what Rewrap did.
 type RewrapResult struct {
 	Rewrapped, Current int
@@ -38,6 +44,11 @@ type rewrap struct {
 func (e *Engine) Rewrap(ctx context.Context, dryRun bool) (RewrapResult, error) {
 	if e.kek == nil {
 		return RewrapResult{}, invalid("this control plane has no key-encryption key")
+	}
+	if r, ok := e.kek.(Refresher); ok {
+		if err := r.Refresh(ctx); err != nil {
+			return RewrapResult{}, fmt.Errorf("read the key-encryption key's current version: %w", err)
+		}
 	}
 	res := RewrapResult{KeyID: e.kek.KeyID()}
 	var todo []rewrap
