@@ -2,7 +2,9 @@
 # Brings up a local Forlock Fleet: a control plane, one Forlock test node on
 # the local Docker Engine (deploy/testnode: the guide's forlock-api,
 # forlock-postgres, forlock-redis, forlock-nginx) and its agent; shows
-# `forlockctl status` and a health check; keeps running until Ctrl-C
+# `forlockctl status` and a health check, then a backup and restore round
+# trip (load vault rows, back up, delete rows, restore --latest, compare the
+# rows' checksum); keeps running until Ctrl-C
 # (DEMO_ONESHOT=1: exit after showing it). Files live under .demo/; the test
 # node is removed on exit.
 set -euo pipefail
@@ -47,6 +49,7 @@ echo "postgres://forlock:forlock-test@127.0.0.1:$pg_port/forlock?sslmode=disable
   --containers "$NODE-api,$NODE-postgres,$NODE-redis,$NODE-nginx" \
   --api-url "$url" --api-insecure-skip-verify \
   --postgres-dsn-file "$DEMO/postgres-dsn" --redis-addr "127.0.0.1:$redis_port" \
+  --backup-dirs "$(pwd)/$DEMO/backups" --compose-dir "$(pwd)/deploy/testnode" \
   --log-format text >"$DEMO/agent.log" 2>&1 &
 pids+=($!)
 
