@@ -91,7 +91,7 @@ func TestCtlBackupAndRestoreReachTheControlPlane(t *testing.T) {
 
 	code, _, stderr = runCtl(t, args(f.ctl(), "restore", "--latest", "--node", "db-1", "--yes")...)
 	require.Equal(t, 1, code)
-	require.Contains(t, stderr, "node db-1 has no restore point yet: back it up first")
+	require.Contains(t, stderr, "node db-1 has no restore point with every artifact asked for: back it up first")
 
 	// One ID that is no artifact is taken as a restore point ID.
 	code, _, stderr = runCtl(t, args(f.ctl(), "restore", "18a2c3d4e5f60718293a4b5c", "--node", "db-1", "--yes")...)
