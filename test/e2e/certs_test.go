@@ -290,6 +290,7 @@ certs:
 		v.putKV(t, "forlock/tls/mismatch-"+n.name, certPEM, otherKey)
 		out := rotate(t, false, "--source", "kv", "--kv-path", "forlock/tls/mismatch-{node}")
 		require.Regexp(t, `(?i)key.*(match|certificate)`, out)
+		require.NotContains(t, out, "PRIVATE KEY", "no key material in errors")
 		require.Equal(t, before, serialHex(servedCert(t, https)))
 	})
 
