@@ -86,12 +86,20 @@ var runSuffix = func() string {
 // upTestNode starts node name (with this run's suffix) and its agent
 // enrolled in c; extra are more agent flags.
 func (c *cluster) upTestNode(name string, extra ...string) *testNode {
+	c.t.Helper()
+	return c.upTestNodeEnv(name, nil, extra...)
+}
+
+// upTestNodeEnv is upTestNode with more environment for up.sh, such as
+// API_REPO (the API image's repository).
+func (c *cluster) upTestNodeEnv(name string, env []string, extra ...string) *testNode {
 	t := c.t
 	t.Helper()
 	name += "-" + runSuffix
 	n := &testNode{name: name, httpsPort: port(t), pgPort: port(t), rdPort: port(t)}
 	cmd := exec.Command("bash", repoPath("deploy", "testnode", "up.sh"), name)
 	cmd.Env = append(os.Environ(), "HTTPS_PORT="+n.httpsPort, "HTTP_PORT="+port(t), "PG_PORT="+n.pgPort, "REDIS_PORT="+n.rdPort)
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	t.Cleanup(func() {
 		if out, err := exec.Command("bash", repoPath("deploy", "testnode", "down.sh"), name).CombinedOutput(); err != nil {
