@@ -116,7 +116,9 @@ func (a *Agent) apiProbe() (func(ctx context.Context) error, bool) {
 // Run runs an upgrade or rollback task.
 func (h *upgradeHandler) Run(ctx context.Context, spec *forlockv1.JobSpec, report func(*forlockv1.Progress)) (tasks.Result, error) {
 	opts := upgrade.Options{
-		Progress: func(e upgrade.Event) { report(&forlockv1.Progress{Phase: e.Step + " " + e.Service, Message: e.Message}) },
+		Progress: func(e upgrade.Event) {
+			report(&forlockv1.Progress{Phase: e.Step + " " + e.Service, Message: e.Message})
+		},
 	}
 	if h.api != nil {
 		opts.Health = func(ctx context.Context, service string) error {

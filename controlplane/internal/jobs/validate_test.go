@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +43,7 @@ func TestValidUpgradeRollbackCertRotate(t *testing.T) {
 				return
 			}
 			require.ErrorContains(t, tt.err, tt.want)
-			require.True(t, errors.Is(tt.err, ErrInvalid), "maps to InvalidArgument")
+			require.ErrorIs(t, tt.err, ErrInvalid, "maps to InvalidArgument")
 		})
 	}
 }

@@ -144,7 +144,7 @@ func (c *Client) login(ctx context.Context) error {
 		if err != nil {
 			err = c.classify("login", path, err)
 			var ve *vaultError
-			if errors.As(err, &ve) && (ve.kind == nil || ve.kind == ErrForbidden) {
+			if errors.As(err, &ve) && (ve.kind == nil || errors.Is(ve.kind, ErrForbidden)) {
 				ve.msg += fmt.Sprintf(": if the role ID or the secret ID in %s is wrong, expired or used up, write a new secret ID there", c.cfg.SecretIDFile)
 			}
 			return err
@@ -191,7 +191,7 @@ func (c *Client) lookupSelf(ctx context.Context, token string) (*api.Secret, err
 	if err != nil {
 		err = c.classify("read", path, err)
 		var ve *vaultError
-		if errors.As(err, &ve) && ve.kind == ErrForbidden {
+		if errors.As(err, &ve) && errors.Is(ve.kind, ErrForbidden) {
 			ve.msg = fmt.Sprintf("vault at %s refused the control plane's %s (expired, revoked or wrong, or its policies lack read on %s, which Vault's default policy grants): give it a valid token", c.cfg.Address, c.method, path)
 		}
 		return nil, err
@@ -303,7 +303,7 @@ func (c *Client) watch(ctx context.Context, auth *api.Secret) {
 		select {
 		case <-ctx.Done():
 			w.Stop()
-			<-w.DoneCh() // Start has returned
+			<-w.DoneCh() //nolint:errcheck // Start has returned; its error is the cancellation
 			return
 		case err := <-w.DoneCh():
 			if err != nil {

@@ -164,5 +164,6 @@ func writeSecretFile(t *testing.T, content string) string {
 
 // testLogger logs to the test's output.
 func testLogger(t *testing.T) *slog.Logger {
+	t.Helper()
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
