@@ -101,6 +101,15 @@ func (c *cluster) upTestNodeEnv(name string, env []string, extra ...string) *tes
 	cmd.Env = append(os.Environ(), "HTTPS_PORT="+n.httpsPort, "HTTP_PORT="+port(t), "PG_PORT="+n.pgPort, "REDIS_PORT="+n.rdPort)
 	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
+	if err != nil && strings.Contains(string(out), "is unhealthy") {
+		// On a loaded shared engine a container can miss its healthcheck
+		// start period: try once more from scratch.
+		t.Logf("up.sh %s: %v: %s; retrying once", name, err, out)
+		_ = exec.Command("bash", repoPath("deploy", "testnode", "down.sh"), name).Run()
+		retry := exec.Command("bash", repoPath("deploy", "testnode", "up.sh"), name)
+		retry.Env = cmd.Env
+		out, err = retry.CombinedOutput()
+	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("bash", repoPath("deploy", "testnode", "down.sh"), name).CombinedOutput(); err != nil {
 			t.Logf("down.sh %s: %v: %s", name, err, out)
