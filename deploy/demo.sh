@@ -49,7 +49,7 @@ echo "postgres://forlock:forlock-test@127.0.0.1:$pg_port/forlock?sslmode=disable
   --containers "$NODE-api,$NODE-postgres,$NODE-redis,$NODE-nginx" \
   --api-url "$url" --api-insecure-skip-verify \
   --postgres-dsn-file "$DEMO/postgres-dsn" --redis-addr "127.0.0.1:$redis_port" \
-  --backup-dirs "$(pwd)/$DEMO/backups" --compose-dir "$(pwd)/deploy/testnode" \
+  --backup-dirs "$(cd "$DEMO" && pwd)/backups" --compose-dir "$(pwd)/deploy/testnode" \
   --log-format text >"$DEMO/agent.log" 2>&1 &
 pids+=($!)
 

@@ -91,7 +91,9 @@ func (a *app) deleteBackups(cmd *cobra.Command, f *backupsDeleteFlags, args []st
 		if err != nil {
 			return err
 		}
-		f.jobs.nodes = []string{node}
+		if err := cmd.Flags().Set("node", node); err != nil {
+			return err
+		}
 	} else if _, err := oneNode(f.jobs.nodes); err != nil {
 		return err
 	}
