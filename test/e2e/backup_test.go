@@ -160,8 +160,7 @@ func TestBackupAndRestore(t *testing.T) {
 		rps = c.restorePoints(n1.name)
 		require.Equal(t, "ARTIFACT_STATE_DELETED", rps[0].Artifacts[0].State)
 		out, err = c.ctlErr("backups", "delete", newest.Artifacts[0].ID, "--yes")
-		require.Error(t, err, "%s", out)
-		require.Contains(t, out, "already deleted")
+		require.ErrorContains(t, err, "already deleted", "%s", out)
 
 		// The newest restore point with a Redis artifact is the first one again.
 		n1.damage(t)
