@@ -311,6 +311,8 @@ certs:
 	})
 
 	t.Run("Transit: backup restores, and still restores after key rotation and rewrap", func(t *testing.T) {
+		load, err := exec.Command("docker", "exec", n.name+"-api", "forlockapi", "load", "--mb", "1").CombinedOutput()
+		require.NoError(t, err, "%s", load)
 		before := n.state(t)
 		require.NotEmpty(t, before.Redis)
 		start := time.Now()
