@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -159,13 +160,13 @@ func (c *cluster) cachedChecks(node string) map[string]jsonCheck {
 	return checks
 }
 
-func (c *cluster) waitCheck(node, check, status string) {
+func (c *cluster) waitCheck(node, check string, status ...string) {
 	c.t.Helper()
 	var last map[string]jsonCheck
 	require.Eventually(c.t, func() bool {
 		last = c.cachedChecks(node)
-		return last[check].Status == status
-	}, 30*time.Second, 200*time.Millisecond, "check %s of %s never became %s: %+v", check, node, status, last)
+		return slices.Contains(status, last[check].Status)
+	}, 30*time.Second, 200*time.Millisecond, "check %s of %s never became %v: %+v", check, node, status, last)
 }
 
 func docker(t *testing.T, args ...string) {
@@ -223,7 +224,9 @@ func TestForlockTestNodes(t *testing.T) {
 		docker(t, "exec", n1.name+"-api", "touch", "/tmp/forlock-fail")
 		c.waitCheck(n1.name, "api", "CHECK_STATUS_CRITICAL")
 		docker(t, "exec", n1.name+"-api", "rm", "/tmp/forlock-fail")
-		c.waitCheck(n1.name, "api", "CHECK_STATUS_OK")
+		// Every endpoint answers 200 again; on a loaded machine the p95 of
+		// the window may keep it at WARN (slow) for a while.
+		c.waitCheck(n1.name, "api", "CHECK_STATUS_OK", "CHECK_STATUS_WARN")
 	})
 
 	t.Run("logs -f shows a new line within a second", func(t *testing.T) {
