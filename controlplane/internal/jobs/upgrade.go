@@ -88,36 +88,16 @@ func (e *Engine) recordUpgrade(j *job, t *forlockv1.Task, u *forlockv1.TaskUpdat
 		}
 	}
 	t.Upgrade = up
-	// The release the node ran before its first upgrade (or one changed
-	// outside Forlock) is not recorded yet: record it first, so the history
-	// holds what a rollback can return to.
-	if b := up.GetBefore(); len(b.GetServices()) > 0 && e.currentRelease(t.GetNodeId()) != b.GetId() {
-		e.pendingRels = append(e.pendingRels, store.NodeRelease{NodeID: t.GetNodeId(), Release: proto.CloneOf(b)})
+	// The release before goes first: before a node's first upgrade it is
+	// not recorded yet, and it is what a rollback returns to. The store
+	// drops a release equal to the newest recorded one.
+	before, after := proto.CloneOf(up.GetBefore()), proto.CloneOf(up.GetAfter())
+	if after != nil && !up.GetRolledBack() {
+		after.JobId = j.pb.GetId()
 	}
-	if rel := up.GetAfter(); rel != nil && len(rel.GetServices()) > 0 {
-		rel = proto.CloneOf(rel)
-		if !up.GetRolledBack() {
-			rel.JobId = j.pb.GetId()
-		}
-		e.pendingRels = append(e.pendingRels, store.NodeRelease{NodeID: t.GetNodeId(), Release: rel})
-	}
-}
-
-// currentRelease is the ID of the node's newest recorded release, committed
-// or not; empty when none is. Callers hold e.mu.
-func (e *Engine) currentRelease(nodeID string) string {
-	for i := len(e.pendingRels) - 1; i >= 0; i-- {
-		if e.pendingRels[i].NodeID == nodeID {
-			return e.pendingRels[i].Release.GetId()
+	for _, rel := range []*forlockv1.Release{before, after} {
+		if len(rel.GetServices()) > 0 {
+			e.pendingRels = append(e.pendingRels, store.NodeRelease{NodeID: t.GetNodeId(), Release: rel})
 		}
 	}
-	rels, err := e.store.Releases(nodeID)
-	if err != nil {
-		e.log.Warn("could not read the node's releases", "node_id", nodeID, "error", err.Error())
-		return ""
-	}
-	if len(rels) == 0 {
-		return ""
-	}
-	return rels[0].GetId()
 }

@@ -45,8 +45,15 @@ func putFacts(tx *bolt.Tx, rels []NodeRelease, certs []NodeCertificate) error {
 		if err != nil {
 			return err
 		}
-		// The same release again (a rollback to it, or a no-op upgrade) is
-		// a new entry: history is what the node ran, in order.
+		// History is what the node ran, in order: a release equal to the
+		// newest one (a rolled-back upgrade, a no-op) adds nothing, while a
+		// rollback to an older release is a new entry.
+		if _, last := b.Cursor().Last(); last != nil {
+			prev := &forlockv1.Release{}
+			if err := proto.Unmarshal(last, prev); err == nil && prev.GetId() == r.Release.GetId() {
+				continue
+			}
+		}
 		data, err := proto.Marshal(r.Release)
 		if err != nil {
 			return fmt.Errorf("encode release: %w", err)
@@ -58,11 +65,8 @@ func putFacts(tx *bolt.Tx, rels []NodeRelease, certs []NodeCertificate) error {
 		if err := b.Put(seqKey(seq), data); err != nil {
 			return err
 		}
-		for b.Stats().KeyN > MaxReleases {
-			k, _ := b.Cursor().First()
-			if k == nil || b.Delete(k) != nil {
-				break
-			}
+		if err := trim(b, MaxReleases); err != nil {
+			return err
 		}
 	}
 	for _, c := range certs {
@@ -71,6 +75,22 @@ func putFacts(tx *bolt.Tx, rels []NodeRelease, certs []NodeCertificate) error {
 			return fmt.Errorf("encode certificate: %w", err)
 		}
 		if err := tx.Bucket(bucketNodeCerts).Put([]byte(c.NodeID), data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// trim deletes the oldest keys of b beyond the newest keep. Keys are
+// collected first: deleting while a cursor walks skips keys.
+func trim(b *bolt.Bucket, keep int) error {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		keys = append(keys, k)
+	}
+	for _, k := range keys[:max(0, len(keys)-keep)] {
+		if err := b.Delete(k); err != nil {
 			return err
 		}
 	}
