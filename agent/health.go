@@ -142,6 +142,15 @@ func (cfg Config) newHealth() *health {
 }
 
 func (cfg Config) apiCheck() checks.Check {
+	a, err := cfg.api()
+	if err != nil {
+		return brokenCheck{name: "api", summary: fmt.Sprintf("%v: fix api_ca_file", err)}
+	}
+	return a
+}
+
+// api is the Forlock API as the checks reach it: base URL and TLS client.
+func (cfg Config) api() (checks.API, error) {
 	h := cfg.Health
 	base, explicit := h.APIURL, h.APIURL != ""
 	if !explicit {
@@ -150,9 +159,9 @@ func (cfg Config) apiCheck() checks.Check {
 	client, err := checks.NewAPIClient(checks.APIClientConfig{CAFile: h.APICAFile, ServerName: h.APIServerName,
 		InsecureSkipVerify: h.APIInsecureSkipVerify})
 	if err != nil {
-		return brokenCheck{name: "api", summary: fmt.Sprintf("%v: fix api_ca_file", err)}
+		return checks.API{}, err
 	}
-	return checks.API{BaseURL: base, Explicit: explicit, Client: client, Latencies: checks.NewLatencies(checks.DefaultLatencyWindow)}
+	return checks.API{BaseURL: base, Explicit: explicit, Client: client, Latencies: checks.NewLatencies(checks.DefaultLatencyWindow)}, nil
 }
 
 // close releases the Docker client.

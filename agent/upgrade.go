@@ -80,34 +80,22 @@ func serviceContainers(names []string) map[string]string {
 	return m
 }
 
-// apiProbe returns a single request to the API's health endpoint, or false
-// when the API check is not configured for HTTP.
+// apiProbe returns one request to the API's health endpoint, as the api
+// check makes it, or false when the check's client cannot be set up.
 func (a *Agent) apiProbe() (func(ctx context.Context) error, bool) {
-	h := a.cfg.Health
-	base := h.APIURL
-	if base == "" {
-		base = DefaultAPIURL
-	}
-	client, err := checks.NewAPIClient(checks.APIClientConfig{CAFile: h.APICAFile, ServerName: h.APIServerName,
-		InsecureSkipVerify: h.APIInsecureSkipVerify})
+	api, err := a.cfg.api()
 	if err != nil {
 		return nil, false
 	}
-	url := strings.TrimSuffix(base, "/") + "/api/v1/health"
+	path := checks.APIEndpoints[0]
 	return func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		switch p := api.Probe(ctx, path); {
+		case p.Err != nil:
+			return p.Err
+		case p.Status != http.StatusOK:
+			return fmt.Errorf("GET %s%s: status %d", api.BaseURL, path, p.Status)
 		}
 		return nil
 	}, true
