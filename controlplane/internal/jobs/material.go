@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/forlock/fleet/controlplane/internal/registry"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -61,12 +62,9 @@ func (e *Engine) makeMaterial(spec *forlockv1.JobSpec, t *forlockv1.Task) (mater
 	return material{keys: keys}, err
 }
 
-// prepareAndSend makes a task's material outside the engine lock, then
-// sends the assignment if the task may still start. The task counts as
-// active meanwhile. Callers hold e.mu.
-func (e *Engine) prepareAndSend(j *job, t *forlockv1.Task) {
-	id := t.GetId()
-	e.preparing[id] = struct{}{}
+// withMaterial makes a task's material in a goroutine, outside the engine
+// lock, and then calls then with e.mu held. Callers hold e.mu.
+func (e *Engine) withMaterial(j *job, t *forlockv1.Task, then func(material, error)) {
 	spec := j.pb.GetSpec()
 	e.prep.Add(1)
 	go func() {
@@ -74,7 +72,17 @@ func (e *Engine) prepareAndSend(j *job, t *forlockv1.Task) {
 		m, err := e.makeMaterial(spec, t)
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		delete(e.preparing, id)
+		then(m, err)
+	}()
+}
+
+// prepareAndSend makes a task's material, then sends the assignment if the
+// task may still start. The task counts as active meanwhile. Callers hold
+// e.mu.
+func (e *Engine) prepareAndSend(j *job, t *forlockv1.Task) {
+	e.preparing[t.GetId()] = struct{}{}
+	e.withMaterial(j, t, func(m material, err error) {
+		delete(e.preparing, t.GetId())
 		if t.GetState() != forlockv1.TaskState_TASK_STATE_QUEUED || j.pb.GetState() != forlockv1.JobState_JOB_STATE_RUNNING {
 			return // cancelled meanwhile
 		}
@@ -88,7 +96,7 @@ func (e *Engine) prepareAndSend(j *job, t *forlockv1.Task) {
 			return // gone or busy: the next pass tries again with fresh material
 		}
 		e.setTask(j, t, forlockv1.TaskState_TASK_STATE_DISPATCHED, "sent to the agent")
-	}()
+	})
 }
 
 // assignment builds the message that sends a task to its agent.
@@ -101,27 +109,19 @@ func (e *Engine) assignment(j *job, t *forlockv1.Task, m material) *forlockv1.Co
 // resend sends a dispatched or running task again after its node
 // reconnected: the agent answers from its journal and never runs a task
 // twice, and runs it now if it never got it. Callers hold e.mu.
-func (e *Engine) resend(j *job, t *forlockv1.Task, sess interface {
-	Send(*forlockv1.ConnectResponse) bool
-}) {
+func (e *Engine) resend(j *job, t *forlockv1.Task, sess *registry.Session) {
 	if !needsMaterial(j.pb.GetSpec()) {
 		sess.Send(e.assignment(j, t, material{}))
 		return
 	}
-	spec := j.pb.GetSpec()
-	e.prep.Add(1)
-	go func() {
-		defer e.prep.Done()
-		m, err := e.makeMaterial(spec, t)
+	e.withMaterial(j, t, func(m material, err error) {
 		if err != nil {
 			e.log.Warn("could not make the material to re-send a task", "task_id", t.GetId(), "error", err.Error())
 			return
 		}
-		e.mu.Lock()
-		defer e.mu.Unlock()
 		switch t.GetState() {
 		case forlockv1.TaskState_TASK_STATE_DISPATCHED, forlockv1.TaskState_TASK_STATE_RUNNING:
 			sess.Send(e.assignment(j, t, m))
 		}
-	}()
+	})
 }

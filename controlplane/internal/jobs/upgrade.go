@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -24,7 +25,7 @@ var (
 )
 
 // maxHealthTimeout bounds how long an upgrade waits for one service.
-const maxHealthTimeout = 30 * 60 // seconds
+const maxHealthTimeout = 30 * time.Minute
 
 func validUpgrade(u *forlockv1.UpgradeSpec) error {
 	if u.GetTo() == "" {
@@ -38,7 +39,7 @@ func validUpgrade(u *forlockv1.UpgradeSpec) error {
 			return invalid("upgrade: unknown service %q: use postgres, redis, api or nginx", s)
 		}
 	}
-	if err := validHealthTimeout(u.GetHealthTimeout().AsDuration().Seconds()); err != nil {
+	if err := validHealthTimeout(u.GetHealthTimeout().AsDuration()); err != nil {
 		return err
 	}
 	return validDestination(u.GetBackupDestination())
@@ -48,12 +49,12 @@ func validRollback(r *forlockv1.RollbackSpec) error {
 	if id := r.GetReleaseId(); id != "" && !releaseID.MatchString(id) {
 		return invalid("rollback: release %q is not a release ID (hex, as 'forlockctl nodes get' shows)", id)
 	}
-	return validHealthTimeout(r.GetHealthTimeout().AsDuration().Seconds())
+	return validHealthTimeout(r.GetHealthTimeout().AsDuration())
 }
 
-func validHealthTimeout(s float64) error {
-	if s < 0 || s > maxHealthTimeout {
-		return invalid("health timeout %.0fs: give 0 (default 2m) up to 30m", s)
+func validHealthTimeout(d time.Duration) error {
+	if d < 0 || d > maxHealthTimeout {
+		return invalid("health timeout %s: give 0 (default 2m) up to 30m", d)
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ func TestValidUpgradeRollbackCertRotate(t *testing.T) {
 		{"bad tag", validUpgrade(&forlockv1.UpgradeSpec{To: "v2;rm -rf"}), "is neither an image tag"},
 		{"short digest", validUpgrade(&forlockv1.UpgradeSpec{To: "sha256:abc"}), "is neither an image tag"},
 		{"unknown service", validUpgrade(&forlockv1.UpgradeSpec{To: "v2", Services: []string{"db"}}), `unknown service "db"`},
-		{"timeout too long", validUpgrade(&forlockv1.UpgradeSpec{To: "v2", HealthTimeout: durationpb.New(time.Hour)}), "health timeout 3600s"},
+		{"timeout too long", validUpgrade(&forlockv1.UpgradeSpec{To: "v2", HealthTimeout: durationpb.New(time.Hour)}), "health timeout 1h0m0s"},
 		{"traversing destination", validUpgrade(&forlockv1.UpgradeSpec{To: "v2", BackupDestination: &forlockv1.BackupDestination{
 			Kind: &forlockv1.BackupDestination_Dir{Dir: "/var/backups/../etc"}}}), "without '..'"},
 		{"rollback previous", validRollback(&forlockv1.RollbackSpec{}), ""},
