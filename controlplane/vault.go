@@ -129,16 +129,7 @@ func (k kekSet) Rewrap(ctx context.Context, keyID string, wrapped []byte) (strin
 	if !strings.HasPrefix(keyID, keys.LocalKeyIDPrefix) {
 		return k.current.Rewrap(ctx, keyID, wrapped)
 	}
-	plain, err := k.local.Unwrap(ctx, keyID, wrapped)
-	if err != nil {
-		return "", nil, err
-	}
-	defer clear(plain)
-	w, err := k.current.Wrap(ctx, plain)
-	if err != nil {
-		return "", nil, err
-	}
-	return k.current.KeyID(), w, nil
+	return jobs.UnwrapAndWrap(ctx, k, keyID, wrapped)
 }
 
 // Refresh reads the Transit key's latest version, after a rotation in

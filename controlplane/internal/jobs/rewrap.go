@@ -21,6 +21,21 @@ type Refresher interface {
 	Refresh(ctx context.Context) error
 }
 
+// UnwrapAndWrap re-wraps a data key by unwrapping it and wrapping it again
+// with w's current key; the plain key is cleared after.
+func UnwrapAndWrap(ctx context.Context, w KeyWrapper, keyID string, wrapped []byte) (string, []byte, error) {
+	plain, err := w.Unwrap(ctx, keyID, wrapped)
+	if err != nil {
+		return "", nil, err
+	}
+	defer clear(plain)
+	newWrapped, err := w.Wrap(ctx, plain)
+	if err != nil {
+		return "", nil, err
+	}
+	return w.KeyID(), newWrapped, nil
+}
+
 // RewrapResult is what Rewrap did.
 type RewrapResult struct {
 	Rewrapped, Current int
@@ -77,12 +92,7 @@ func (e *Engine) Rewrap(ctx context.Context, dryRun bool) (RewrapResult, error) 
 		if rw, ok := e.kek.(Rewrapper); ok {
 			r.newKeyID, r.newWrapped, err = rw.Rewrap(ctx, r.oldKeyID, r.oldWrapped)
 		} else {
-			var plain []byte
-			if plain, err = e.kek.Unwrap(ctx, r.oldKeyID, r.oldWrapped); err == nil {
-				r.newKeyID = e.kek.KeyID()
-				r.newWrapped, err = e.kek.Wrap(ctx, plain)
-				clear(plain)
-			}
+			r.newKeyID, r.newWrapped, err = UnwrapAndWrap(ctx, e.kek, r.oldKeyID, r.oldWrapped)
 		}
 		if err != nil {
 			return res, fmt.Errorf("rewrap the key of artifact %s: %w", r.artID, err)
