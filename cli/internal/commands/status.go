@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -151,10 +152,15 @@ func images(h *forlockv1.HealthReport) string {
 	return strings.Join(refs, ",")
 }
 
-// certLeft is the time a node's certificate has left: "87d", "16h",
+// certLeft is the time a node's agent certificate has left: "87d", "16h",
 // "expired", flagged "!" under certWarn.
 func certLeft(now time.Time, n *forlockv1.Node) string {
-	na := n.GetCertificateNotAfter()
+	return timeLeft(now, n.GetCertificateNotAfter(), certWarn)
+}
+
+// timeLeft is the time until na: days, hours under two days, "expired",
+// flagged "!" under warn; "-" when na is unset.
+func timeLeft(now time.Time, na *timestamppb.Timestamp, warn time.Duration) string {
 	if na == nil {
 		return "-"
 	}
@@ -166,7 +172,7 @@ func certLeft(now time.Time, n *forlockv1.Node) string {
 	if left < 48*time.Hour {
 		s = fmt.Sprintf("%dh", int(left/time.Hour))
 	}
-	if left < certWarn {
+	if left < warn {
 		s += " !"
 	}
 	return s
@@ -177,19 +183,8 @@ func certFlagged(now time.Time, n *forlockv1.Node) bool {
 	return na != nil && na.AsTime().Sub(now) < certWarn
 }
 
-// tlsLeft is the time a served TLS certificate has left: "87d", "expired !",
-// flagged "!" under tlsWarn; "-" when none was reported.
+// tlsLeft is the time a served TLS certificate has left, flagged "!"
+// under tlsWarn; "-" when none was reported.
 func tlsLeft(now time.Time, c *forlockv1.CertificateInfo) string {
-	if c.GetNotAfter() == nil {
-		return "-"
-	}
-	left := c.GetNotAfter().AsTime().Sub(now)
-	if left <= 0 {
-		return "expired !"
-	}
-	s := fmt.Sprintf("%dd", int(left/(24*time.Hour)))
-	if left < tlsWarn {
-		s += " !"
-	}
-	return s
+	return timeLeft(now, c.GetNotAfter(), tlsWarn)
 }
