@@ -80,23 +80,11 @@ func (t TLSConfig) validate(h HealthConfig) (TLSConfig, error) {
 	if strings.ContainsFunc(t.Container, func(r rune) bool { return isSpaceOrControl(r) || r == '/' || r == ',' }) {
 		return t, fmt.Errorf("nginx container %q: want a container or compose service name such as forlock-nginx", t.Container)
 	}
-	if h.ComposeProject == "" && !findsContainer(h.Containers, t.Container) {
+	if h.ComposeProject == "" && !hasContainer(h.Containers, t.Container) {
 		return t, fmt.Errorf("nginx container %q is not among the containers (%s): add it to containers, or set compose_project",
 			t.Container, strings.Join(h.Containers, ", "))
 	}
 	return t, nil
-}
-
-// findsContainer reports whether the Docker runtime of the health checks
-// resolves service among names (see dockerrt: a name equal to it or ending
-// in -service).
-func findsContainer(names []string, service string) bool {
-	for _, n := range names {
-		if n == service || strings.HasSuffix(n, "-"+service) {
-			return true
-		}
-	}
-	return false
 }
 
 // tlsTarget returns where the agent reaches nginx's TLS, the SNI to send,

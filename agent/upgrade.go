@@ -65,19 +65,32 @@ func (a *Agent) newUpgradeHandler(hc *health, backup tasks.Handler) (*upgradeHan
 	return h, nil
 }
 
-// serviceContainers maps each service to its container: a configured
-// container name equal to the service or ending in "-<service>".
+// serviceContainers maps each service to its configured container.
 func serviceContainers(names []string) map[string]string {
 	m := map[string]string{}
 	for _, svc := range upgrade.Services {
-		for _, n := range names {
-			if n == svc || strings.HasSuffix(n, "-"+svc) {
-				m[svc] = n
-				break
-			}
+		if n, ok := containerFor(names, svc); ok {
+			m[svc] = n
 		}
 	}
 	return m
+}
+
+// containerFor is the configured container of a service, as the Docker
+// runtime finds it.
+func containerFor(names []string, service string) (string, bool) {
+	for _, n := range names {
+		if dockerrt.Serves(n, service) {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// hasContainer reports whether a service has a configured container.
+func hasContainer(names []string, service string) bool {
+	_, ok := containerFor(names, service)
+	return ok
 }
 
 // apiProbe returns one request to the API's health endpoint, as the api

@@ -122,6 +122,12 @@ func splitLines(ctx context.Context, rd io.Reader, stream string, out chan<- Log
 	return sc.Err()
 }
 
+// Serves reports whether the configured container name serves service: it
+// is the service's name or ends in "-<service>" (forlock-api, web1-api).
+func Serves(name, service string) bool {
+	return name == service || strings.HasSuffix(name, "-"+service)
+}
+
 // find returns the container serving service.
 func (r *Runtime) find(ctx context.Context, service string) (id, cname string, err error) {
 	filters := make(client.Filters)
@@ -133,7 +139,7 @@ func (r *Runtime) find(ctx context.Context, service string) (id, cname string, e
 		return "", "", fmt.Errorf("list containers of %s: %w", r.Describe(), err)
 	}
 	for _, want := range r.cfg.Names {
-		if want != service && !strings.HasSuffix(want, "-"+service) {
+		if !Serves(want, service) {
 			continue
 		}
 		for _, s := range list.Items {
