@@ -21,6 +21,7 @@ import (
 
 	"github.com/forlock/fleet/agent/internal/checks"
 	"github.com/forlock/fleet/agent/internal/dockerrt"
+	"github.com/forlock/fleet/agent/internal/identity"
 	"github.com/forlock/fleet/agent/internal/tasks"
 	"github.com/forlock/fleet/agent/internal/upgrade"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -354,11 +355,7 @@ func (h *releaseHistory) add(r upgrade.Release) error {
 	if err != nil {
 		return err
 	}
-	tmp := h.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, h.path)
+	return identity.WriteFileAtomic(h.path, b, 0o600)
 }
 
 // target picks the release a rollback returns to: the one with ID id, or,
