@@ -35,16 +35,8 @@ ROOT_ACCESS_KEY=${FORLOCK_S3_ACCESS_KEY:-forlock-test} \
 pid=$!
 echo "$pid" >"$pidfile"
 
-# owns_port: the PID has a socket listening on 127.0.0.1:PORT (from /proc, so
-# no ss/netstat needed).
-owns_port() {
-  local hexport inode
-  hexport=$(printf '%04X' "$port")
-  for inode in $(awk -v a="0100007F:$hexport" '$2 == a && $4 == "0A" {print $10}' /proc/net/tcp); do
-    if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "socket:\[$inode\]"; then return 0; fi
-  done
-  return 1
-}
+# shellcheck source=../lib/owns-port.sh
+. "$here/../lib/owns-port.sh"
 
 deadline=$((SECONDS + timeout))
 while :; do
@@ -54,7 +46,7 @@ while :; do
     tail -n 20 "$logfile" >&2
     exit 1
   fi
-  if owns_port && curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" 2>/dev/null; then
+  if owns_port "$pid" "$port" && curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" 2>/dev/null; then
     break
   fi
   if [ $SECONDS -ge $deadline ]; then
