@@ -52,6 +52,23 @@ type kindInfo struct {
 	phase string
 }
 
+// physicalInfo is the PostgreSQL artifact of a physical backup.
+var physicalInfo = kindInfo{artifact.KindPostgres, physicalExt, "base backup postgres", "backup postgres (physical)"}
+
+// physicalExt ends the plain name of a physical PostgreSQL artifact.
+const physicalExt = ".base.tar"
+
+// physicalFormat reports whether f asks for a physical PostgreSQL backup.
+func physicalFormat(f forlockv1.PostgresFormat) (bool, error) {
+	switch f {
+	case forlockv1.PostgresFormat_POSTGRES_FORMAT_UNSPECIFIED, forlockv1.PostgresFormat_POSTGRES_FORMAT_LOGICAL:
+		return false, nil
+	case forlockv1.PostgresFormat_POSTGRES_FORMAT_PHYSICAL:
+		return true, nil
+	}
+	return false, fmt.Errorf("unknown PostgreSQL backup format %d: this agent makes logical (pg_dump) and physical (pg_basebackup) backups", f)
+}
+
 func infoOf(k forlockv1.ArtifactKind) (kindInfo, bool) {
 	switch k {
 	case forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES:
@@ -109,8 +126,21 @@ func (h *Handler) Run(ctx context.Context, spec *forlockv1.JobSpec, report func(
 		c.cfg.Logger.Warn("backup failed; removed what it wrote", "error", err.Error(), "removed", len(written))
 		return tasks.Result{}, err
 	}
+	physical, err := physicalFormat(b.GetPostgresFormat())
+	if err != nil {
+		return tasks.Result{}, err
+	}
+	var pgVersion string
+	if physical && slices.Contains(kinds, forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES) {
+		if pgVersion, err = c.postgresMajor(ctx); err != nil {
+			return tasks.Result{}, fmt.Errorf("physical backup: %w", err)
+		}
+	}
 	for i, k := range kinds {
 		info, _ := infoOf(k)
+		if physical && info.name == artifact.KindPostgres {
+			info = physicalInfo
+		}
 		phase := fmt.Sprintf("%s (%d/%d)", info.phase, i+1, len(kinds))
 		a, name, err := c.one(ctx, dst, node, info, keys[k], created, func(size func() int64) {
 			p.step(phase, uint32(i*100/len(kinds)), size) //nolint:gosec // at most 3 kinds
@@ -123,6 +153,12 @@ func (h *Handler) Run(ctx context.Context, spec *forlockv1.JobSpec, report func(
 			return fail(err)
 		}
 		a.Kind = k
+		if info.name == artifact.KindPostgres {
+			a.PostgresFormat = forlockv1.PostgresFormat_POSTGRES_FORMAT_LOGICAL
+			if physical {
+				a.PostgresFormat, a.PostgresVersion = forlockv1.PostgresFormat_POSTGRES_FORMAT_PHYSICAL, pgVersion
+			}
+		}
 		arts = append(arts, a)
 	}
 	if err := ctx.Err(); err != nil {
@@ -171,7 +207,7 @@ func (c *core) one(ctx context.Context, dst target, node string, info kindInfo, 
 	name := dst.prefix + fileName
 	hdr := artifact.Header{Kind: info.name, Node: node, Created: created, KeyID: key.GetKeyId(),
 		WrappedKey: key.GetWrappedKey(), FileName: plainName}
-	src := c.sourceOf(info.name)
+	src := c.sourceOf(info)
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -243,9 +279,12 @@ func (c *core) one(ctx context.Context, dst target, node string, info kindInfo, 
 }
 
 // sourceOf returns what writes the plain data of a kind.
-func (c *core) sourceOf(k artifact.Kind) func(context.Context, io.Writer) error {
-	switch k {
+func (c *core) sourceOf(info kindInfo) func(context.Context, io.Writer) error {
+	switch info.name {
 	case artifact.KindPostgres:
+		if info == physicalInfo {
+			return dbsource.Postgres{Exec: c.cfg.Docker}.BaseBackup
+		}
 		return dbsource.Postgres{Exec: c.cfg.Docker}.Dump
 	case artifact.KindRedis:
 		return c.snapshotRedis

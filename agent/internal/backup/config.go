@@ -31,6 +31,7 @@ type Docker interface {
 	Stop(ctx context.Context, service string, timeout time.Duration) error
 	Start(ctx context.Context, service string) error
 	CopyTo(ctx context.Context, service, dir string, tarball io.Reader) error
+	RunBeside(ctx context.Context, service, user string, cmd []string) (dockerrt.ExecResult, error)
 }
 
 // Secret returns a credential when a task needs it (a file is read again

@@ -37,6 +37,13 @@ type item struct {
 	name  string
 	close func()
 	plain int64 // plaintext size, counted while verifying a Redis artifact
+
+	// A physical PostgreSQL artifact: staged in dataDir before anything
+	// stops; swapped once the swap was tried (the staged files are then
+	// gone, moved in or removed).
+	physical bool
+	dataDir  string
+	swapped  bool
 }
 
 func (it *item) open(ctx context.Context) (io.ReadCloser, error) {
@@ -81,6 +88,12 @@ func (h *RestoreHandler) Run(ctx context.Context, spec *forlockv1.JobSpec, repor
 		if rt, err = c.redisTarget(ctx); err != nil {
 			return tasks.Result{}, fmt.Errorf("restore redis: %w; nothing was stopped or changed", err)
 		}
+	}
+	if pg != nil && pg.physical {
+		if pg.dataDir, err = c.stagePhysical(ctx, pg, p); err != nil {
+			return tasks.Result{}, fmt.Errorf("restore postgres: %w; nothing was stopped or changed", err)
+		}
+		defer c.unstage(ctx, pg)
 	}
 	var res tasks.Result
 	var done []string
@@ -132,7 +145,8 @@ func (c *core) plan(arts []*forlockv1.Artifact, keys []*forlockv1.TaskKey) ([]*i
 		if err != nil {
 			return items, fmt.Errorf("artifact %s: %w", a.GetId(), err)
 		}
-		items = append(items, &item{art: a, info: info, key: keys[i].GetPlainKey(), store: st, name: name, close: closeFn})
+		physical := a.GetPostgresFormat() == forlockv1.PostgresFormat_POSTGRES_FORMAT_PHYSICAL
+		items = append(items, &item{art: a, info: info, key: keys[i].GetPlainKey(), store: st, name: name, close: closeFn, physical: physical})
 	}
 	// Restore in the standard order, whatever the catalog's.
 	slices.SortFunc(items, func(x, y *item) int {
@@ -167,6 +181,9 @@ func (c *core) verify(ctx context.Context, it *item, track func(func() int64)) e
 	}
 	if hdr.Kind != it.info.name {
 		return fmt.Errorf("%w: the file holds a %s artifact, the catalog says %s", artifact.ErrCorrupted, hdr.Kind, it.info.name)
+	}
+	if it.info.name == artifact.KindPostgres && it.physical != strings.HasSuffix(hdr.FileName, physicalExt) {
+		return fmt.Errorf("%w: the file holds %s, the catalog says it is a %s backup", artifact.ErrCorrupted, hdr.FileName, formatName(it.physical))
 	}
 	if it.info.name != artifact.KindRedis {
 		return nil
@@ -215,10 +232,17 @@ func (c *core) apply(ctx context.Context, pg, rd *item, rt redisTarget, p *progr
 		}
 	}()
 	if pg != nil {
-		if err := c.restorePostgres(ctx, pg, p); err != nil {
+		restore := c.restorePostgres
+		if pg.physical {
+			restore = func(ctx context.Context, it *item, p *progress) error {
+				it.swapped = true
+				return c.swapPhysical(ctx, it.dataDir, p)
+			}
+		}
+		if err := restore(ctx, pg, p); err != nil {
 			return details, fmt.Errorf("restore postgres: %w", err)
 		}
-		details = append(details, fmt.Sprintf("postgres: restored %s (%s) from %s", pg.art.GetFileName(), humanBytes(int64(pg.art.GetPlainBytes())), pg.art.GetLocation())) //nolint:gosec // a size
+		details = append(details, fmt.Sprintf("postgres: restored %s (%s, %s) from %s", pg.art.GetFileName(), formatName(pg.physical), humanBytes(int64(pg.art.GetPlainBytes())), pg.art.GetLocation())) //nolint:gosec // a size
 	}
 	if rd != nil {
 		if err := c.restoreRedis(ctx, rd, rt, p); err != nil {
@@ -227,6 +251,27 @@ func (c *core) apply(ctx context.Context, pg, rd *item, rt redisTarget, p *progr
 		details = append(details, fmt.Sprintf("redis: restored %s (%s) into %s from %s", rd.art.GetFileName(), humanBytes(rd.plain), rt.path(), rd.art.GetLocation()))
 	}
 	return details, nil
+}
+
+// unstage removes a staged physical backup that was never swapped in (the
+// API could not be stopped, or the task ended before).
+func (c *core) unstage(ctx context.Context, it *item) {
+	if it.swapped {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := c.helper(ctx, "remove the staged backup", `rm -rf -- "$1/`+incomingDir+`"`, it.dataDir); err != nil {
+		c.cfg.Logger.Warn("restore: the staged backup is left; remove it by hand", "path", it.dataDir+"/"+incomingDir, "error", err.Error())
+	}
+}
+
+// formatName names a PostgreSQL artifact's format.
+func formatName(physical bool) string {
+	if physical {
+		return "physical"
+	}
+	return "logical"
 }
 
 // startAPI starts the API container and waits until it is healthy, with

@@ -1,6 +1,7 @@
 // Package dbsource reads and writes the data of a Forlock node for backups
-// and restores, as streams: PostgreSQL with pg_dump -Fc and pg_restore run
-// inside the postgres container (no temporary file in the container), Redis
+// and restores, as streams: PostgreSQL with pg_dump -Fc and pg_restore, or
+// pg_basebackup, run inside the postgres container (no temporary file in the
+// container), Redis
 // with BGSAVE followed by a copy of the finished dump.rdb.
 //
 // The streams are the sources and sinks of the backup pipeline
@@ -9,9 +10,11 @@
 package dbsource
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/forlock/fleet/agent/internal/dockerrt"
 )
@@ -56,6 +59,35 @@ func (p Postgres) Restore(ctx context.Context, r io.Reader) error {
 		return fmt.Errorf("pg_restore: %w", err)
 	}
 	return res.Err("pg_restore")
+}
+
+// BaseBackup streams a pg_basebackup of the whole cluster into w: one tar
+// of the data directory with the write-ahead log the backup needs, fetched
+// at its end, after a fast checkpoint. It needs a replication connection on
+// the local socket (initdb's default pg_hba.conf allows the superuser one)
+// and no tablespace outside the data directory.
+func (p Postgres) BaseBackup(ctx context.Context, w io.Writer) error {
+	res, err := p.Exec.Exec(ctx, "postgres", p.user(),
+		[]string{"pg_basebackup", "--pgdata=-", "--format=tar", "--wal-method=fetch", "--checkpoint=fast", "--no-password"}, nil, w)
+	if err != nil {
+		return fmt.Errorf("pg_basebackup: %w", err)
+	}
+	return res.Err("pg_basebackup")
+}
+
+// Show returns the value of a server setting (SHOW name), e.g.
+// data_directory or server_version_num.
+func (p Postgres) Show(ctx context.Context, name string) (string, error) {
+	var out bytes.Buffer
+	res, err := p.Exec.Exec(ctx, "postgres", p.user(),
+		[]string{"psql", "-X", "-A", "-t", "-q", "--no-password", "--dbname=" + p.db(), "-c", "SHOW " + name}, nil, &out)
+	if err != nil {
+		return "", fmt.Errorf("psql SHOW %s: %w", name, err)
+	}
+	if err := res.Err("psql SHOW " + name); err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(out.String()), nil
 }
 
 func cmpOr(v, def string) string {

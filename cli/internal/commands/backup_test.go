@@ -68,6 +68,7 @@ func TestBackupRestoreCommandLineErrors(t *testing.T) {
 		{"rollback bad release", []string{"upgrade", "--rollback", "--release", "XYZ", "--all"}, `--release "XYZ": a release ID is hex`},
 		{"release without rollback", []string{"upgrade", "--to", "v2", "--release", "abcdefabcdef", "--all"}, "--release goes with --rollback"},
 		{"upgrade skip backup with dest", []string{"upgrade", "--to", "v2", "--skip-backup", "--dest", "/x", "--all"}, "--skip-backup makes no backup"},
+		{"backup bad pg format", []string{"backup", "--all", "--pg-format", "wal"}, `--pg-format "wal": use logical or physical`},
 		{"decrypt no file", []string{"backup", "decrypt", "--key-file", "k"}, "needs exactly one ARTIFACT_FILE"},
 		{"decrypt no key", []string{"backup", "decrypt", "a.enc"}, "--key-file is required"},
 		{"decrypt -o json", []string{"backup", "decrypt", "a.enc", "--key-file", "k", "-o", "json"}, "-o names the output file"},
@@ -88,14 +89,20 @@ func TestBackupSpec(t *testing.T) {
 		args []string
 		want *forlockv1.BackupSpec
 	}{
-		{"defaults", nil, &forlockv1.BackupSpec{}},
+		{"defaults", nil, &forlockv1.BackupSpec{PostgresFormat: forlockv1.PostgresFormat_POSTGRES_FORMAT_LOGICAL}},
+		{"physical", []string{"--pg-format", "physical", "--only", "postgres"}, &forlockv1.BackupSpec{
+			Only:           []forlockv1.ArtifactKind{forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES},
+			PostgresFormat: forlockv1.PostgresFormat_POSTGRES_FORMAT_PHYSICAL,
+		}},
 		{"dir and kinds", []string{"--dest", "/srv/backups", "--only", "redis,postgres,redis"}, &forlockv1.BackupSpec{
-			Only:        []forlockv1.ArtifactKind{forlockv1.ArtifactKind_ARTIFACT_KIND_REDIS, forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES},
-			Destination: &forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_Dir{Dir: "/srv/backups"}},
+			Only:           []forlockv1.ArtifactKind{forlockv1.ArtifactKind_ARTIFACT_KIND_REDIS, forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES},
+			Destination:    &forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_Dir{Dir: "/srv/backups"}},
+			PostgresFormat: forlockv1.PostgresFormat_POSTGRES_FORMAT_LOGICAL,
 		}},
 		{"s3", []string{"--s3", "forlock-backups.eu", "--s3-prefix", "fleet/", "--only", "Config"}, &forlockv1.BackupSpec{
-			Only:        []forlockv1.ArtifactKind{forlockv1.ArtifactKind_ARTIFACT_KIND_CONFIG},
-			Destination: &forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_S3{S3: &forlockv1.S3Location{Bucket: "forlock-backups.eu", Prefix: "fleet/"}}},
+			Only:           []forlockv1.ArtifactKind{forlockv1.ArtifactKind_ARTIFACT_KIND_CONFIG},
+			Destination:    &forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_S3{S3: &forlockv1.S3Location{Bucket: "forlock-backups.eu", Prefix: "fleet/"}}},
+			PostgresFormat: forlockv1.PostgresFormat_POSTGRES_FORMAT_LOGICAL,
 		}},
 	}
 	for _, tt := range tests {
@@ -106,6 +113,7 @@ func TestBackupSpec(t *testing.T) {
 			fs.StringVar(&f.bucket, "s3", "", "")
 			fs.StringVar(&f.prefix, "s3-prefix", "", "")
 			fs.StringSliceVar(&f.only, "only", nil, "")
+			fs.StringVar(&f.pgFormat, "pg-format", "logical", "")
 			require.NoError(t, fs.Parse(tt.args))
 			spec, err := f.spec(fs)
 			require.NoError(t, err)

@@ -88,6 +88,12 @@ func printArtifactDetail(w io.Writer, now time.Time, a *forlockv1.Artifact) erro
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, k+":\t"+format+"\n", args...) }
 	row("ID", "%s", a.GetId())
 	row("Kind", "%s", kindName(a.GetKind()))
+	switch {
+	case a.GetPostgresFormat() == forlockv1.PostgresFormat_POSTGRES_FORMAT_PHYSICAL:
+		row("Format", "physical (pg_basebackup of PostgreSQL %s; restores onto %s only)", orDash(oneLine(a.GetPostgresVersion())), orDash(oneLine(a.GetPostgresVersion())))
+	case a.GetKind() == forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES:
+		row("Format", "logical (pg_dump)")
+	}
 	row("State", "%s", artifactStateName(a.GetState()))
 	row("Node", "%s (%s)", orDash(a.GetNodeName()), orDash(a.GetNodeId()))
 	row("Restore point", "%s", orDash(a.GetRestorePointId()))

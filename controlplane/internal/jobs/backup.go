@@ -41,6 +41,9 @@ func (e *Engine) prepare(spec *forlockv1.JobSpec, targets []registry.Target) (*f
 		if err := validKinds(k.Backup.GetOnly()); err != nil {
 			return nil, err
 		}
+		if _, ok := forlockv1.PostgresFormat_name[int32(k.Backup.GetPostgresFormat())]; !ok {
+			return nil, invalid("unknown PostgreSQL backup format %d: use logical or physical", k.Backup.GetPostgresFormat())
+		}
 		return out, validDestination(k.Backup.GetDestination())
 	case *forlockv1.JobSpec_Restore:
 		if e.kek == nil {
@@ -86,6 +89,17 @@ func validKinds(kinds []forlockv1.ArtifactKind) error {
 		}
 	}
 	return nil
+}
+
+// samePostgresFormat compares formats, unset meaning logical.
+func samePostgresFormat(a, b forlockv1.PostgresFormat) bool {
+	norm := func(f forlockv1.PostgresFormat) forlockv1.PostgresFormat {
+		if f == forlockv1.PostgresFormat_POSTGRES_FORMAT_UNSPECIFIED {
+			return forlockv1.PostgresFormat_POSTGRES_FORMAT_LOGICAL
+		}
+		return f
+	}
+	return norm(a) == norm(b)
 }
 
 // validDestination refuses relative, unclean and traversing paths and
@@ -226,6 +240,9 @@ func (e *Engine) catalog(j *job, t *forlockv1.Task, arts []*forlockv1.Artifact, 
 	for i, a := range arts {
 		if !slices.Contains(want, a.GetKind()) || len(a.GetSha256()) != 64 || a.GetLocation() == "" || a.GetSizeBytes() == 0 {
 			return fmt.Errorf("artifact %d is incomplete or of a kind not asked for", i)
+		}
+		if a.GetKind() == forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES && !samePostgresFormat(a.GetPostgresFormat(), j.pb.GetSpec().GetBackup().GetPostgresFormat()) {
+			return fmt.Errorf("the agent made a %s PostgreSQL backup, %s was asked for: upgrade the agent", a.GetPostgresFormat(), j.pb.GetSpec().GetBackup().GetPostgresFormat())
 		}
 		c := proto.CloneOf(a)
 		c.Id = fmt.Sprintf("%s-%s", rp.GetId(), KindName(a.GetKind()))

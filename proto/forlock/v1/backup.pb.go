@@ -28,7 +28,8 @@ type ArtifactKind int32
 const (
 	// Not set.
 	ArtifactKind_ARTIFACT_KIND_UNSPECIFIED ArtifactKind = 0
-	// A pg_dump custom-format dump of the Forlock database.
+	// The PostgreSQL database: a pg_dump custom-format dump of the Forlock
+	// database, or a pg_basebackup of the cluster (PostgresFormat).
 	ArtifactKind_ARTIFACT_KIND_POSTGRES ArtifactKind = 1
 	// Redis's dump.rdb after a finished BGSAVE.
 	ArtifactKind_ARTIFACT_KIND_REDIS ArtifactKind = 2
@@ -79,6 +80,63 @@ func (ArtifactKind) EnumDescriptor() ([]byte, []int) {
 	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{0}
 }
 
+// PostgresFormat is how a PostgreSQL artifact holds the database.
+type PostgresFormat int32
+
+const (
+	// Not set: logical.
+	PostgresFormat_POSTGRES_FORMAT_UNSPECIFIED PostgresFormat = 0
+	// pg_dump -Fc of the Forlock database: portable across PostgreSQL major
+	// versions; restored with pg_restore in one transaction.
+	PostgresFormat_POSTGRES_FORMAT_LOGICAL PostgresFormat = 1
+	// pg_basebackup tar of the whole cluster (every database, roles, the
+	// write-ahead log the backup needs): restored by replacing the data
+	// directory, several times faster, onto the same PostgreSQL major version
+	// only.
+	PostgresFormat_POSTGRES_FORMAT_PHYSICAL PostgresFormat = 2
+)
+
+// Enum value maps for PostgresFormat.
+var (
+	PostgresFormat_name = map[int32]string{
+		0: "POSTGRES_FORMAT_UNSPECIFIED",
+		1: "POSTGRES_FORMAT_LOGICAL",
+		2: "POSTGRES_FORMAT_PHYSICAL",
+	}
+	PostgresFormat_value = map[string]int32{
+		"POSTGRES_FORMAT_UNSPECIFIED": 0,
+		"POSTGRES_FORMAT_LOGICAL":     1,
+		"POSTGRES_FORMAT_PHYSICAL":    2,
+	}
+)
+
+func (x PostgresFormat) Enum() *PostgresFormat {
+	p := new(PostgresFormat)
+	*p = x
+	return p
+}
+
+func (x PostgresFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PostgresFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_forlock_v1_backup_proto_enumTypes[1].Descriptor()
+}
+
+func (PostgresFormat) Type() protoreflect.EnumType {
+	return &file_forlock_v1_backup_proto_enumTypes[1]
+}
+
+func (x PostgresFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PostgresFormat.Descriptor instead.
+func (PostgresFormat) EnumDescriptor() ([]byte, []int) {
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{1}
+}
+
 // ArtifactState is an artifact's place in its life.
 type ArtifactState int32
 
@@ -116,11 +174,11 @@ func (x ArtifactState) String() string {
 }
 
 func (ArtifactState) Descriptor() protoreflect.EnumDescriptor {
-	return file_forlock_v1_backup_proto_enumTypes[1].Descriptor()
+	return file_forlock_v1_backup_proto_enumTypes[2].Descriptor()
 }
 
 func (ArtifactState) Type() protoreflect.EnumType {
-	return &file_forlock_v1_backup_proto_enumTypes[1]
+	return &file_forlock_v1_backup_proto_enumTypes[2]
 }
 
 func (x ArtifactState) Number() protoreflect.EnumNumber {
@@ -129,7 +187,7 @@ func (x ArtifactState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ArtifactState.Descriptor instead.
 func (ArtifactState) EnumDescriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{1}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{2}
 }
 
 // BackupDestination is where a node writes its artifacts.
@@ -282,9 +340,11 @@ type BackupSpec struct {
 	// Which artifacts; empty means all three.
 	Only []ArtifactKind `protobuf:"varint,1,rep,packed,name=only,proto3,enum=forlock.v1.ArtifactKind" json:"only,omitempty"`
 	// Where to; unset means the agent's default directory.
-	Destination   *BackupDestination `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Destination *BackupDestination `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	// Format of the PostgreSQL artifact; unset means logical.
+	PostgresFormat PostgresFormat `protobuf:"varint,3,opt,name=postgres_format,json=postgresFormat,proto3,enum=forlock.v1.PostgresFormat" json:"postgres_format,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *BackupSpec) Reset() {
@@ -329,6 +389,13 @@ func (x *BackupSpec) GetDestination() *BackupDestination {
 		return x.Destination
 	}
 	return nil
+}
+
+func (x *BackupSpec) GetPostgresFormat() PostgresFormat {
+	if x != nil {
+		return x.PostgresFormat
+	}
+	return PostgresFormat_POSTGRES_FORMAT_UNSPECIFIED
 }
 
 // RestoreSpec restores a node from a restore point or single artifacts,
@@ -519,16 +586,22 @@ type Artifact struct {
 	WrappedKey []byte `protobuf:"bytes,12,opt,name=wrapped_key,json=wrappedKey,proto3" json:"wrapped_key,omitempty"`
 	// Where it is: an absolute path on the node's host, or s3://bucket/key.
 	Location string `protobuf:"bytes,13,opt,name=location,proto3" json:"location,omitempty"`
-	// File name, as the guide names them: postgres_YYYYMMDD_HHMMSS.dump.zst.enc.
+	// File name, as the guide names them: postgres_YYYYMMDD_HHMMSS.dump.zst.enc
+	// (physical: .base.tar.zst.enc).
 	FileName string `protobuf:"bytes,14,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
 	// The job that made it.
 	JobId string `protobuf:"bytes,15,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// State.
 	State ArtifactState `protobuf:"varint,16,opt,name=state,proto3,enum=forlock.v1.ArtifactState" json:"state,omitempty"`
 	// Size of the data before compression and encryption, bytes.
-	PlainBytes    uint64 `protobuf:"varint,17,opt,name=plain_bytes,json=plainBytes,proto3" json:"plain_bytes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PlainBytes uint64 `protobuf:"varint,17,opt,name=plain_bytes,json=plainBytes,proto3" json:"plain_bytes,omitempty"`
+	// For a PostgreSQL artifact: its format (unset: logical).
+	PostgresFormat PostgresFormat `protobuf:"varint,18,opt,name=postgres_format,json=postgresFormat,proto3,enum=forlock.v1.PostgresFormat" json:"postgres_format,omitempty"`
+	// For a physical PostgreSQL artifact: the cluster's major version, e.g.
+	// "15"; a physical restore needs the same.
+	PostgresVersion string `protobuf:"bytes,19,opt,name=postgres_version,json=postgresVersion,proto3" json:"postgres_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Artifact) Reset() {
@@ -678,6 +751,20 @@ func (x *Artifact) GetPlainBytes() uint64 {
 		return x.PlainBytes
 	}
 	return 0
+}
+
+func (x *Artifact) GetPostgresFormat() PostgresFormat {
+	if x != nil {
+		return x.PostgresFormat
+	}
+	return PostgresFormat_POSTGRES_FORMAT_UNSPECIFIED
+}
+
+func (x *Artifact) GetPostgresVersion() string {
+	if x != nil {
+		return x.PostgresVersion
+	}
+	return ""
 }
 
 // RestorePoint is one backup run of one node.
@@ -1106,11 +1193,12 @@ const file_forlock_v1_backup_proto_rawDesc = "" +
 	"\n" +
 	"S3Location\x12\x16\n" +
 	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x16\n" +
-	"\x06prefix\x18\x02 \x01(\tR\x06prefix\"{\n" +
+	"\x06prefix\x18\x02 \x01(\tR\x06prefix\"\xc0\x01\n" +
 	"\n" +
 	"BackupSpec\x12,\n" +
 	"\x04only\x18\x01 \x03(\x0e2\x18.forlock.v1.ArtifactKindR\x04only\x12?\n" +
-	"\vdestination\x18\x02 \x01(\v2\x1d.forlock.v1.BackupDestinationR\vdestination\"\xf5\x01\n" +
+	"\vdestination\x18\x02 \x01(\v2\x1d.forlock.v1.BackupDestinationR\vdestination\x12C\n" +
+	"\x0fpostgres_format\x18\x03 \x01(\x0e2\x1a.forlock.v1.PostgresFormatR\x0epostgresFormat\"\xf5\x01\n" +
 	"\vRestoreSpec\x12(\n" +
 	"\x10restore_point_id\x18\x01 \x01(\tR\x0erestorePointId\x12!\n" +
 	"\fartifact_ids\x18\x02 \x03(\tR\vartifactIds\x12\x16\n" +
@@ -1122,7 +1210,7 @@ const file_forlock_v1_backup_proto_rawDesc = "" +
 	"\x10DeleteBackupSpec\x12!\n" +
 	"\fartifact_ids\x18\x01 \x03(\tR\vartifactIds\x12(\n" +
 	"\x10restore_point_id\x18\x02 \x01(\tR\x0erestorePointId\x122\n" +
-	"\tartifacts\x18\x03 \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\"\xae\x04\n" +
+	"\tartifacts\x18\x03 \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\"\x9e\x05\n" +
 	"\bArtifact\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
@@ -1145,7 +1233,9 @@ const file_forlock_v1_backup_proto_rawDesc = "" +
 	"\x06job_id\x18\x0f \x01(\tR\x05jobId\x12/\n" +
 	"\x05state\x18\x10 \x01(\x0e2\x19.forlock.v1.ArtifactStateR\x05state\x12\x1f\n" +
 	"\vplain_bytes\x18\x11 \x01(\x04R\n" +
-	"plainBytes\"\xda\x01\n" +
+	"plainBytes\x12C\n" +
+	"\x0fpostgres_format\x18\x12 \x01(\x0e2\x1a.forlock.v1.PostgresFormatR\x0epostgresFormat\x12)\n" +
+	"\x10postgres_version\x18\x13 \x01(\tR\x0fpostgresVersion\"\xda\x01\n" +
 	"\fRestorePoint\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
@@ -1176,7 +1266,11 @@ const file_forlock_v1_backup_proto_rawDesc = "" +
 	"\x19ARTIFACT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ARTIFACT_KIND_POSTGRES\x10\x01\x12\x17\n" +
 	"\x13ARTIFACT_KIND_REDIS\x10\x02\x12\x18\n" +
-	"\x14ARTIFACT_KIND_CONFIG\x10\x03*i\n" +
+	"\x14ARTIFACT_KIND_CONFIG\x10\x03*l\n" +
+	"\x0ePostgresFormat\x12\x1f\n" +
+	"\x1bPOSTGRES_FORMAT_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17POSTGRES_FORMAT_LOGICAL\x10\x01\x12\x1c\n" +
+	"\x18POSTGRES_FORMAT_PHYSICAL\x10\x02*i\n" +
 	"\rArtifactState\x12\x1e\n" +
 	"\x1aARTIFACT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18ARTIFACT_STATE_AVAILABLE\x10\x01\x12\x1a\n" +
@@ -1199,51 +1293,54 @@ func file_forlock_v1_backup_proto_rawDescGZIP() []byte {
 	return file_forlock_v1_backup_proto_rawDescData
 }
 
-var file_forlock_v1_backup_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_forlock_v1_backup_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_forlock_v1_backup_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_forlock_v1_backup_proto_goTypes = []any{
 	(ArtifactKind)(0),                 // 0: forlock.v1.ArtifactKind
-	(ArtifactState)(0),                // 1: forlock.v1.ArtifactState
-	(*BackupDestination)(nil),         // 2: forlock.v1.BackupDestination
-	(*S3Location)(nil),                // 3: forlock.v1.S3Location
-	(*BackupSpec)(nil),                // 4: forlock.v1.BackupSpec
-	(*RestoreSpec)(nil),               // 5: forlock.v1.RestoreSpec
-	(*DeleteBackupSpec)(nil),          // 6: forlock.v1.DeleteBackupSpec
-	(*Artifact)(nil),                  // 7: forlock.v1.Artifact
-	(*RestorePoint)(nil),              // 8: forlock.v1.RestorePoint
-	(*ListRestorePointsRequest)(nil),  // 9: forlock.v1.ListRestorePointsRequest
-	(*ListRestorePointsResponse)(nil), // 10: forlock.v1.ListRestorePointsResponse
-	(*GetArtifactRequest)(nil),        // 11: forlock.v1.GetArtifactRequest
-	(*GetArtifactResponse)(nil),       // 12: forlock.v1.GetArtifactResponse
-	(*RewrapKeysRequest)(nil),         // 13: forlock.v1.RewrapKeysRequest
-	(*RewrapKeysResponse)(nil),        // 14: forlock.v1.RewrapKeysResponse
-	(*timestamppb.Timestamp)(nil),     // 15: google.protobuf.Timestamp
+	(PostgresFormat)(0),               // 1: forlock.v1.PostgresFormat
+	(ArtifactState)(0),                // 2: forlock.v1.ArtifactState
+	(*BackupDestination)(nil),         // 3: forlock.v1.BackupDestination
+	(*S3Location)(nil),                // 4: forlock.v1.S3Location
+	(*BackupSpec)(nil),                // 5: forlock.v1.BackupSpec
+	(*RestoreSpec)(nil),               // 6: forlock.v1.RestoreSpec
+	(*DeleteBackupSpec)(nil),          // 7: forlock.v1.DeleteBackupSpec
+	(*Artifact)(nil),                  // 8: forlock.v1.Artifact
+	(*RestorePoint)(nil),              // 9: forlock.v1.RestorePoint
+	(*ListRestorePointsRequest)(nil),  // 10: forlock.v1.ListRestorePointsRequest
+	(*ListRestorePointsResponse)(nil), // 11: forlock.v1.ListRestorePointsResponse
+	(*GetArtifactRequest)(nil),        // 12: forlock.v1.GetArtifactRequest
+	(*GetArtifactResponse)(nil),       // 13: forlock.v1.GetArtifactResponse
+	(*RewrapKeysRequest)(nil),         // 14: forlock.v1.RewrapKeysRequest
+	(*RewrapKeysResponse)(nil),        // 15: forlock.v1.RewrapKeysResponse
+	(*timestamppb.Timestamp)(nil),     // 16: google.protobuf.Timestamp
 }
 var file_forlock_v1_backup_proto_depIdxs = []int32{
-	3,  // 0: forlock.v1.BackupDestination.s3:type_name -> forlock.v1.S3Location
+	4,  // 0: forlock.v1.BackupDestination.s3:type_name -> forlock.v1.S3Location
 	0,  // 1: forlock.v1.BackupSpec.only:type_name -> forlock.v1.ArtifactKind
-	2,  // 2: forlock.v1.BackupSpec.destination:type_name -> forlock.v1.BackupDestination
-	0,  // 3: forlock.v1.RestoreSpec.only:type_name -> forlock.v1.ArtifactKind
-	7,  // 4: forlock.v1.RestoreSpec.artifacts:type_name -> forlock.v1.Artifact
-	7,  // 5: forlock.v1.DeleteBackupSpec.artifacts:type_name -> forlock.v1.Artifact
-	0,  // 6: forlock.v1.Artifact.kind:type_name -> forlock.v1.ArtifactKind
-	15, // 7: forlock.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	1,  // 8: forlock.v1.Artifact.state:type_name -> forlock.v1.ArtifactState
-	15, // 9: forlock.v1.RestorePoint.created_at:type_name -> google.protobuf.Timestamp
-	7,  // 10: forlock.v1.RestorePoint.artifacts:type_name -> forlock.v1.Artifact
-	8,  // 11: forlock.v1.ListRestorePointsResponse.restore_points:type_name -> forlock.v1.RestorePoint
-	7,  // 12: forlock.v1.GetArtifactResponse.artifact:type_name -> forlock.v1.Artifact
-	9,  // 13: forlock.v1.BackupService.ListRestorePoints:input_type -> forlock.v1.ListRestorePointsRequest
-	11, // 14: forlock.v1.BackupService.GetArtifact:input_type -> forlock.v1.GetArtifactRequest
-	13, // 15: forlock.v1.BackupService.RewrapKeys:input_type -> forlock.v1.RewrapKeysRequest
-	10, // 16: forlock.v1.BackupService.ListRestorePoints:output_type -> forlock.v1.ListRestorePointsResponse
-	12, // 17: forlock.v1.BackupService.GetArtifact:output_type -> forlock.v1.GetArtifactResponse
-	14, // 18: forlock.v1.BackupService.RewrapKeys:output_type -> forlock.v1.RewrapKeysResponse
-	16, // [16:19] is the sub-list for method output_type
-	13, // [13:16] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	3,  // 2: forlock.v1.BackupSpec.destination:type_name -> forlock.v1.BackupDestination
+	1,  // 3: forlock.v1.BackupSpec.postgres_format:type_name -> forlock.v1.PostgresFormat
+	0,  // 4: forlock.v1.RestoreSpec.only:type_name -> forlock.v1.ArtifactKind
+	8,  // 5: forlock.v1.RestoreSpec.artifacts:type_name -> forlock.v1.Artifact
+	8,  // 6: forlock.v1.DeleteBackupSpec.artifacts:type_name -> forlock.v1.Artifact
+	0,  // 7: forlock.v1.Artifact.kind:type_name -> forlock.v1.ArtifactKind
+	16, // 8: forlock.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	2,  // 9: forlock.v1.Artifact.state:type_name -> forlock.v1.ArtifactState
+	1,  // 10: forlock.v1.Artifact.postgres_format:type_name -> forlock.v1.PostgresFormat
+	16, // 11: forlock.v1.RestorePoint.created_at:type_name -> google.protobuf.Timestamp
+	8,  // 12: forlock.v1.RestorePoint.artifacts:type_name -> forlock.v1.Artifact
+	9,  // 13: forlock.v1.ListRestorePointsResponse.restore_points:type_name -> forlock.v1.RestorePoint
+	8,  // 14: forlock.v1.GetArtifactResponse.artifact:type_name -> forlock.v1.Artifact
+	10, // 15: forlock.v1.BackupService.ListRestorePoints:input_type -> forlock.v1.ListRestorePointsRequest
+	12, // 16: forlock.v1.BackupService.GetArtifact:input_type -> forlock.v1.GetArtifactRequest
+	14, // 17: forlock.v1.BackupService.RewrapKeys:input_type -> forlock.v1.RewrapKeysRequest
+	11, // 18: forlock.v1.BackupService.ListRestorePoints:output_type -> forlock.v1.ListRestorePointsResponse
+	13, // 19: forlock.v1.BackupService.GetArtifact:output_type -> forlock.v1.GetArtifactResponse
+	15, // 20: forlock.v1.BackupService.RewrapKeys:output_type -> forlock.v1.RewrapKeysResponse
+	18, // [18:21] is the sub-list for method output_type
+	15, // [15:18] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_backup_proto_init() }
@@ -1260,7 +1357,7 @@ func file_forlock_v1_backup_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_forlock_v1_backup_proto_rawDesc), len(file_forlock_v1_backup_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
