@@ -12,7 +12,10 @@
 #   ours   forlockctl backup --only postgres (zstd + AES-256-GCM + SHA-256 to a
 #          host dir) and forlockctl restore --latest --only postgres (verify,
 #          stop API, pg_restore in one transaction, start API, wait healthy);
-#          the restore's phases are taken from the agent's log
+#          then the same with --pg-format physical (pg_basebackup; restore:
+#          verify, stage beside the live data, stop API and postgres, swap
+#          the data directory, start both, wait healthy); the restores'
+#          phases are taken from the agent's log
 # Prints seconds, ratios and the load average. Method: docs/benchmarks.md.
 # Needs make build and the test node images (deploy/testnode/build-images.sh).
 set -euo pipefail
@@ -105,26 +108,45 @@ guide_restore=$(secs "$t0" "$t1")
 until [ "$(docker inspect -f '{{.State.Health.Status}}' "$NODE-api")" = healthy ]; do sleep 0.2; done
 [ "$(docker exec "$NODE-api" forlockapi summary)" = "$want" ] || { echo "guide restore changed the data" >&2; exit 1; }
 
+# Phases of our restore from the agent's log: time of each "restore:" event
+# after the command started.
+phases() {
+  tail -n +"$(($1 + 1))" "$work/agent.log" | grep 'msg="restore: ' |
+    sed -E 's/^time=([^ ]+) .*msg="restore: ([^"]*)".*/\1 \2/' |
+    while read -r ts what; do printf '%s at %s s; ' "$what" "$(secs "$2" "$(date -d "$ts" +%s.%N)")"; done
+}
 log_from=$(wc -l <"$work/agent.log")
 c0=$(agent_cpu)
 t0=$(now); ctl restore --latest --node bench --only postgres --yes >/dev/null; t1=$(now)
 ours_restore=$(secs "$t0" "$t1")
 agent_restore_cpu=$(awk -v a="$c0" -v b="$(agent_cpu)" 'BEGIN{printf "%.1f", b-a}')
 [ "$(docker exec "$NODE-api" forlockapi summary)" = "$want" ] || { echo "our restore changed the data" >&2; exit 1; }
+logical_phases=$(phases "$log_from" "$t0")
+
+# Ours, physical: pg_basebackup of the cluster through the same pipeline;
+# restore by staging beside the live data and swapping the data directory.
+c0=$(agent_cpu)
+t0=$(now); ctl backup --node bench --only postgres --pg-format physical --dest "$work/backups/bench" >/dev/null; t1=$(now)
+phys_backup=$(secs "$t0" "$t1")
+agent_phys_backup_cpu=$(awk -v a="$c0" -v b="$(agent_cpu)" 'BEGIN{printf "%.1f", b-a}')
+phys_size=$(du -m "$work/backups/bench"/postgres_*.base.tar.zst.enc | cut -f1)
+log_from=$(wc -l <"$work/agent.log")
+c0=$(agent_cpu)
+t0=$(now); ctl restore --latest --node bench --only postgres --yes >/dev/null; t1=$(now)
+phys_restore=$(secs "$t0" "$t1")
+agent_phys_restore_cpu=$(awk -v a="$c0" -v b="$(agent_cpu)" 'BEGIN{printf "%.1f", b-a}')
+[ "$(docker exec "$NODE-api" forlockapi summary)" = "$want" ] || { echo "our physical restore changed the data" >&2; exit 1; }
+physical_phases=$(phases "$log_from" "$t0")
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
-# Phases of our restore from the agent's log: time of each "restore:" event
-# after the command started.
-phases=$(tail -n +"$((log_from + 1))" "$work/agent.log" | grep 'msg="restore: ' |
-  sed -E 's/^time=([^ ]+) .*msg="restore: ([^"]*)".*/\1 \2/' |
-  while read -r ts what; do printf '%s at %s s; ' "$what" "$(secs "$t0" "$(date -d "$ts" +%s.%N)")"; done)
 
 cat <<TABLE
 database: ${MB} MB loaded, ${size} on disk; load average $load_start at the start, $load_end at the end ($(nproc) CPUs)
-| step | floor | guide (manual) | ours (encrypted) | guide / ours | ours / floor |
-|---|---|---|---|---|---|
-| backup | ${floor} s | ${guide_backup} s (${guide_size} MB) | ${ours_backup} s (${ours_size} MB) | $(ratio "$guide_backup" "$ours_backup") | $(ratio "$ours_backup" "$floor") |
-| restore | ${restore_floor} s | ${guide_restore} s | ${ours_restore} s | $(ratio "$guide_restore" "$ours_restore") | $(ratio "$ours_restore" "$restore_floor") |
+| step | floor | guide (manual) | ours, logical | ours, physical | guide / ours (logical, physical) | ours / floor (logical, physical) |
+|---|---|---|---|---|---|---|
+| backup | ${floor} s | ${guide_backup} s (${guide_size} MB) | ${ours_backup} s (${ours_size} MB) | ${phys_backup} s (${phys_size} MB) | $(ratio "$guide_backup" "$ours_backup"), $(ratio "$guide_backup" "$phys_backup") | $(ratio "$ours_backup" "$floor"), $(ratio "$phys_backup" "$floor") |
+| restore | ${restore_floor} s | ${guide_restore} s | ${ours_restore} s | ${phys_restore} s | $(ratio "$guide_restore" "$ours_restore"), $(ratio "$guide_restore" "$phys_restore") | $(ratio "$ours_restore" "$restore_floor"), $(ratio "$phys_restore" "$restore_floor") |
 backup floor: ${floor} s through docker exec, ${floor_inside} s inside the container, ${floor_cat} s piped through cat
-our restore: ${phases}done at ${ours_restore} s
-agent CPU: backup ${agent_backup_cpu} s, restore ${agent_restore_cpu} s
+our logical restore: ${logical_phases}done at ${ours_restore} s
+our physical restore: ${physical_phases}done at ${phys_restore} s
+agent CPU: logical backup ${agent_backup_cpu} s, restore ${agent_restore_cpu} s; physical backup ${agent_phys_backup_cpu} s, restore ${agent_phys_restore_cpu} s
 TABLE

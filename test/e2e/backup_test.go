@@ -252,6 +252,18 @@ func TestBackupToS3AndRestoreOnAnotherNode(t *testing.T) {
 		require.True(t, running(t, dst.name+"-api"))
 		require.Equal(t, damaged, dst.state(t))
 	})
+
+	t.Run("a physical backup over S3 restores onto the other node", func(t *testing.T) {
+		dst.damage(t)
+		res, err := c.ctlErr("backup", "--node", src.name, "--only", "postgres", "--pg-format", "physical", "--s3", "fleet-backups", "--s3-prefix", "e2e")
+		require.NoError(t, err, "%s", res)
+		require.Regexp(t, `postgres_\d{8}_\d{6}\.base\.tar\.zst\.enc`, res)
+		require.Regexp(t, `"postgresFormat":\s*"POSTGRES_FORMAT_PHYSICAL"`, c.ctl("restore", "--list", "--node", src.name, "-o", "json"))
+		res, err = c.ctlErr("restore", "--latest", "--only", "postgres", "--from-node", src.name, "--node", dst.name, "--yes")
+		require.NoError(t, err, "%s", res)
+		require.Equal(t, want.Rows, dst.state(t).Rows, "the second node holds the first node's rows")
+		require.True(t, running(t, dst.name+"-api"))
+	})
 }
 
 // startS3 runs a versitygw (deploy/s3) for the test with a bucket

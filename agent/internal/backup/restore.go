@@ -82,6 +82,7 @@ func (h *RestoreHandler) Run(ctx context.Context, spec *forlockv1.JobSpec, repor
 			return tasks.Result{}, fmt.Errorf("verify %s artifact %s: %w; nothing was stopped or changed", it.info.name, it.art.GetId(), err)
 		}
 	}
+	c.cfg.Logger.Info("restore: verified", "artifacts", len(items))
 	pg, rd, cf := byKind(items, artifact.KindPostgres), byKind(items, artifact.KindRedis), byKind(items, artifact.KindConfig)
 	var rt redisTarget
 	if rd != nil {
@@ -94,6 +95,7 @@ func (h *RestoreHandler) Run(ctx context.Context, spec *forlockv1.JobSpec, repor
 			return tasks.Result{}, fmt.Errorf("restore postgres: %w; nothing was stopped or changed", err)
 		}
 		defer c.unstage(ctx, pg)
+		c.cfg.Logger.Info("restore: staged the base backup", "dir", pg.dataDir)
 	}
 	var res tasks.Result
 	var done []string
