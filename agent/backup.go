@@ -113,6 +113,9 @@ func (a *Agent) backupConfig(hc *health) backup.Config {
 	} else {
 		cfg.DockerUnavailable = "the Docker Engine client could not be set up: fix docker_host or DOCKER_HOST"
 	}
+	if probe, ok := a.apiProbe(); ok {
+		cfg.APIReady = probe
+	}
 	redisPW := checks.Secret{Value: h.RedisPassword, File: h.RedisPasswordFile}
 	if redisPW.IsSet() {
 		cfg.RedisPassword = redisPW.Read

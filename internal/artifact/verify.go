@@ -19,6 +19,14 @@ import (
 // storage); with a matching checksum the error wraps ErrWrongKey,
 // ErrCorrupted or ErrTruncated. Read errors of src are returned as they are.
 func Verify(src io.Reader, wantSHA256 string, unwrap UnwrapFunc) (Header, error) {
+	return VerifyTo(io.Discard, src, wantSHA256, unwrap)
+}
+
+// VerifyTo is Verify writing the plaintext to dst as it decrypts. Every
+// byte written has been authenticated, but the checksum is known only at
+// the end: whatever dst does with the plaintext must be undone when
+// VerifyTo fails. A write error of dst ends it with that error.
+func VerifyTo(dst io.Writer, src io.Reader, wantSHA256 string, unwrap UnwrapFunc) (Header, error) {
 	want, err := hex.DecodeString(wantSHA256)
 	if err != nil || len(want) != sha256.Size {
 		return Header{}, fmt.Errorf("verify artifact: expected checksum %q is not 64 hex digits", wantSHA256)
@@ -26,7 +34,7 @@ func Verify(src io.Reader, wantSHA256 string, unwrap UnwrapFunc) (Header, error)
 	hr := &hashReader{r: src, h: sha256.New()}
 	h, body, openErr := Open(hr, unwrap)
 	if openErr == nil {
-		_, openErr = io.Copy(io.Discard, body)
+		_, openErr = io.Copy(dst, body)
 		_ = body.Close()
 	}
 	if hr.err != nil {

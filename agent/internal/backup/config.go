@@ -76,6 +76,10 @@ type Config struct {
 	BackupDirs []string
 	// S3 is the agent's S3 server, if any.
 	S3 S3Config
+	// APIReady, if set, asks the API's health endpoint once; a restore
+	// takes a running API that answers it as healthy without waiting for
+	// the Docker healthcheck's next run (which may be 30 s away).
+	APIReady func(ctx context.Context) error
 	// StopTimeout is how long a restore waits for a container to stop
 	// before the engine kills it. Default DefaultStopTimeout.
 	StopTimeout time.Duration

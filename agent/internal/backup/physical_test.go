@@ -98,6 +98,22 @@ func TestPhysicalBackupAndRestore(t *testing.T) {
 		leftovers(t)
 	})
 
+	t.Run("a flipped byte is refused before anything stops", func(t *testing.T) {
+		raw, err := os.ReadFile(pg.GetLocation())
+		require.NoError(t, err)
+		raw[len(raw)*2/3] ^= 0x01
+		a := proto.CloneOf(pg)
+		a.Location = filepath.Join(root, n.name, "flipped.base.tar.zst.enc")
+		require.NoError(t, os.WriteFile(a.GetLocation(), raw, 0o600))
+		started := n.apiStartedAt(t)
+		_, err = rh.Run(withKeys(ctx, restoreKey(a)), restoreSpec(a), func(*forlockv1.Progress) {})
+		require.ErrorIs(t, err, artifact.ErrChecksumMismatch)
+		require.ErrorContains(t, err, "nothing was stopped or changed")
+		require.Equal(t, started, n.apiStartedAt(t))
+		require.Equal(t, changed, n.summary(t))
+		leftovers(t)
+	})
+
 	t.Run("a tar that is not a base backup is refused before anything stops", func(t *testing.T) {
 		bad := rewriteArtifact(t, pg, plain, filepath.Join(root, n.name, "nolabel.base.tar.zst.enc"), func(name string, body []byte) []byte {
 			if name == "backup_label" {
@@ -122,7 +138,7 @@ func TestPhysicalBackupAndRestore(t *testing.T) {
 		out := n.sh(t, "exec", "-u", "postgres", n.name+"-postgres", "psql", "-XAtc",
 			"SELECT count(*) FROM pg_class WHERE relname = 'after_backup' UNION ALL SELECT count(*) FROM pg_roles WHERE rolname = 'after_backup'")
 		require.Equal(t, "0\n0", out, "the table and role made after the backup are gone")
-		require.Subset(t, prog.phases(), []string{"verify postgres (1/1)", "stage postgres", "stop api", "stop postgres", "swap data directory", "start postgres", "start api"})
+		require.Subset(t, prog.phases(), []string{"verify and stage postgres", "stop api", "stop postgres", "swap data directory", "start postgres", "start api"})
 		leftovers(t)
 	})
 }

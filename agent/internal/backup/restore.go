@@ -74,8 +74,13 @@ func (h *RestoreHandler) Run(ctx context.Context, spec *forlockv1.JobSpec, repor
 	p := startProgress(report)
 	defer p.stop()
 
-	// 1. Verify everything before touching anything.
+	// 1. Verify everything before touching anything. A physical PostgreSQL
+	// artifact is verified as it is staged (stagePhysical), which stops
+	// nothing either.
 	for i, it := range items {
+		if it.physical {
+			continue
+		}
 		if err := c.verify(ctx, it, func(size func() int64) {
 			p.step(fmt.Sprintf("verify %s (%d/%d)", it.info.name, i+1, len(items)), uint32(i*50/len(items)), size) //nolint:gosec // a few items
 		}); err != nil {
@@ -304,7 +309,8 @@ func (c *core) restorePostgres(ctx context.Context, it *item, p *progress) error
 }
 
 // waitHealthy waits until the container of service runs and its
-// healthcheck, if it has one, says healthy.
+// healthcheck, if it has one, says healthy; for the API, an answer of its
+// health endpoint (APIReady) counts too.
 func (c *core) waitHealthy(ctx context.Context, service string) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.HealthTimeout)
 	defer cancel()
@@ -313,6 +319,9 @@ func (c *core) waitHealthy(ctx context.Context, service string) error {
 		st, err := c.cfg.Docker.State(ctx, service)
 		if err == nil {
 			if st.Running() && (st.Health == "" || st.Health == "healthy") {
+				return nil
+			}
+			if service == "api" && c.cfg.APIReady != nil && st.Running() && st.Health != "unhealthy" && c.cfg.APIReady(ctx) == nil {
 				return nil
 			}
 			last = st.Status

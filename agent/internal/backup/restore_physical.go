@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/forlock/fleet/agent/internal/backupstore"
 	"github.com/forlock/fleet/agent/internal/dbsource"
 	"github.com/forlock/fleet/internal/artifact"
 )
@@ -74,6 +75,60 @@ cd "$1"
 [ -d ` + incomingDir + ` ] || { echo "the data directory $1 is not on a volume: a physical restore needs it to be (restore a logical backup instead)" >&2; exit 1; }
 [ ! -e ` + previousDir + ` ] || { echo "$1/` + previousDir + ` is left from an earlier restore: check the current database, then remove it by hand" >&2; exit 1; }`
 
+// errStageStopped ends the verification when staging stopped first.
+var errStageStopped = errors.New("staging stopped")
+
+// verifyAndStage is verify and staging in one pass: the artifact is read
+// once, decrypted (each segment authenticated before its plaintext goes
+// on) into stageTar and from there into the data directory. Its checksum
+// is known only at the end: on any error the caller removes what was
+// staged, and nothing was stopped. A verification error wins over the
+// others, which it causes.
+func (c *core) verifyAndStage(ctx context.Context, it *item, dataDir string, n *counter) (baseInfo, error) {
+	rc, err := it.open(ctx)
+	if err != nil {
+		return baseInfo{}, err
+	}
+	defer func() { _ = rc.Close() }()
+	plainR, plainW := io.Pipe()
+	tarR, tarW := io.Pipe()
+	var (
+		hdr            artifact.Header
+		info           baseInfo
+		verr, tarErr   error
+		verified, done = make(chan struct{}), make(chan struct{})
+	)
+	go func() {
+		defer close(verified)
+		hdr, verr = artifact.VerifyTo(plainW, backupstore.ContextReader(ctx, rc), it.art.GetSha256(), artifact.PlainKey(it.key))
+		plainW.CloseWithError(verr) // nil: EOF
+	}()
+	go func() {
+		defer close(done)
+		info, tarErr = stageTar(tarW, countingReader{r: plainR, c: n}, incomingDir)
+		if tarErr == nil { // the archive's end padding, and the checksum's end
+			_, tarErr = io.Copy(io.Discard, plainR)
+		}
+		_ = plainR.CloseWithError(errStageStopped)
+		tarW.CloseWithError(tarErr)
+	}()
+	err = c.cfg.Docker.CopyTo(ctx, "postgres", dataDir, tarR)
+	_ = tarR.CloseWithError(errors.New("copy ended"))
+	<-done
+	<-verified
+	switch {
+	case verr != nil && !errors.Is(verr, errStageStopped):
+		return info, verr
+	case tarErr != nil:
+		return info, tarErr // the cause; the copy's error only echoes it
+	case err != nil:
+		return info, err
+	case hdr.Kind != artifact.KindPostgres || !strings.HasSuffix(hdr.FileName, physicalExt):
+		return info, fmt.Errorf("%w: the file holds %s (%s), the catalog says a physical postgres backup", artifact.ErrCorrupted, hdr.FileName, hdr.Kind)
+	}
+	return info, nil
+}
+
 // postgresMajor returns the running server's major version, e.g. "15".
 func (c *core) postgresMajor(ctx context.Context) (string, error) {
 	v, err := dbsource.Postgres{Exec: c.cfg.Docker}.Show(ctx, "server_version_num")
@@ -115,30 +170,9 @@ func (c *core) stagePhysical(ctx context.Context, it *item, p *progress) (dataDi
 	if want := it.art.GetPostgresVersion(); want != "" && want != major {
 		return "", fmt.Errorf("the backup is of PostgreSQL %s and the server runs %s: a physical backup restores onto the same major version only (restore a logical backup, or run PostgreSQL %s)", want, major, want)
 	}
-	body, err := it.openPlain(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer func() { _ = body.Close() }()
 	var n counter
-	p.step("stage postgres", 55, n.load)
-	pr, pw := io.Pipe()
-	var (
-		info   baseInfo
-		tarErr error
-		done   = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		info, tarErr = stageTar(pw, countingReader{r: body, c: &n}, incomingDir)
-		pw.CloseWithError(tarErr)
-	}()
-	err = c.cfg.Docker.CopyTo(ctx, "postgres", dataDir, pr)
-	_ = pr.CloseWithError(errors.New("copy ended"))
-	<-done
-	if tarErr != nil {
-		err = tarErr // the cause; the copy's error only echoes it
-	}
+	p.step("verify and stage postgres", 10, n.load)
+	info, err := c.verifyAndStage(ctx, it, dataDir, &n)
 	if err == nil && info.version != major {
 		err = fmt.Errorf("the backup's PG_VERSION is %q and the server runs %s: a physical backup restores onto the same major version only", info.version, major)
 	}
