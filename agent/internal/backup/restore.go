@@ -87,7 +87,9 @@ func (h *RestoreHandler) Run(ctx context.Context, spec *forlockv1.JobSpec, repor
 			return tasks.Result{}, fmt.Errorf("verify %s artifact %s: %w; nothing was stopped or changed", it.info.name, it.art.GetId(), err)
 		}
 	}
-	c.cfg.Logger.Info("restore: verified", "artifacts", len(items))
+	if n := len(items) - len(slices.DeleteFunc(slices.Clone(items), func(it *item) bool { return !it.physical })); n < len(items) {
+		c.cfg.Logger.Info("restore: verified", "artifacts", len(items)-n)
+	}
 	pg, rd, cf := byKind(items, artifact.KindPostgres), byKind(items, artifact.KindRedis), byKind(items, artifact.KindConfig)
 	var rt redisTarget
 	if rd != nil {
