@@ -104,6 +104,9 @@ func parseArgs(args []string, env func(string) (string, bool), stderr io.Writer)
 		return nil, err
 	}
 	cfg.BackupKeys = fc.BackupKeys
+	if cfg.BackupSchedules, err = fc.backupSchedules(); err != nil {
+		return nil, err
+	}
 	cfg.Certs = CertsConfig{Domain: fc.Certs.Domain, ExtraNames: fc.Certs.ExtraNames, KVPath: fc.Certs.KVPath,
 		TTL: firstDuration(0, fc.Certs.TTL)}
 	logger, err := newLogger(firstOf(*logLevel, fc.LogLevel), firstOf(*logFormat, fc.LogFormat), stderr)

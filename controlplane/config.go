@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
 // Defaults for every option.
@@ -52,6 +54,12 @@ type Config struct {
 	// CertCheckInterval is how often the certificate policy (rotate after
 	// 90 days or under 30 days left) looks at the fleet; default 1h.
 	CertCheckInterval time.Duration
+	// BackupSchedules are the backups the control plane makes on its own,
+	// and their retention.
+	BackupSchedules []BackupSchedule
+	// RetentionInterval is how often retention looks at the catalog
+	// besides after each scheduled backup; default 1h.
+	RetentionInterval time.Duration
 	// Logger receives the control plane's logs; nil means discard.
 	Logger *slog.Logger
 }
@@ -109,6 +117,17 @@ func (c *Config) validate() error {
 			return fmt.Errorf("advertise name %q: must be a DNS name or an IP address", n)
 		}
 	}
+	seen := map[string]bool{}
+	for i := range c.BackupSchedules {
+		sc := &c.BackupSchedules[i]
+		if err := sc.check(); err != nil {
+			return err
+		}
+		if seen[sc.Name] {
+			return fmt.Errorf("backup schedule %s: named twice: give each schedule its own name", sc.Name)
+		}
+		seen[sc.Name] = true
+	}
 	return nil
 }
 
@@ -144,6 +163,75 @@ type FileConfig struct {
 	BackupKeys string           `yaml:"backup_keys"`
 	Vault      *FileVaultConfig `yaml:"vault"`
 	Certs      FileCertsConfig  `yaml:"certs"`
+	// BackupSchedules are scheduled backups and their retention.
+	BackupSchedules []FileBackupSchedule `yaml:"backup_schedules"`
+}
+
+// FileBackupSchedule is one entry of backup_schedules.
+type FileBackupSchedule struct {
+	Name        string   `yaml:"name"`
+	Cron        string   `yaml:"cron"`
+	Selector    string   `yaml:"selector"`
+	Only        []string `yaml:"only"`
+	PGFormat    string   `yaml:"pg_format"`
+	Dest        string   `yaml:"dest"`
+	S3Bucket    string   `yaml:"s3_bucket"`
+	S3Prefix    string   `yaml:"s3_prefix"`
+	MaxParallel uint32   `yaml:"max_parallel"`
+	Keep        string   `yaml:"keep"`
+}
+
+// schedule turns the entry into a BackupSchedule (checked by check).
+func (f FileBackupSchedule) schedule() (BackupSchedule, error) {
+	sc := BackupSchedule{Name: f.Name, Cron: f.Cron, Selector: f.Selector, MaxParallel: f.MaxParallel}
+	kinds := map[string]forlockv1.ArtifactKind{"postgres": forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES,
+		"redis": forlockv1.ArtifactKind_ARTIFACT_KIND_REDIS, "config": forlockv1.ArtifactKind_ARTIFACT_KIND_CONFIG}
+	for _, o := range f.Only {
+		k, ok := kinds[o]
+		if !ok {
+			return sc, fmt.Errorf("backup schedule %s: only %q: use postgres, redis or config", f.Name, o)
+		}
+		sc.Only = append(sc.Only, k)
+	}
+	switch f.PGFormat {
+	case "", "logical":
+		sc.PostgresFormat = forlockv1.PostgresFormat_POSTGRES_FORMAT_LOGICAL
+	case "physical":
+		sc.PostgresFormat = forlockv1.PostgresFormat_POSTGRES_FORMAT_PHYSICAL
+	default:
+		return sc, fmt.Errorf("backup schedule %s: pg_format %q: use logical or physical", f.Name, f.PGFormat)
+	}
+	switch {
+	case f.Dest != "" && f.S3Bucket != "":
+		return sc, fmt.Errorf("backup schedule %s: give dest or s3_bucket, not both", f.Name)
+	case f.S3Prefix != "" && f.S3Bucket == "":
+		return sc, fmt.Errorf("backup schedule %s: s3_prefix needs s3_bucket", f.Name)
+	case f.Dest != "":
+		sc.Destination = &forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_Dir{Dir: f.Dest}}
+	case f.S3Bucket != "":
+		sc.Destination = &forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_S3{S3: &forlockv1.S3Location{Bucket: f.S3Bucket, Prefix: f.S3Prefix}}}
+	}
+	if f.Keep != "" {
+		d, err := time.ParseDuration(f.Keep)
+		if err != nil {
+			return sc, fmt.Errorf("backup schedule %s: keep %q: want a duration such as 720h (30 days)", f.Name, f.Keep)
+		}
+		sc.Keep = d
+	}
+	return sc, sc.check()
+}
+
+// backupSchedules turns the file's backup_schedules into checked ones.
+func (fc *FileConfig) backupSchedules() ([]BackupSchedule, error) {
+	var out []BackupSchedule
+	for _, f := range fc.BackupSchedules {
+		sc, err := f.schedule()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sc)
+	}
+	return out, nil
 }
 
 // FileVaultConfig is the vault section of the config file. Secrets are
@@ -214,6 +302,9 @@ func ParseConfigFile(data []byte) (*FileConfig, error) {
 		}
 	}
 	if _, err := fc.Vault.vaultConfig(); err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	if _, err := fc.backupSchedules(); err != nil {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
 	switch fc.LogLevel {

@@ -209,6 +209,13 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		g.Go(func() error { return s.runCertPolicy(gctx, every) })
 	}
+	if len(s.cfg.BackupSchedules) > 0 {
+		every := s.cfg.RetentionInterval
+		if every <= 0 {
+			every = DefaultRetentionInterval
+		}
+		g.Go(func() error { return s.runBackupSchedules(gctx, s.cfg.BackupSchedules, every) })
+	}
 	g.Go(func() error {
 		s.log.Info("control plane serving", "addr", s.lis.Addr().String(), "data_dir", s.cfg.DataDir)
 		if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
