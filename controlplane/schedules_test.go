@@ -127,11 +127,7 @@ func TestExpired(t *testing.T) {
 // points.
 func TestScheduledBackupAndRetention(t *testing.T) {
 	e := startEnv(t, nil)
-	id := e.mustEnroll(e.token(1, time.Hour, nil), "web-1")
-	s, _ := e.connect(id)
-	heartbeat(t, s, 1)
-	e.waitState("web-1", forlockv1.NodeState_NODE_STATE_ONLINE, 5*time.Second)
-	node := id.resp.GetNodeId()
+	node := e.onlineNode("web-1")
 
 	sc := BackupSchedule{Name: "redis-15min", Cron: "*/15 * * * *", Only: []forlockv1.ArtifactKind{forlockv1.ArtifactKind_ARTIFACT_KIND_REDIS}, Keep: 24 * time.Hour}
 	require.NoError(t, sc.check())
@@ -182,10 +178,7 @@ func TestScheduledBackupAndRetention(t *testing.T) {
 // a one-second schedule: a job per fire time, each with its own key.
 func TestScheduleRunnerFires(t *testing.T) {
 	e := startEnv(t, nil)
-	id := e.mustEnroll(e.token(1, time.Hour, nil), "web-1")
-	s, _ := e.connect(id)
-	heartbeat(t, s, 1)
-	e.waitState("web-1", forlockv1.NodeState_NODE_STATE_ONLINE, 5*time.Second)
+	e.onlineNode("web-1")
 
 	sc := BackupSchedule{Name: "tick", Cron: "@every 1s", Only: []forlockv1.ArtifactKind{forlockv1.ArtifactKind_ARTIFACT_KIND_CONFIG}}
 	require.NoError(t, sc.check())
@@ -202,4 +195,15 @@ func TestScheduleRunnerFires(t *testing.T) {
 		keys[j.GetIdempotencyKey()] = true
 	}
 	require.Len(t, keys, len(list), "each fire time once")
+}
+
+// onlineNode enrolls and connects a node named name, waits until it is
+// online and returns its ID.
+func (e *env) onlineNode(name string) string {
+	e.t.Helper()
+	id := e.mustEnroll(e.token(1, time.Hour, nil), name)
+	s, _ := e.connect(id)
+	heartbeat(e.t, s, 1)
+	e.waitState(name, forlockv1.NodeState_NODE_STATE_ONLINE, 5*time.Second)
+	return id.resp.GetNodeId()
 }
