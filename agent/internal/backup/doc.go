@@ -5,7 +5,8 @@
 //
 //	source ──► artifact.Writer (zstd, AES-256-GCM streaming AEAD, SHA-256) ──► backupstore
 //
-// where the source is pg_dump -Fc out of the postgres container, the RDB of
+// where the source is pg_dump -Fc out of the postgres container (or, for a
+// physical backup, pg_basebackup's tar of the cluster), the RDB of
 // a fresh Redis BGSAVE, or a tar of the compose directory (with .env) and
 // nginx's /etc/nginx. Each artifact is sealed with the data key the control
 // plane sent for its kind (tasks.KeysFrom); the plain key stays in memory.
@@ -22,7 +23,10 @@
 // PostgreSQL (pg_restore --clean --if-exists in one transaction) and Redis
 // (stop, replace the RDB file, start), starts the API again whatever
 // happened, and waits until it is healthy. Config artifacts are verified,
-// not applied: the task names where they are.
+// not applied: the task names where they are. A physical PostgreSQL
+// artifact is verified while it is staged beside the live data, then
+// swapped in with the server stopped and rolled back if the server does
+// not come up on it (restore_physical.go).
 package backup
 
 // Job kinds of the handlers: the names of the JobSpec oneof fields.
