@@ -77,18 +77,20 @@ func (h *RestoreHandler) Run(ctx context.Context, spec *forlockv1.JobSpec, repor
 	// 1. Verify everything before touching anything. A physical PostgreSQL
 	// artifact is verified as it is staged (stagePhysical), which stops
 	// nothing either.
+	verified := 0
 	for i, it := range items {
 		if it.physical {
 			continue
 		}
+		verified++
 		if err := c.verify(ctx, it, func(size func() int64) {
 			p.step(fmt.Sprintf("verify %s (%d/%d)", it.info.name, i+1, len(items)), uint32(i*50/len(items)), size) //nolint:gosec // a few items
 		}); err != nil {
 			return tasks.Result{}, fmt.Errorf("verify %s artifact %s: %w; nothing was stopped or changed", it.info.name, it.art.GetId(), err)
 		}
 	}
-	if n := len(items) - len(slices.DeleteFunc(slices.Clone(items), func(it *item) bool { return !it.physical })); n < len(items) {
-		c.cfg.Logger.Info("restore: verified", "artifacts", len(items)-n)
+	if verified > 0 {
+		c.cfg.Logger.Info("restore: verified", "artifacts", verified)
 	}
 	pg, rd, cf := byKind(items, artifact.KindPostgres), byKind(items, artifact.KindRedis), byKind(items, artifact.KindConfig)
 	var rt redisTarget
