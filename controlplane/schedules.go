@@ -178,32 +178,31 @@ func (s *Server) applyRetention(ctx context.Context, scheds []BackupSchedule, no
 	}
 }
 
-// expiredRestorePoints returns the restore points retention deletes.
+// expiredRestorePoints returns the restore points retention deletes. The
+// jobs are looked up after the catalog scan, never inside it: a bbolt read
+// opened inside another, while a commit waits to grow the file, deadlocks.
 func (s *Server) expiredRestorePoints(scheds []BackupSchedule, now time.Time) ([]*forlockv1.RestorePoint, error) {
-	scheduleOf := map[string]string{} // job ID -> schedule name, "" for none
 	var all []*forlockv1.RestorePoint
-	var lookupErr error
-	err := s.store.ScanRestorePoints("", func(rp *forlockv1.RestorePoint) bool {
-		if _, ok := scheduleOf[rp.GetJobId()]; !ok {
-			job, err := s.jobs.Get(rp.GetJobId())
-			if err != nil && !errors.Is(err, jobs.ErrNotFound) {
-				lookupErr = err
-				return false
-			}
-			name, _, _ := strings.Cut(strings.TrimPrefix(job.GetIdempotencyKey(), scheduleKeyPrefix), "/")
-			if !strings.HasPrefix(job.GetIdempotencyKey(), scheduleKeyPrefix) {
-				name = ""
-			}
-			scheduleOf[rp.GetJobId()] = name
-		}
+	if err := s.store.ScanRestorePoints("", func(rp *forlockv1.RestorePoint) bool {
 		all = append(all, rp)
 		return true
-	})
-	if err == nil {
-		err = lookupErr
-	}
-	if err != nil {
+	}); err != nil {
 		return nil, err
+	}
+	scheduleOf := map[string]string{} // job ID -> schedule name, "" for none
+	for _, rp := range all {
+		if _, ok := scheduleOf[rp.GetJobId()]; ok {
+			continue
+		}
+		job, err := s.jobs.Get(rp.GetJobId())
+		if err != nil && !errors.Is(err, jobs.ErrNotFound) {
+			return nil, err
+		}
+		name := ""
+		if rest, ok := strings.CutPrefix(job.GetIdempotencyKey(), scheduleKeyPrefix); ok {
+			name, _, _ = strings.Cut(rest, "/")
+		}
+		scheduleOf[rp.GetJobId()] = name
 	}
 	return expired(all, func(rp *forlockv1.RestorePoint) string { return scheduleOf[rp.GetJobId()] }, scheds, now), nil
 }

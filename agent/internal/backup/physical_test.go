@@ -130,6 +130,8 @@ func TestPhysicalBackupAndRestore(t *testing.T) {
 	})
 
 	t.Run("restore", func(t *testing.T) {
+		// What an interrupted staging left must not mix with this backup.
+		n.sh(t, "exec", "-u", "postgres", n.name+"-postgres", "sh", "-c", "mkdir -p "+dataDir+"/"+incomingDir+" && touch "+dataDir+"/"+incomingDir+"/stale-file")
 		var prog progressLog
 		res, err := rh.Run(withKeys(ctx, restoreKey(pg)), restoreSpec(pg), prog.report)
 		require.NoError(t, err)
@@ -140,6 +142,7 @@ func TestPhysicalBackupAndRestore(t *testing.T) {
 		require.Equal(t, "0\n0", out, "the table and role made after the backup are gone")
 		require.Subset(t, prog.phases(), []string{"verify and stage postgres", "stop api", "stop postgres", "swap data directory", "start postgres", "start api"})
 		leftovers(t)
+		require.NotContains(t, n.sh(t, "exec", n.name+"-postgres", "ls", "-A", dataDir), "stale-file")
 	})
 }
 

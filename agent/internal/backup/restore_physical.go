@@ -20,10 +20,11 @@ import (
 // backup's. It stages the backup beside the live data while the server still
 // runs, so the API is down only for the swap and the server's start:
 //
-//  1. stage: the verified tar is copied into <data dir>/.forlock-incoming of
-//     the running postgres container, each entry checked on the way (a
-//     regular file or a directory, a clean relative name), and its
-//     PG_VERSION compared with the server's;
+//  1. stage: what an interrupted staging left is removed, then the tar is
+//     copied into <data dir>/.forlock-incoming of the running postgres
+//     container as it is read, checksummed and decrypted, each entry
+//     checked on the way (a regular file or a directory, a clean relative
+//     name), and its PG_VERSION compared with the server's;
 //  2. with the API and then PostgreSQL stopped, a one-off container with the
 //     postgres container's volumes moves the live files into
 //     .forlock-previous and the staged ones into their place;
@@ -67,16 +68,24 @@ for f in * .[!.]* ..?*; do
 done
 cd .. && rmdir ` + previousDir
 
-// checkScript succeeds when the staged backup is visible beside the
-// postgres container (so the data directory is on a volume) and no earlier
-// restore left its previous files.
-const checkScript = `set -eu
+// prepareScript readies the data directory $1 for staging: it refuses
+// while an earlier restore's previous files are there, and removes what an
+// interrupted staging left (its files must not mix with this backup's).
+const prepareScript = `set -eu
 cd "$1"
-[ -d ` + incomingDir + ` ] || { echo "the data directory $1 is not on a volume: a physical restore needs it to be (restore a logical backup instead)" >&2; exit 1; }
-[ ! -e ` + previousDir + ` ] || { echo "$1/` + previousDir + ` is left from an earlier restore: check the current database, then remove it by hand" >&2; exit 1; }`
+[ ! -e ` + previousDir + ` ] || { echo "$1/` + previousDir + ` is left from an earlier restore: check the current database, then remove it by hand" >&2; exit 1; }
+rm -rf -- ` + incomingDir
 
-// errStageStopped ends the verification when staging stopped first.
-var errStageStopped = errors.New("staging stopped")
+// checkScript succeeds when the staged backup is visible beside the
+// postgres container, so the data directory is on a volume.
+const checkScript = `[ -d "$1/` + incomingDir + `" ] || { echo "the data directory $1 is not on a volume: a physical restore needs it to be (restore a logical backup instead)" >&2; exit 1; }`
+
+// errStageStopped ends the verification when staging stopped first, and
+// errCopyEnded the staging when the copy into the container did.
+var (
+	errStageStopped = errors.New("staging stopped")
+	errCopyEnded    = errors.New("the copy into the container ended")
+)
 
 // verifyAndStage is verify and staging in one pass: the artifact is read
 // once, decrypted (each segment authenticated before its plaintext goes
@@ -113,13 +122,13 @@ func (c *core) verifyAndStage(ctx context.Context, it *item, dataDir string, n *
 		tarW.CloseWithError(tarErr)
 	}()
 	err = c.cfg.Docker.CopyTo(ctx, "postgres", dataDir, tarR)
-	_ = tarR.CloseWithError(errors.New("copy ended"))
+	_ = tarR.CloseWithError(errCopyEnded)
 	<-done
 	<-verified
 	switch {
 	case verr != nil && !errors.Is(verr, errStageStopped):
 		return info, verr
-	case tarErr != nil:
+	case tarErr != nil && !errors.Is(tarErr, errCopyEnded):
 		return info, tarErr // the cause; the copy's error only echoes it
 	case err != nil:
 		return info, err
@@ -169,6 +178,9 @@ func (c *core) stagePhysical(ctx context.Context, it *item, p *progress) (dataDi
 	}
 	if want := it.art.GetPostgresVersion(); want != "" && want != major {
 		return "", fmt.Errorf("the backup is of PostgreSQL %s and the server runs %s: a physical backup restores onto the same major version only (restore a logical backup, or run PostgreSQL %s)", want, major, want)
+	}
+	if err := c.helper(ctx, "prepare the data directory", prepareScript, dataDir); err != nil {
+		return "", err
 	}
 	var n counter
 	p.step("verify and stage postgres", 10, n.load)
