@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -68,8 +67,8 @@ func (s *BackupSchedule) check() error {
 	if s.Keep < 0 || (s.Keep > 0 && s.Keep < time.Hour) {
 		return fmt.Errorf("backup schedule %s: keep %s: give at least 1h, or leave it out to keep everything", s.Name, s.Keep)
 	}
-	if d := s.Destination.GetDir(); d != "" && (!path.IsAbs(d) || path.Clean(d) != d || strings.Contains(d, "..")) {
-		return fmt.Errorf("backup schedule %s: dest %q: give a clean absolute directory on the nodes' hosts", s.Name, d)
+	if err := jobs.CheckBackup(s.request(time.Time{}).GetSpec().GetBackup()); err != nil {
+		return fmt.Errorf("backup schedule %s: %w", s.Name, err)
 	}
 	return nil
 }

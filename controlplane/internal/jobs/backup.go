@@ -38,13 +38,7 @@ func (e *Engine) prepare(spec *forlockv1.JobSpec, targets []registry.Target) (*f
 		if e.kek == nil {
 			return nil, invalid("backups need a key-encryption key, and this control plane has none")
 		}
-		if err := validKinds(k.Backup.GetOnly()); err != nil {
-			return nil, err
-		}
-		if _, ok := forlockv1.PostgresFormat_name[int32(k.Backup.GetPostgresFormat())]; !ok {
-			return nil, invalid("unknown PostgreSQL backup format %d: use logical or physical", k.Backup.GetPostgresFormat())
-		}
-		return out, validDestination(k.Backup.GetDestination())
+		return out, CheckBackup(k.Backup)
 	case *forlockv1.JobSpec_Restore:
 		if e.kek == nil {
 			return nil, invalid("restores need a key-encryption key, and this control plane has none")
@@ -100,6 +94,19 @@ func samePostgresFormat(a, b forlockv1.PostgresFormat) bool {
 		return f
 	}
 	return norm(a) == norm(b)
+}
+
+// CheckBackup checks a backup spec: its kinds, PostgreSQL format and
+// destination. The control plane's backup schedules are checked by it at
+// start, so a bad one fails then, not at its first fire time.
+func CheckBackup(b *forlockv1.BackupSpec) error {
+	if err := validKinds(b.GetOnly()); err != nil {
+		return err
+	}
+	if _, ok := forlockv1.PostgresFormat_name[int32(b.GetPostgresFormat())]; !ok {
+		return invalid("unknown PostgreSQL backup format %d: use logical or physical", b.GetPostgresFormat())
+	}
+	return validDestination(b.GetDestination())
 }
 
 // validDestination refuses relative, unclean and traversing paths and
