@@ -243,14 +243,14 @@ func (c *core) apply(ctx context.Context, pg, rd *item, rt redisTarget, p *progr
 		}
 	}()
 	if pg != nil {
-		restore := c.restorePostgres
+		var err error
 		if pg.physical {
-			restore = func(ctx context.Context, it *item, p *progress) error {
-				it.swapped = true
-				return c.swapPhysical(ctx, it.dataDir, p)
-			}
+			pg.swapped = true
+			err = c.swapPhysical(ctx, pg.dataDir, p)
+		} else {
+			err = c.restorePostgres(ctx, pg, p)
 		}
-		if err := restore(ctx, pg, p); err != nil {
+		if err != nil {
 			return details, fmt.Errorf("restore postgres: %w", err)
 		}
 		details = append(details, fmt.Sprintf("postgres: restored %s (%s, %s) from %s", pg.art.GetFileName(), formatName(pg.physical), humanBytes(int64(pg.art.GetPlainBytes())), pg.art.GetLocation())) //nolint:gosec // a size

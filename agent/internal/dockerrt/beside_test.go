@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
-	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -20,13 +19,7 @@ import (
 // container's name. Without the image the test is skipped, except in CI.
 func besideContainer(t *testing.T) (*Runtime, string) {
 	t.Helper()
-	const img = "forlock-test/redis:latest"
-	if err := exec.Command("docker", "image", "inspect", img).Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing: .ci/run must run deploy/testnode/build-images.sh", img)
-		}
-		t.Skipf("%s missing: run deploy/testnode/build-images.sh", img)
-	}
+	img := requireTestImage(t)
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	prefix := "fl-beside-" + hex.EncodeToString(b)

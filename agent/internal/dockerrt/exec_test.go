@@ -13,11 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// testNodeContainer runs a container from a Forlock test node image (they
-// have a shell), named "<random>-redis", and returns a Runtime that knows it
-// as the "redis" service. Without the image the test is skipped, except in
-// CI, where .ci/run builds it.
-func testNodeContainer(t *testing.T) *Runtime {
+// requireTestImage returns the Forlock test node's redis image (it has a
+// shell). Without it the test is skipped, except in CI, where .ci/run
+// builds it.
+func requireTestImage(t *testing.T) string {
 	t.Helper()
 	const img = "forlock-test/redis:latest"
 	if err := exec.Command("docker", "image", "inspect", img).Run(); err != nil {
@@ -26,6 +25,16 @@ func testNodeContainer(t *testing.T) *Runtime {
 		}
 		t.Skipf("%s missing: run deploy/testnode/build-images.sh", img)
 	}
+	return img
+}
+
+// testNodeContainer runs a container from a Forlock test node image (they
+// have a shell), named "<random>-redis", and returns a Runtime that knows it
+// as the "redis" service. Without the image the test is skipped, except in
+// CI, where .ci/run builds it.
+func testNodeContainer(t *testing.T) *Runtime {
+	t.Helper()
+	img := requireTestImage(t)
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	name := "fl-exec-" + hex.EncodeToString(b) + "-redis"
