@@ -115,13 +115,20 @@ phases() {
     sed -E 's/^time=([^ ]+) .*msg="restore: ([^"]*)".*/\1 \2/' |
     while read -r ts what; do printf '%s at %s s; ' "$what" "$(secs "$2" "$(date -d "$ts" +%s.%N)")"; done
 }
-log_from=$(wc -l <"$work/agent.log")
-c0=$(agent_cpu)
-t0=$(now); ctl restore --latest --node bench --only postgres --yes >/dev/null; t1=$(now)
-ours_restore=$(secs "$t0" "$t1")
-agent_restore_cpu=$(awk -v a="$c0" -v b="$(agent_cpu)" 'BEGIN{printf "%.1f", b-a}')
-[ "$(docker exec "$NODE-api" forlockapi summary)" = "$want" ] || { echo "our restore changed the data" >&2; exit 1; }
-logical_phases=$(phases "$log_from" "$t0")
+# our_restore NAME: ctl restore --latest --only postgres, timed; sets
+# NAME_restore, NAME_restore_cpu and NAME_phases, and fails if the rows
+# are not those of the backup.
+our_restore() {
+  local from c0 t0 t1
+  from=$(wc -l <"$work/agent.log")
+  c0=$(agent_cpu)
+  t0=$(now); ctl restore --latest --node bench --only postgres --yes >/dev/null; t1=$(now)
+  printf -v "${1}_restore" %s "$(secs "$t0" "$t1")"
+  printf -v "${1}_restore_cpu" %s "$(awk -v a="$c0" -v b="$(agent_cpu)" 'BEGIN{printf "%.1f", b-a}')"
+  [ "$(docker exec "$NODE-api" forlockapi summary)" = "$want" ] || { echo "our $1 restore changed the data" >&2; exit 1; }
+  printf -v "${1}_phases" %s "$(phases "$from" "$t0")"
+}
+our_restore logical
 
 # Ours, physical: pg_basebackup of the cluster through the same pipeline;
 # restore by staging beside the live data and swapping the data directory.
@@ -130,13 +137,7 @@ t0=$(now); ctl backup --node bench --only postgres --pg-format physical --dest "
 phys_backup=$(secs "$t0" "$t1")
 agent_phys_backup_cpu=$(awk -v a="$c0" -v b="$(agent_cpu)" 'BEGIN{printf "%.1f", b-a}')
 phys_size=$(du -m "$work/backups/bench"/postgres_*.base.tar.zst.enc | cut -f1)
-log_from=$(wc -l <"$work/agent.log")
-c0=$(agent_cpu)
-t0=$(now); ctl restore --latest --node bench --only postgres --yes >/dev/null; t1=$(now)
-phys_restore=$(secs "$t0" "$t1")
-agent_phys_restore_cpu=$(awk -v a="$c0" -v b="$(agent_cpu)" 'BEGIN{printf "%.1f", b-a}')
-[ "$(docker exec "$NODE-api" forlockapi summary)" = "$want" ] || { echo "our physical restore changed the data" >&2; exit 1; }
-physical_phases=$(phases "$log_from" "$t0")
+our_restore physical
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cat <<TABLE
@@ -144,9 +145,9 @@ database: ${MB} MB loaded, ${size} on disk; load average $load_start at the star
 | step | floor | guide (manual) | ours, logical | ours, physical | guide / ours (logical, physical) | ours / floor (logical, physical) |
 |---|---|---|---|---|---|---|
 | backup | ${floor} s | ${guide_backup} s (${guide_size} MB) | ${ours_backup} s (${ours_size} MB) | ${phys_backup} s (${phys_size} MB) | $(ratio "$guide_backup" "$ours_backup"), $(ratio "$guide_backup" "$phys_backup") | $(ratio "$ours_backup" "$floor"), $(ratio "$phys_backup" "$floor") |
-| restore | ${restore_floor} s | ${guide_restore} s | ${ours_restore} s | ${phys_restore} s | $(ratio "$guide_restore" "$ours_restore"), $(ratio "$guide_restore" "$phys_restore") | $(ratio "$ours_restore" "$restore_floor"), $(ratio "$phys_restore" "$restore_floor") |
+| restore | ${restore_floor} s | ${guide_restore} s | ${logical_restore} s | ${physical_restore} s | $(ratio "$guide_restore" "$logical_restore"), $(ratio "$guide_restore" "$physical_restore") | $(ratio "$logical_restore" "$restore_floor"), $(ratio "$physical_restore" "$restore_floor") |
 backup floor: ${floor} s through docker exec, ${floor_inside} s inside the container, ${floor_cat} s piped through cat
-our logical restore: ${logical_phases}done at ${ours_restore} s
-our physical restore: ${physical_phases}done at ${phys_restore} s
-agent CPU: logical backup ${agent_backup_cpu} s, restore ${agent_restore_cpu} s; physical backup ${agent_phys_backup_cpu} s, restore ${agent_phys_restore_cpu} s
+our logical restore: ${logical_phases}done at ${logical_restore} s
+our physical restore: ${physical_phases}done at ${physical_restore} s
+agent CPU: logical backup ${agent_backup_cpu} s, restore ${logical_restore_cpu} s; physical backup ${agent_phys_backup_cpu} s, restore ${physical_restore_cpu} s
 TABLE
