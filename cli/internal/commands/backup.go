@@ -34,9 +34,10 @@ PostgreSQL formats (--pg-format):
                         PostgreSQL major version, with pg_restore in one
                         transaction
   physical              pg_basebackup of the whole cluster (every database,
-                        roles and passwords): restores several times faster,
-                        by replacing the data directory, onto the same major
-                        version only (file postgres_….base.tar.zst.enc)
+                        roles and passwords): by replacing the data
+                        directory, restores a large database several times
+                        faster (a small one a few seconds slower), onto the
+                        same major version only (postgres_….base.tar.zst.enc)
 
 Files are named as the Forlock guide names them, with the real format in the
 extension: <node>/postgres_YYYYMMDD_HHMMSS.dump.zst.enc, redis_….rdb.zst.enc,

@@ -91,8 +91,8 @@ const (
 	PostgresFormat_POSTGRES_FORMAT_LOGICAL PostgresFormat = 1
 	// pg_basebackup tar of the whole cluster (every database, roles, the
 	// write-ahead log the backup needs): restored by replacing the data
-	// directory, several times faster, onto the same PostgreSQL major version
-	// only.
+	// directory, several times faster for a large database, onto the same
+	// PostgreSQL major version only.
 	PostgresFormat_POSTGRES_FORMAT_PHYSICAL PostgresFormat = 2
 )
 
