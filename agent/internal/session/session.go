@@ -58,8 +58,8 @@ func capabilities(extra []string) []string {
 // their error text.
 const GoodbyeReason = "agent shutting down"
 
-// ErrSwitchConnection, as the cause of the session's context, ends the
-// session without a goodbye: the agent opens a new connection at once (it
+// ErrSwitchConnection ends the session without a goodbye when it is the
+// cause of the session's context: the agent opens a new connection at once (it
 // renewed its certificate and moves over to it), so the control plane must
 // not mark the node offline. Queued messages are still sent first.
 var ErrSwitchConnection = errors.New("moving to a new connection")

@@ -69,10 +69,10 @@ type Rule string
 
 // The rules under which an enrollment is accepted.
 const (
-	RuleNew      Rule = "new-node"
-	RuleSameKey  Rule = "same-key"
-	RuleForNode  Rule = "for-node"
-	RuleRetry    Rule = "retry-same-token-and-key"
+	RuleNew     Rule = "new-node"
+	RuleSameKey Rule = "same-key"
+	RuleForNode Rule = "for-node"
+	RuleRetry   Rule = "retry-same-token-and-key"
 )
 
 // Sentinel errors; the API maps them to status codes.
