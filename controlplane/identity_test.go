@@ -146,3 +146,16 @@ func TestOneLiveCertificatePerNode(t *testing.T) {
 	require.False(t, e.node("n1").GetQuarantined())
 	e.connect(back)
 }
+
+func TestGraceEndsWhenTheNewestCertificateConnects(t *testing.T) {
+	e := startEnv(t, nil) // the default grace: five minutes
+	id := e.mustEnroll(e.token(1, time.Hour, nil), "n1")
+	c2, err := renewFrom(t, e, id.tlsCrt)
+	require.NoError(t, err)
+	e.connect(&identity{tlsCrt: id.tlsCrt}) // within the grace, before the switch: fine
+	e.connect(&identity{tlsCrt: c2})        // the agent has switched over
+	refusedConnect(t, e, id.tlsCrt, "superseded")
+	_, err = renewFrom(t, e, id.tlsCrt)
+	requireCode(t, err, codes.Unauthenticated, "superseded")
+	require.True(t, e.node("n1").GetQuarantined(), "a copy of the old certificate renewing: two holders of one node")
+}

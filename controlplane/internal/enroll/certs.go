@@ -9,7 +9,9 @@ const (
 )
 
 // Certs are the certificates that may speak for a node in its current
-// epoch: the newest one issued, and the one before it until PreviousUntil.
+// epoch: the newest one issued, and the one before it until PreviousUntil
+// (the registry ends that grace early once the node connects with the
+// newest one).
 type Certs struct {
 	Newest        string    // serial, hex
 	Previous      string    // serial, hex; "" if none

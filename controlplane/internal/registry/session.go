@@ -97,6 +97,13 @@ func (r *Registry) Attach(id pki.NodeID, serial string, hello *forlockv1.AgentHe
 	if err := authorize(&e.node, id.Epoch, serial, now); err != nil {
 		return nil, err
 	}
+	if serial == e.node.CertSerial && e.node.PrevCertSerial != "" {
+		// The agent has moved to its newest certificate: the previous one
+		// needs no grace any more, and from now on only a copy of it could
+		// call (kept in memory only: after a restart the grace, at most
+		// minutes, runs to its end).
+		e.node.PrevCertSerial, e.node.PrevCertUntil = "", time.Time{}
+	}
 	if e.session != nil {
 		e.session.close("replaced by a newer connection from the same node")
 	}
