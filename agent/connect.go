@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/forlock/fleet/agent/internal/identity"
@@ -15,7 +16,8 @@ import (
 // session opens one mTLS connection and runs a control session on it, with
 // certificate renewal beside it on the same connection, and the task runner
 // attached to it once the control plane said hello. It returns the
-// session's result and, if renewal was refused, why.
+// session's result and, if renewal was refused, why (errRenewed after a
+// renewal: reconnect at once).
 func (a *Agent) session(ctx context.Context, store *identity.Store, runner *tasks.Runner) (session.Result, error) {
 	id := a.identity()
 	conn, err := a.dial(id.CAPool, true)
@@ -25,16 +27,25 @@ func (a *Agent) session(ctx context.Context, store *identity.Store, runner *task
 	defer func() { _ = conn.Close() }()
 	client := forlockv1.NewAgentServiceClient(conn)
 
-	// Renewal refused ends the session: the identity needs re-enrolling.
+	// Renewal runs once the control plane has said hello (a certificate it
+	// refuses must not try to renew: that would look like a stolen one).
+	// A renewal ends the session so that the agent reconnects at once with
+	// the new certificate, within the control plane's grace for the old one
+	// (ErrSwitchConnection: no goodbye, the node stays online). A refused
+	// renewal ends the session too: the identity needs re-enrolling.
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var renewErr error
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		if renewErr = a.renewLoop(sctx, client, store); renewErr != nil {
+	renew := func() {
+		renewErr = a.renewLoop(sctx, client, store)
+		switch {
+		case errors.Is(renewErr, errRenewed):
+			cancel(session.ErrSwitchConnection)
+		case renewErr != nil:
 			cancel(renewErr)
 		}
-	})
+	}
 
 	outbox := session.NewOutbox(0)
 	res := session.Run(sctx, session.Config{
@@ -55,6 +66,7 @@ func (a *Agent) session(ctx context.Context, store *identity.Store, runner *task
 			}
 			a.setConnected(true)
 			runner.Attach(outbox)
+			wg.Go(renew)
 		},
 		OnMessage: func(m *forlockv1.ConnectResponse) {
 			if req := m.GetLogRequest(); req != nil {

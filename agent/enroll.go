@@ -181,6 +181,8 @@ func (a *Agent) logEnrollError(err error, retryMax time.Duration) {
 	attrs := []any{"code", st.Code().String(), "reason", st.Message(), "token_id", ee.tokenID,
 		"token_source", ee.source, retry, retryMax.String()}
 	switch st.Code() {
+	case codes.AlreadyExists:
+		a.log.Error("enrollment refused: this node name belongs to a registered node with another key (see reason for the way out)", attrs...)
 	case codes.InvalidArgument, codes.Unauthenticated, codes.PermissionDenied:
 		hint := "enrollment refused: give the agent a fresh join token (--join-token-file)"
 		if a.cfg.JoinTokenFile != "" {

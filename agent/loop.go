@@ -77,6 +77,10 @@ func (l *loop) connect(ctx context.Context, runner *tasks.Runner) {
 			l.bo.Reset()
 		}
 	}
+	if errors.Is(renewErr, errRenewed) {
+		a.log.Info("reconnecting with the renewed certificate")
+		return
+	}
 	delay := l.bo.Next()
 	if after := res.Goodbye.GetReconnectAfter().AsDuration(); after > 0 {
 		delay = goodbyeDelay(after)

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -29,8 +30,13 @@ func renewAt(leaf *x509.Certificate, randN func(int64) int64) time.Time {
 	return at
 }
 
-// renewLoop renews the client certificate over client whenever it is due,
-// until ctx ends (nil) or the control plane refuses (the error).
+// errRenewed ends a session after a renewal: every connection must move to
+// the new certificate before the control plane's grace for the old one ends.
+var errRenewed = errors.New("certificate renewed: reconnecting with it")
+
+// renewLoop renews the client certificate over client when it is due and
+// returns errRenewed; it returns nil when ctx ends and the control plane's
+// refusal if it refuses.
 func (a *Agent) renewLoop(ctx context.Context, client forlockv1.AgentServiceClient, store *identity.Store) error {
 	bo := backoff.New(a.cfg.MinBackoff, a.cfg.MaxBackoff)
 	for {
@@ -41,8 +47,7 @@ func (a *Agent) renewLoop(ctx context.Context, client forlockv1.AgentServiceClie
 		err := a.renew(ctx, client, store)
 		switch {
 		case err == nil:
-			bo.Reset()
-			continue
+			return errRenewed
 		case ctx.Err() != nil:
 			return nil
 		case isRefused(err):

@@ -60,6 +60,7 @@ func parseArgs(args []string, env func(string) (string, bool), stderr io.Writer)
 		listen     = fs.String("listen", "", "gRPC listen address (env FORLOCK_LISTEN; default "+DefaultListen+")")
 		heartbeat  = fs.Duration("heartbeat-interval", 0, "heartbeat interval agents use (default 10s)")
 		certTTL    = fs.Duration("agent-cert-ttl", 0, "lifetime of agent certificates (default 24h)")
+		certGrace  = fs.Duration("agent-cert-grace", 0, "how long an agent's previous certificate stays valid after a renewal (default 5m, at most 10m)")
 		logLevel   = fs.String("log-level", "", "debug, info, warn or error (default info)")
 		logFormat  = fs.String("log-format", "", "json or text (default json)")
 		rotate     = fs.Bool("rotate-admin-token", false, "make a new admin token and rewrite <data-dir>/forlockctl.yaml")
@@ -99,6 +100,7 @@ func parseArgs(args []string, env func(string) (string, bool), stderr io.Writer)
 	}
 	cfg.HeartbeatInterval = firstDuration(*heartbeat, fc.HeartbeatInterval)
 	cfg.AgentCertTTL = firstDuration(*certTTL, fc.AgentCertTTL)
+	cfg.AgentCertGrace = firstDuration(*certGrace, fc.AgentCertGrace)
 	var err error
 	if cfg.Vault, err = fc.Vault.vaultConfig(); err != nil {
 		return nil, err

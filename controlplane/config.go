@@ -12,6 +12,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/forlock/fleet/controlplane/internal/api"
+	"github.com/forlock/fleet/controlplane/internal/enroll"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -39,6 +41,11 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// AgentCertTTL is the lifetime of agent client certificates.
 	AgentCertTTL time.Duration
+	// AgentCertGrace is how long an agent's previous certificate stays
+	// valid after it renewed, while it moves its connections to the new
+	// one; default 5m, at most 10m. After it, the old certificate is refused
+	// and a renewal from it quarantines the node.
+	AgentCertGrace time.Duration
 	// RotateAdminToken replaces the admin token at start-up and rewrites
 	// forlockctl.yaml, for when that file was lost.
 	RotateAdminToken bool
@@ -62,6 +69,9 @@ type Config struct {
 	RetentionInterval time.Duration
 	// Logger receives the control plane's logs; nil means discard.
 	Logger *slog.Logger
+
+	// enrollHooks, set only by tests, inject faults into enrollment.
+	enrollHooks api.EnrollHooks
 }
 
 func (c *Config) setDefaults() {
@@ -77,6 +87,9 @@ func (c *Config) setDefaults() {
 	if c.AgentCertTTL == 0 {
 		c.AgentCertTTL = DefaultAgentCertTTL
 	}
+	if c.AgentCertGrace == 0 {
+		c.AgentCertGrace = enroll.DefaultGrace
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -91,6 +104,9 @@ func (c *Config) validate() error {
 	}
 	if c.AgentCertTTL < time.Second || c.AgentCertTTL > 30*24*time.Hour {
 		return fmt.Errorf("agent certificate ttl %s: must be between 1s and 720h", c.AgentCertTTL)
+	}
+	if c.AgentCertGrace < time.Second || c.AgentCertGrace > enroll.MaxGrace {
+		return fmt.Errorf("agent certificate grace %s: must be between 1s and %s", c.AgentCertGrace, enroll.MaxGrace)
 	}
 	switch c.BackupKeys {
 	case "", BackupKeysLocal:
@@ -157,6 +173,7 @@ type FileConfig struct {
 	AdvertiseNames    []string `yaml:"advertise_names"`
 	HeartbeatInterval string   `yaml:"heartbeat_interval"`
 	AgentCertTTL      string   `yaml:"agent_cert_ttl"`
+	AgentCertGrace    string   `yaml:"agent_cert_grace"`
 	LogLevel          string   `yaml:"log_level"`
 	LogFormat         string   `yaml:"log_format"`
 	// BackupKeys is "local" or "vault-transit".
@@ -293,7 +310,7 @@ func ParseConfigFile(data []byte) (*FileConfig, error) {
 	if fc.Version != 1 {
 		return nil, fmt.Errorf("config file: version %d not supported: set \"version: 1\"", fc.Version)
 	}
-	for field, v := range map[string]string{"heartbeat_interval": fc.HeartbeatInterval, "agent_cert_ttl": fc.AgentCertTTL, "certs.ttl": fc.Certs.TTL} {
+	for field, v := range map[string]string{"heartbeat_interval": fc.HeartbeatInterval, "agent_cert_ttl": fc.AgentCertTTL, "agent_cert_grace": fc.AgentCertGrace, "certs.ttl": fc.Certs.TTL} {
 		if v == "" {
 			continue
 		}

@@ -44,7 +44,15 @@ func TestParseArgsPrecedence(t *testing.T) {
 	require.Equal(t, "127.0.0.1:2", cfg.Listen) // env beats file
 	require.Equal(t, 7*time.Second, cfg.HeartbeatInterval)
 	require.Equal(t, DefaultAgentCertTTL, cfg.AgentCertTTL)
+	require.Equal(t, 5*time.Minute, cfg.AgentCertGrace)
 
+	cfg, err = parseArgs([]string{"--agent-cert-grace", "90s"}, lookup, &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, 90*time.Second, cfg.AgentCertGrace)
+	for _, bad := range []string{"11m0s", "500ms"} {
+		_, err = parseArgs([]string{"--agent-cert-grace", bad}, lookup, &bytes.Buffer{})
+		require.ErrorContains(t, err, "agent certificate grace "+bad+": must be between 1s and 10m0s")
+	}
 	_, err = parseArgs([]string{"--heartbeat-interval", "1ms"}, lookup, &bytes.Buffer{})
 	require.ErrorContains(t, err, "between 100ms and 10m")
 	_, err = parseArgs([]string{"--advertise-name", "bad name"}, lookup, &bytes.Buffer{})

@@ -117,19 +117,20 @@ func TestConnectRefusals(t *testing.T) {
 	})
 }
 
-func TestReenrollmentKeepsIDAndRetiresOldIdentity(t *testing.T) {
+func TestReenrollmentWithItsKeyKeepsIDAndRetiresOldIdentity(t *testing.T) {
 	e := startEnv(t, nil)
 	first := e.mustEnroll(e.token(1, time.Hour, map[string]string{"env": "prod"}), "web-1")
 	s, hello := e.connect(first)
 	require.Equal(t, first.resp.GetNodeId(), hello.GetNodeId())
 
-	second := e.mustEnroll(e.token(1, time.Hour, map[string]string{"zone": "b"}), "web-1")
-	require.Equal(t, first.resp.GetNodeId(), second.resp.GetNodeId(), "re-enrollment must keep the node ID")
-	require.Equal(t, map[string]string{"env": "prod", "zone": "b"}, second.resp.GetLabels())
-
-	msg, err := s.Recv()
+	// The same key (an agent whose certificate expired while it was
+	// offline) with a new token: same node, labels from the first token only.
+	second, err := e.enrollWith(e.token(1, time.Hour, map[string]string{"zone": "b"}), "web-1", first.key)
 	require.NoError(t, err)
-	require.Contains(t, msg.GetGoodbye().GetReason(), "identity retired")
+	require.Equal(t, first.resp.GetNodeId(), second.resp.GetNodeId(), "re-enrollment must keep the node ID")
+	require.Equal(t, map[string]string{"env": "prod"}, second.resp.GetLabels(), "a later token never changes labels")
+
+	require.Contains(t, goodbye(t, s).GetReason(), "identity retired")
 
 	old, err := e.tryConnect(first.tlsCrt)
 	if err == nil {

@@ -137,7 +137,16 @@ func newEnrollRequest(t *testing.T, token, name string) (*forlockv1.EnrollReques
 }
 
 func (e *env) enroll(token, name string) (*identity, error) {
-	req, key := newEnrollRequest(e.t, token, name)
+	key, err := pki.GenerateKey()
+	require.NoError(e.t, err)
+	return e.enrollWith(token, name, key)
+}
+
+// enrollWith enrolls with a key the caller holds, e.g. the node's own.
+func (e *env) enrollWith(token, name string, key *ecdsa.PrivateKey) (*identity, error) {
+	csr, err := pki.CreateCSR(key, name)
+	require.NoError(e.t, err)
+	req := &forlockv1.EnrollRequest{JoinToken: token, Name: name, Csr: csr, Facts: &forlockv1.HostFacts{Hostname: name}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := forlockv1.NewAgentServiceClient(e.dial(nil)).Enroll(ctx, req)

@@ -153,7 +153,11 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		ClientCAs:    s.ca.Pool(),
 		MinVersion:   tls.VersionTLS13,
 	}
-	checker := &auth.Checker{Nodes: s.registry, Admin: func() []byte { return s.admin }}
+	agents := &api.AgentAPI{
+		Store: s.store, Registry: s.registry, Jobs: s.jobs, CA: s.ca, Log: s.log,
+		CertTTL: s.cfg.AgentCertTTL, CertGrace: s.cfg.AgentCertGrace, Hooks: s.cfg.enrollHooks,
+	}
+	checker := &auth.Checker{Nodes: s.registry, Admin: func() []byte { return s.admin }, NodeRefused: agents.NodeRefused}
 	recoverU, recoverS := api.Recover(s.log)
 	logU, logS := api.Log(s.log)
 	srv := grpc.NewServer(
@@ -166,9 +170,8 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	broker := logs.NewBroker()
-	forlockv1.RegisterAgentServiceServer(srv, &api.AgentAPI{
-		Store: s.store, Registry: s.registry, Jobs: s.jobs, Broker: broker, CA: s.ca, CertTTL: s.cfg.AgentCertTTL, Log: s.log,
-	})
+	agents.Broker = broker
+	forlockv1.RegisterAgentServiceServer(srv, agents)
 	forlockv1.RegisterLogServiceServer(srv, &api.LogAPI{Registry: s.registry, Broker: broker, Log: s.log})
 	forlockv1.RegisterBackupServiceServer(srv, &api.BackupAPI{Store: s.store, Registry: s.registry, Jobs: s.jobs, Log: s.log})
 	forlockv1.RegisterCertServiceServer(srv, &api.CertAPI{Store: s.store, Registry: s.registry, Log: s.log})

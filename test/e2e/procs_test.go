@@ -126,6 +126,7 @@ type jsonNode struct {
 	Labels      map[string]string `json:"labels"`
 	Enrollments int               `json:"enrollments"`
 	Connected   bool              `json:"connected"`
+	Quarantined bool              `json:"quarantined"`
 }
 
 func (c *cluster) nodes() []jsonNode {
@@ -208,10 +209,16 @@ func TestRealProcesses(t *testing.T) {
 		require.Equal(t, 1, n.Enrollments)
 	})
 
-	t.Run("lost state dir re-enrolls with the same node ID", func(t *testing.T) {
+	t.Run("lost state dir re-enrolls with a for-node token and the same node ID", func(t *testing.T) {
 		agent.kill(syscall.SIGKILL)
 		require.NoError(t, os.RemoveAll(stateDir))
+		// A new key under a registered name: an ordinary token is refused.
 		agent = c.startAgent("edge-1", stateDir, "--join-token-file", c.tokenFile())
+		require.Eventually(t, func() bool { return strings.Contains(agent.out.String(), "code=AlreadyExists") },
+			20*time.Second, 50*time.Millisecond)
+		agent.kill(syscall.SIGKILL)
+		require.NoError(t, os.RemoveAll(stateDir))
+		agent = c.startAgent("edge-1", stateDir, "--join-token-file", c.tokenFile("--for-node", "edge-1"))
 		require.Eventually(t, func() bool {
 			n, _ := c.node("edge-1")
 			return n.Enrollments == 2 && n.State == "NODE_STATE_ONLINE"

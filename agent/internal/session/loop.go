@@ -162,7 +162,7 @@ func (s *sender) ping() error {
 }
 
 // shutdown sends what the outbox holds (the last task updates), says
-// goodbye, half-closes the stream and waits (bounded by CloseTimeout through
+// goodbye (unless the cause is ErrSwitchConnection), half-closes the stream and waits (bounded by CloseTimeout through
 // streamCtx) for the control plane to end it, so the goodbye is delivered
 // before the connection closes.
 func (s *sender) shutdown(ctx context.Context, outbox <-chan *forlockv1.ConnectRequest) Result {
@@ -178,11 +178,15 @@ func (s *sender) shutdown(ctx context.Context, outbox <-chan *forlockv1.ConnectR
 		}
 	}
 	reason := GoodbyeReason
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+	cause := context.Cause(ctx)
+	if cause != nil && !errors.Is(cause, context.Canceled) {
 		reason = cause.Error()
 	}
-	bye := &forlockv1.Goodbye{Reason: reason}
-	err := s.send(&forlockv1.ConnectRequest{Msg: &forlockv1.ConnectRequest_Goodbye{Goodbye: bye}})
+	var err error
+	if !errors.Is(cause, ErrSwitchConnection) {
+		bye := &forlockv1.Goodbye{Reason: reason}
+		err = s.send(&forlockv1.ConnectRequest{Msg: &forlockv1.ConnectRequest_Goodbye{Goodbye: bye}})
+	}
 	if err == nil {
 		err = s.stream.CloseSend()
 	}

@@ -58,6 +58,12 @@ func capabilities(extra []string) []string {
 // their error text.
 const GoodbyeReason = "agent shutting down"
 
+// ErrSwitchConnection ends the session without a goodbye when it is the
+// cause of the session's context: the agent opens a new connection at once (it
+// renewed its certificate and moves over to it), so the control plane must
+// not mark the node offline. Queued messages are still sent first.
+var ErrSwitchConnection = errors.New("moving to a new connection")
+
 // Errors a session can end with, besides the stream's own.
 var (
 	ErrHelloTimeout = errors.New("the control plane sent no ServerHello in time")

@@ -73,7 +73,11 @@ func printNodeTable(w io.Writer, now time.Time, nodes []*forlockv1.Node) error {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "NAME\tID\tSTATE\tSINCE\tHEARTBEAT\tPING\tAGENT\tLABELS")
 	for _, n := range nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.GetName(), n.GetId(), stateName(n.GetState()),
+		state := stateName(n.GetState())
+		if n.GetQuarantined() {
+			state += ",QUARANTINED"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.GetName(), n.GetId(), state,
 			age(now, n.GetStateChangedAt()), age(now, n.GetLastHeartbeatAt()), rtt(n.GetLastPingRtt()),
 			orDash(agentVersion(n)), labelString(n.GetLabels()))
 	}
@@ -116,6 +120,12 @@ func printNodeDetail(w io.Writer, now time.Time, n *forlockv1.Node) error {
 	row("Labels", "%s", labelString(n.GetLabels()))
 	row("State", "%s since %s", stateName(n.GetState()), when(now, n.GetStateChangedAt()))
 	row("Connected", "%s", yesNo(n.GetConnected()))
+	if n.GetQuarantined() {
+		row("QUARANTINED", "since %s: %s; every certificate of the node is refused: create a token with 'forlockctl tokens create --for-node %s' for its host",
+			when(now, n.GetQuarantinedAt()), n.GetQuarantineReason(), n.GetName())
+	} else {
+		row("Quarantined", "no")
+	}
 	row("Last heartbeat", "%s", age(now, n.GetLastHeartbeatAt()))
 	row("Ping RTT", "%s (answered %s)", rtt(n.GetLastPingRtt()), age(now, n.GetLastPingAt()))
 	row("Agent version", "%s", orDash(agentVersion(n)))

@@ -46,6 +46,8 @@ func TestRunLocalErrors(t *testing.T) {
 		{"max uses zero", conn, []string{"tokens", "create", "--max-uses", "0"}, ExitUsage, "--max-uses 0: give a number from 1 to 10000"},
 		{"bad label", conn, []string{"tokens", "create", "--label", "env"}, ExitUsage, `--label "env": write it as key=value`},
 		{"long description", conn, []string{"tokens", "create", "--description", strings.Repeat("x", 257)}, ExitUsage, "use at most 256"},
+		{"for-node with uses", conn, []string{"tokens", "create", "--for-node", "web1", "--max-uses", "2"}, ExitUsage, "--for-node makes a token with exactly one use"},
+		{"for-node with labels", conn, []string{"tokens", "create", "--for-node", "web1", "--label", "a=b"}, ExitUsage, "--for-node takes no --label"},
 		{"quiet and json", conn, []string{"tokens", "create", "-q", "-o", "json"}, ExitUsage, "-q and -o json cannot be combined"},
 		{"bad state", conn, []string{"nodes", "list", "--state", "sideways"}, ExitUsage, `unknown state "sideways"`},
 		{"bad selector", conn, []string{"nodes", "list", "-l", "env==x"}, ExitUsage, "label selector"},

@@ -38,6 +38,7 @@ type tokenCreateOpts struct {
 	maxUses     uint32
 	labels      []string
 	description string
+	forNode     string
 	quiet       bool
 }
 
@@ -59,11 +60,18 @@ func (o *tokenCreateOpts) request(output string) (*forlockv1.CreateJoinTokenRequ
 	if err != nil {
 		return nil, err
 	}
+	if o.forNode != "" && o.maxUses != 1 {
+		return nil, usageErrorf("--for-node makes a token with exactly one use: leave --max-uses out")
+	}
+	if o.forNode != "" && len(labels) > 0 {
+		return nil, usageErrorf("--for-node takes no --label: the replacement host keeps node %s's labels", o.forNode)
+	}
 	return &forlockv1.CreateJoinTokenRequest{
 		Ttl:         durationpb.New(o.ttl),
 		MaxUses:     o.maxUses,
 		Labels:      labels,
 		Description: o.description,
+		ForNode:     o.forNode,
 	}, nil
 }
 
@@ -72,8 +80,16 @@ func newTokensCreateCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Create a join token; its secret is shown only once",
+		Long: `Create a join token; its secret is shown only once.
+
+A token enrolls new nodes. Enrolling under the name of a registered node is
+refused, unless the agent still holds that node's key (its certificate expired
+while it was offline), or the token was made with --for-node for that node: the
+way to replace a lost host. The replacement keeps the node's ID, labels and
+history; the old host's identity and certificates are retired at once.`,
 		Example: `  forlockctl tokens create --ttl 2h --max-uses 5 --label env=prod --description "rack 4"
-  forlock-agent --join-token "$(forlockctl tokens create -q --label env=prod)" ...`,
+  forlock-agent --join-token "$(forlockctl tokens create -q --label env=prod)" ...
+  forlockctl tokens create --for-node web1   # replace web1's lost host (or lift its quarantine)`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req, err := o.request(a.output)
@@ -101,6 +117,7 @@ func newTokensCreateCmd(a *app) *cobra.Command {
 	f.Uint32Var(&o.maxUses, "max-uses", 1, fmt.Sprintf("how many hosts may enroll with it (1-%d)", maxTokenUses))
 	f.StringArrayVar(&o.labels, "label", nil, "label key=value given to every node enrolled with it (repeatable)")
 	f.StringVar(&o.description, "description", "", "free text to tell tokens apart")
+	f.StringVar(&o.forNode, "for-node", "", "make a one-use token that replaces the host of this registered node (name or ID)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the secret")
 	return cmd
 }
@@ -113,6 +130,9 @@ func printCreatedToken(w io.Writer, now time.Time, resp *forlockv1.CreateJoinTok
 	fmt.Fprintf(tw, "Expires:\t%s\n", when(now, t.GetExpiresAt()))
 	fmt.Fprintf(tw, "Uses:\t%d of %d\n", t.GetUses(), t.GetMaxUses())
 	fmt.Fprintf(tw, "Labels:\t%s\n", labelString(t.GetLabels()))
+	if n := t.GetForNode(); n != "" {
+		fmt.Fprintf(tw, "For node:\t%s (replaces its host; retires its current identity)\n", n)
+	}
 	if d := t.GetDescription(); d != "" {
 		fmt.Fprintf(tw, "Description:\t%s\n", d)
 	}
@@ -156,10 +176,10 @@ func newTokensListCmd(a *app) *cobra.Command {
 
 func printTokenTable(w io.Writer, now time.Time, tokens []*forlockv1.JoinToken) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "ID\tSTATUS\tUSES\tCREATED\tEXPIRES\tLABELS\tDESCRIPTION")
+	fmt.Fprintln(tw, "ID\tSTATUS\tUSES\tCREATED\tEXPIRES\tFOR-NODE\tLABELS\tDESCRIPTION")
 	for _, t := range tokens {
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", t.GetId(), tokenStatus(now, t), t.GetUses(), t.GetMaxUses(),
-			age(now, t.GetCreatedAt()), age(now, t.GetExpiresAt()), labelString(t.GetLabels()), orDash(t.GetDescription()))
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\n", t.GetId(), tokenStatus(now, t), t.GetUses(), t.GetMaxUses(),
+			age(now, t.GetCreatedAt()), age(now, t.GetExpiresAt()), orDash(t.GetForNode()), labelString(t.GetLabels()), orDash(t.GetDescription()))
 	}
 	return flush(tw)
 }

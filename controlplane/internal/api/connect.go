@@ -83,7 +83,7 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 	if err != nil {
 		return err
 	}
-	sess, err := a.Registry.Attach(id, hello)
+	sess, err := a.Registry.Attach(id, clientSerial(ctx), hello)
 	if err != nil {
 		return toStatus(ctx, a.Log, err)
 	}

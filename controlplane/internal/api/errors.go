@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/forlock/fleet/controlplane/internal/enroll"
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
@@ -30,6 +31,10 @@ var errorCodes = []struct {
 	{store.ErrIdentityRetired, codes.Unauthenticated},
 	{registry.ErrUnknownNode, codes.Unauthenticated},
 	{registry.ErrRetired, codes.Unauthenticated},
+	{enroll.ErrSuperseded, codes.Unauthenticated},
+	{enroll.ErrNameTaken, codes.AlreadyExists},
+	{enroll.ErrWrongNode, codes.PermissionDenied},
+	{enroll.ErrQuarantined, codes.PermissionDenied},
 	{store.ErrNotFound, codes.NotFound},
 	{jobs.ErrInvalid, codes.InvalidArgument},
 	{jobs.ErrNotFound, codes.NotFound},

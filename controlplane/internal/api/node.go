@@ -117,6 +117,10 @@ func (a *NodeAPI) CreateJoinToken(ctx context.Context, req *forlockv1.CreateJoin
 	if err := validDescription(req.GetDescription()); err != nil {
 		return nil, err
 	}
+	forName, forID, err := a.forNode(req)
+	if err != nil {
+		return nil, err
+	}
 	tok, err := tokens.NewJoin()
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
@@ -124,13 +128,38 @@ func (a *NodeAPI) CreateJoinToken(ctx context.Context, req *forlockv1.CreateJoin
 	now := time.Now()
 	rec := store.JoinToken{
 		ID: tok.ID, Hash: tok.Hash, Description: req.GetDescription(), Labels: req.GetLabels(),
-		CreatedAt: now, ExpiresAt: now.Add(ttl), MaxUses: uses,
+		CreatedAt: now, ExpiresAt: now.Add(ttl), MaxUses: uses, ForNodeName: forName, ForNodeID: forID,
 	}
 	if err := a.Store.CreateToken(rec); err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}
-	a.Log.InfoContext(ctx, "join token created", "token_id", tok.ID, "expires_at", rec.ExpiresAt, "max_uses", uses)
+	a.Log.InfoContext(ctx, "join token created", "token_id", tok.ID, "expires_at", rec.ExpiresAt, "max_uses", uses,
+		"for_node", forName, "for_node_id", forID)
 	return &forlockv1.CreateJoinTokenResponse{Secret: tok.Secret, Token: tokenView(rec)}, nil
+}
+
+// forNode checks a --for-node request: the node must exist, and the token
+// has one use and no labels (the replacement keeps the node's labels).
+func (a *NodeAPI) forNode(req *forlockv1.CreateJoinTokenRequest) (name, id string, err error) {
+	ref := req.GetForNode()
+	if ref == "" {
+		return "", "", nil
+	}
+	if req.GetMaxUses() > 1 {
+		return "", "", invalid("a --for-node token has exactly one use: leave max_uses at 0 or 1")
+	}
+	if len(req.GetLabels()) > 0 {
+		return "", "", invalid("a --for-node token takes no labels: the replacement keeps node %s's labels", ref)
+	}
+	id, ok := a.Registry.Resolve(ref)
+	if !ok {
+		return "", "", status.Errorf(codes.NotFound, "node %q not found: --for-node replaces the host of a registered node (see 'forlockctl nodes list'); for a new node leave it out", ref)
+	}
+	n, ok := a.Registry.Get(id)
+	if !ok {
+		return "", "", status.Errorf(codes.NotFound, "node %q not found", ref)
+	}
+	return n.GetName(), id, nil
 }
 
 func validDescription(d string) error {
@@ -191,7 +220,7 @@ func tokenView(t store.JoinToken) *forlockv1.JoinToken {
 	v := &forlockv1.JoinToken{
 		Id: t.ID, Description: t.Description, Labels: t.Labels,
 		CreatedAt: timestamppb.New(t.CreatedAt), ExpiresAt: timestamppb.New(t.ExpiresAt),
-		MaxUses: t.MaxUses, Uses: t.Uses,
+		MaxUses: t.MaxUses, Uses: t.Uses, ForNode: t.ForNodeName,
 	}
 	if !t.RevokedAt.IsZero() {
 		v.RevokedAt = timestamppb.New(t.RevokedAt)

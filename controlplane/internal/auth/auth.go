@@ -4,9 +4,10 @@
 //   - AgentService/Enroll: anyone who reaches the port; the join token in the
 //     request is the credential, checked by the handler.
 //   - The rest of AgentService: an agent, by its mTLS client certificate. The
-//     TLS layer has verified the chain against the fleet CA; here the node
-//     identity in the certificate must belong to a registered node at its
-//     current epoch.
+//     TLS layer has verified the chain against the fleet CA; here the
+//     certificate must still speak for its node (Authorizer: the node's
+//     current epoch, and its newest certificate or the one before it within
+//     a short grace).
 //   - NodeService, JobService, LogService, BackupService and CertService: an operator,
 //     by the admin token as a bearer credential.
 //
@@ -30,9 +31,10 @@ import (
 	"github.com/forlock/fleet/internal/pki"
 )
 
-// Authorizer checks that a certificate's node identity is current.
+// Authorizer checks that a certificate (its node identity and serial, hex)
+// may speak for its node now. Its error, shown to the caller, says what to do.
 type Authorizer interface {
-	Authorize(id pki.NodeID) error
+	Authorize(id pki.NodeID, serial string) error
 }
 
 // AdminHash returns the current admin token hash.
@@ -79,6 +81,11 @@ func NodeFromContext(ctx context.Context) (pki.NodeID, bool) {
 type Checker struct {
 	Nodes Authorizer
 	Admin AdminHash
+	// NodeRefused, if set, is told of every agent call refused by Nodes,
+	// with its method and the certificate's serial: the control plane logs a
+	// superseded certificate as a possible theft, and quarantines its node
+	// when it tried to renew.
+	NodeRefused func(ctx context.Context, method string, id pki.NodeID, serial string, err error)
 }
 
 func (c *Checker) check(ctx context.Context, fullMethod string) (context.Context, error) {
@@ -86,7 +93,7 @@ func (c *Checker) check(ctx context.Context, fullMethod string) (context.Context
 	case open:
 		return ctx, nil
 	case node:
-		id, err := c.nodeIdentity(ctx)
+		id, err := c.nodeIdentity(ctx, fullMethod)
 		if err != nil {
 			return nil, err
 		}
@@ -97,7 +104,7 @@ func (c *Checker) check(ctx context.Context, fullMethod string) (context.Context
 	return nil, status.Errorf(codes.PermissionDenied, "method %s is not allowed", fullMethod)
 }
 
-func (c *Checker) nodeIdentity(ctx context.Context) (pki.NodeID, error) {
+func (c *Checker) nodeIdentity(ctx context.Context, fullMethod string) (pki.NodeID, error) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
 		return pki.NodeID{}, status.Error(codes.Unauthenticated, "no peer information")
@@ -106,12 +113,16 @@ func (c *Checker) nodeIdentity(ctx context.Context) (pki.NodeID, error) {
 	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
 		return pki.NodeID{}, status.Error(codes.Unauthenticated, "agent calls need a client certificate issued by this fleet's CA: enroll the agent with a join token")
 	}
-	id, err := pki.NodeIdentity(ti.State.VerifiedChains[0][0])
+	leaf := ti.State.VerifiedChains[0][0]
+	id, err := pki.NodeIdentity(leaf)
 	if err != nil {
 		return pki.NodeID{}, status.Error(codes.Unauthenticated, "client certificate carries no node identity")
 	}
-	if err := c.Nodes.Authorize(id); err != nil {
-		return pki.NodeID{}, status.Errorf(codes.Unauthenticated, "node %s refused: %v; give the agent a fresh join token to enroll again", id.ID, err)
+	if err := c.Nodes.Authorize(id, pki.SerialHex(leaf)); err != nil {
+		if c.NodeRefused != nil {
+			c.NodeRefused(ctx, fullMethod, id, pki.SerialHex(leaf), err)
+		}
+		return pki.NodeID{}, status.Errorf(codes.Unauthenticated, "node %s refused: %v", id.ID, err)
 	}
 	return id, nil
 }

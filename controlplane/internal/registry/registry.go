@@ -11,10 +11,12 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/forlock/fleet/controlplane/internal/enroll"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/internal/pki"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -24,10 +26,12 @@ import (
 // unreachable.
 const MissedHeartbeats = 3
 
-// Errors returned by Authorize and Attach.
+// Errors returned by Authorize and Attach. Their messages reach the agent.
 var (
-	ErrUnknownNode = errors.New("node is not registered (it was removed, or never enrolled here)")
-	ErrRetired     = errors.New("certificate belongs to a retired identity of this node (it re-enrolled since)")
+	ErrUnknownNode = errors.New("node is not registered (it was removed, or never enrolled here): give the agent a fresh join token to enroll again")
+	ErrRetired     = errors.New("certificate belongs to a retired identity of this node (it enrolled again since): give the agent a fresh join token to enroll again")
+	// ErrSuperseded wraps enroll.ErrSuperseded.
+	ErrSuperseded = fmt.Errorf("%w, and its grace has ended: the node's own agent reconnects with its newest certificate, or re-enrolls with a fresh join token; anything else holding this certificate may have stolen it", enroll.ErrSuperseded)
 )
 
 // Registry holds the live fleet. It is safe for concurrent use.
@@ -78,19 +82,49 @@ func New(st *store.Store, interval time.Duration, log *slog.Logger) (*Registry, 
 // Interval returns the heartbeat interval agents are told to use.
 func (r *Registry) Interval() time.Duration { return r.interval }
 
-// Authorize checks that a certificate identity belongs to a registered node
-// at its current epoch.
-func (r *Registry) Authorize(id pki.NodeID) error {
+// Authorize checks that a certificate speaks for a registered node: of its
+// current epoch, not quarantined, and its newest certificate or the previous
+// one within its grace (enroll.Certs).
+func (r *Registry) Authorize(id pki.NodeID, serial string) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	e, ok := r.nodes[id.ID]
-	switch {
-	case !ok:
+	if !ok {
 		return ErrUnknownNode
-	case e.node.Epoch != id.Epoch:
+	}
+	return authorize(&e.node, id.Epoch, serial, time.Now())
+}
+
+func authorize(n *store.Node, epoch uint64, serial string, now time.Time) error {
+	switch {
+	case n.Epoch != epoch:
 		return ErrRetired
+	case n.Quarantined():
+		return quarantined(n)
+	case n.Certs().Check(serial, now) != nil:
+		return ErrSuperseded
 	}
 	return nil
+}
+
+func quarantined(n *store.Node) error {
+	return fmt.Errorf("%w since %s (%s): every certificate of it is refused; to let its host in again, create a token with 'forlockctl tokens create --for-node %s' and enroll the host with it",
+		enroll.ErrQuarantined, n.QuarantinedAt.UTC().Format(time.RFC3339), n.QuarantineReason, n.Name)
+}
+
+// Quarantine records a node quarantined in the store and closes its session.
+func (r *Registry) Quarantine(n store.Node) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.nodes[n.ID]
+	if !ok {
+		return
+	}
+	e.node.QuarantinedAt, e.node.QuarantineReason = n.QuarantinedAt, n.QuarantineReason
+	if e.session != nil {
+		e.session.close("node quarantined: " + n.QuarantineReason)
+		e.session = nil
+	}
 }
 
 // Resolve returns the node ID for an ID or a name.
@@ -116,7 +150,9 @@ func (r *Registry) Enrolled(n store.Node) {
 		return
 	}
 	e.node.Epoch, e.node.Enrollments, e.node.LastEnrolledAt = n.Epoch, n.Enrollments, n.LastEnrolledAt
-	e.node.Labels, e.node.CertSerial, e.node.CertNotAfter = n.Labels, n.CertSerial, n.CertNotAfter
+	e.node.Labels, e.node.KeyID = n.Labels, n.KeyID
+	e.node.CertSerial, e.node.CertNotAfter, e.node.PrevCertSerial, e.node.PrevCertUntil = n.CertSerial, n.CertNotAfter, n.PrevCertSerial, n.PrevCertUntil
+	e.node.QuarantinedAt, e.node.QuarantineReason = n.QuarantinedAt, n.QuarantineReason
 	if e.session != nil && e.session.Epoch != n.Epoch {
 		e.session.close("identity retired: the node enrolled again")
 		e.session = nil
@@ -128,7 +164,8 @@ func (r *Registry) CertificateRenewed(n store.Node) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e, ok := r.nodes[n.ID]; ok && e.node.Epoch == n.Epoch {
-		e.node.CertSerial, e.node.CertNotAfter = n.CertSerial, n.CertNotAfter
+		e.node.CertSerial, e.node.CertNotAfter, e.node.KeyID = n.CertSerial, n.CertNotAfter, n.KeyID
+		e.node.PrevCertSerial, e.node.PrevCertUntil = n.PrevCertSerial, n.PrevCertUntil
 	}
 }
 
@@ -159,7 +196,8 @@ func (r *Registry) setState(e *entry, s store.State, now time.Time) {
 	r.dirty[e.node.ID] = struct{}{}
 }
 
-// Run sweeps for missed heartbeats and expired session certificates and
+// Run sweeps for missed heartbeats and expired or superseded session
+// certificates and
 // flushes state changes until ctx ends, then flushes once more.
 func (r *Registry) Run(ctx context.Context) error {
 	tick := min(r.interval/2, time.Second)
@@ -190,8 +228,16 @@ func (r *Registry) sweep(now time.Time) {
 		if e.node.State == store.StateOnline && now.Sub(last) > deadline {
 			r.setState(e, store.StateUnreachable, now)
 		}
-		if e.session != nil && now.After(e.node.CertNotAfter) {
+		if e.session == nil {
+			continue
+		}
+		switch {
+		case now.After(e.node.CertNotAfter):
 			e.session.close("client certificate expired")
+			e.session = nil
+		case e.node.Certs().Check(e.session.Serial, now) != nil:
+			// Renewed, and the agent never moved over within the grace.
+			e.session.close("client certificate superseded by a newer one: reconnect with the newest certificate")
 			e.session = nil
 		}
 	}

@@ -14,12 +14,13 @@ import (
 )
 
 // Session is one open control stream of a node. The registry closes it when
-// the node is removed, re-enrolls, reconnects elsewhere or its certificate
-// expires; the stream handler watches Done and ends the stream.
+// the node is removed, re-enrolls, is quarantined, reconnects elsewhere, or
+// its certificate expires or is superseded (past its grace); the stream handler watches Done and ends the stream.
 type Session struct {
 	NodeID       string
 	NodeName     string
 	Epoch        uint64
+	Serial       string // of the client certificate that opened the stream
 	Capabilities []string
 
 	out chan *forlockv1.ConnectResponse
@@ -85,22 +86,29 @@ func (s *Session) PingSent(nonce uint64, at time.Time) {
 
 // Attach opens a session for an authorized node after its hello. Any older
 // session of the node is closed: the newest connection wins.
-func (r *Registry) Attach(id pki.NodeID, hello *forlockv1.AgentHello) (*Session, error) {
+func (r *Registry) Attach(id pki.NodeID, serial string, hello *forlockv1.AgentHello) (*Session, error) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.nodes[id.ID]
-	switch {
-	case !ok:
+	if !ok {
 		return nil, ErrUnknownNode
-	case e.node.Epoch != id.Epoch:
-		return nil, ErrRetired
+	}
+	if err := authorize(&e.node, id.Epoch, serial, now); err != nil {
+		return nil, err
+	}
+	if serial == e.node.CertSerial && e.node.PrevCertSerial != "" {
+		// The agent has moved to its newest certificate: the previous one
+		// needs no grace any more, and from now on only a copy of it could
+		// call (kept in memory only: after a restart the grace, at most
+		// minutes, runs to its end).
+		e.node.PrevCertSerial, e.node.PrevCertUntil = "", time.Time{}
 	}
 	if e.session != nil {
 		e.session.close("replaced by a newer connection from the same node")
 	}
 	s := &Session{
-		NodeID: id.ID, NodeName: e.node.Name, Epoch: id.Epoch, Capabilities: slices.Clone(hello.GetCapabilities()),
+		NodeID: id.ID, NodeName: e.node.Name, Epoch: id.Epoch, Serial: serial, Capabilities: slices.Clone(hello.GetCapabilities()),
 		out: make(chan *forlockv1.ConnectResponse, outboxSize), done: make(chan struct{}),
 	}
 	e.session = s

@@ -68,6 +68,10 @@ func (e *entry) view() *forlockv1.Node {
 		CertificateNotAfter: timestamppb.New(e.node.CertNotAfter),
 		CertificateSerial:   e.node.CertSerial,
 	}
+	if e.node.Quarantined() {
+		n.Quarantined, n.QuarantineReason = true, e.node.QuarantineReason
+		n.QuarantinedAt = timestamppb.New(e.node.QuarantinedAt)
+	}
 	if e.facts != nil {
 		n.Facts = proto.CloneOf(e.facts)
 	}

@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/forlock/fleet/controlplane/internal/enroll"
 )
 
 // State is a node's reachability as last recorded.
@@ -35,88 +36,98 @@ type Node struct {
 	EnrolledAt     time.Time         `json:"enrolled_at"`
 	LastEnrolledAt time.Time         `json:"last_enrolled_at"`
 	Enrollments    uint32            `json:"enrollments"`
-	CertSerial     string            `json:"cert_serial"`
-	CertNotAfter   time.Time         `json:"cert_not_after"`
-	AgentVersion   string            `json:"agent_version,omitempty"`
+	// CertSerial is the newest certificate issued to the node; CertNotAfter
+	// its expiry; KeyID (enroll.KeyID) its public key, the node's registered
+	// key ("" for a node enrolled before keys were recorded, until its next
+	// renewal).
+	CertSerial   string    `json:"cert_serial"`
+	CertNotAfter time.Time `json:"cert_not_after"`
+	KeyID        string    `json:"key_id,omitempty"`
+	// PrevCertSerial is the certificate before the newest one, valid until
+	// PrevCertUntil (enroll.Certs).
+	PrevCertSerial string    `json:"prev_cert_serial,omitempty"`
+	PrevCertUntil  time.Time `json:"prev_cert_until,omitzero"`
+	// QuarantinedAt is set when a superseded certificate tried to renew
+	// (enroll: quarantine); zero when the node is not quarantined.
+	QuarantinedAt    time.Time `json:"quarantined_at,omitzero"`
+	QuarantineReason string    `json:"quarantine_reason,omitempty"`
+	AgentVersion     string    `json:"agent_version,omitempty"`
 }
 
 // Issued describes a certificate issued during a store transaction.
 type Issued struct {
 	Serial   string
 	NotAfter time.Time
+	// KeyID is enroll.KeyID of the certificate's public key.
+	KeyID string
 }
 
-// EnrollParams is an enrollment request after validation.
-type EnrollParams struct {
-	TokenID   string
-	TokenHash []byte
-	Name      string
-	Now       time.Time
-	// NewID returns a fresh node ID for a name not seen before.
-	NewID func() string
+// Certs returns the certificates that may speak for the node.
+func (n *Node) Certs() enroll.Certs {
+	return enroll.Certs{Newest: n.CertSerial, Previous: n.PrevCertSerial, PreviousUntil: n.PrevCertUntil}
 }
 
-// Enroll consumes one use of the join token and creates the node, or, for a
-// known name, keeps its ID and history and moves it to a new identity epoch.
-// issue is called inside the transaction with the node as it will be stored
-// and must sign its certificate; if anything fails nothing is written and the
-// token keeps its use. Enrollments are serialised by bbolt's single writer, so
-// two callers racing for a token's last use cannot both succeed.
-func (s *Store) Enroll(p EnrollParams, issue func(n Node) (Issued, error)) (Node, error) {
-	var out Node
+// Quarantined reports whether the node is quarantined.
+func (n *Node) Quarantined() bool { return !n.QuarantinedAt.IsZero() }
+
+// Renewal is a certificate renewed for a node.
+type Renewal struct {
+	ID    string
+	Epoch uint64
+	// From is the serial of the certificate that authenticated the call.
+	From   string
+	Issued Issued
+	Now    time.Time
+	Grace  time.Duration
+}
+
+// RecordCertificate records a certificate renewed for a node, if the
+// certificate that asked may still speak for the node (enroll.Certs.Check):
+// the newest one, or the previous one within its grace. The node's
+// registered key becomes the renewed certificate's key.
+func (s *Store) RecordCertificate(r Renewal) (Node, error) {
+	var n Node
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		tok, err := useToken(tx, p.TokenID, p.TokenHash, p.Now)
-		if err != nil {
+		b := tx.Bucket(bucketNodes)
+		if err := getJSON(b, r.ID, &n); err != nil {
 			return err
 		}
-		names := tx.Bucket(bucketNodeNames)
-		nodes := tx.Bucket(bucketNodes)
-		var n Node
-		if id := names.Get([]byte(p.Name)); id != nil {
-			if err := getJSON(nodes, string(id), &n); err != nil {
-				return fmt.Errorf("node %s named %q: %w", id, p.Name, err)
-			}
-		} else {
-			n = Node{ID: p.NewID(), Name: p.Name, EnrolledAt: p.Now, State: StateEnrolled, StateChangedAt: p.Now}
+		switch {
+		case n.Epoch != r.Epoch:
+			return ErrIdentityRetired
+		case n.Quarantined():
+			return enroll.ErrQuarantined
 		}
-		n.Epoch++
-		n.Enrollments++
-		n.LastEnrolledAt = p.Now
-		if len(tok.Labels) > 0 {
-			if n.Labels == nil {
-				n.Labels = map[string]string{}
-			}
-			maps.Copy(n.Labels, tok.Labels)
-		}
-		iss, err := issue(n)
-		if err != nil {
+		certs := n.Certs()
+		if err := certs.Check(r.From, r.Now); err != nil {
 			return err
 		}
-		n.CertSerial, n.CertNotAfter = iss.Serial, iss.NotAfter
-		if err := putJSON(nodes, n.ID, n); err != nil {
-			return err
-		}
-		if err := names.Put([]byte(n.Name), []byte(n.ID)); err != nil {
-			return err
-		}
-		out = n
-		return putJSON(tx.Bucket(bucketTokens), tok.ID, tok)
+		certs = certs.Renewed(r.From, r.Issued.Serial, r.Now, r.Grace)
+		n.setCerts(certs)
+		n.CertNotAfter, n.KeyID = r.Issued.NotAfter, r.Issued.KeyID
+		return putJSON(b, r.ID, n)
 	})
-	return out, err
+	return n, err
 }
 
-// RecordCertificate records a certificate renewed for the node at epoch.
-func (s *Store) RecordCertificate(id string, epoch uint64, iss Issued) (Node, error) {
+func (n *Node) setCerts(c enroll.Certs) {
+	n.CertSerial, n.PrevCertSerial, n.PrevCertUntil = c.Newest, c.Previous, c.PreviousUntil
+}
+
+// Quarantine marks a node quarantined: every certificate of it is refused
+// until a --for-node token enrolls it again. An already quarantined node
+// keeps its first reason.
+func (s *Store) Quarantine(id, reason string, now time.Time) (Node, error) {
 	var n Node
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketNodes)
 		if err := getJSON(b, id, &n); err != nil {
 			return err
 		}
-		if n.Epoch != epoch {
-			return ErrIdentityRetired
+		if n.Quarantined() {
+			return nil
 		}
-		n.CertSerial, n.CertNotAfter = iss.Serial, iss.NotAfter
+		n.QuarantinedAt, n.QuarantineReason = now, reason
 		return putJSON(b, id, n)
 	})
 	return n, err

@@ -12,6 +12,7 @@
 //	  <name>            -> <node-id>
 //	join_tokens/
 //	  <token-id>        -> JSON JoinToken (holds the SHA-256 of the secret, never the secret)
+//	token_uses/: which keys enrolled with each token, see enroll.go
 //	jobs/, jobs_active/, job_events/, job_keys/: see jobs.go
 //	restore_points/, artifacts/: see catalog.go
 //	releases/, node_certs/: see facts.go
@@ -30,6 +31,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/forlock/fleet/controlplane/internal/enroll"
 )
 
 // SchemaVersion is the layout version this code reads and writes.
@@ -49,9 +52,9 @@ var (
 var (
 	ErrNotFound       = errors.New("not found")
 	ErrTokenUnknown   = errors.New("join token not recognised")
-	ErrTokenExpired   = errors.New("join token expired")
-	ErrTokenUsedUp    = errors.New("join token has no uses left")
-	ErrTokenRevoked   = errors.New("join token revoked")
+	ErrTokenExpired   = enroll.ErrTokenExpired
+	ErrTokenUsedUp    = enroll.ErrTokenUsedUp
+	ErrTokenRevoked   = enroll.ErrTokenRevoked
 	ErrSchemaTooNew   = errors.New("database schema is newer than this control plane")
 	ErrAlreadyRevoked = errors.New("join token already revoked")
 )
@@ -83,7 +86,7 @@ func Open(path string) (*Store, error) {
 
 func (s *Store) init() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketNodes, bucketNodeNames, bucketTokens, bucketJobs, bucketJobsActive, bucketJobEvents, bucketJobKeys, bucketRestorePoints, bucketArtifacts, bucketReleases, bucketNodeCerts} {
+		for _, b := range [][]byte{bucketMeta, bucketNodes, bucketNodeNames, bucketTokens, bucketJobs, bucketJobsActive, bucketJobEvents, bucketJobKeys, bucketRestorePoints, bucketArtifacts, bucketReleases, bucketNodeCerts, bucketTokenUses} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

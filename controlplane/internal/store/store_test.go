@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -35,28 +36,29 @@ func TestEnrollIsAtomic(t *testing.T) {
 	now := time.Now()
 	tok := JoinToken{ID: "aaaaaaaaaaaa", Hash: []byte("h"), CreatedAt: now, ExpiresAt: now.Add(time.Hour), MaxUses: 1}
 	require.NoError(t, s.CreateToken(tok))
-	p := EnrollParams{TokenID: tok.ID, TokenHash: tok.Hash, Name: "n1", Now: now, NewID: func() string { return "id1" }}
+	p := EnrollParams{TokenID: tok.ID, TokenHash: tok.Hash, Name: "n1", KeyID: "k1", Now: now, NewID: func() string { return "id1" }}
 
 	// A failure while issuing the certificate leaves no node and keeps the use.
-	_, err := s.Enroll(p, func(Node) (Issued, error) { return Issued{}, errors.New("signer down") })
+	_, err := s.Enroll(context.Background(), p, func(Node) (Issued, error) { return Issued{}, errors.New("signer down") })
 	require.ErrorContains(t, err, "signer down")
 	nodes, err := s.Nodes()
 	require.NoError(t, err)
 	require.Empty(t, nodes)
 
-	n, err := s.Enroll(p, func(n Node) (Issued, error) {
+	res, err := s.Enroll(context.Background(), p, func(n Node) (Issued, error) {
 		require.EqualValues(t, 1, n.Epoch)
 		return Issued{Serial: "01", NotAfter: now.Add(time.Hour)}, nil
 	})
 	require.NoError(t, err)
-	require.Equal(t, "id1", n.ID)
-	require.Equal(t, "01", n.CertSerial)
-	_, err = s.Enroll(p, func(Node) (Issued, error) { return Issued{}, nil })
+	require.Equal(t, "id1", res.Node.ID)
+	require.Equal(t, "01", res.Node.CertSerial)
+	p.Name = "n2"
+	_, err = s.Enroll(context.Background(), p, func(Node) (Issued, error) { return Issued{}, nil })
 	require.ErrorIs(t, err, ErrTokenUsedUp)
 
 	// Wrong secret for a known ID is "unknown", not a hint that the ID exists.
 	p.TokenHash = []byte("x")
-	_, err = s.Enroll(p, func(Node) (Issued, error) { return Issued{}, nil })
+	_, err = s.Enroll(context.Background(), p, func(Node) (Issued, error) { return Issued{}, nil })
 	require.ErrorIs(t, err, ErrTokenUnknown)
 }
 
@@ -65,7 +67,7 @@ func TestSaveStatesSkipsDeletedNodes(t *testing.T) {
 	now := time.Now()
 	require.NoError(t, s.CreateToken(JoinToken{ID: "t", Hash: []byte("h"), ExpiresAt: now.Add(time.Hour), MaxUses: 2}))
 	for _, name := range []string{"a", "b"} {
-		_, err := s.Enroll(EnrollParams{TokenID: "t", TokenHash: []byte("h"), Name: name, Now: now, NewID: func() string { return "id-" + name }},
+		_, err := s.Enroll(context.Background(), EnrollParams{TokenID: "t", TokenHash: []byte("h"), Name: name, KeyID: "k-" + name, Now: now, NewID: func() string { return "id-" + name }},
 			func(Node) (Issued, error) { return Issued{}, nil })
 		require.NoError(t, err)
 	}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -21,6 +20,11 @@ type JoinToken struct {
 	MaxUses     uint32            `json:"max_uses"`
 	Uses        uint32            `json:"uses"`
 	RevokedAt   time.Time         `json:"revoked_at,omitzero"`
+	// ForNodeName and ForNodeID name the node whose host this token
+	// replaces (forlockctl tokens create --for-node); empty for a token
+	// that enrolls new nodes.
+	ForNodeName string `json:"for_node,omitempty"`
+	ForNodeID   string `json:"for_node_id,omitempty"`
 }
 
 // Usable reports why the token cannot be used at now, or nil if it can.
@@ -79,24 +83,6 @@ func (s *Store) RevokeToken(id string, now time.Time) (JoinToken, error) {
 		return putJSON(b, id, t)
 	})
 	return t, err
-}
-
-// useToken checks the token with the given ID and secret hash within tx and
-// consumes one use. It returns the token as updated, not yet written back.
-func useToken(tx *bolt.Tx, id string, hash []byte, now time.Time) (*JoinToken, error) {
-	b := tx.Bucket(bucketTokens)
-	var t JoinToken
-	if err := getJSON(b, id, &t); err != nil {
-		return nil, ErrTokenUnknown
-	}
-	if subtle.ConstantTimeCompare(t.Hash, hash) != 1 {
-		return nil, ErrTokenUnknown
-	}
-	if err := t.Usable(now); err != nil {
-		return &t, err
-	}
-	t.Uses++
-	return &t, nil
 }
 
 func putJSON(b *bolt.Bucket, key string, v any) error {

@@ -39,10 +39,17 @@ type AgentServiceClient interface {
 	// Enroll exchanges a join token and a certificate signing request for a node
 	// identity. The private key stays on the host: only the CSR is sent.
 	//
-	// Enrolling a name that is already registered (a host that lost its state
-	// directory) keeps the node's ID, labels and history and retires every
-	// certificate issued to it before. A refused enrollment never consumes a use
-	// of the token.
+	// Enrolling a name that is already registered is allowed only when the CSR
+	// is for the node's registered key (the agent proves possession of it, e.g.
+	// after its certificate expired while offline) or the token was made for
+	// that node (`forlockctl tokens create --for-node NAME`, replacing a lost
+	// host). Both keep the node's ID, labels and history and retire every
+	// certificate issued to it before. Anything else is refused with
+	// ALREADY_EXISTS. A refused enrollment never consumes a use of the token.
+	//
+	// A retry with the same token, key and name (the first answer was lost)
+	// returns the same node ID with a fresh certificate and consumes no further
+	// use, even when the token has no uses left, until the token expires.
 	Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error)
 	// Connect is the long-lived control stream of one agent. The agent sends an
 	// AgentHello first; the control plane answers with a ServerHello that sets
@@ -51,8 +58,12 @@ type AgentServiceClient interface {
 	// kinds (tasks, progress, results) are added without breaking old peers.
 	Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConnectRequest, ConnectResponse], error)
 	// RenewCertificate issues a fresh client certificate for the calling node,
-	// authenticated by its current, unexpired certificate. Open streams are not
-	// disturbed: the new certificate is used for new connections.
+	// authenticated by its newest certificate (or the one before it, for a
+	// short grace after the renewal, while the agent switches over). Any other
+	// certificate of the node is refused with UNAUTHENTICATED and logged as a
+	// possible theft; a renewal from it after the grace also quarantines the
+	// node. The agent should move its connections to the new certificate at
+	// once: the previous one stops working when the grace ends.
 	RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*RenewCertificateResponse, error)
 	// PushLogs carries the lines asked for by a LogRequest from the agent to
 	// the control plane. The first message names the request; the control
@@ -129,10 +140,17 @@ type AgentServiceServer interface {
 	// Enroll exchanges a join token and a certificate signing request for a node
 	// identity. The private key stays on the host: only the CSR is sent.
 	//
-	// Enrolling a name that is already registered (a host that lost its state
-	// directory) keeps the node's ID, labels and history and retires every
-	// certificate issued to it before. A refused enrollment never consumes a use
-	// of the token.
+	// Enrolling a name that is already registered is allowed only when the CSR
+	// is for the node's registered key (the agent proves possession of it, e.g.
+	// after its certificate expired while offline) or the token was made for
+	// that node (`forlockctl tokens create --for-node NAME`, replacing a lost
+	// host). Both keep the node's ID, labels and history and retire every
+	// certificate issued to it before. Anything else is refused with
+	// ALREADY_EXISTS. A refused enrollment never consumes a use of the token.
+	//
+	// A retry with the same token, key and name (the first answer was lost)
+	// returns the same node ID with a fresh certificate and consumes no further
+	// use, even when the token has no uses left, until the token expires.
 	Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error)
 	// Connect is the long-lived control stream of one agent. The agent sends an
 	// AgentHello first; the control plane answers with a ServerHello that sets
@@ -141,8 +159,12 @@ type AgentServiceServer interface {
 	// kinds (tasks, progress, results) are added without breaking old peers.
 	Connect(grpc.BidiStreamingServer[ConnectRequest, ConnectResponse]) error
 	// RenewCertificate issues a fresh client certificate for the calling node,
-	// authenticated by its current, unexpired certificate. Open streams are not
-	// disturbed: the new certificate is used for new connections.
+	// authenticated by its newest certificate (or the one before it, for a
+	// short grace after the renewal, while the agent switches over). Any other
+	// certificate of the node is refused with UNAUTHENTICATED and logged as a
+	// possible theft; a renewal from it after the grace also quarantines the
+	// node. The agent should move its connections to the new certificate at
+	// once: the previous one stops working when the grace ends.
 	RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error)
 	// PushLogs carries the lines asked for by a LogRequest from the agent to
 	// the control plane. The first message names the request; the control

@@ -280,7 +280,8 @@ type Node struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Unique node name chosen at enrollment.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// Labels, inherited from the join token used at (re-)enrollment.
+	// Labels, from the join token of the node's first enrollment. A later
+	// enrollment (same key, or a --for-node replacement) never changes them.
 	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Current reachability state.
 	State NodeState `protobuf:"varint,4,opt,name=state,proto3,enum=forlock.v1.NodeState" json:"state,omitempty"`
@@ -322,7 +323,16 @@ type Node struct {
 	// Earlier releases, newest first (at most 20).
 	ReleaseHistory []*Release `protobuf:"bytes,20,rep,name=release_history,json=releaseHistory,proto3" json:"release_history,omitempty"`
 	// The TLS certificate the node's nginx serves, as last reported.
-	Certificate   *CertificateInfo `protobuf:"bytes,21,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Certificate *CertificateInfo `protobuf:"bytes,21,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// Set when the control plane suspects a stolen certificate (a superseded
+	// certificate tried to renew): every certificate of the node is refused
+	// until the host enrolls again with a token made by
+	// `forlockctl tokens create --for-node NAME`.
+	Quarantined bool `protobuf:"varint,22,opt,name=quarantined,proto3" json:"quarantined,omitempty"`
+	// Why the node was quarantined; empty when it is not.
+	QuarantineReason string `protobuf:"bytes,23,opt,name=quarantine_reason,json=quarantineReason,proto3" json:"quarantine_reason,omitempty"`
+	// When the node was quarantined; unset when it is not.
+	QuarantinedAt *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=quarantined_at,json=quarantinedAt,proto3" json:"quarantined_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -500,6 +510,27 @@ func (x *Node) GetReleaseHistory() []*Release {
 func (x *Node) GetCertificate() *CertificateInfo {
 	if x != nil {
 		return x.Certificate
+	}
+	return nil
+}
+
+func (x *Node) GetQuarantined() bool {
+	if x != nil {
+		return x.Quarantined
+	}
+	return false
+}
+
+func (x *Node) GetQuarantineReason() string {
+	if x != nil {
+		return x.QuarantineReason
+	}
+	return ""
+}
+
+func (x *Node) GetQuarantinedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.QuarantinedAt
 	}
 	return nil
 }
@@ -1086,7 +1117,12 @@ type JoinToken struct {
 	// How many enrollments have used it.
 	Uses uint32 `protobuf:"varint,7,opt,name=uses,proto3" json:"uses,omitempty"`
 	// When it was revoked, if it was.
-	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	// Name of the registered node this token was made for (empty for a token
+	// that enrolls new nodes). Such a token replaces that node's host: the
+	// enrolling agent gets the node's ID and history with a new key, every
+	// earlier certificate of the node is retired and a quarantine is lifted.
+	ForNode       string `protobuf:"bytes,9,opt,name=for_node,json=forNode,proto3" json:"for_node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1177,6 +1213,13 @@ func (x *JoinToken) GetRevokedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *JoinToken) GetForNode() string {
+	if x != nil {
+		return x.ForNode
+	}
+	return ""
+}
+
 // CreateJoinTokenRequest sets the new token's limits.
 type CreateJoinTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1190,7 +1233,12 @@ type CreateJoinTokenRequest struct {
 	// values up to 63 printable characters without ',' '=' or '!'.
 	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Free text, at most 256 characters.
-	Description   string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// Make the token for replacing the host of this registered node (name or
+	// ID; the node must exist). Only an agent enrolling under that name may use
+	// it, and max_uses must be 0 or 1: the token has exactly one use. Labels
+	// must be empty: a replacement keeps the node's labels.
+	ForNode       string `protobuf:"bytes,5,opt,name=for_node,json=forNode,proto3" json:"for_node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1249,6 +1297,13 @@ func (x *CreateJoinTokenRequest) GetLabels() map[string]string {
 func (x *CreateJoinTokenRequest) GetDescription() string {
 	if x != nil {
 		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateJoinTokenRequest) GetForNode() string {
+	if x != nil {
+		return x.ForNode
 	}
 	return ""
 }
@@ -1509,7 +1564,7 @@ const file_forlock_v1_node_proto_rawDesc = "" +
 	"\x0fdisk_free_bytes\x18\b \x01(\x04R\rdiskFreeBytes\x12,\n" +
 	"\x12memory_total_bytes\x18\t \x01(\x04R\x10memoryTotalBytes\x124\n" +
 	"\x16memory_available_bytes\x18\n" +
-	" \x01(\x04R\x14memoryAvailableBytes\"\xe9\b\n" +
+	" \x01(\x04R\x14memoryAvailableBytes\"\xfb\t\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x124\n" +
@@ -1534,7 +1589,10 @@ const file_forlock_v1_node_proto_rawDesc = "" +
 	"\x06health\x18\x12 \x01(\v2\x18.forlock.v1.HealthReportR\x06health\x12-\n" +
 	"\arelease\x18\x13 \x01(\v2\x13.forlock.v1.ReleaseR\arelease\x12<\n" +
 	"\x0frelease_history\x18\x14 \x03(\v2\x13.forlock.v1.ReleaseR\x0ereleaseHistory\x12=\n" +
-	"\vcertificate\x18\x15 \x01(\v2\x1b.forlock.v1.CertificateInfoR\vcertificate\x1a9\n" +
+	"\vcertificate\x18\x15 \x01(\v2\x1b.forlock.v1.CertificateInfoR\vcertificate\x12 \n" +
+	"\vquarantined\x18\x16 \x01(\bR\vquarantined\x12+\n" +
+	"\x11quarantine_reason\x18\x17 \x01(\tR\x10quarantineReason\x12A\n" +
+	"\x0equarantined_at\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\rquarantinedAt\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"l\n" +
@@ -1577,7 +1635,7 @@ const file_forlock_v1_node_proto_rawDesc = "" +
 	"\x11RemoveNodeRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\":\n" +
 	"\x12RemoveNodeResponse\x12$\n" +
-	"\x04node\x18\x01 \x01(\v2\x10.forlock.v1.NodeR\x04node\"\x93\x03\n" +
+	"\x04node\x18\x01 \x01(\v2\x10.forlock.v1.NodeR\x04node\"\xae\x03\n" +
 	"\tJoinToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x129\n" +
@@ -1589,15 +1647,17 @@ const file_forlock_v1_node_proto_rawDesc = "" +
 	"\bmax_uses\x18\x06 \x01(\rR\amaxUses\x12\x12\n" +
 	"\x04uses\x18\a \x01(\rR\x04uses\x129\n" +
 	"\n" +
-	"revoked_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x1a9\n" +
+	"revoked_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12\x19\n" +
+	"\bfor_node\x18\t \x01(\tR\aforNode\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x85\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa0\x02\n" +
 	"\x16CreateJoinTokenRequest\x12+\n" +
 	"\x03ttl\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x19\n" +
 	"\bmax_uses\x18\x02 \x01(\rR\amaxUses\x12F\n" +
 	"\x06labels\x18\x03 \x03(\v2..forlock.v1.CreateJoinTokenRequest.LabelsEntryR\x06labels\x12 \n" +
-	"\vdescription\x18\x04 \x01(\tR\vdescription\x1a9\n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x19\n" +
+	"\bfor_node\x18\x05 \x01(\tR\aforNode\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
@@ -1692,42 +1752,43 @@ var file_forlock_v1_node_proto_depIdxs = []int32{
 	25, // 12: forlock.v1.Node.release:type_name -> forlock.v1.Release
 	25, // 13: forlock.v1.Node.release_history:type_name -> forlock.v1.Release
 	26, // 14: forlock.v1.Node.certificate:type_name -> forlock.v1.CertificateInfo
-	1,  // 15: forlock.v1.CheckResult.status:type_name -> forlock.v1.CheckStatus
-	24, // 16: forlock.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
-	24, // 17: forlock.v1.HealthReport.checked_at:type_name -> google.protobuf.Timestamp
-	4,  // 18: forlock.v1.HealthReport.checks:type_name -> forlock.v1.CheckResult
-	5,  // 19: forlock.v1.HealthReport.containers:type_name -> forlock.v1.ContainerStatus
-	26, // 20: forlock.v1.HealthReport.certificate:type_name -> forlock.v1.CertificateInfo
-	0,  // 21: forlock.v1.ListNodesRequest.states:type_name -> forlock.v1.NodeState
-	3,  // 22: forlock.v1.ListNodesResponse.nodes:type_name -> forlock.v1.Node
-	3,  // 23: forlock.v1.GetNodeResponse.node:type_name -> forlock.v1.Node
-	3,  // 24: forlock.v1.RemoveNodeResponse.node:type_name -> forlock.v1.Node
-	21, // 25: forlock.v1.JoinToken.labels:type_name -> forlock.v1.JoinToken.LabelsEntry
-	24, // 26: forlock.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
-	24, // 27: forlock.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
-	24, // 28: forlock.v1.JoinToken.revoked_at:type_name -> google.protobuf.Timestamp
-	23, // 29: forlock.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	22, // 30: forlock.v1.CreateJoinTokenRequest.labels:type_name -> forlock.v1.CreateJoinTokenRequest.LabelsEntry
-	13, // 31: forlock.v1.CreateJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
-	13, // 32: forlock.v1.ListJoinTokensResponse.tokens:type_name -> forlock.v1.JoinToken
-	13, // 33: forlock.v1.RevokeJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
-	7,  // 34: forlock.v1.NodeService.ListNodes:input_type -> forlock.v1.ListNodesRequest
-	9,  // 35: forlock.v1.NodeService.GetNode:input_type -> forlock.v1.GetNodeRequest
-	11, // 36: forlock.v1.NodeService.RemoveNode:input_type -> forlock.v1.RemoveNodeRequest
-	14, // 37: forlock.v1.NodeService.CreateJoinToken:input_type -> forlock.v1.CreateJoinTokenRequest
-	16, // 38: forlock.v1.NodeService.ListJoinTokens:input_type -> forlock.v1.ListJoinTokensRequest
-	18, // 39: forlock.v1.NodeService.RevokeJoinToken:input_type -> forlock.v1.RevokeJoinTokenRequest
-	8,  // 40: forlock.v1.NodeService.ListNodes:output_type -> forlock.v1.ListNodesResponse
-	10, // 41: forlock.v1.NodeService.GetNode:output_type -> forlock.v1.GetNodeResponse
-	12, // 42: forlock.v1.NodeService.RemoveNode:output_type -> forlock.v1.RemoveNodeResponse
-	15, // 43: forlock.v1.NodeService.CreateJoinToken:output_type -> forlock.v1.CreateJoinTokenResponse
-	17, // 44: forlock.v1.NodeService.ListJoinTokens:output_type -> forlock.v1.ListJoinTokensResponse
-	19, // 45: forlock.v1.NodeService.RevokeJoinToken:output_type -> forlock.v1.RevokeJoinTokenResponse
-	40, // [40:46] is the sub-list for method output_type
-	34, // [34:40] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	24, // 15: forlock.v1.Node.quarantined_at:type_name -> google.protobuf.Timestamp
+	1,  // 16: forlock.v1.CheckResult.status:type_name -> forlock.v1.CheckStatus
+	24, // 17: forlock.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
+	24, // 18: forlock.v1.HealthReport.checked_at:type_name -> google.protobuf.Timestamp
+	4,  // 19: forlock.v1.HealthReport.checks:type_name -> forlock.v1.CheckResult
+	5,  // 20: forlock.v1.HealthReport.containers:type_name -> forlock.v1.ContainerStatus
+	26, // 21: forlock.v1.HealthReport.certificate:type_name -> forlock.v1.CertificateInfo
+	0,  // 22: forlock.v1.ListNodesRequest.states:type_name -> forlock.v1.NodeState
+	3,  // 23: forlock.v1.ListNodesResponse.nodes:type_name -> forlock.v1.Node
+	3,  // 24: forlock.v1.GetNodeResponse.node:type_name -> forlock.v1.Node
+	3,  // 25: forlock.v1.RemoveNodeResponse.node:type_name -> forlock.v1.Node
+	21, // 26: forlock.v1.JoinToken.labels:type_name -> forlock.v1.JoinToken.LabelsEntry
+	24, // 27: forlock.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	24, // 28: forlock.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	24, // 29: forlock.v1.JoinToken.revoked_at:type_name -> google.protobuf.Timestamp
+	23, // 30: forlock.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	22, // 31: forlock.v1.CreateJoinTokenRequest.labels:type_name -> forlock.v1.CreateJoinTokenRequest.LabelsEntry
+	13, // 32: forlock.v1.CreateJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
+	13, // 33: forlock.v1.ListJoinTokensResponse.tokens:type_name -> forlock.v1.JoinToken
+	13, // 34: forlock.v1.RevokeJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
+	7,  // 35: forlock.v1.NodeService.ListNodes:input_type -> forlock.v1.ListNodesRequest
+	9,  // 36: forlock.v1.NodeService.GetNode:input_type -> forlock.v1.GetNodeRequest
+	11, // 37: forlock.v1.NodeService.RemoveNode:input_type -> forlock.v1.RemoveNodeRequest
+	14, // 38: forlock.v1.NodeService.CreateJoinToken:input_type -> forlock.v1.CreateJoinTokenRequest
+	16, // 39: forlock.v1.NodeService.ListJoinTokens:input_type -> forlock.v1.ListJoinTokensRequest
+	18, // 40: forlock.v1.NodeService.RevokeJoinToken:input_type -> forlock.v1.RevokeJoinTokenRequest
+	8,  // 41: forlock.v1.NodeService.ListNodes:output_type -> forlock.v1.ListNodesResponse
+	10, // 42: forlock.v1.NodeService.GetNode:output_type -> forlock.v1.GetNodeResponse
+	12, // 43: forlock.v1.NodeService.RemoveNode:output_type -> forlock.v1.RemoveNodeResponse
+	15, // 44: forlock.v1.NodeService.CreateJoinToken:output_type -> forlock.v1.CreateJoinTokenResponse
+	17, // 45: forlock.v1.NodeService.ListJoinTokens:output_type -> forlock.v1.ListJoinTokensResponse
+	19, // 46: forlock.v1.NodeService.RevokeJoinToken:output_type -> forlock.v1.RevokeJoinTokenResponse
+	41, // [41:47] is the sub-list for method output_type
+	35, // [35:41] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_node_proto_init() }
