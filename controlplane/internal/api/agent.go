@@ -35,10 +35,14 @@ type AgentAPI struct {
 	CA       *pki.CA
 	CertTTL  time.Duration
 	Log      *slog.Logger
+	Gate     AuthGate // counts refused join tokens per client address; nil: none
 }
 
 // Enroll implements AgentService.Enroll.
 func (a *AgentAPI) Enroll(ctx context.Context, req *forlockv1.EnrollRequest) (*forlockv1.EnrollResponse, error) {
+	if err := a.checkJoinToken(ctx, req.GetJoinToken()); err != nil {
+		return nil, err
+	}
 	tok, err := tokens.ParseJoin(req.GetJoinToken())
 	if err != nil {
 		return nil, invalid("join token is malformed: pass the fjt_... string printed by 'forlockctl tokens create'")
