@@ -117,7 +117,9 @@ func (f *Failures) Fail(key string) (time.Duration, bool) {
 	}
 	e.at = now
 	e.level++
-	if e.level < float64(f.cfg.Max) {
+	// Half a failure of slack: a burst of Max failures blocks on its last
+	// one even though a little has drained while it came in.
+	if e.level < float64(f.cfg.Max)-0.5 {
 		return 0, false
 	}
 	e.level = 0
