@@ -47,3 +47,22 @@ limits:
 	_, err = ParseConfigFile([]byte("version: 1\nlimits:\n  auth_block: soon\n"))
 	require.ErrorContains(t, err, `limits auth_block "soon": want a duration`)
 }
+
+func FuzzParseConfigFileLimits(f *testing.F) {
+	f.Add([]byte("version: 1\nlimits:\n  auth_failures: 5\n  auth_block: 5m\n  handshake_timeout: 3s\n"))
+	f.Add([]byte("version: 1\nlimits:\n  max_header_bytes: -1\n  idle_conn_timeout: 0s\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fc, err := ParseConfigFile(data)
+		if err != nil {
+			return
+		}
+		l, err := fc.Limits.limits()
+		if err != nil {
+			t.Fatalf("ParseConfigFile accepted limits that do not convert: %v", err)
+		}
+		l.setDefaults()
+		if l.validate() == nil && (l.AuthFailures < 1 || l.MaxHeaderBytes < 8<<10 || l.HandshakeTimeout <= 0) {
+			t.Fatalf("limits %+v validated", l)
+		}
+	})
+}
