@@ -45,7 +45,7 @@ func Log(log *slog.Logger) (grpc.UnaryServerInterceptor, grpc.StreamServerInterc
 		}
 		var client string
 		if p, ok := peer.FromContext(ctx); ok {
-			client = limit.Key(p.Addr)
+			client = limit.Host(p.Addr)
 		}
 		log.Log(ctx, level, "rpc", "method", method, "client", client, "code", code.String(), "duration", time.Since(start))
 	}

@@ -146,20 +146,20 @@ func (c *Checker) refuse(ctx context.Context, method string, err error) error {
 	if p, ok := peer.FromContext(ctx); ok {
 		addr = p.Addr
 	}
-	client := limit.Key(addr)
-	if c.Failures == nil {
-		c.log().WarnContext(ctx, "authentication failed", "client", client, "method", method, "reason", status.Convert(err).Message())
-		return err
+	key := limit.Key(addr)
+	if c.Failures != nil {
+		if left, blocked := c.Failures.Blocked(key); blocked {
+			// Not logged one by one: the block was, and the request log
+			// has every call with its client and code.
+			return tooMany(key, left)
+		}
 	}
-	if left, blocked := c.Failures.Blocked(client); blocked {
-		// Not logged one by one: the block was, and the request log has
-		// every call with its client and code.
-		return tooMany(client, left)
-	}
-	c.log().WarnContext(ctx, "authentication failed", "client", client, "method", method, "reason", status.Convert(err).Message())
-	if block, started := c.Failures.Fail(client); started {
-		c.log().WarnContext(ctx, "client blocked: too many failed authentication attempts", "client", client, "method", method,
-			"reason", "failure limit reached", "failures", c.Failures.Max(), "blocked_for", block.String())
+	c.log().WarnContext(ctx, "authentication failed", "client", limit.Host(addr), "method", method, "reason", status.Convert(err).Message())
+	if c.Failures != nil {
+		if block, started := c.Failures.Fail(key); started {
+			c.log().WarnContext(ctx, "client blocked: too many failed authentication attempts", "client", limit.Host(addr),
+				"method", method, "reason", "failure limit reached", "address", key, "failures", c.Failures.Max(), "blocked_for", block.String())
+		}
 	}
 	return err
 }

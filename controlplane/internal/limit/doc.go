@@ -49,3 +49,16 @@ func Key(a net.Addr) string {
 	}
 	return p.String()
 }
+
+// Host is a's IP address without the port, for log lines; the whole string
+// when it is not host:port.
+func Host(a net.Addr) string {
+	if a == nil {
+		return "unknown"
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}

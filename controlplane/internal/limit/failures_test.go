@@ -124,4 +124,6 @@ func TestKey(t *testing.T) {
 	} {
 		require.Equal(t, tt.want, Key(tt.addr), "%v", tt.addr)
 	}
+	require.Equal(t, "2001:db8::1", Host(&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 443}))
+	require.Equal(t, "127.0.0.2", Host(&net.TCPAddr{IP: net.ParseIP("127.0.0.2"), Port: 443}))
 }
