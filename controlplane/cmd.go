@@ -66,7 +66,16 @@ func parseArgs(args []string, env func(string) (string, bool), stderr io.Writer)
 		rotate     = fs.Bool("rotate-admin-token", false, "make a new admin token and rewrite <data-dir>/forlockctl.yaml")
 		version    = fs.Bool("version", false, "print the version and exit")
 		advertise  listFlag
+		lim        Limits
 	)
+	fs.IntVar(&lim.AuthFailures, "auth-failures", 0, "failed authentications an address may make per --auth-failure-window before it is blocked (default 20)")
+	fs.DurationVar(&lim.AuthFailureWindow, "auth-failure-window", 0, "period of --auth-failures (default 1m)")
+	fs.DurationVar(&lim.AuthBlock, "auth-block", 0, "how long an address over --auth-failures gets ResourceExhausted for wrong credentials (default 1m)")
+	fs.IntVar(&lim.TrackedAddresses, "tracked-addresses", 0, "addresses whose failed authentications are remembered; the least recently seen is forgotten (default 16384)")
+	fs.IntVar(&lim.UnauthConnsPerAddress, "unauth-conns-per-address", 0, "open connections per address without a client certificate or a valid token (default 32)")
+	fs.DurationVar(&lim.HandshakeTimeout, "handshake-timeout", 0, "time a new connection has for its TLS handshake and HTTP/2 preface (default 10s)")
+	fs.DurationVar(&lim.IdleConnTimeout, "idle-conn-timeout", 0, "close connections with no call in progress for this long (default 2m)")
+	fs.IntVar(&lim.MaxHeaderBytes, "max-header-bytes", 0, "largest request metadata accepted, in bytes (default 65536)")
 	fs.Var(&advertise, "advertise-name", "DNS name or IP agents use to reach this control plane; repeatable (env FORLOCK_ADVERTISE_NAMES, comma-separated)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -109,6 +118,11 @@ func parseArgs(args []string, env func(string) (string, bool), stderr io.Writer)
 	if cfg.BackupSchedules, err = fc.backupSchedules(); err != nil {
 		return nil, err
 	}
+	fileLim, err := fc.Limits.limits()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Limits = fileLim.override(lim)
 	cfg.Certs = CertsConfig{Domain: fc.Certs.Domain, ExtraNames: fc.Certs.ExtraNames, KVPath: fc.Certs.KVPath,
 		TTL: firstDuration(0, fc.Certs.TTL)}
 	logger, err := newLogger(firstOf(*logLevel, fc.LogLevel), firstOf(*logFormat, fc.LogFormat), stderr)

@@ -67,6 +67,9 @@ type Config struct {
 	// RetentionInterval is how often retention looks at the catalog
 	// besides after each scheduled backup; default 1h.
 	RetentionInterval time.Duration
+	// Limits bound what clients without a valid credential can cost:
+	// failed authentications, connections, header size, handshake time.
+	Limits Limits
 	// Logger receives the control plane's logs; nil means discard.
 	Logger *slog.Logger
 
@@ -93,6 +96,7 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	c.Limits.setDefaults()
 }
 
 func (c *Config) validate() error {
@@ -132,6 +136,9 @@ func (c *Config) validate() error {
 		if !validHostName(n) {
 			return fmt.Errorf("advertise name %q: must be a DNS name or an IP address", n)
 		}
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i := range c.BackupSchedules {
@@ -182,6 +189,8 @@ type FileConfig struct {
 	Certs      FileCertsConfig  `yaml:"certs"`
 	// BackupSchedules are scheduled backups and their retention.
 	BackupSchedules []FileBackupSchedule `yaml:"backup_schedules"`
+	// Limits bound what clients without a valid credential can cost.
+	Limits FileLimits `yaml:"limits"`
 }
 
 // FileBackupSchedule is one entry of backup_schedules.
@@ -267,6 +276,9 @@ type FileVaultConfig struct {
 	TransitMount   string `yaml:"transit_mount"`
 	TransitKey     string `yaml:"transit_key"`
 	RequestTimeout string `yaml:"request_timeout"`
+	// AllowInsecureHTTP accepts an http:// address that is not loopback
+	// (the token then travels in clear); logged as a warning.
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
 }
 
 // FileCertsConfig is the certs section of the config file.
@@ -284,7 +296,8 @@ func (f *FileVaultConfig) vaultConfig() (*VaultConfig, error) {
 	}
 	c := &VaultConfig{Address: f.Address, CAFile: f.CAFile, Namespace: f.Namespace, TokenFile: f.TokenFile,
 		RoleID: f.RoleID, SecretIDFile: f.SecretIDFile, AppRoleMount: f.AppRoleMount, PKIMount: f.PKIMount,
-		PKIRole: f.PKIRole, KVMount: f.KVMount, TransitMount: f.TransitMount, TransitKey: f.TransitKey}
+		PKIRole: f.PKIRole, KVMount: f.KVMount, TransitMount: f.TransitMount, TransitKey: f.TransitKey,
+		AllowInsecureHTTP: f.AllowInsecureHTTP}
 	if f.RequestTimeout != "" {
 		d, err := time.ParseDuration(f.RequestTimeout)
 		if err != nil {
@@ -322,6 +335,9 @@ func ParseConfigFile(data []byte) (*FileConfig, error) {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
 	if _, err := fc.backupSchedules(); err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	if _, err := fc.Limits.limits(); err != nil {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
 	switch fc.LogLevel {

@@ -29,6 +29,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/api"
 	"github.com/forlock/fleet/controlplane/internal/auth"
 	"github.com/forlock/fleet/controlplane/internal/jobs"
+	"github.com/forlock/fleet/controlplane/internal/limit"
 	"github.com/forlock/fleet/controlplane/internal/logs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
@@ -68,6 +69,9 @@ func New(cfg Config) (*Server, error) {
 	cfg.DataDir = dir // forlockctl.yaml names files in it by absolute path
 	now := time.Now()
 	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if err := cfg.checkSecretFiles(); err != nil {
 		return nil, err
 	}
 	ca, created, err := loadOrCreateCA(cfg.DataDir, now)
@@ -153,20 +157,36 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		ClientCAs:    s.ca.Pool(),
 		MinVersion:   tls.VersionTLS13,
 	}
+	lim := s.cfg.Limits
+	conns := limit.NewConns(limit.ConnConfig{MaxPerAddr: lim.UnauthConnsPerAddress, Log: s.log})
 	agents := &api.AgentAPI{
 		Store: s.store, Registry: s.registry, Jobs: s.jobs, CA: s.ca, Log: s.log,
 		CertTTL: s.cfg.AgentCertTTL, CertGrace: s.cfg.AgentCertGrace, Hooks: s.cfg.enrollHooks,
 	}
-	checker := &auth.Checker{Nodes: s.registry, Admin: func() []byte { return s.admin }, NodeRefused: agents.NodeRefused}
+	checker := &auth.Checker{Nodes: s.registry, Admin: func() []byte { return s.admin }, NodeRefused: agents.NodeRefused,
+		Conns: conns, Log: s.log,
+		Failures: limit.NewFailures(limit.FailureConfig{Max: lim.AuthFailures, Window: lim.AuthFailureWindow,
+			Block: lim.AuthBlock, MaxAddrs: lim.TrackedAddresses})}
+	agents.Gate = checker
 	recoverU, recoverS := api.Recover(s.log)
 	logU, logS := api.Log(s.log)
 	srv := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		// Connections without a fleet client certificate are capped per
+		// address right after the handshake.
+		grpc.Creds(conns.Credentials(credentials.NewTLS(tlsCfg))),
+		// The handshake and the HTTP/2 preface must finish in time; metadata
+		// over the cap is refused by the HTTP/2 layer, before any interceptor.
+		grpc.ConnectionTimeout(lim.HandshakeTimeout),
+		grpc.MaxHeaderListSize(uint32(lim.MaxHeaderBytes)), //nolint:gosec // validated: 8 KiB to 16 MiB
 		grpc.ChainUnaryInterceptor(recoverU, logU, checker.Unary),
 		grpc.ChainStreamInterceptor(recoverS, logS, checker.Stream),
 		grpc.MaxRecvMsgSize(1<<20),
 		grpc.MaxConcurrentStreams(64),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// MaxConnectionIdle closes a connection with no call in progress:
+		// gRPC counts streams, not bytes, so pings do not keep an idle
+		// connection alive, and an agent's control stream keeps its own busy.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second,
+			MaxConnectionIdle: lim.IdleConnTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	broker := logs.NewBroker()

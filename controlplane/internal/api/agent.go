@@ -34,6 +34,8 @@ type AgentAPI struct {
 	Log       *slog.Logger
 	// Hooks inject faults into enrollment; tests only.
 	Hooks EnrollHooks
+	// Gate counts refused join tokens per client address; nil: none.
+	Gate AuthGate
 }
 
 // EnrollHooks let tests lose an enrollment's answer or delay its commit.

@@ -14,7 +14,6 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/auth"
 	"github.com/forlock/fleet/controlplane/internal/enroll"
 	"github.com/forlock/fleet/controlplane/internal/store"
-	"github.com/forlock/fleet/controlplane/internal/tokens"
 	"github.com/forlock/fleet/internal/pki"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -24,9 +23,9 @@ import (
 // signs, and logs every outcome with the client's address and the token's ID
 // (never its secret).
 func (a *AgentAPI) Enroll(ctx context.Context, req *forlockv1.EnrollRequest) (*forlockv1.EnrollResponse, error) {
-	tok, err := tokens.ParseJoin(req.GetJoinToken())
+	tok, err := a.checkJoinToken(ctx, req.GetJoinToken())
 	if err != nil {
-		return nil, invalid("join token is malformed: pass the fjt_... string printed by 'forlockctl tokens create'")
+		return nil, err
 	}
 	if err := pki.ValidateNodeName(req.GetName()); err != nil {
 		return nil, invalid("%v", err)

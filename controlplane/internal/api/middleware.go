@@ -8,7 +8,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/forlock/fleet/controlplane/internal/limit"
 )
 
 // Recover turns a handler panic into Internal and logs the stack.
@@ -30,9 +33,9 @@ func Recover(log *slog.Logger) (grpc.UnaryServerInterceptor, grpc.StreamServerIn
 	return unary, stream
 }
 
-// Log records each unary call at debug level and each failed one at info;
-// streams are logged when they end. Requests and responses are never logged:
-// they can carry tokens.
+// Log records each unary call at debug level and each failed one at info,
+// with the client's address; streams are logged when they end. Requests,
+// responses and metadata are never logged: they can carry tokens.
 func Log(log *slog.Logger) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	record := func(ctx context.Context, method string, start time.Time, err error) {
 		code := status.Code(err)
@@ -40,7 +43,11 @@ func Log(log *slog.Logger) (grpc.UnaryServerInterceptor, grpc.StreamServerInterc
 		if code != codes.OK {
 			level = slog.LevelInfo
 		}
-		log.Log(ctx, level, "rpc", "method", method, "code", code.String(), "duration", time.Since(start))
+		var client string
+		if p, ok := peer.FromContext(ctx); ok {
+			client = limit.Host(p.Addr)
+		}
+		log.Log(ctx, level, "rpc", "method", method, "client", client, "code", code.String(), "duration", time.Since(start))
 	}
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		start := time.Now()

@@ -13,12 +13,22 @@
 //
 // Health and reflection are open. Any other method is refused: a new service
 // must be added here before it can be called.
+//
+// Every refused credential (admin token, client certificate, and the join
+// tokens Enroll checks through Refuse) is logged with the client's address,
+// the method and the reason, never the secret, and counted per address by a
+// limit.Failures: an address over the limit gets ResourceExhausted for its
+// wrong credentials without further work. A valid credential is checked
+// first and never counted or throttled, and the connection it came on stops
+// counting against the per-address connection cap (limit.Conns.Trust).
 package auth
 
 import (
 	"context"
-
+	"log/slog"
+	"net"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -27,6 +37,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/forlock/fleet/controlplane/internal/limit"
 	"github.com/forlock/fleet/controlplane/internal/tokens"
 	"github.com/forlock/fleet/internal/pki"
 )
@@ -77,6 +88,12 @@ func NodeFromContext(ctx context.Context) (pki.NodeID, bool) {
 	return id, ok
 }
 
+// Trusted is told when a call on a connection carried a valid credential
+// (limit.Conns).
+type Trusted interface {
+	Trust(remote net.Addr)
+}
+
 // Checker authenticates calls.
 type Checker struct {
 	Nodes Authorizer
@@ -86,6 +103,12 @@ type Checker struct {
 	// superseded certificate as a possible theft, and quarantines its node
 	// when it tried to renew.
 	NodeRefused func(ctx context.Context, method string, id pki.NodeID, serial string, err error)
+	// Failures counts refused credentials per client address.
+	Failures *limit.Failures
+	// Conns, if set, learns which connections carried a valid credential.
+	Conns Trusted
+	// Log receives one line per refused credential.
+	Log *slog.Logger
 }
 
 func (c *Checker) check(ctx context.Context, fullMethod string) (context.Context, error) {
@@ -95,13 +118,69 @@ func (c *Checker) check(ctx context.Context, fullMethod string) (context.Context
 	case node:
 		id, err := c.nodeIdentity(ctx, fullMethod)
 		if err != nil {
-			return nil, err
+			return nil, c.refuse(ctx, fullMethod, err)
 		}
 		return context.WithValue(ctx, nodeKey{}, id), nil
 	case admin:
-		return ctx, c.adminToken(ctx)
+		if err := c.adminToken(ctx); err != nil {
+			return nil, c.refuse(ctx, fullMethod, err)
+		}
+		c.Accept(ctx)
+		return ctx, nil
 	}
 	return nil, status.Errorf(codes.PermissionDenied, "method %s is not allowed", fullMethod)
+}
+
+// Refuse handles a credential that a handler refused (Enroll's join token):
+// it logs and counts the failure for the client's address and returns err,
+// or ResourceExhausted while the address is blocked. err's message must hold
+// no secret; it is logged as the reason.
+func (c *Checker) Refuse(ctx context.Context, err error) error {
+	method, _ := grpc.Method(ctx)
+	return c.refuse(ctx, method, err)
+}
+
+// Accept records that a call carried a valid credential: its connection no
+// longer counts against the per-address cap on unauthenticated connections.
+func (c *Checker) Accept(ctx context.Context) {
+	if p, ok := peer.FromContext(ctx); ok && c.Conns != nil {
+		c.Conns.Trust(p.Addr)
+	}
+}
+
+func (c *Checker) refuse(ctx context.Context, method string, err error) error {
+	var addr net.Addr
+	if p, ok := peer.FromContext(ctx); ok {
+		addr = p.Addr
+	}
+	key := limit.Key(addr)
+	if c.Failures != nil {
+		if left, blocked := c.Failures.Blocked(key); blocked {
+			// Not logged one by one: the block was, and the request log
+			// has every call with its client and code.
+			return tooMany(key, left)
+		}
+	}
+	c.log().WarnContext(ctx, "authentication failed", "client", limit.Host(addr), "method", method, "reason", status.Convert(err).Message())
+	if c.Failures != nil {
+		if block, started := c.Failures.Fail(key); started {
+			c.log().WarnContext(ctx, "client blocked: too many failed authentication attempts", "client", limit.Host(addr),
+				"method", method, "reason", "failure limit reached", "address", key, "failures", c.Failures.Max(), "blocked_for", block.String())
+		}
+	}
+	return err
+}
+
+func tooMany(client string, left time.Duration) error {
+	left = (left + time.Second - 1).Truncate(time.Second)
+	return status.Errorf(codes.ResourceExhausted, "too many failed authentication attempts from %s; retry after %s", client, left)
+}
+
+func (c *Checker) log() *slog.Logger {
+	if c.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Log
 }
 
 func (c *Checker) nodeIdentity(ctx context.Context, fullMethod string) (pki.NodeID, error) {

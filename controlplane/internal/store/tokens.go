@@ -1,7 +1,9 @@
 package store
 
 import (
+	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -83,6 +85,25 @@ func (s *Store) RevokeToken(id string, now time.Time) (JoinToken, error) {
 		return putJSON(b, id, t)
 	})
 	return t, err
+}
+
+// CheckJoinToken returns ErrTokenUnknown unless a join token with this ID
+// and secret hash exists, whatever its state. It only reads: a wrong token
+// never waits for or takes the database's single writer.
+func (s *Store) CheckJoinToken(id string, hash []byte) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		var t JoinToken
+		if err := getJSON(tx.Bucket(bucketTokens), id, &t); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return ErrTokenUnknown
+			}
+			return err
+		}
+		if subtle.ConstantTimeCompare(t.Hash, hash) != 1 {
+			return ErrTokenUnknown
+		}
+		return nil
+	})
 }
 
 func putJSON(b *bolt.Bucket, key string, v any) error {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/forlock/fleet/controlplane/internal/secretfile"
 )
 
 // Retry policy of each call: Vault's client retries connection errors and
@@ -54,6 +56,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	cfg, method, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.insecure() {
+		cfg.Logger.Warn("vault address is plain http on another host: the Vault token travels in clear (allow_insecure_http is set)", "address", cfg.Address)
 	}
 	tr, err := transport(cfg.CAFile)
 	if err != nil {
@@ -212,7 +217,8 @@ func (c *Client) lookupSelf(ctx context.Context, token string) (*api.Secret, err
 }
 
 // readSecretFile reads a token or secret ID from path. It refuses a file that
-// other users can read (group access is allowed for agent sinks).
+// group or other users can access (a Vault Agent file sink needs mode =
+// 0600: its default is 0640).
 func readSecretFile(what, path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -226,8 +232,8 @@ func readSecretFile(what, path string) (string, error) {
 	if !st.Mode().IsRegular() {
 		return "", fmt.Errorf("vault %s file %s: not a regular file", what, path)
 	}
-	if perm := st.Mode().Perm(); perm&0o007 != 0 {
-		return "", fmt.Errorf("vault %s file %s has mode %04o: other users can read it, run: chmod 600 %s", what, path, perm, path)
+	if err := secretfile.CheckInfo(path, st, "the Vault "+what); err != nil {
+		return "", fmt.Errorf("vault %s file: %w", what, err)
 	}
 	raw, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
 	if err != nil {

@@ -2,12 +2,15 @@ package vault
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/controlplane/internal/secretfile"
 )
 
 func TestTokenLogin(t *testing.T) {
@@ -22,14 +25,17 @@ func TestTokenLogin(t *testing.T) {
 		cfg.TokenFile, cfg.Token = writeSecretFile(t, cfg.Token), ""
 		newClient(t, cfg)
 	})
-	t.Run("token file readable by others", func(t *testing.T) {
-		cfg := fleetConfig(t)
-		p := writeSecretFile(t, cfg.Token)
-		require.NoError(t, os.Chmod(p, 0o644))
-		cfg.TokenFile, cfg.Token = p, ""
-		_, err := New(context.Background(), cfg)
-		require.ErrorContains(t, err, "has mode 0644: other users can read it, run: chmod 600 "+p)
-	})
+	for _, mode := range []os.FileMode{0o644, 0o640} {
+		t.Run(fmt.Sprintf("token file mode %04o", mode), func(t *testing.T) {
+			cfg := fleetConfig(t)
+			p := writeSecretFile(t, cfg.Token)
+			require.NoError(t, os.Chmod(p, mode))
+			cfg.TokenFile, cfg.Token = p, ""
+			_, err := New(context.Background(), cfg)
+			require.ErrorIs(t, err, secretfile.ErrExposed)
+			require.ErrorContains(t, err, fmt.Sprintf("%s has mode %04o: it holds the Vault token; run chmod 600 %s", p, mode, p))
+		})
+	}
 	t.Run("revoked token", func(t *testing.T) {
 		cfg := fleetConfig(t)
 		require.NoError(t, admin(t).Auth().Token().RevokeTree(cfg.Token))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -29,8 +30,13 @@ const (
 // may stay empty; a feature whose role or key is empty fails with
 // ErrNotConfigured.
 type Config struct {
-	// Address is Vault's URL, e.g. https://vault.internal:8200.
+	// Address is Vault's URL, e.g. https://vault.internal:8200. Plain
+	// http:// is refused unless the host is a loopback address or
+	// AllowInsecureHTTP is set: the token would travel in clear.
 	Address string
+	// AllowInsecureHTTP accepts an http:// address on another host; New
+	// logs a warning.
+	AllowInsecureHTTP bool
 	// CAFile is a PEM bundle of the CAs that sign Vault's TLS certificate;
 	// empty means the system roots.
 	CAFile string
@@ -109,6 +115,8 @@ func (cfg Config) withDefaults() (Config, authMethod, error) {
 		errs = append(errs, errors.New("address is empty: set it to Vault's URL, e.g. https://vault.internal:8200"))
 	} else if u, err := url.Parse(cfg.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("address %q is not an http:// or https:// URL with a host", cfg.Address))
+	} else if u.Scheme == "http" && !isLoopback(u.Hostname()) && !cfg.AllowInsecureHTTP {
+		errs = append(errs, fmt.Errorf("address %q is plain http: the Vault token would travel in clear; use https://, or set allow_insecure_http: true in the vault section if this network is trusted", cfg.Address))
 	}
 	if cfg.RequestTimeout < 0 {
 		errs = append(errs, fmt.Errorf("request timeout %s is negative", cfg.RequestTimeout))
@@ -148,6 +156,21 @@ func (cfg Config) withDefaults() (Config, authMethod, error) {
 		return Config{}, 0, fmt.Errorf("vault config: %w", err)
 	}
 	return cfg, method, nil
+}
+
+// isLoopback reports whether host is localhost or a loopback IP address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// insecure reports whether cfg sends the token in clear to another host.
+func (cfg Config) insecure() bool {
+	u, err := url.Parse(cfg.Address)
+	return err == nil && u.Scheme == "http" && !isLoopback(u.Hostname())
 }
 
 // mount trims the slashes of a mount path and defaults it.

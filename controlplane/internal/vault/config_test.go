@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -22,6 +23,33 @@ func TestConfigDefaults(t *testing.T) {
 	_, method, err = Config{Address: "http://127.0.0.1:8200", RoleID: "r", SecretIDFile: "/run/sid"}.withDefaults()
 	require.NoError(t, err)
 	require.Equal(t, authAppRole, method)
+}
+
+// Plain http is for loopback only, unless the config says otherwise.
+func TestConfigPlainHTTP(t *testing.T) {
+	for _, tt := range []struct {
+		addr  string
+		allow bool
+		ok    bool
+	}{
+		{"http://127.0.0.1:8200", false, true},
+		{"http://[::1]:8200", false, true},
+		{"http://localhost:8200", false, true},
+		{"https://vault.internal:8200", false, true},
+		{"http://vault.internal:8200", false, false},
+		{"http://10.0.0.5:8200", false, false},
+		{"http://vault.internal:8200", true, true},
+	} {
+		t.Run(fmt.Sprintf("%s allow=%v", tt.addr, tt.allow), func(t *testing.T) {
+			cfg, _, err := Config{Address: tt.addr, Token: "t", AllowInsecureHTTP: tt.allow}.withDefaults()
+			if tt.ok {
+				require.NoError(t, err)
+				require.Equal(t, tt.allow, cfg.insecure(), "only an allowed remote http address is insecure")
+				return
+			}
+			require.ErrorContains(t, err, fmt.Sprintf("address %q is plain http: the Vault token would travel in clear; use https://, or set allow_insecure_http: true", tt.addr))
+		})
+	}
 }
 
 func TestConfigErrors(t *testing.T) {

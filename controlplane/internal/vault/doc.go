@@ -12,7 +12,10 @@
 //
 // Failures wrap one of ErrSealed, ErrUnreachable, ErrForbidden, ErrNotFound,
 // ErrInvalid or ErrNotConfigured, with a message that says what to do. No
-// token, secret ID or private key appears in an error or a log line.
+// token, secret ID or private key appears in an error or a log line. The
+// token and secret-ID files must be private to their owner (secretfile), and
+// a plain http:// address is refused unless it is loopback or
+// Config.AllowInsecureHTTP says so: the token would travel in clear.
 //
 // A policy for the control plane's token, with the default mounts, a PKI
 // role "node" and a Transit key "backup":

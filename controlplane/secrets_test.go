@@ -1,0 +1,83 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/controlplane/internal/secretfile"
+)
+
+// Every file holding a secret that the control plane reads must be private
+// to its owner: at 0640 or 0604 the control plane refuses to start and names
+// the file, what it holds and the chmod; at 0600 it starts.
+func TestSecretFileModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cp")
+	startEnvIn(t, dir, nil).stop() // makes every data dir file
+	vaultDir := t.TempDir()
+	tokenFile, secretIDFile := filepath.Join(vaultDir, "vault-token"), filepath.Join(vaultDir, "secret-id")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("hvs.not-a-real-token\n"), 0o600))
+	require.NoError(t, os.WriteFile(secretIDFile, []byte("not-a-real-secret-id\n"), 0o600))
+
+	base := func() Config {
+		return Config{DataDir: dir, Listen: "127.0.0.1:0", HeartbeatInterval: 200 * time.Millisecond}
+	}
+	// Vault at a closed port: once the files pass, start-up moves on to the
+	// login and fails there, which proves the mode check let them through.
+	withVault := func(v VaultConfig) func() Config {
+		return func() Config {
+			c := base()
+			v.Address, v.RequestTimeout = "http://127.0.0.1:1", 200*time.Millisecond
+			c.Vault = &v
+			return c
+		}
+	}
+	for _, tt := range []struct {
+		file, holds string
+		cfg         func() Config
+		vault       bool // the 0600 twin stops at the Vault login
+	}{
+		{filepath.Join(dir, "ca.key"), "the fleet CA key", base, false},
+		{filepath.Join(dir, "server.key"), "the control plane's TLS key", base, false},
+		{filepath.Join(dir, "backup-kek.json"), "the backup key-encryption key", base, false},
+		{filepath.Join(dir, "forlockctl.yaml"), "the admin token", base, false},
+		{filepath.Join(dir, "fleet.db"), "the fleet database", base, false},
+		{tokenFile, "the Vault token", withVault(VaultConfig{TokenFile: tokenFile}), true},
+		{secretIDFile, "the Vault secret ID", withVault(VaultConfig{RoleID: "role", SecretIDFile: secretIDFile}), true},
+	} {
+		t.Run(filepath.Base(tt.file), func(t *testing.T) {
+			for _, mode := range []os.FileMode{0o640, 0o604} {
+				require.NoError(t, os.Chmod(tt.file, mode))
+				s, err := New(tt.cfg())
+				if s != nil {
+					runBriefly(t, s) // the old code started: stop it before failing
+				}
+				require.ErrorIs(t, err, secretfile.ErrExposed)
+				require.ErrorContains(t, err, fmt.Sprintf("%s has mode %04o: it holds %s", tt.file, mode, tt.holds))
+				require.ErrorContains(t, err, "run chmod 600 "+tt.file)
+			}
+			require.NoError(t, os.Chmod(tt.file, 0o600))
+			s, err := New(tt.cfg())
+			if tt.vault {
+				require.ErrorContains(t, err, "vault: ")
+				require.NotErrorIs(t, err, secretfile.ErrExposed)
+				return
+			}
+			require.NoError(t, err)
+			runBriefly(t, s)
+		})
+	}
+}
+
+// runBriefly runs s and stops it at once, closing its listener and database.
+func runBriefly(t *testing.T, s *Server) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, s.Run(ctx))
+}
