@@ -65,6 +65,15 @@ func parseArgs(args []string, env func(string) (string, bool), stderr io.Writer)
 		rotate     = fs.Bool("rotate-admin-token", false, "make a new admin token and rewrite <data-dir>/forlockctl.yaml")
 		version    = fs.Bool("version", false, "print the version and exit")
 		advertise  listFlag
+
+		diskReserve   = fs.String("disk-reserve", "", "free space the data dir keeps; below it writes are refused, e.g. 64MiB, 0 for none (default 64MiB)")
+		progressEvery = fs.Duration("progress-event-interval", 0, "least time between two stored progress events of a task (default 1s)")
+		progressMax   = fs.Int("progress-message-max", 0, "longest stored progress message in bytes (default 512)")
+		eventsMax     = fs.Int("job-events-max", 0, "job event cap before progress events are sampled, plus --job-events-per-task per task (default 1000)")
+		eventsPerTask = fs.Int("job-events-per-task", 0, "job event cap added per task (default 20)")
+		sampleEvery   = fs.Int("job-events-sample-every", 0, "past the cap, store one progress event in this many (default 100)")
+		controlRate   = fs.Float64("agent-control-rate", 0, "heartbeats, pings and pongs a second per agent stream (default max(10, 5 per heartbeat interval))")
+		controlBurst  = fs.Int("agent-control-burst", 0, "burst of those (default twice the rate, at least 20)")
 	)
 	fs.Var(&advertise, "advertise-name", "DNS name or IP agents use to reach this control plane; repeatable (env FORLOCK_ADVERTISE_NAMES, comma-separated)")
 	if err := fs.Parse(args); err != nil {
@@ -109,6 +118,15 @@ func parseArgs(args []string, env func(string) (string, bool), stderr io.Writer)
 	}
 	cfg.Certs = CertsConfig{Domain: fc.Certs.Domain, ExtraNames: fc.Certs.ExtraNames, KVPath: fc.Certs.KVPath,
 		TTL: firstDuration(0, fc.Certs.TTL)}
+	if cfg.Limits, err = fc.Limits.limits(); err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	if *diskReserve != "" {
+		if cfg.Limits.DiskReserve, err = parseReserve(*diskReserve); err != nil {
+			return nil, err
+		}
+	}
+	overrideLimits(&cfg.Limits, *progressEvery, *progressMax, *eventsMax, *eventsPerTask, *sampleEvery, *controlRate, *controlBurst)
 	logger, err := newLogger(firstOf(*logLevel, fc.LogLevel), firstOf(*logFormat, fc.LogFormat), stderr)
 	if err != nil {
 		return nil, err
@@ -116,6 +134,22 @@ func parseArgs(args []string, env func(string) (string, bool), stderr io.Writer)
 	cfg.Logger = logger
 	cfg.setDefaults()
 	return cfg, cfg.validate()
+}
+
+// overrideLimits applies the limit flags that were given (non-zero).
+func overrideLimits(l *Limits, progressEvery time.Duration, progressMax, eventsMax, perTask, sample int, rate float64, burst int) {
+	if progressEvery != 0 {
+		l.ProgressEventInterval = progressEvery
+	}
+	for _, o := range []struct{ dst, v *int }{{&l.ProgressMessageMax, &progressMax}, {&l.JobEventsMax, &eventsMax},
+		{&l.JobEventsPerTask, &perTask}, {&l.JobEventsSampleEvery, &sample}, {&l.AgentControlBurst, &burst}} {
+		if *o.v != 0 {
+			*o.dst = *o.v
+		}
+	}
+	if rate != 0 {
+		l.AgentControlRate = rate
+	}
 }
 
 func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {

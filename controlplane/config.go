@@ -60,6 +60,9 @@ type Config struct {
 	// RetentionInterval is how often retention looks at the catalog
 	// besides after each scheduled backup; default 1h.
 	RetentionInterval time.Duration
+	// Limits bound what a full disk and agents' input can cost (disk
+	// reserve, job history from progress reports, control messages).
+	Limits Limits
 	// Logger receives the control plane's logs; nil means discard.
 	Logger *slog.Logger
 }
@@ -117,6 +120,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("advertise name %q: must be a DNS name or an IP address", n)
 		}
 	}
+	if err := c.Limits.validate(); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i := range c.BackupSchedules {
 		sc := &c.BackupSchedules[i]
@@ -165,6 +171,8 @@ type FileConfig struct {
 	Certs      FileCertsConfig  `yaml:"certs"`
 	// BackupSchedules are scheduled backups and their retention.
 	BackupSchedules []FileBackupSchedule `yaml:"backup_schedules"`
+	// Limits are the disk reserve and the bounds on agents' input.
+	Limits FileLimits `yaml:"limits"`
 }
 
 // FileBackupSchedule is one entry of backup_schedules.
@@ -305,6 +313,9 @@ func ParseConfigFile(data []byte) (*FileConfig, error) {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
 	if _, err := fc.backupSchedules(); err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	if _, err := fc.Limits.limits(); err != nil {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
 	switch fc.LogLevel {

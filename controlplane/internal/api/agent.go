@@ -35,6 +35,8 @@ type AgentAPI struct {
 	CA       *pki.CA
 	CertTTL  time.Duration
 	Log      *slog.Logger
+	// Stream bounds the control messages of each agent stream.
+	Stream StreamLimits
 }
 
 // Enroll implements AgentService.Enroll.

@@ -7,8 +7,9 @@
 //     TLS layer has verified the chain against the fleet CA; here the node
 //     identity in the certificate must belong to a registered node at its
 //     current epoch.
-//   - NodeService, JobService, LogService, BackupService and CertService: an operator,
-//     by the admin token as a bearer credential.
+//   - NodeService, JobService, LogService, BackupService, CertService and
+//     ControlPlaneService: an operator, by the admin token as a bearer
+//     credential.
 //
 // Health and reflection are open. Any other method is refused: a new service
 // must be added here before it can be called.
@@ -57,7 +58,8 @@ func policyFor(fullMethod string) policy {
 		strings.HasPrefix(fullMethod, "/forlock.v1.JobService/"),
 		strings.HasPrefix(fullMethod, "/forlock.v1.LogService/"),
 		strings.HasPrefix(fullMethod, "/forlock.v1.BackupService/"),
-		strings.HasPrefix(fullMethod, "/forlock.v1.CertService/"):
+		strings.HasPrefix(fullMethod, "/forlock.v1.CertService/"),
+		strings.HasPrefix(fullMethod, "/forlock.v1.ControlPlaneService/"):
 		return admin
 	case strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/"),
 		strings.HasPrefix(fullMethod, "/grpc.reflection.v1.ServerReflection/"),
