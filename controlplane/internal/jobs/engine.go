@@ -256,7 +256,11 @@ func (e *Engine) commit() error {
 	e.lateAdd, e.lateDone = map[string]string{}, nil
 	e.mu.Unlock()
 
-	err := e.store.SaveJobs(w)
+	var err error
+	if len(w.Jobs) > 0 || len(w.Events) > 0 || len(w.RestorePoints) > 0 || len(w.Releases) > 0 || len(w.Certificates) > 0 ||
+		len(w.LateTasks) > 0 || len(w.LateDone) > 0 {
+		err = e.store.SaveJobs(w)
+	} // else only waiters: what they wait for was in earlier commits, all done
 	e.mu.Lock()
 	if err != nil {
 		e.putBack(w, dirty, after, err)

@@ -37,7 +37,9 @@ func newFleet(t *testing.T, limits Limits, names ...string) *fleet {
 	f := &fleet{t: t, st: st, nodes: map[string]store.Node{}}
 	for _, name := range names {
 		n, err := st.Enroll(store.EnrollParams{TokenID: tok.ID, TokenHash: tok.Hash, Name: name, Now: now, NewID: func() string { return "id-" + name }},
-			func(store.Node) (store.Issued, error) { return store.Issued{Serial: name, NotAfter: now.Add(time.Hour)}, nil })
+			func(store.Node) (store.Issued, error) {
+				return store.Issued{Serial: name, NotAfter: now.Add(time.Hour)}, nil
+			})
 		require.NoError(t, err)
 		f.nodes[name] = n
 	}

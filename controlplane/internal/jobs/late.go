@@ -35,6 +35,14 @@ func (e *Engine) lateLanded(taskID string) {
 	e.lateDone = append(e.lateDone, taskID)
 }
 
+// reopenedFor reports whether the task's ended job is held for a late
+// result that may not be committed yet. Callers hold e.mu.
+func (e *Engine) reopenedFor(taskID string) bool {
+	jobID, _, _ := cutLast(taskID, '-')
+	_, ok := e.reopened[jobID]
+	return ok
+}
+
 // lateResult records the result of a task in the late index whose job has
 // ended (admit checked the node and the state).
 func (e *Engine) lateResult(sess *registry.Session, u *forlockv1.TaskUpdate, keysErr error) {

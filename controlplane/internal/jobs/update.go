@@ -80,8 +80,12 @@ func (e *Engine) admit(sess *registry.Session, u *forlockv1.TaskUpdate) bool {
 			return true
 		case late:
 			e.dropped(sess, u, "another node's task")
+		case terminal(state) && e.reopenedFor(u.GetTaskId()):
+			e.ack(sess, u.GetTaskId()) // its late result may not be committed yet
 		case terminal(state):
-			e.ack(sess, u.GetTaskId()) // nothing to record: let the agent forget it
+			// Nothing to record, nothing pending (a job leaves memory once
+			// its end is committed): let the agent forget it now.
+			e.ackNow(sess, u.GetTaskId())
 		}
 		return false
 	}
@@ -197,6 +201,11 @@ func lateFor(t *forlockv1.Task, state forlockv1.TaskState) bool {
 	s := t.GetState()
 	closed := s == forlockv1.TaskState_TASK_STATE_CANCELLED || s == forlockv1.TaskState_TASK_STATE_SKIPPED
 	return closed && s != state
+}
+
+// ackNow acknowledges a terminal update that needs no commit.
+func (e *Engine) ackNow(sess *registry.Session, taskID string) {
+	sess.Send(&forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_TaskAck{TaskAck: &forlockv1.TaskAck{TaskId: taskID}}})
 }
 
 // ack acknowledges a terminal update once everything recorded so far is
