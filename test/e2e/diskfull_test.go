@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,7 +104,7 @@ func fillDisk(t *testing.T, dir string) string {
 			break
 		}
 	}
-	require.True(t, errors.Is(err, syscall.ENOSPC), "filling stopped on %v", err)
+	require.ErrorIs(t, err, syscall.ENOSPC, "filling stopped on another error")
 	require.NoError(t, f.Close())
 	var st unix.Statfs_t
 	require.NoError(t, unix.Statfs(dir, &st))

@@ -24,11 +24,6 @@ type proc struct {
 	done chan struct{} // closed when the process has exited
 }
 
-func start(t *testing.T, name string, args ...string) *proc {
-	t.Helper()
-	return startEnv(t, nil, name, args...)
-}
-
 func startEnv(t *testing.T, env []string, name string, args ...string) *proc {
 	t.Helper()
 	return startBin(t, binDir, env, name, args...)

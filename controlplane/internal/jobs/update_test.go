@@ -125,8 +125,8 @@ func TestProgressCoalesced(t *testing.T) {
 	stored := len(evs) - base
 	require.GreaterOrEqual(t, stored, 1, "progress is stored")
 	require.LessOrEqual(t, stored, int(elapsed/time.Second)+1, "at most one progress event a second (%d in %s)", stored, elapsed)
-	require.Equal(t, 510, len(p.GetMessage()), "cut at 512 bytes, back to a rune boundary")
-	require.True(t, p.GetMessage() == strings.Repeat("€", 170), "whole runes only")
+	require.Len(t, p.GetMessage(), 510, "cut at 512 bytes, back to a rune boundary")
+	require.Equal(t, strings.Repeat("€", 170), p.GetMessage(), "whole runes only")
 	for _, ev := range evs[base:] {
 		require.LessOrEqual(t, len(ev.GetMessage()), 512)
 	}

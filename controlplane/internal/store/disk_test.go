@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,7 +94,7 @@ func TestDiskENOSPC(t *testing.T) {
 	require.ErrorIs(t, err, ErrDiskFull)
 	require.ErrorIs(t, err, unix.ENOSPC)
 	require.ErrorContains(t, err, "control plane data disk is full: free space in "+mnt)
-	require.False(t, errors.Is(err, ErrWriteFailed), "lack of space is not an I/O failure")
+	require.NotErrorIs(t, err, ErrWriteFailed, "lack of space is not an I/O failure")
 	require.True(t, s.Disk().Full)
 	require.ErrorIs(t, s.CreateToken(token("aaaaaaaaaaaa")), ErrDiskFull, "refused until space returns")
 
