@@ -180,7 +180,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			e.prep.Wait() // material goroutines end within materialTimeout
-			return e.commit()
+			err := e.commit()
+			if errors.Is(err, store.ErrDiskFull) {
+				// Nothing acknowledged is lost: unsaved results stay in the
+				// agents' journals, unsaved submits were never answered.
+				e.log.Warn("stopping with unsaved job changes: the data disk is full", "err", err)
+				return nil
+			}
+			return err
 		case <-e.wake:
 			if retry != nil {
 				continue // the retry timer commits everything queued meanwhile
