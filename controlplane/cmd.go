@@ -55,18 +55,19 @@ func parseArgs(args []string, env func(string) (string, bool), stderr io.Writer)
 	fs := flag.NewFlagSet("forlock-controlplane", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		configFile = fs.String("config", "", "YAML config file (env FORLOCK_CONTROLPLANE_CONFIG)")
-		dataDir    = fs.String("data-dir", "", "data directory (env FORLOCK_DATA_DIR; default "+DefaultDataDir+")")
-		listen     = fs.String("listen", "", "gRPC listen address (env FORLOCK_LISTEN; default "+DefaultListen+")")
-		heartbeat  = fs.Duration("heartbeat-interval", 0, "heartbeat interval agents use (default 10s)")
-		certTTL    = fs.Duration("agent-cert-ttl", 0, "lifetime of agent certificates (default 24h)")
-		certGrace  = fs.Duration("agent-cert-grace", 0, "how long an agent's previous certificate stays valid after a renewal (default 5m, at most 10m)")
-		logLevel   = fs.String("log-level", "", "debug, info, warn or error (default info)")
-		logFormat  = fs.String("log-format", "", "json or text (default json)")
-		rotate     = fs.Bool("rotate-admin-token", false, "make a new admin token and rewrite <data-dir>/forlockctl.yaml")
-		version    = fs.Bool("version", false, "print the version and exit")
-		advertise  listFlag
-		lim        Limits
+		configFile  = fs.String("config", "", "YAML config file (env FORLOCK_CONTROLPLANE_CONFIG)")
+		dataDir     = fs.String("data-dir", "", "data directory (env FORLOCK_DATA_DIR; default "+DefaultDataDir+")")
+		listen      = fs.String("listen", "", "gRPC listen address (env FORLOCK_LISTEN; default "+DefaultListen+")")
+		heartbeat   = fs.Duration("heartbeat-interval", 0, "heartbeat interval agents use (default 10s)")
+		certTTL     = fs.Duration("agent-cert-ttl", 0, "lifetime of agent certificates (default 24h)")
+		certGrace   = fs.Duration("agent-cert-grace", 0, "how long an agent's previous certificate stays valid after a renewal (default 5m, at most 10m)")
+		logLevel    = fs.String("log-level", "", "debug, info, warn or error (default info)")
+		logFormat   = fs.String("log-format", "", "json or text (default json)")
+		rotate      = fs.Bool("rotate-admin-token", false, "make a new admin token and rewrite <data-dir>/forlockctl.yaml")
+		version     = fs.Bool("version", false, "print the version and exit")
+		advertise   listFlag
+		lim         Limits
+		diskReserve = fs.String("disk-reserve", "", "free space the data dir keeps; below it writes are refused, e.g. 64MiB, 0 for none (default 64MiB)")
 	)
 	fs.IntVar(&lim.AuthFailures, "auth-failures", 0, "failed authentications an address may make per --auth-failure-window before it is blocked (default 20)")
 	fs.DurationVar(&lim.AuthFailureWindow, "auth-failure-window", 0, "period of --auth-failures (default 1m)")
@@ -76,6 +77,13 @@ func parseArgs(args []string, env func(string) (string, bool), stderr io.Writer)
 	fs.DurationVar(&lim.HandshakeTimeout, "handshake-timeout", 0, "time a new connection has for its TLS handshake and HTTP/2 preface (default 10s)")
 	fs.DurationVar(&lim.IdleConnTimeout, "idle-conn-timeout", 0, "close connections with no call in progress for this long (default 2m)")
 	fs.IntVar(&lim.MaxHeaderBytes, "max-header-bytes", 0, "largest request metadata accepted, in bytes (default 65536)")
+	fs.DurationVar(&lim.ProgressEventInterval, "progress-event-interval", 0, "least time between two stored progress events of a task (default 1s)")
+	fs.IntVar(&lim.ProgressMessageMax, "progress-message-max", 0, "longest stored progress message in bytes (default 512)")
+	fs.IntVar(&lim.JobEventsMax, "job-events-max", 0, "job event cap before progress events are sampled, plus --job-events-per-task per task (default 1000)")
+	fs.IntVar(&lim.JobEventsPerTask, "job-events-per-task", 0, "job event cap added per task (default 20)")
+	fs.IntVar(&lim.JobEventsSampleEvery, "job-events-sample-every", 0, "past the cap, store one progress event in this many (default 100)")
+	fs.Float64Var(&lim.AgentControlRate, "agent-control-rate", 0, "heartbeats, pings and pongs a second per agent stream (default max(10, 5 per heartbeat interval))")
+	fs.IntVar(&lim.AgentControlBurst, "agent-control-burst", 0, "burst of those (default twice the rate, at least 20)")
 	fs.Var(&advertise, "advertise-name", "DNS name or IP agents use to reach this control plane; repeatable (env FORLOCK_ADVERTISE_NAMES, comma-separated)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -120,6 +128,9 @@ func parseArgs(args []string, env func(string) (string, bool), stderr io.Writer)
 	}
 	fileLim, err := fc.Limits.limits()
 	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	if lim.DiskReserve, err = parseReserve(*diskReserve); err != nil {
 		return nil, err
 	}
 	cfg.Limits = fileLim.override(lim)

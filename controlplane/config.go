@@ -67,8 +67,9 @@ type Config struct {
 	// RetentionInterval is how often retention looks at the catalog
 	// besides after each scheduled backup; default 1h.
 	RetentionInterval time.Duration
-	// Limits bound what clients without a valid credential can cost:
-	// failed authentications, connections, header size, handshake time.
+	// Limits bound what clients without a valid credential, agents' input
+	// and a full disk can cost: failed authentications, connections, header
+	// size, handshake time, disk reserve, job history, control messages.
 	Limits Limits
 	// Logger receives the control plane's logs; nil means discard.
 	Logger *slog.Logger
@@ -189,7 +190,8 @@ type FileConfig struct {
 	Certs      FileCertsConfig  `yaml:"certs"`
 	// BackupSchedules are scheduled backups and their retention.
 	BackupSchedules []FileBackupSchedule `yaml:"backup_schedules"`
-	// Limits bound what clients without a valid credential can cost.
+	// Limits bound what clients without a valid credential, agents' input
+	// and a full disk can cost.
 	Limits FileLimits `yaml:"limits"`
 }
 

@@ -106,7 +106,7 @@ func (s *Server) init(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	s.store, err = store.Open(filepath.Join(s.cfg.DataDir, dbFile))
+	s.store, err = store.OpenWith(filepath.Join(s.cfg.DataDir, dbFile), store.Options{DiskReserve: s.cfg.Limits.DiskReserve})
 	if err != nil {
 		return err
 	}
@@ -126,7 +126,10 @@ func (s *Server) init(now time.Time) error {
 		}
 		certSrc = vaultCerts{v: s.vault, cfg: s.cfg.Certs.withDefaults()}
 	}
-	s.jobs, err = jobs.New(jobs.Config{Store: s.store, Registry: s.registry, Logger: s.log, Keys: wrapper, Certs: certSrc})
+	l := s.cfg.Limits
+	s.jobs, err = jobs.New(jobs.Config{Store: s.store, Registry: s.registry, Logger: s.log, Keys: wrapper, Certs: certSrc,
+		Limits: jobs.Limits{ProgressInterval: l.ProgressEventInterval, ProgressMessageMax: l.ProgressMessageMax,
+			EventsPerJob: l.JobEventsMax, EventsPerTask: l.JobEventsPerTask, SampleEvery: l.JobEventsSampleEvery}})
 	if err != nil {
 		return err
 	}
@@ -162,6 +165,7 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 	agents := &api.AgentAPI{
 		Store: s.store, Registry: s.registry, Jobs: s.jobs, CA: s.ca, Log: s.log,
 		CertTTL: s.cfg.AgentCertTTL, CertGrace: s.cfg.AgentCertGrace, Hooks: s.cfg.enrollHooks,
+		Stream: api.StreamLimits{Rate: s.cfg.Limits.AgentControlRate, Burst: s.cfg.Limits.AgentControlBurst},
 	}
 	checker := &auth.Checker{Nodes: s.registry, Admin: func() []byte { return s.admin }, NodeRefused: agents.NodeRefused,
 		Conns: conns, Log: s.log,
@@ -197,6 +201,7 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 	forlockv1.RegisterCertServiceServer(srv, &api.CertAPI{Store: s.store, Registry: s.registry, Log: s.log})
 	forlockv1.RegisterJobServiceServer(srv, &api.JobAPI{Jobs: s.jobs, Registry: s.registry, Log: s.log})
 	forlockv1.RegisterNodeServiceServer(srv, &api.NodeAPI{Store: s.store, Registry: s.registry, Log: s.log})
+	forlockv1.RegisterControlPlaneServiceServer(srv, &api.ControlPlaneAPI{Disk: s.store})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(srv, s.health)
 	reflection.Register(srv)

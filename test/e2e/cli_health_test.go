@@ -196,7 +196,8 @@ func TestCtlStatus(t *testing.T) {
 	code, stdout, stderr := runCtl(t, args(f.ctl(), "status")...)
 	require.Equal(t, 0, code, stderr)
 	require.Empty(t, stderr)
-	require.Regexp(t, `^2 nodes: 2 online, 0 unreachable, 0 offline; checks: \d+ critical, \d+ warn`, stdout)
+	require.Regexp(t, `^control plane \S+: data disk ok, \d+\.\d [KMGT]iB free \(reserve 64\.0 MiB\)\n2 nodes: 2 online, 0 unreachable, 0 offline; checks: \d+ critical, \d+ warn`, stdout,
+		"the control plane's own state comes first")
 	require.Regexp(t, `(?m)^NAME\s+STATE\s+CONNECTED\s+AGENT\s+FAILING\s+IMAGES\s+CERT\s+TLS$`, stdout)
 	for _, n := range []string{"web-1", "web-2"} {
 		// Agent certificates live 24 h here, so each is flagged (under 14 days).
@@ -207,7 +208,7 @@ func TestCtlStatus(t *testing.T) {
 	f.waitState("web-2", forlockv1.NodeState_NODE_STATE_OFFLINE, 10*time.Second)
 	code, stdout, stderr = runCtl(t, args(f.ctl(), "status")...)
 	require.Equal(t, 0, code, stderr)
-	require.Regexp(t, `^2 nodes: 1 online, 0 unreachable, 1 offline;`, stdout)
+	require.Regexp(t, `(?m)^2 nodes: 1 online, 0 unreachable, 1 offline;`, stdout)
 	require.Regexp(t, `(?m)^web-2\s+offline\s+no\s`, stdout)
 
 	code, stdout, stderr = runCtl(t, args(f.ctl(), "-o", "json", "status")...)

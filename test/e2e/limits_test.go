@@ -280,7 +280,7 @@ func TestSecretFileModeStopsTheBinary(t *testing.T) {
 	c.cp.kill(9)
 	key := filepath.Join(c.dataDir, "ca.key")
 	require.NoError(t, os.Chmod(key, 0o644))
-	p := start(t, "forlock-controlplane", "--data-dir", c.dataDir, "--listen", c.addr, "--log-format", "text")
+	p := startEnv(t, nil, "forlock-controlplane", "--data-dir", c.dataDir, "--listen", c.addr, "--log-format", "text")
 	select {
 	case <-p.done:
 	case <-time.After(20 * time.Second):

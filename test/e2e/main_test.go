@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -36,6 +37,11 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "building the binaries:", err)
 		return 1
 	}
+	defer func() {
+		if plain.dir != "" {
+			_ = os.RemoveAll(plain.dir)
+		}
+	}()
 	code := m.Run()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
@@ -44,4 +50,35 @@ func run(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+// plain holds the binaries built without -race, for the tests that compare
+// timings and memory (the race detector multiplies both).
+var plain struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// plainBinaries builds the binaries without -race once (the build cache
+// makes it cheap after the first time) and returns their directory.
+func plainBinaries(t *testing.T) string {
+	t.Helper()
+	plain.once.Do(func() {
+		plain.dir, plain.err = os.MkdirTemp("", "forlock-e2e-plain-")
+		if plain.err != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", plain.dir+string(filepath.Separator),
+			"./controlplane/cmd/forlock-controlplane", "./agent/cmd/forlock-agent", "./cli/cmd/forlockctl", "./test/e2e/testagent", "./test/e2e/attacker")
+		cmd.Dir = filepath.Join("..", "..")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			plain.err = fmt.Errorf("go build without -race: %w: %s", err, out)
+		}
+	})
+	if plain.err != nil {
+		t.Fatal(plain.err)
+	}
+	return plain.dir
 }

@@ -56,7 +56,7 @@ func (c *cluster) startTestAgent(name, stateDir string, delay time.Duration, ext
 	c.t.Helper()
 	args := append([]string{"--control-plane", c.addr, "--ca-file", filepath.Join(c.dataDir, "ca.crt"),
 		"--state-dir", stateDir, "--name", name, "--log-format", "text"}, extra...)
-	return startEnv(c.t, []string{"FORLOCK_TEST_TASK_DELAY=" + delay.String()}, "testagent", args...)
+	return startBin(c.t, c.binaries(), []string{"FORLOCK_TEST_TASK_DELAY=" + delay.String()}, "testagent", args...)
 }
 
 var taskStarted = regexp.MustCompile(`msg="task started".*task_id=(\S+)`)

@@ -24,15 +24,16 @@ type proc struct {
 	done chan struct{} // closed when the process has exited
 }
 
-func start(t *testing.T, name string, args ...string) *proc {
-	t.Helper()
-	return startEnv(t, nil, name, args...)
-}
-
 func startEnv(t *testing.T, env []string, name string, args ...string) *proc {
 	t.Helper()
+	return startBin(t, binDir, env, name, args...)
+}
+
+// startBin starts a binary from dir (binDir, or plainBinaries' dir).
+func startBin(t *testing.T, dir string, env []string, name string, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
+	p.cmd = exec.Command(filepath.Join(dir, name), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), env...)
 	require.NoError(t, p.cmd.Start())
@@ -82,6 +83,8 @@ type cluster struct {
 	cp      *proc
 	// cpArgs are more control plane flags, e.g. --config FILE.
 	cpArgs []string
+	// bin holds the binaries: binDir (built with -race) unless set.
+	bin string
 }
 
 func startCluster(t *testing.T, cpArgs ...string) *cluster {
@@ -91,9 +94,16 @@ func startCluster(t *testing.T, cpArgs ...string) *cluster {
 	return c
 }
 
+func (c *cluster) binaries() string {
+	if c.bin == "" {
+		return binDir
+	}
+	return c.bin
+}
+
 func (c *cluster) startControlPlane() {
 	c.t.Helper()
-	c.cp = start(c.t, "forlock-controlplane", append([]string{"--data-dir", c.dataDir, "--listen", c.addr,
+	c.cp = startBin(c.t, c.binaries(), nil, "forlock-controlplane", append([]string{"--data-dir", c.dataDir, "--listen", c.addr,
 		"--heartbeat-interval", "300ms", "--log-format", "text"}, c.cpArgs...)...)
 	require.Eventually(c.t, func() bool {
 		_, err := c.ctlErr("nodes", "list")
@@ -102,7 +112,7 @@ func (c *cluster) startControlPlane() {
 }
 
 func (c *cluster) ctlErr(args ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(binDir, "forlockctl"), append([]string{"--config", filepath.Join(c.dataDir, "forlockctl.yaml")}, args...)...)
+	cmd := exec.Command(filepath.Join(c.binaries(), "forlockctl"), append([]string{"--config", filepath.Join(c.dataDir, "forlockctl.yaml")}, args...)...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -171,7 +181,7 @@ func (c *cluster) startAgent(name, stateDir string, extra ...string) *proc {
 	c.t.Helper()
 	args := append([]string{"--control-plane", c.addr, "--ca-file", filepath.Join(c.dataDir, "ca.crt"),
 		"--state-dir", stateDir, "--name", name, "--log-format", "text"}, extra...)
-	return start(c.t, "forlock-agent", args...)
+	return startBin(c.t, c.binaries(), nil, "forlock-agent", args...)
 }
 
 func TestRealProcesses(t *testing.T) {

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -27,9 +30,13 @@ func newStatusCmd(a *app) *cobra.Command {
 	var selector string
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the fleet on one screen: nodes, state, failing checks, versions",
-		Long: `Show the fleet on one screen from the nodes' latest heartbeats (no job runs):
-a summary line, then one line per node with its state, whether its control
+		Short: "Show the fleet on one screen: control plane disk, nodes, state, failing checks, versions",
+		Long: `Show the fleet on one screen from the nodes' latest heartbeats (no job runs).
+The first line is the control plane itself: its version and its data disk. It
+says DISK FULL while the data disk has less free space than the reserve: the
+control plane then refuses writes (submits, token changes, node removal,
+cancels) but keeps serving reads and heartbeats, and resumes by itself once
+space is freed in its data dir. Then a summary line, then one line per node with its state, whether its control
 stream is open, the agent version, the checks that are WARN or CRITICAL in its
 last health report, the images of its containers, the time its agent
 certificate has left (flagged with "!" under an hour: renewal overdue), and
@@ -45,13 +52,27 @@ Run 'forlockctl health' to run the checks now.`,
 			if err := validateSelector(selector); err != nil {
 				return err
 			}
-			return a.withNodeClient(cmd, func(ctx context.Context, c forlockv1.NodeServiceClient) error {
-				resp, err := c.ListNodes(ctx, &forlockv1.ListNodesRequest{LabelSelector: selector})
+			s, err := resolveSettings(a.conn, a.io.Getenv)
+			if err != nil {
+				return err
+			}
+			return callUnary(cmd.Context(), s, newStatusClients, func(ctx context.Context, c statusClients) error {
+				resp, err := c.nodes.ListNodes(ctx, &forlockv1.ListNodesRequest{LabelSelector: selector})
 				if err != nil {
 					return err
 				}
 				if a.output == outputJSON {
 					return printJSON(a.io.Out, resp)
+				}
+				cp, err := c.controlPlane.GetStatus(ctx, &forlockv1.GetStatusRequest{})
+				if status.Code(err) == codes.Unimplemented {
+					cp, err = nil, nil // an older control plane
+				}
+				if err != nil {
+					return err
+				}
+				if _, err := fmt.Fprintln(a.io.Out, controlPlaneLine(a.now(), cp)); err != nil {
+					return fmt.Errorf("write output: %w", err)
 				}
 				return printStatus(a.io.Out, a.now(), resp.GetNodes())
 			})
@@ -59,6 +80,35 @@ Run 'forlockctl health' to run the checks now.`,
 	}
 	cmd.Flags().StringVarP(&selector, "selector", "l", "", "only nodes matching this label selector")
 	return cmd
+}
+
+type statusClients struct {
+	nodes        forlockv1.NodeServiceClient
+	controlPlane forlockv1.ControlPlaneServiceClient
+}
+
+func newStatusClients(cc grpc.ClientConnInterface) statusClients {
+	return statusClients{forlockv1.NewNodeServiceClient(cc), forlockv1.NewControlPlaneServiceClient(cc)}
+}
+
+// controlPlaneLine is the control plane's own state: "control plane v1.2:
+// data disk ok, 7.5 GiB free (reserve 64.0 MiB)", or, loudly, DISK FULL
+// with the error callers get. nil means a control plane too old to say.
+func controlPlaneLine(now time.Time, cp *forlockv1.GetStatusResponse) string {
+	if cp == nil {
+		return "control plane: disk state unknown (it predates ControlPlaneService: upgrade it)"
+	}
+	d := cp.GetDataDisk()
+	head := "control plane " + orDash(cp.GetServerVersion()) + ": "
+	if !d.GetWritesRefused() {
+		return fmt.Sprintf("%sdata disk ok, %s free (reserve %s)", head, humanBytes(d.GetFreeBytes()), humanBytes(d.GetReserveBytes()))
+	}
+	since := ""
+	if t := d.GetRefusedSince(); t != nil {
+		since = fmt.Sprintf(" since %s (%s ago)", t.AsTime().UTC().Format("15:04:05Z"), now.Sub(t.AsTime()).Round(time.Second))
+	}
+	return fmt.Sprintf("%sDISK FULL%s: submits, token changes, node removal and cancels are refused; reads and heartbeats go on\n  %s",
+		head, since, orDash(d.GetMessage()))
 }
 
 // printStatus writes the summary line and the node table.

@@ -65,3 +65,20 @@ func TestCertLeft(t *testing.T) {
 	}
 	require.Equal(t, "-", certLeft(renderNow, &forlockv1.Node{}))
 }
+
+func TestControlPlaneLine(t *testing.T) {
+	ok := &forlockv1.GetStatusResponse{ServerVersion: "v0.5.0", DataDisk: &forlockv1.DataDiskStatus{
+		DataDir: "/var/lib/forlock-controlplane", FreeBytes: 7 << 30, ReserveBytes: 64 << 20}}
+	require.Equal(t, "control plane v0.5.0: data disk ok, 7.0 GiB free (reserve 64.0 MiB)", controlPlaneLine(renderNow, ok))
+
+	full := &forlockv1.GetStatusResponse{ServerVersion: "v0.5.0", DataDisk: &forlockv1.DataDiskStatus{
+		DataDir: "/var/lib/forlock-controlplane", FreeBytes: 3 << 20, ReserveBytes: 64 << 20, WritesRefused: true,
+		RefusedSince: timestamppb.New(renderNow.Add(-2 * time.Minute)),
+		Message:      "control plane data disk is full: free space in /var/lib/forlock-controlplane (3 MiB free, reserve 64 MiB)"}}
+	require.Equal(t, "control plane v0.5.0: DISK FULL since "+renderNow.Add(-2*time.Minute).UTC().Format("15:04:05Z")+
+		" (2m0s ago): submits, token changes, node removal and cancels are refused; reads and heartbeats go on\n"+
+		"  control plane data disk is full: free space in /var/lib/forlock-controlplane (3 MiB free, reserve 64 MiB)",
+		controlPlaneLine(renderNow, full))
+
+	require.Equal(t, "control plane: disk state unknown (it predates ControlPlaneService: upgrade it)", controlPlaneLine(renderNow, nil))
+}

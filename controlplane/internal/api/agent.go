@@ -36,6 +36,8 @@ type AgentAPI struct {
 	Hooks EnrollHooks
 	// Gate counts refused join tokens per client address; nil: none.
 	Gate AuthGate
+	// Stream bounds the control messages of each agent stream.
+	Stream StreamLimits
 }
 
 // EnrollHooks let tests lose an enrollment's answer or delay its commit.

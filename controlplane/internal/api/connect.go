@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -103,6 +104,24 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 	}
 	a.Jobs.NodeConnected(sess)
 
+	gate := newControlGate(a.Stream.withDefaults(interval))
+	dropLog := rate.Sometimes{Interval: 10 * time.Second}
+	// control reports whether to handle a heartbeat, ping or pong; err ends
+	// the stream.
+	control := func(kind string) (bool, error) {
+		ok, err := gate.admit()
+		if err != nil {
+			log.WarnContext(ctx, "closing agent stream: control message flood", "node", sess.NodeName, "kind", kind, "err", err)
+			return false, err
+		}
+		if !ok {
+			dropLog.Do(func() {
+				log.WarnContext(ctx, "agent sends control messages too fast: dropping the excess", "node", sess.NodeName, "kind", kind)
+			})
+		}
+		return ok, nil
+	}
+
 	ping := time.NewTicker(interval)
 	defer ping.Stop()
 	var nonce uint64
@@ -132,6 +151,12 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 		case m := <-inbox:
 			switch msg := m.GetMsg().(type) {
 			case *forlockv1.ConnectRequest_Heartbeat:
+				if ok, err := control("heartbeat"); !ok {
+					if err != nil {
+						return err
+					}
+					continue
+				}
 				if err := validateFacts(msg.Heartbeat.GetFacts()); err != nil {
 					return err
 				}
@@ -140,8 +165,20 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 				}
 				a.Registry.Heartbeat(sess, msg.Heartbeat.GetFacts(), msg.Heartbeat.GetHealth())
 			case *forlockv1.ConnectRequest_Pong:
+				if ok, err := control("pong"); !ok {
+					if err != nil {
+						return err
+					}
+					continue
+				}
 				a.Registry.Pong(sess, msg.Pong.GetNonce())
 			case *forlockv1.ConnectRequest_Ping:
+				if ok, err := control("ping"); !ok {
+					if err != nil {
+						return err
+					}
+					continue
+				}
 				if err := stream.Send(&forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_Pong{Pong: &forlockv1.Pong{Nonce: msg.Ping.GetNonce()}}}); err != nil {
 					return err
 				}

@@ -39,6 +39,9 @@ var errorCodes = []struct {
 	{jobs.ErrInvalid, codes.InvalidArgument},
 	{jobs.ErrNotFound, codes.NotFound},
 	{jobs.ErrEnded, codes.FailedPrecondition},
+	// The message names the data dir and the free space, and says to free
+	// some; clients may retry once there is room.
+	{store.ErrDiskFull, codes.ResourceExhausted},
 }
 
 // toStatus converts a domain error into a status error. Unknown errors are

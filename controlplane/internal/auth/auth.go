@@ -8,8 +8,9 @@
 //     certificate must still speak for its node (Authorizer: the node's
 //     current epoch, and its newest certificate or the one before it within
 //     a short grace).
-//   - NodeService, JobService, LogService, BackupService and CertService: an operator,
-//     by the admin token as a bearer credential.
+//   - NodeService, JobService, LogService, BackupService, CertService and
+//     ControlPlaneService: an operator, by the admin token as a bearer
+//     credential.
 //
 // Health and reflection are open. Any other method is refused: a new service
 // must be added here before it can be called.
@@ -70,7 +71,8 @@ func policyFor(fullMethod string) policy {
 		strings.HasPrefix(fullMethod, "/forlock.v1.JobService/"),
 		strings.HasPrefix(fullMethod, "/forlock.v1.LogService/"),
 		strings.HasPrefix(fullMethod, "/forlock.v1.BackupService/"),
-		strings.HasPrefix(fullMethod, "/forlock.v1.CertService/"):
+		strings.HasPrefix(fullMethod, "/forlock.v1.CertService/"),
+		strings.HasPrefix(fullMethod, "/forlock.v1.ControlPlaneService/"):
 		return admin
 	case strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/"),
 		strings.HasPrefix(fullMethod, "/grpc.reflection.v1.ServerReflection/"),

@@ -12,14 +12,29 @@
 // in a crash between commits is recovered from the agents: they keep
 // unacknowledged results in their journals and never run a task ID twice, so
 // re-sending an assignment is always safe.
+//
+// A commit can fail. When the data disk is full (store.ErrDiskFull) the
+// engine says so and carries on: a job whose submit was in the failed
+// commit is dropped from memory and its submitter gets the error (never an
+// acknowledgement); everything else (task results, whose acknowledgements
+// wait, cancellations, catalog entries) stays queued and is retried every
+// commitRetry, without new progress events piling onto the batch meanwhile;
+// new submits fail fast on the store's check. Saving resumes by itself on the
+// first retry after space returns. Any other I/O error of a commit
+// (store.ErrWriteFailed, e.g. a failed fsync) stops the engine and with it
+// the control plane: after it the file may not hold what memory says, and a
+// restart recovers from what is on disk and from the agents' journals.
 package jobs
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/forlock/fleet/controlplane/internal/registry"
@@ -32,6 +47,11 @@ const TasksCapability = "tasks.v1"
 
 // tickInterval is how often deadlines are checked.
 const tickInterval = 250 * time.Millisecond
+
+// commitRetry is the pause after a failed commit: short enough that saving
+// resumes within a second of space returning, long enough that a full disk
+// costs nothing.
+const commitRetry = 500 * time.Millisecond
 
 // KeyWrapper wraps backup data keys with the control plane's
 // key-encryption key (a local key file, or Vault Transit).
@@ -52,6 +72,8 @@ type Config struct {
 	// Certs makes the certificates of cert_rotate tasks; without it they
 	// are refused.
 	Certs CertSource
+	// Limits bound the job history agents' progress reports make.
+	Limits Limits
 }
 
 // Engine runs jobs. Create it with New, start it with Run.
@@ -62,6 +84,8 @@ type Engine struct {
 	kek   KeyWrapper
 	// certSrc makes certificates; nil without Vault.
 	certSrc CertSource
+	limits  Limits
+	dropLog rate.Sometimes // at most one log line a second for ignored updates
 
 	mu     sync.Mutex
 	jobs   map[string]*job // jobs that have not ended
@@ -78,6 +102,15 @@ type Engine struct {
 	prep      sync.WaitGroup
 	after     []func() // run once the pending writes are committed (a failed commit is retried until it succeeds)
 	wake      chan struct{}
+	// late is the late-result index (see late.go); lateAdd and lateDone
+	// are its changes for the next commit; reopened holds ended jobs
+	// loaded for a late result until it is committed.
+	late     map[string]string
+	lateAdd  map[string]string
+	lateDone []string
+	reopened map[string]*job
+	// diskFull is set while commits fail for lack of space.
+	diskFull bool
 }
 
 // job is an active job. pb is the authoritative copy; events is its whole
@@ -88,6 +121,13 @@ type job struct {
 	notify  chan struct{}
 	durable bool
 	tasks   map[string]*forlockv1.Task
+	// committed receives the outcome of the commit that holds the job's
+	// submit: nil, or why it could not be saved.
+	committed chan error
+	// progressAt is when each task's last progress event was stored;
+	// sampled counts progress reports past the job's event cap.
+	progressAt map[string]time.Time
+	sampled    int
 }
 
 // New loads the jobs that have not ended.
@@ -95,9 +135,15 @@ func New(cfg Config) (*Engine, error) {
 	st := cfg.Store
 	e := &Engine{
 		store: st, reg: cfg.Registry, log: cfg.Logger, kek: cfg.Keys, certSrc: cfg.Certs,
+		limits: cfg.Limits.WithDefaults(), dropLog: rate.Sometimes{Interval: time.Second},
 		jobs: map[string]*job{}, keys: map[string]string{}, dirty: map[string]*job{}, preparing: map[string]struct{}{},
-		wake: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), lateAdd: map[string]string{}, reopened: map[string]*job{},
 	}
+	late, err := st.LateTasks()
+	if err != nil {
+		return nil, err
+	}
+	e.late = late
 	active, err := st.ActiveJobs()
 	if err != nil {
 		return nil, err
@@ -115,7 +161,7 @@ func New(cfg Config) (*Engine, error) {
 }
 
 func newJob(pb *forlockv1.Job) *job {
-	j := &job{pb: pb, notify: make(chan struct{}), tasks: make(map[string]*forlockv1.Task, len(pb.GetTasks()))}
+	j := &job{pb: pb, notify: make(chan struct{}), tasks: make(map[string]*forlockv1.Task, len(pb.GetTasks())), progressAt: map[string]time.Time{}}
 	for _, t := range pb.GetTasks() {
 		j.tasks[t.GetId()] = t
 	}
@@ -123,21 +169,49 @@ func newJob(pb *forlockv1.Job) *job {
 }
 
 // Run writes state changes and checks deadlines until ctx ends; it then
-// commits what is pending and returns.
+// commits what is pending and returns. It returns an error only when a
+// commit failed in a way that is not a lack of space (store.ErrWriteFailed).
 func (e *Engine) Run(ctx context.Context) error {
 	tick := time.NewTicker(tickInterval)
 	defer tick.Stop()
+	var retry <-chan time.Time // set while waiting to retry a failed commit
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			e.prep.Wait() // material goroutines end within materialTimeout
-			return e.commit()
-		case <-e.wake:
-			if err := e.commit(); err != nil {
-				e.log.Error("saving jobs failed; will retry", "err", err)
-				time.Sleep(100 * time.Millisecond)
-				e.kick()
+			err := e.commit()
+			if errors.Is(err, store.ErrDiskFull) {
+				// Nothing acknowledged is lost: unsaved results stay in the
+				// agents' journals, unsaved submits were never answered.
+				e.log.Warn("stopping with unsaved job changes: the data disk is full", "err", err)
+				return nil
 			}
+			return err
+		case <-e.wake:
+			if retry != nil {
+				continue // the retry timer commits everything queued meanwhile
+			}
+			err := e.commit()
+			if err == nil {
+				if failing {
+					e.log.Info("saving jobs resumed")
+					failing = false
+				}
+				continue
+			}
+			if errors.Is(err, store.ErrWriteFailed) {
+				e.log.Error("saving jobs failed: the database may no longer match memory; stopping the control plane (restart it: state is recovered from disk and from the agents)", "err", err)
+				return fmt.Errorf("job engine: %w", err)
+			}
+			if !failing {
+				e.log.Error("saving jobs failed; new submits are refused, results stay pending, retrying", "err", err, "retry_every", commitRetry)
+				failing = true
+			}
+			retry = time.After(commitRetry)
+		case <-retry:
+			retry = nil
+			e.kick()
 		case <-tick.C:
 			e.mu.Lock()
 			for _, j := range e.jobs {
@@ -173,37 +247,95 @@ func (e *Engine) afterCommit(fn func()) {
 // every event appended since the last one.
 func (e *Engine) commit() error {
 	e.mu.Lock()
-	if len(e.dirty) == 0 && len(e.events) == 0 && len(e.after) == 0 && len(e.rps) == 0 && len(e.pendingRels) == 0 && len(e.pendingCerts) == 0 {
+	if len(e.dirty) == 0 && len(e.events) == 0 && len(e.after) == 0 && len(e.rps) == 0 && len(e.pendingRels) == 0 &&
+		len(e.pendingCerts) == 0 && len(e.lateAdd) == 0 && len(e.lateDone) == 0 {
 		e.mu.Unlock()
 		return nil
 	}
-	w := store.JobWrite{Events: e.events, RestorePoints: e.rps, Releases: e.pendingRels, Certificates: e.pendingCerts}
+	w := store.JobWrite{Events: e.events, RestorePoints: e.rps, Releases: e.pendingRels, Certificates: e.pendingCerts,
+		LateTasks: e.lateAdd, LateDone: e.lateDone}
 	dirty := e.dirty
 	for _, j := range dirty {
 		w.Jobs = append(w.Jobs, proto.CloneOf(j.pb))
 	}
 	after := e.after
 	e.dirty, e.events, e.after, e.rps, e.pendingRels, e.pendingCerts = map[string]*job{}, nil, nil, nil, nil, nil
+	e.lateAdd, e.lateDone = map[string]string{}, nil
 	e.mu.Unlock()
 
-	if err := e.store.SaveJobs(w); err != nil {
-		// Put the work back so the next commit retries it.
-		e.mu.Lock()
-		for id, j := range dirty {
-			if _, ok := e.dirty[id]; !ok {
-				e.dirty[id] = j
-			}
-		}
-		e.events = append(w.Events, e.events...)
-		e.rps = append(w.RestorePoints, e.rps...)
-		e.pendingRels = append(w.Releases, e.pendingRels...)
-		e.pendingCerts = append(w.Certificates, e.pendingCerts...)
-		e.after = append(after, e.after...)
+	var err error
+	if len(w.Jobs) > 0 || len(w.Events) > 0 || len(w.RestorePoints) > 0 || len(w.Releases) > 0 || len(w.Certificates) > 0 ||
+		len(w.LateTasks) > 0 || len(w.LateDone) > 0 {
+		err = e.store.SaveJobs(w)
+	} // else only waiters: what they wait for was in earlier commits, all done
+	e.mu.Lock()
+	if err != nil {
+		e.putBack(w, dirty, after, err)
 		e.mu.Unlock()
 		return err
 	}
+	e.diskFull = false
+	for _, j := range dirty {
+		if !j.durable {
+			// Dispatch starts only once the job is on disk, whether or not
+			// the submitter is still waiting.
+			j.durable = true
+			e.schedule(j)
+			if j.committed != nil {
+				j.committed <- nil
+			}
+		}
+	}
+	e.mu.Unlock()
 	for _, fn := range after {
 		fn()
 	}
 	return nil
+}
+
+// putBack returns the work of a failed commit to the queue, for the retry,
+// except the jobs it would have saved for the first time: those leave
+// memory with their events and their submitters get err. Callers hold e.mu.
+func (e *Engine) putBack(w store.JobWrite, dirty map[string]*job, after []func(), err error) {
+	e.diskFull = errors.Is(err, store.ErrDiskFull)
+	dropped := map[string]bool{}
+	for id, j := range dirty {
+		if !j.durable {
+			dropped[id] = true
+			if e.jobs[id] == j {
+				delete(e.jobs, id)
+			}
+			if k := j.pb.GetIdempotencyKey(); k != "" && e.keys[k] == id {
+				delete(e.keys, k)
+			}
+			delete(e.dirty, id)
+			if j.committed != nil {
+				j.committed <- err
+			}
+			continue
+		}
+		if _, ok := e.dirty[id]; !ok {
+			e.dirty[id] = j
+		}
+	}
+	keep := func(evs []store.JobEventRecord) []store.JobEventRecord {
+		out := evs[:0:0]
+		for _, ev := range evs {
+			if !dropped[ev.JobID] {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	e.events = append(keep(w.Events), keep(e.events)...)
+	e.rps = append(w.RestorePoints, e.rps...)
+	e.pendingRels = append(w.Releases, e.pendingRels...)
+	e.pendingCerts = append(w.Certificates, e.pendingCerts...)
+	for task, node := range w.LateTasks {
+		if _, open := e.late[task]; open {
+			e.lateAdd[task] = node
+		}
+	}
+	e.lateDone = append(w.LateDone, e.lateDone...)
+	e.after = append(after, e.after...)
 }

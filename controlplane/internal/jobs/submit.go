@@ -72,6 +72,12 @@ func (e *Engine) Submit(ctx context.Context, req *forlockv1.SubmitJobRequest) (*
 		return nil, false, err
 	}
 
+	// A full disk fails the submit now rather than at the caller's
+	// deadline.
+	if err := e.store.CheckWritable(); err != nil {
+		return nil, false, err
+	}
+
 	e.mu.Lock()
 	if key != "" {
 		id, ok := e.keys[key]
@@ -101,25 +107,19 @@ func (e *Engine) Submit(ctx context.Context, req *forlockv1.SubmitJobRequest) (*
 		})
 	}
 	j := newJob(pb)
+	j.committed = make(chan error, 1) // the commit marks it durable and schedules it, or drops it
 	e.jobs[pb.GetId()] = j
 	if key != "" {
 		e.keys[key] = pb.GetId()
 	}
 	e.record(j, nil, fmt.Sprintf("job submitted: %s on %d node(s)", kind, len(targets)), nil)
-	durable := make(chan struct{})
-	e.afterCommit(func() {
-		// Dispatch starts only once the job is on disk, whether or not the
-		// submitter is still waiting.
-		e.mu.Lock()
-		j.durable = true
-		e.schedule(j)
-		e.mu.Unlock()
-		close(durable)
-	})
 	e.mu.Unlock()
 
 	select {
-	case <-durable:
+	case err := <-j.committed:
+		if err != nil {
+			return nil, false, fmt.Errorf("job not submitted: %w", err)
+		}
 	case <-ctx.Done():
 		return nil, false, ctx.Err()
 	}

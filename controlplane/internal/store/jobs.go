@@ -21,11 +21,16 @@ import (
 //	    <seq, 8 bytes BE> -> protobuf forlockv1.JobEvent
 //	job_keys/
 //	  <idempotency-key>   -> <job-id>
+//	late_tasks/
+//	  <task-id>           -> <node-id> of a task the control plane closed (cancelled) while it
+//	                         was dispatched or running on an unreachable node: the one case where
+//	                         a result for an ended job is still taken. Deleted when it lands.
 var (
 	bucketJobs       = []byte("jobs")
 	bucketJobsActive = []byte("jobs_active")
 	bucketJobEvents  = []byte("job_events")
 	bucketJobKeys    = []byte("job_keys")
+	bucketLateTasks  = []byte("late_tasks")
 )
 
 // JobWrite is one group commit of the job engine.
@@ -39,6 +44,10 @@ type JobWrite struct {
 	// Releases and Certificates are node facts that task results report.
 	Releases     []NodeRelease
 	Certificates []NodeCertificate
+	// LateTasks are added to the late-result index (task ID -> node ID);
+	// LateDone are removed from it.
+	LateTasks map[string]string
+	LateDone  []string
 }
 
 // JobEventRecord is an event with the job it belongs to.
@@ -81,6 +90,9 @@ func (s *Store) SaveJobs(w JobWrite) error {
 		if err := putFacts(tx, w.Releases, w.Certificates); err != nil {
 			return err
 		}
+		if err := putLate(tx.Bucket(bucketLateTasks), w.LateTasks, w.LateDone); err != nil {
+			return err
+		}
 		events := tx.Bucket(bucketJobEvents)
 		for _, e := range w.Events {
 			b, err := events.CreateBucketIfNotExists([]byte(e.JobID))
@@ -97,6 +109,32 @@ func (s *Store) SaveJobs(w JobWrite) error {
 		}
 		return nil
 	})
+}
+
+func putLate(b *bolt.Bucket, add map[string]string, done []string) error {
+	for task, node := range add {
+		if err := b.Put([]byte(task), []byte(node)); err != nil {
+			return err
+		}
+	}
+	for _, task := range done {
+		if err := b.Delete([]byte(task)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LateTasks returns the late-result index: task ID -> node ID.
+func (s *Store) LateTasks() (map[string]string, error) {
+	out := map[string]string{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketLateTasks).ForEach(func(k, v []byte) error {
+			out[string(k)] = string(v)
+			return nil
+		})
+	})
+	return out, err
 }
 
 func seqKey(seq uint64) []byte {

@@ -13,12 +13,14 @@
 //	join_tokens/
 //	  <token-id>        -> JSON JoinToken (holds the SHA-256 of the secret, never the secret)
 //	token_uses/: which keys enrolled with each token, see enroll.go
-//	jobs/, jobs_active/, job_events/, job_keys/: see jobs.go
+//	jobs/, jobs_active/, job_events/, job_keys/, late_tasks/: see jobs.go
 //	restore_points/, artifacts/: see catalog.go
 //	releases/, node_certs/: see facts.go
 //
 // Every write is one bbolt transaction, so each change is atomic and durable
 // when the method returns. Heartbeats are not stored here: only state changes.
+// A write is refused with ErrDiskFull while the data disk is full (disk.go);
+// reads are counted, so tests can prove a path reads nothing.
 package store
 
 import (
@@ -61,11 +63,24 @@ var (
 
 // Store is the bbolt-backed state of one control plane.
 type Store struct {
-	db *bolt.DB
+	db *boltDB
 }
 
-// Open opens or creates the database at path and checks its schema version.
-func Open(path string) (*Store, error) {
+// Options tunes a Store.
+type Options struct {
+	// DiskReserve is the free space the data dir's file system must keep;
+	// below it writes fail with ErrDiskFull. 0 means DefaultDiskReserve; a
+	// negative value keeps none (writes then fail only on ENOSPC).
+	DiskReserve int64
+}
+
+// Open opens or creates the database at path with the default options and
+// checks its schema version.
+func Open(path string) (*Store, error) { return OpenWith(path, Options{}) }
+
+// OpenWith opens or creates the database at path and checks its schema
+// version.
+func OpenWith(path string, o Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create store dir: %w", err)
 	}
@@ -76,7 +91,14 @@ func Open(path string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db}
+	reserve := uint64(DefaultDiskReserve)
+	switch {
+	case o.DiskReserve < 0:
+		reserve = 0
+	case o.DiskReserve > 0:
+		reserve = uint64(o.DiskReserve)
+	}
+	s := &Store{db: &boltDB{DB: db, guard: &diskGuard{dir: filepath.Dir(path), reserve: reserve}}}
 	if err := s.init(); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -84,9 +106,12 @@ func Open(path string) (*Store, error) {
 	return s, nil
 }
 
+// init creates the buckets. It bypasses the disk reserve (only the meta
+// page is rewritten when they exist), so a control plane can start on a
+// full disk and serve reads.
 func (s *Store) init() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketNodes, bucketNodeNames, bucketTokens, bucketJobs, bucketJobsActive, bucketJobEvents, bucketJobKeys, bucketRestorePoints, bucketArtifacts, bucketReleases, bucketNodeCerts, bucketTokenUses} {
+	return s.db.DB.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketNodes, bucketNodeNames, bucketTokens, bucketJobs, bucketJobsActive, bucketJobEvents, bucketJobKeys, bucketRestorePoints, bucketArtifacts, bucketReleases, bucketNodeCerts, bucketLateTasks, bucketTokenUses} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
