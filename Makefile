@@ -8,7 +8,7 @@ LDFLAGS  := -X github.com/forlock/fleet/internal/buildinfo.version=$(VERSION)
 FUZZTIME ?= 10s
 CMDS     := controlplane/cmd/forlock-controlplane agent/cmd/forlock-agent cli/cmd/forlockctl
 
-.PHONY: all help build generate check-generate lint test test-short fuzz bench demo clean
+.PHONY: all help build generate check-generate api-baseline lint test test-short fuzz bench demo clean
 
 all: build lint test ## build, lint and test
 
@@ -23,12 +23,16 @@ generate: ## format the protos and regenerate the Go code beside them
 	$(BUF) format -w
 	$(BUF) generate
 
-check-generate: ## fail if the generated code or proto formatting is stale
+check-generate: ## fail if the generated code or proto formatting is stale, or the API broke compatibility
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
+	@$(BUF) breaking --against tools/api-baseline.binpb || { echo "the API is no longer compatible with tools/api-baseline.binpb: restore what was removed or renamed (a deliberate break: make api-baseline, and say so in the commit)"; exit 1; }
 	$(BUF) generate
 	@git diff --exit-code -- proto || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- proto)" || { git status --porcelain -- proto; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
+
+api-baseline: ## record the current API as the compatibility baseline (only for a deliberate break, or after a release)
+	$(BUF) build -o tools/api-baseline.binpb
 
 lint: ## go vet, golangci-lint and buf lint
 	$(GO) vet ./...
