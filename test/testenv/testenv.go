@@ -27,21 +27,21 @@ const FixDeps = "make test-deps"
 
 // Missing reports a missing requirement: under -short it skips the test,
 // otherwise it fails it with msg, which names the fix.
-func Missing(t testing.TB, format string, args ...any) {
-	t.Helper()
+func Missing(tb testing.TB, format string, args ...any) {
+	tb.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if testing.Short() {
-		t.Skip(msg)
+		tb.Skip(msg)
 	}
-	t.Fatal(msg)
+	tb.Fatal(msg)
 }
 
 // Require fails (or, under -short, skips) the test when err is not nil; err
 // names the fix.
-func Require(t testing.TB, err error) {
-	t.Helper()
+func Require(tb testing.TB, err error) {
+	tb.Helper()
 	if err != nil {
-		Missing(t, "%v", err)
+		Missing(tb, "%v", err)
 	}
 }
 
@@ -55,7 +55,7 @@ var dockerOnce = sync.OnceValue(func() error {
 		}
 	}
 	if out, err := exec.Command("docker", "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
-		return fmt.Errorf("the Docker Engine does not answer (%v: %s): start it (systemctl start docker) and check access to its socket",
+		return fmt.Errorf("the Docker Engine does not answer (%w: %s): start it (systemctl start docker) and check access to its socket",
 			err, strings.TrimSpace(string(out)))
 	}
 	return nil
@@ -65,9 +65,9 @@ var dockerOnce = sync.OnceValue(func() error {
 func DockerError() error { return dockerOnce() }
 
 // RequireDocker needs a Docker Engine that answers.
-func RequireDocker(t testing.TB) {
-	t.Helper()
-	Require(t, DockerError())
+func RequireDocker(tb testing.TB) {
+	tb.Helper()
+	Require(tb, DockerError())
 }
 
 // ImageError says why image (":latest" when it has no tag) is not on the
@@ -87,10 +87,10 @@ func ImageError(image string) error {
 }
 
 // RequireImage needs a test node image on the local Docker Engine.
-func RequireImage(t testing.TB, images ...string) {
-	t.Helper()
+func RequireImage(tb testing.TB, images ...string) {
+	tb.Helper()
 	for _, img := range images {
-		Require(t, ImageError(img))
+		Require(tb, ImageError(img))
 	}
 }
 
@@ -138,18 +138,18 @@ func ServerBinary(kind string) (string, error) {
 
 // RequireServerBinary needs the test server kind ("s3", "registry" or
 // "vault") built and returns its path.
-func RequireServerBinary(t testing.TB, kind string) string {
-	t.Helper()
+func RequireServerBinary(tb testing.TB, kind string) string {
+	tb.Helper()
 	bin, err := ServerBinary(kind)
-	Require(t, err)
+	Require(tb, err)
 	return bin
 }
 
 // RequireCommand needs the command name, looked up in PATH and then in the
 // given directory globs (e.g. /usr/lib/postgresql/*/bin), and returns its
 // path. aptPackage is the Debian package that provides it.
-func RequireCommand(t testing.TB, name, aptPackage string, dirs ...string) string {
-	t.Helper()
+func RequireCommand(tb testing.TB, name, aptPackage string, dirs ...string) string {
+	tb.Helper()
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
@@ -158,31 +158,31 @@ func RequireCommand(t testing.TB, name, aptPackage string, dirs ...string) strin
 			return m[len(m)-1]
 		}
 	}
-	Missing(t, "%s is not installed: run '%s' as root (or apt-get install -y %s)", name, FixDeps, aptPackage)
+	Missing(tb, "%s is not installed: run '%s' as root (or apt-get install -y %s)", name, FixDeps, aptPackage)
 	return ""
 }
 
 // RequireRoot needs the test to run as root; why says what for.
-func RequireRoot(t testing.TB, why string) {
-	t.Helper()
+func RequireRoot(tb testing.TB, why string) {
+	tb.Helper()
 	if os.Geteuid() != 0 {
-		Missing(t, "%s needs root: run the tests as root (sudo make test), or with -short", why)
+		Missing(tb, "%s needs root: run the tests as root (sudo make test), or with -short", why)
 	}
 }
 
 // RequireTmpfs mounts a tmpfs of size (e.g. "1m") on dir, unmounted when
 // the test ends. Mounting needs root (CAP_SYS_ADMIN).
-func RequireTmpfs(t testing.TB, dir, size string) {
-	t.Helper()
+func RequireTmpfs(tb testing.TB, dir, size string) {
+	tb.Helper()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
 		if errors.Is(err, unix.EPERM) {
-			Missing(t, "mounting a %s tmpfs is not permitted here (%v): run the tests as root (sudo make test), or with -short", size, err)
+			Missing(tb, "mounting a %s tmpfs is not permitted here (%v): run the tests as root (sudo make test), or with -short", size, err)
 		}
-		t.Fatalf("mount a %s tmpfs on %s: %v", size, dir, err)
+		tb.Fatalf("mount a %s tmpfs on %s: %v", size, dir, err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		if err := unix.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount the tmpfs on %s: %v", dir, err)
+			tb.Errorf("unmount the tmpfs on %s: %v", dir, err)
 		}
 	})
 }

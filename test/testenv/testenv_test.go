@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +26,7 @@ func TestChildNeedsS3(t *testing.T) {
 
 // runChild runs TestChildNeedsS3 in a new process of this test binary with
 // FORLOCK_BIN_CACHE=cache and returns its exit error and output.
-func runChild(t *testing.T, cache string, args ...string) (error, string) {
+func runChild(t *testing.T, cache string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestChildNeedsS3$", "-test.v", "-test.count=1"}, args...)...)
 	for _, kv := range os.Environ() {
@@ -37,7 +36,7 @@ func runChild(t *testing.T, cache string, args ...string) (error, string) {
 	}
 	cmd.Env = append(cmd.Env, childEnv+"=1", "FORLOCK_BIN_CACHE="+cache)
 	out, err := cmd.CombinedOutput()
-	return err, string(out)
+	return string(out), err
 }
 
 // A test that needs a server that is not built fails, naming the command
@@ -47,21 +46,21 @@ func TestMissingServerFailsNamingTheFix(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "no-cache")
 	fix := "the S3 test server is not built (no executable " + missing + "/versitygw-v1.8.0): run 'make test-deps' (or deploy/s3/build.sh)"
 
-	err, out := runChild(t, missing)
+	out, err := runChild(t, missing)
 	var ee *exec.ExitError
-	require.True(t, errors.As(err, &ee), "the child fails: %v\n%s", err, out)
+	require.ErrorAs(t, err, &ee, "the child fails: %s", out)
 	require.Contains(t, out, "--- FAIL: TestChildNeedsS3", out)
 	require.Contains(t, out, fix, out)
 	require.NotContains(t, out, "--- SKIP", out)
 
-	err, out = runChild(t, missing, "-test.short")
+	out, err = runChild(t, missing, "-test.short")
 	require.NoError(t, err, out)
 	require.Contains(t, out, "--- SKIP: TestChildNeedsS3", out)
 	require.Contains(t, out, fix, out)
 
 	built := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(built, "versitygw-v1.8.0"), []byte("#!/bin/sh\n"), 0o755)) //nolint:gosec // an executable stand-in
-	err, out = runChild(t, built)
+	out, err = runChild(t, built)
 	require.NoError(t, err, out)
 	require.Contains(t, out, "--- PASS: TestChildNeedsS3", out)
 	require.Contains(t, out, "s3 server at "+built+"/versitygw-v1.8.0", out)

@@ -49,7 +49,7 @@ type summary struct {
 func main() {
 	out := flag.String("o", "", "write the raw JSON stream to this file")
 	flag.Parse()
-	var raw io.Writer = io.Discard
+	raw := io.Discard
 	if *out != "" {
 		f, err := os.Create(*out)
 		if err != nil {
@@ -169,4 +169,3 @@ func (s *summary) report(w io.Writer, rawFile string) bool {
 func (s *summary) hasFailedTest(pkg string) bool {
 	return slices.ContainsFunc(s.failed, func(o key) bool { return o.pkg == pkg && o.test != "" })
 }
-
