@@ -8,7 +8,9 @@ LDFLAGS  := -X github.com/forlock/fleet/internal/buildinfo.version=$(VERSION)
 FUZZTIME ?= 10s
 CMDS     := controlplane/cmd/forlock-controlplane agent/cmd/forlock-agent cli/cmd/forlockctl
 
-.PHONY: all help build generate check-generate api-baseline lint test test-short fuzz bench demo clean
+GOTESTFLAGS ?=
+
+.PHONY: all help build generate check-generate api-baseline lint test-deps test test-short fuzz bench demo clean
 
 all: build lint test ## build, lint and test
 
@@ -39,8 +41,11 @@ lint: ## go vet, golangci-lint and buf lint
 	$(LINT) run ./...
 	$(BUF) lint
 
-test: ## all tests with the race detector (unit, in-process and real-process end-to-end)
-	$(GO) test -race -count=1 -timeout 45m ./...
+test-deps: ## install (as root, Debian) and build what the tests need: packages, test node images, S3/registry/Vault servers
+	deploy/test-deps.sh test
+
+test: test-deps ## every test with the race detector, through go test -json: a summary, and a failure if any test fails or skips
+	test/ci-test.sh -race -count=1 -timeout 45m $(GOTESTFLAGS) ./...
 
 test-short: ## unit tests only
 	$(GO) test -short -count=1 ./...
@@ -57,6 +62,7 @@ bench: build ## benchmarks (method and figures: docs/benchmarks.md); BENCH_AGENT
 	BIN=$(BIN) test/bench/backup-vs-guide.sh
 
 demo: build ## run a local control plane and one enrolled agent, list the fleet
+	deploy/test-deps.sh demo
 	./deploy/demo.sh
 
 clean: ## remove build output

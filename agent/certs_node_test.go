@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -26,6 +25,8 @@ import (
 	"github.com/forlock/fleet/agent/internal/checks"
 	"github.com/forlock/fleet/agent/internal/tasks"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 const nginxImage = "forlock-test/nginx:latest"
@@ -47,12 +48,7 @@ func startCertNode(t *testing.T, mod func(*TLSConfig)) *certNode {
 	if testing.Short() {
 		t.Skip("needs Docker and the test node's nginx image")
 	}
-	if err := exec.Command("docker", "image", "inspect", nginxImage).Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing: .ci/run must run deploy/testnode/build-images.sh", nginxImage)
-		}
-		t.Skipf("%s missing: run deploy/testnode/build-images.sh", nginxImage)
-	}
+	testenv.RequireImage(t, nginxImage)
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	name := "fl-h5-certs-" + hex.EncodeToString(b) + "-nginx"

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/forlock/fleet/agent/internal/checks"
 )
@@ -112,6 +114,7 @@ func TestHealthOnAHostWithoutForlock(t *testing.T) {
 	require.NoError(t, err)
 	hc := cfg.newHealth()
 	t.Cleanup(hc.close)
+	reserve443(t)
 	start := time.Now()
 	rep := hc.suite.Run(t.Context())
 	require.Less(t, time.Since(start), 5*time.Second)
@@ -133,18 +136,40 @@ func TestHealthOnAHostWithoutForlock(t *testing.T) {
 	require.Contains(t, byName["postgres"].Summary, "set postgres_dsn_file or "+PostgresDSNEnv)
 	require.Equal(t, checks.Unknown, byName["redis"].Status)
 	require.Contains(t, byName["redis"].Summary, "set redis_addr")
-	if c, err := net.DialTimeout("tcp", "127.0.0.1:443", time.Second); err == nil {
-		_ = c.Close()
-		t.Log("something listens on 127.0.0.1:443 here: the api check's UNKNOWN case is not asserted")
-	} else {
-		require.Equal(t, checks.Unknown, byName["api"].Status, byName["api"].String())
-		require.Contains(t, byName["api"].Summary, "set api_url")
-		require.Equal(t, checks.Unknown, byName["certificate"].Status, byName["certificate"].String())
-		require.Contains(t, byName["certificate"].Summary, "nothing listens at 127.0.0.1:443 (the default): set tls_addr")
-		require.Nil(t, rep.Proto().GetCertificate())
-	}
+	require.Equal(t, checks.Unknown, byName["api"].Status, byName["api"].String())
+	require.Contains(t, byName["api"].Summary, "set api_url")
+	require.Equal(t, checks.Unknown, byName["certificate"].Status, byName["certificate"].String())
+	require.Contains(t, byName["certificate"].Summary, "nothing listens at 127.0.0.1:443 (the default): set tls_addr")
+	require.Nil(t, rep.Proto().GetCertificate())
 	require.Empty(t, rep.Containers)
 	require.Len(t, rep.Proto().GetChecks(), 10)
+}
+
+// reserve443 makes sure nothing listens on 127.0.0.1:443, where the api and
+// certificate checks look by default, while the test runs: it binds the port
+// without listening (a connection to it is refused), so no server can take
+// it meanwhile. Without root it can only check that nothing listens there.
+// When something does, the test fails saying so.
+func reserve443(t *testing.T) {
+	t.Helper()
+	const busy = "something listens on 127.0.0.1:443, where the api and certificate checks look by default, " +
+		"and this test asserts what they say when nothing does: stop it (ss -ltnp 'sport = :443' names it)"
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = unix.Close(fd) })
+	err = unix.Bind(fd, &unix.SockaddrInet4{Port: 443, Addr: [4]byte{127, 0, 0, 1}})
+	switch {
+	case err == nil:
+	case errors.Is(err, unix.EADDRINUSE):
+		t.Fatal(busy)
+	case errors.Is(err, unix.EACCES): // not root: only root can start a server there
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:443", time.Second); err == nil {
+			_ = c.Close()
+			t.Fatal(busy)
+		}
+	default:
+		require.NoError(t, err, "bind 127.0.0.1:443")
+	}
 }
 
 func TestHealthWithABadAPICAFile(t *testing.T) {

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the S3-compatible test server, Versity's gateway (Apache-2.0), from
 # the Go module proxy into a cache outside the repo, keyed by version:
-#   $FORLOCK_S3_CACHE/versitygw-<version>   (default /var/cache/forlock-fleet/bin)
+#   $FORLOCK_S3_CACHE/versitygw-<version>   (default $FORLOCK_BIN_CACHE, else /var/cache/forlock-fleet/bin)
 # A no-op when that binary is present. Prints the binary's path.
 set -euo pipefail
 version=${VERSITYGW_VERSION:-v1.8.0}
-cache=${FORLOCK_S3_CACHE:-/var/cache/forlock-fleet/bin}
+cache=${FORLOCK_S3_CACHE:-${FORLOCK_BIN_CACHE:-/var/cache/forlock-fleet/bin}}
 bin=$cache/versitygw-$version
 log() { echo "s3/build: $*" >&2; }
 

@@ -16,7 +16,7 @@ log() { echo "s3/start: $*" >&2; }
 dir=$1 port=$2
 case $port in '' | *[!0-9]*) log "PORT must be a number, got '$port'"; exit 2 ;; esac
 version=${VERSITYGW_VERSION:-v1.8.0}
-bin=${FORLOCK_S3_CACHE:-/var/cache/forlock-fleet/bin}/versitygw-$version
+bin=${FORLOCK_S3_CACHE:-${FORLOCK_BIN_CACHE:-/var/cache/forlock-fleet/bin}}/versitygw-$version
 timeout=${FORLOCK_S3_START_TIMEOUT:-30}
 [ -x "$bin" ] || { log "$bin is missing: run $here/build.sh first"; exit 1; }
 

@@ -16,6 +16,8 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 // vaultState is what a restore must bring back: the stand-in API's checksum
@@ -285,13 +287,7 @@ func TestBackupToS3AndRestoreOnAnotherNode(t *testing.T) {
 // "fleet-backups", and returns its host:port.
 func startS3(t *testing.T) string {
 	t.Helper()
-	bin := "/var/cache/forlock-fleet/bin/versitygw-v1.8.0"
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("versitygw missing: .ci/run must run deploy/s3/build.sh")
-		}
-		t.Skip("versitygw missing: run deploy/s3/build.sh")
-	}
+	testenv.RequireServerBinary(t, "s3")
 	dir := t.TempDir()
 	out, err := exec.Command("bash", repoPath("deploy", "s3", "start.sh"), dir, port(t)).Output()
 	require.NoError(t, err)

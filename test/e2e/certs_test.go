@@ -24,6 +24,8 @@ import (
 
 	"github.com/hashicorp/vault/api"
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 // The Vault dev server of TestCertificatesAndTransitWithVault.
@@ -52,10 +54,7 @@ type e2eVault struct {
 // secret/, and returns it with a root client.
 func startVault(t *testing.T) *e2eVault {
 	t.Helper()
-	bin := filepath.Join(envOr("FORLOCK_BIN_CACHE", "/var/cache/forlock-fleet/bin"), "vault-"+envOr("VAULT_VERSION", "v1.21.0"))
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("the Vault dev server %s is not built: run deploy/vault/build.sh (10-16 minutes the first time), or test with -short", bin)
-	}
+	testenv.RequireServerBinary(t, "vault")
 	v := &e2eVault{dir: t.TempDir()}
 	var err error
 	for range 3 { // a free port can be taken before Vault binds it
@@ -115,13 +114,6 @@ func (v *e2eVault) putKV(t *testing.T, path, certPEM, keyPEM string) {
 	t.Helper()
 	_, err := v.admin.KVv2("secret").Put(context.Background(), path, map[string]any{"certificate": certPEM, "private_key": keyPEM})
 	require.NoError(t, err)
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
 
 // servedCert is the leaf nginx serves at addr, read by a handshake.

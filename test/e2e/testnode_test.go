@@ -22,6 +22,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/forlock/fleet/internal/logfilter"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 // testNode is a Forlock test node (deploy/testnode) on the real Docker
@@ -52,21 +54,14 @@ func repoPath(parts ...string) string {
 	return p
 }
 
-// requireTestNodeImages skips when the images are not built, except in CI,
-// where .ci/run builds them and their absence is a failure.
+// requireTestNodeImages needs the test node images: without them the test
+// fails naming the command that builds them.
 func requireTestNodeImages(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("real Docker test nodes")
 	}
-	for _, img := range []string{"forlock-test/api", "forlock-test/postgres", "forlock-test/redis", "forlock-test/nginx"} {
-		if err := exec.Command("docker", "image", "inspect", img+":latest").Run(); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("image %s is missing: .ci/run must run deploy/testnode/build-images.sh", img)
-			}
-			t.Skipf("image %s is missing: run deploy/testnode/build-images.sh", img)
-		}
-	}
+	testenv.RequireImage(t, "forlock-test/api", "forlock-test/postgres", "forlock-test/redis", "forlock-test/nginx")
 }
 
 func port(t *testing.T) string {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 // The e2e registry's credentials (deploy/registry's start.sh and
@@ -36,13 +38,7 @@ func (r *e2eRegistry) repo() string { return r.endpoint + "/forlock/api" }
 // removed, so upgrades pull them.
 func startE2ERegistry(t *testing.T) *e2eRegistry {
 	t.Helper()
-	cache := os.Getenv("FORLOCK_BIN_CACHE")
-	if cache == "" {
-		cache = "/var/cache/forlock-fleet/bin"
-	}
-	if _, err := os.Stat(filepath.Join(cache, "registry-v3.1.2")); err != nil {
-		t.Fatalf("the test image registry is missing (%v): run deploy/registry/build.sh", err)
-	}
+	testenv.RequireServerBinary(t, "registry")
 	r := &e2eRegistry{dir: t.TempDir(), port: port(t)}
 	r.env = append(os.Environ(), "FORLOCK_REGISTRY_USER="+upRegistryUser, "FORLOCK_REGISTRY_PASSWORD="+upRegistryPassword)
 	r.start(t)

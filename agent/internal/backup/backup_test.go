@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -22,6 +21,8 @@ import (
 	"github.com/forlock/fleet/agent/internal/dockerrt"
 	"github.com/forlock/fleet/internal/artifact"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 func nodeConfig(n testNode, dirs ...string) Config {
@@ -204,10 +205,7 @@ func TestBackupAndRestoreRoundTrip(t *testing.T) {
 	t.Run("destination full", func(t *testing.T) {
 		full := filepath.Join(root, "full")
 		require.NoError(t, os.MkdirAll(full, 0o700))
-		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", full).CombinedOutput(); err != nil {
-			t.Skipf("cannot mount a 1 MiB tmpfs (needs root): %v: %s", err, out)
-		}
-		t.Cleanup(func() { _ = exec.Command("umount", full).Run() })
+		testenv.RequireTmpfs(t, full, "1m")
 		_, err := bh.Run(withKeys(ctx, backupKeysFor(t, k)...), backupSpec(&forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_Dir{Dir: full}}), func(*forlockv1.Progress) {})
 		require.ErrorContains(t, err, "destination full: postgres artifact: backup destination full: no space left for "+full+"/postgres_")
 		require.Empty(t, files(t, full), "the partial file is removed")

@@ -19,6 +19,8 @@ import (
 	"github.com/forlock/fleet/agent/internal/tasks"
 	"github.com/forlock/fleet/internal/keys"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 // testNode is a real Forlock test node (deploy/testnode).
@@ -28,19 +30,14 @@ type testNode struct {
 	redisAddr string
 }
 
-// startNode brings up a test node. Without the images the test is skipped,
-// except in CI, where .ci/run builds them.
+// startNode brings up a test node. Without the images the test fails naming
+// the command that builds them.
 func startNode(t *testing.T) testNode {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("real Docker test node")
 	}
-	if err := exec.Command("docker", "image", "inspect", "forlock-test/postgres:latest").Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("test node images missing: .ci/run must run deploy/testnode/build-images.sh")
-		}
-		t.Skip("test node images missing: run deploy/testnode/build-images.sh")
-	}
+	testenv.RequireImage(t, "forlock-test/api", "forlock-test/postgres", "forlock-test/redis", "forlock-test/nginx")
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	name := "fl-bk-" + hex.EncodeToString(b)

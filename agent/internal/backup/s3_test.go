@@ -13,6 +13,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 const (
@@ -22,16 +24,10 @@ const (
 
 // s3Server starts the S3 test server (deploy/s3) with a bucket and returns
 // its endpoint and a function that stops it. Without the binary the test
-// is skipped, except in CI.
+// fails naming the command that builds it.
 func s3Server(t *testing.T, bucket string) (string, func()) {
 	t.Helper()
-	bin := filepath.Join(envOr("FORLOCK_S3_CACHE", "/var/cache/forlock-fleet/bin"), "versitygw-"+envOr("VERSITYGW_VERSION", "v1.8.0"))
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("S3 test server %s not built: .ci/run must run deploy/s3/build.sh", bin)
-		}
-		t.Skipf("S3 test server %s not built (run deploy/s3/build.sh)", bin)
-	}
+	testenv.RequireServerBinary(t, "s3")
 	scripts := filepath.Join("..", "..", "..", "deploy", "s3")
 	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -55,13 +51,6 @@ func s3Server(t *testing.T, bucket string) (string, func()) {
 	require.NoError(t, err)
 	require.NoError(t, c.MakeBucket(context.Background(), bucket, minio.MakeBucketOptions{}))
 	return endpoint, stop
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
 
 func s3Config(endpoint string) S3Config {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 func newTestDir(t *testing.T) (*Dir, string) {
@@ -224,13 +226,7 @@ func TestDirFailedPutLeavesNothing(t *testing.T) {
 // TestDirFull fills a real 1 MiB tmpfs.
 func TestDirFull(t *testing.T) {
 	mnt := t.TempDir()
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
-		if errors.Is(err, unix.EPERM) {
-			t.Skipf("mounting a 1 MiB tmpfs is not permitted here (%v): run as root to test a full destination", err)
-		}
-		require.NoError(t, err, "mount tmpfs on %s", mnt)
-	}
-	t.Cleanup(func() { require.NoError(t, unix.Unmount(mnt, 0)) })
+	testenv.RequireTmpfs(t, mnt, "1m")
 
 	ctx := context.Background()
 	root := filepath.Join(mnt, "backups")

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 // s3Server is the versitygw that TestMain starts with deploy/s3/start.sh
@@ -44,9 +46,8 @@ func s3Scripts() string {
 // returns what stops it.
 func startS3() (stop func()) {
 	noop := func() {}
-	bin := filepath.Join(envOr("FORLOCK_S3_CACHE", "/var/cache/forlock-fleet/bin"), "versitygw-"+envOr("VERSITYGW_VERSION", "v1.8.0"))
-	if _, err := os.Stat(bin); err != nil {
-		s3Unavailable = fmt.Sprintf("S3 test server %s not built (run deploy/s3/build.sh): %v", bin, err)
+	if _, err := testenv.ServerBinary("s3"); err != nil {
+		s3Unavailable = err.Error()
 		return noop
 	}
 	dir, err := os.MkdirTemp("", "backupstore-s3-")
@@ -114,23 +115,17 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-// requireS3 skips when the S3 test server is not built, except in CI, where
-// .ci/run builds it, and fails when it is built but did not start.
+// requireS3 returns the S3 test server's endpoint. When it is not built the
+// test fails naming the command that builds it (skips under -short, see
+// testenv); when it is built but did not start the test fails.
 func requireS3(t *testing.T) string {
 	t.Helper()
 	if s3Endpoint != "" {
 		return s3Endpoint
 	}
-	if s3StartFailed || os.Getenv("CI") != "" {
+	if s3StartFailed {
 		t.Fatal(s3Unavailable)
 	}
-	t.Skip(s3Unavailable)
+	testenv.Missing(t, "%s", s3Unavailable)
 	return ""
 }

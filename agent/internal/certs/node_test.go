@@ -20,6 +20,8 @@ import (
 
 	"github.com/forlock/fleet/agent/internal/dockerrt"
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 const nginxImage = "forlock-test/nginx:latest"
@@ -35,19 +37,14 @@ type nginxNode struct {
 }
 
 // startNginx runs the test node's nginx image. Without the image the test
-// is skipped, except in CI, where .ci/run builds it. The container and its
+// fails naming the command that builds it. The container and its
 // volume are removed when the test ends.
 func startNginx(t *testing.T) *nginxNode {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs Docker and the test node's nginx image")
 	}
-	if err := exec.Command("docker", "image", "inspect", nginxImage).Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing: .ci/run must run deploy/testnode/build-images.sh", nginxImage)
-		}
-		t.Skipf("%s missing: run deploy/testnode/build-images.sh", nginxImage)
-	}
+	testenv.RequireImage(t, nginxImage)
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	name := "fl-h4-certs-" + hex.EncodeToString(b) + "-nginx"

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 const testPassword = "s3cret-Pw-do-not-log"
@@ -27,23 +29,6 @@ func freePort(t *testing.T) int {
 	port := l.Addr().(*net.TCPAddr).Port
 	require.NoError(t, l.Close())
 	return port
-}
-
-// findBinary finds a server binary in PATH or the given directories
-// (globs), or skips the test.
-func findBinary(t *testing.T, name string, dirs ...string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, d := range dirs {
-		matches, _ := filepath.Glob(filepath.Join(d, name))
-		if len(matches) > 0 {
-			return matches[len(matches)-1]
-		}
-	}
-	t.Skipf("%s is not installed (apt-get install -y postgresql-15 redis-server): the real-server test is skipped", name)
-	return ""
 }
 
 // start starts a server process and stops it when the test ends.
@@ -72,14 +57,14 @@ func start(t *testing.T, cmd *exec.Cmd) {
 // so as root it runs as the postgres user.
 func startPostgres(t *testing.T) int {
 	t.Helper()
-	initdb := findBinary(t, "initdb", "/usr/lib/postgresql/*/bin")
+	initdb := testenv.RequireCommand(t, "initdb", "postgresql-15", "/usr/lib/postgresql/*/bin")
 	postgres := filepath.Join(filepath.Dir(initdb), "postgres")
 	var cred *syscall.Credential
 	dir := t.TempDir()
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			t.Skip("running as root and there is no postgres user to run PostgreSQL as")
+			testenv.Missing(t, "running as root and there is no postgres user to run PostgreSQL as: run '%s' as root (or apt-get install -y postgresql-15)", testenv.FixDeps)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
@@ -109,7 +94,7 @@ func startPostgres(t *testing.T) int {
 	start(t, cmd)
 	waitForPort(t, port)
 	// An open port is not a ready server: wait until it accepts queries.
-	isready := findBinary(t, "pg_isready", "/usr/lib/postgresql/*/bin")
+	isready := testenv.RequireCommand(t, "pg_isready", "postgresql-15", "/usr/lib/postgresql/*/bin")
 	require.Eventually(t, func() bool {
 		return exec.Command(isready, "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-d", "postgres", "-U", "forlock").Run() == nil //nolint:gosec // test binary
 	}, 30*time.Second, 50*time.Millisecond, "PostgreSQL never became ready")
@@ -118,7 +103,7 @@ func startPostgres(t *testing.T) int {
 
 func startRedis(t *testing.T) int {
 	t.Helper()
-	bin := findBinary(t, "redis-server")
+	bin := testenv.RequireCommand(t, "redis-server", "redis-server")
 	port := freePort(t)
 	start(t, exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--requirepass", testPassword, //nolint:gosec // test binary
 		"--save", "", "--appendonly", "no", "--dir", t.TempDir()))

@@ -17,22 +17,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/forlock/fleet/agent/internal/dockerrt"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 // node brings up a real Forlock test node (deploy/testnode) and returns a
 // runtime for its containers and its Redis address on loopback. Without the
-// images the test is skipped, except in CI, where .ci/run builds them.
+// images the test fails naming the command that builds them.
 func node(t *testing.T) (*dockerrt.Runtime, string, string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("real Docker test node")
 	}
-	if err := exec.Command("docker", "image", "inspect", "forlock-test/postgres:latest").Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("test node images missing: .ci/run must run deploy/testnode/build-images.sh")
-		}
-		t.Skip("test node images missing: run deploy/testnode/build-images.sh")
-	}
+	testenv.RequireImage(t, "forlock-test/api", "forlock-test/postgres", "forlock-test/redis", "forlock-test/nginx")
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	name := "fl-db-" + hex.EncodeToString(b)

@@ -16,7 +16,7 @@ import (
 // besideContainer runs a container from the Forlock test node's redis
 // image, named "fl-beside-<random>-redis", with a fresh named volume at
 // /data, and returns a Runtime that knows it as the "redis" service, and the
-// container's name. Without the image the test is skipped, except in CI.
+// container's name. Without the image the test fails naming the fix.
 func besideContainer(t *testing.T) (*Runtime, string) {
 	t.Helper()
 	img := requireTestImage(t)

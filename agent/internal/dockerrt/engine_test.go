@@ -17,6 +17,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 // testLabel marks every container and image the tests create.
@@ -66,17 +68,13 @@ type testEngine struct {
 	prefix string
 }
 
-// newTestEngine connects to the local engine, or skips the test if there
-// is no Docker socket. It imports a one-file image holding a static sleeper
+// newTestEngine connects to the local engine; without one the test fails
+// saying what to start (skips under -short). It imports a one-file image holding a static sleeper
 // binary (no registry is needed) and removes it and every container made
 // through it when the test ends.
 func newTestEngine(t *testing.T) *testEngine {
 	t.Helper()
-	if os.Getenv("DOCKER_HOST") == "" {
-		if _, err := os.Stat("/var/run/docker.sock"); err != nil {
-			t.Skip("no Docker Engine: /var/run/docker.sock is absent and DOCKER_HOST is unset")
-		}
-	}
+	testenv.RequireDocker(t)
 	cli, err := client.New(client.FromEnv)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cli.Close() })

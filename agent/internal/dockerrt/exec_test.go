@@ -5,33 +5,27 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 // requireTestImage returns the Forlock test node's redis image (it has a
-// shell). Without it the test is skipped, except in CI, where .ci/run
-// builds it.
+// shell). Without it the test fails naming the command that builds it.
 func requireTestImage(t *testing.T) string {
 	t.Helper()
 	const img = "forlock-test/redis:latest"
-	if err := exec.Command("docker", "image", "inspect", img).Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing: .ci/run must run deploy/testnode/build-images.sh", img)
-		}
-		t.Skipf("%s missing: run deploy/testnode/build-images.sh", img)
-	}
+	testenv.RequireImage(t, img)
 	return img
 }
 
 // testNodeContainer runs a container from a Forlock test node image (they
 // have a shell), named "<random>-redis", and returns a Runtime that knows it
-// as the "redis" service. Without the image the test is skipped, except in
-// CI, where .ci/run builds it.
+// as the "redis" service. Without the image the test fails naming the fix.
 func testNodeContainer(t *testing.T) *Runtime {
 	t.Helper()
 	img := requireTestImage(t)

@@ -20,6 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/forlock/fleet/agent/internal/dockerrt"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 // Test credentials of deploy/registry (its defaults, set explicitly).
@@ -29,19 +31,6 @@ const (
 )
 
 var deployDir = filepath.Join("..", "..", "..", "deploy")
-
-// need skips the test without Docker or a prerequisite, except in CI,
-// where .ci/run provides them.
-func need(t *testing.T, ok bool, what string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s (.ci/run must provide it)", what)
-	}
-	t.Skip(what)
-}
 
 func docker(t *testing.T, args ...string) string {
 	t.Helper()
@@ -77,14 +66,8 @@ type testRegistry struct {
 // releases; the local copies of v2 and v3 are removed, so upgrades pull.
 func startRegistry(t *testing.T) *testRegistry {
 	t.Helper()
-	bin := "/var/cache/forlock-fleet/bin/registry-v3.1.2"
-	if c := os.Getenv("FORLOCK_BIN_CACHE"); c != "" {
-		bin = filepath.Join(c, "registry-v3.1.2")
-	}
-	_, err := os.Stat(bin)
-	need(t, err == nil, "registry binary missing: run deploy/registry/build.sh")
-	need(t, exec.Command("docker", "image", "inspect", "forlock-test/api:latest").Run() == nil,
-		"test node images missing: run deploy/testnode/build-images.sh")
+	testenv.RequireServerBinary(t, "registry")
+	testenv.RequireImage(t, "forlock-test/api", "forlock-test/postgres", "forlock-test/redis", "forlock-test/nginx")
 
 	r := &testRegistry{dir: t.TempDir(), port: freePort(t), digests: map[string]string{}}
 	r.env = append(os.Environ(), "FORLOCK_REGISTRY_USER="+registryUser, "FORLOCK_REGISTRY_PASSWORD="+registryPassword)

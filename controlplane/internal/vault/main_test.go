@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/forlock/fleet/test/testenv"
 )
 
 // The Vault dev server that TestMain starts with deploy/vault/start.sh; the
@@ -47,15 +49,11 @@ func vaultScripts() string {
 	return dir
 }
 
-func vaultBinary() string {
-	return filepath.Join(envOr("FORLOCK_BIN_CACHE", "/var/cache/forlock-fleet/bin"), "vault-"+envOr("VAULT_VERSION", "v1.21.0"))
-}
-
 // startShared starts the dev server the tests share and prepares its
 // engines, and returns what stops it.
 func startShared() (stop func()) {
-	if _, err := os.Stat(vaultBinary()); err != nil {
-		vaultUnavailable = fmt.Sprintf("the Vault dev server %s is not built: run deploy/vault/build.sh (10-16 minutes the first time), or test with -short", vaultBinary())
+	if _, err := testenv.ServerBinary("vault"); err != nil {
+		vaultUnavailable = err.Error()
 		return func() {}
 	}
 	dir, err := os.MkdirTemp("", "vault-pkg-test-")
@@ -142,22 +140,13 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-// requireVault skips under -short and fails when the dev server is missing or
-// did not start, saying how to get it.
+// requireVault returns the shared dev server's address. It skips under
+// -short and fails when the dev server is missing or did not start, saying
+// how to get it.
 func requireVault(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip(vaultUnavailable)
-	}
 	if vaultAddr == "" {
-		t.Fatal(vaultUnavailable)
+		testenv.Missing(t, "%s", vaultUnavailable)
 	}
 	return vaultAddr
 }
