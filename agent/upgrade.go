@@ -21,9 +21,9 @@ import (
 
 	"github.com/forlock/fleet/agent/internal/checks"
 	"github.com/forlock/fleet/agent/internal/dockerrt"
-	"github.com/forlock/fleet/agent/internal/identity"
 	"github.com/forlock/fleet/agent/internal/tasks"
 	"github.com/forlock/fleet/agent/internal/upgrade"
+	"github.com/forlock/fleet/internal/atomicfile"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -355,7 +355,7 @@ func (h *releaseHistory) add(r upgrade.Release) error {
 	if err != nil {
 		return err
 	}
-	return identity.WriteFileAtomic(h.path, b, 0o600)
+	return atomicfile.Write(h.path, b, 0o600)
 }
 
 // target picks the release a rollback returns to: the one with ID id, or,

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/forlock/fleet/internal/atomicfile"
 	"github.com/forlock/fleet/internal/pki"
 )
 
@@ -67,10 +68,10 @@ func loadOrCreateCA(dir string, now time.Time) (*pki.CA, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(keyPath, keyPEM, 0o600); err != nil {
 		return nil, false, err
 	}
-	if err := writeFileAtomic(certPath, ca.CertPEM(), 0o644); err != nil {
+	if err := atomicfile.Write(certPath, ca.CertPEM(), 0o644); err != nil {
 		return nil, false, err
 	}
 	return ca, true, nil
@@ -96,10 +97,10 @@ func loadOrIssueServerCert(dir string, ca *pki.CA, names []string, now time.Time
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(keyPath, keyPEM, 0o600); err != nil {
 		return tls.Certificate{}, err
 	}
-	if err := writeFileAtomic(certPath, pki.EncodeCertPEM(cert.Raw), 0o644); err != nil {
+	if err := atomicfile.Write(certPath, pki.EncodeCertPEM(cert.Raw), 0o644); err != nil {
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}, nil
@@ -121,33 +122,4 @@ func serverCertUsable(c *x509.Certificate, ca *pki.CA, names []string, now time.
 	slices.Sort(have)
 	slices.Sort(want)
 	return slices.Equal(have, want)
-}
-
-// writeFileAtomic writes data to a temp file in the same directory, syncs it
-// and renames it over path.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-			err = fmt.Errorf("write %s: %w", path, err)
-		}
-	}()
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

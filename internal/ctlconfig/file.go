@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/forlock/fleet/internal/atomicfile"
 )
 
 // Load reads and parses the file at path. Relative ca-file paths in its
@@ -37,10 +39,10 @@ func Load(path string) (*File, error) {
 	return f, nil
 }
 
-// Write validates f and stores it at path atomically: it writes a temporary
-// file in the same directory, syncs it and renames it over path. The file
-// gets mode 0600 and a missing parent directory is created with mode 0700.
-func (f *File) Write(path string) (err error) {
+// Write validates f and stores it at path with atomicfile.Write (temporary
+// file, fsync, rename, fsync of the directory). The file gets mode 0600 and
+// a missing parent directory is created with mode 0700.
+func (f *File) Write(path string) error {
 	if err := f.Validate(); err != nil {
 		return fmt.Errorf("write config %s: %w", path, err)
 	}
@@ -48,39 +50,11 @@ func (f *File) Write(path string) (err error) {
 	if err != nil {
 		return fmt.Errorf("write config %s: encode: %w", path, err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write config %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write config %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("write config %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write config %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write config %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write config %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write config %s: %w", path, err)
-	}
-	// Make the rename durable; not every platform can sync a directory.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		_ = d.Close()
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
+		return fmt.Errorf("write config: %w", err)
 	}
 	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/forlock/fleet/internal/atomicfile"
 )
 
 // LocalKeyIDPrefix starts the key ID of every local key file.
@@ -126,9 +128,10 @@ func parseFile(raw []byte) ([]byte, error) {
 	return key, nil
 }
 
-// createFile writes a new key file at path atomically without replacing an
-// existing one: a temporary file in the same directory is written, synced and
-// hard-linked to path, which fails if path exists.
+// createFile writes a new key file at path with atomicfile.WriteNew, which
+// never replaces an existing one: a temporary file in the same directory is
+// written, synced and hard-linked to path (failing if path exists), and the
+// directory is synced.
 func createFile(path string) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -142,31 +145,11 @@ func createFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("create key file: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".forlock-key-*.tmp") // mode 0600
-	if err != nil {
-		return fmt.Errorf("create key file: %w", err)
-	}
-	defer os.Remove(tmp.Name()) //nolint:errcheck // best effort; gone after the link
-	if _, err := tmp.Write(append(content, '\n')); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("create key file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("create key file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("create key file: %w", err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := atomicfile.WriteNew(path, append(content, '\n'), 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return nil // another process created it first; the caller loads it
 		}
 		return fmt.Errorf("create key file: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
 	}
 	return nil
 }

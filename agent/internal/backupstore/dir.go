@@ -2,8 +2,6 @@ package backupstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +10,8 @@ import (
 	"path"
 	"path/filepath"
 	"syscall"
+
+	"github.com/forlock/fleet/internal/atomicfile"
 )
 
 // DefaultDir is where Dir keeps artifacts when DirConfig.Root is empty.
@@ -32,9 +32,9 @@ type DirConfig struct {
 	Root string
 }
 
-// Dir stores artifacts as files under a host directory. A Put writes a
-// temporary file beside the destination, fsyncs it and renames it into
-// place, so readers never see a partial artifact. Every access goes through
+// Dir stores artifacts as files under a host directory. A Put writes
+// through atomicfile (temporary file beside the destination, fsync, rename,
+// fsync of the directory), so readers never see a partial artifact. Every access goes through
 // os.Root, so a symlink planted under Root cannot lead outside it.
 type Dir struct {
 	root string
@@ -60,10 +60,10 @@ func NewDir(cfg DirConfig) (*Dir, error) {
 // Location returns the artifact's host path.
 func (d *Dir) Location(name string) string { return filepath.Join(d.root, filepath.FromSlash(name)) }
 
-// Put writes r to a temporary file in the destination's directory, fsyncs
-// it, renames it to name and fsyncs the directory. On any error the
-// temporary file is removed; when the file system is out of space or quota
-// the error wraps ErrFull and names the path.
+// Put streams r through atomicfile.CreateIn: a temporary file in the
+// destination's directory, fsynced, renamed to name, then the directory
+// fsynced. On any error the temporary file is removed; when the file system
+// is out of space or quota the error wraps ErrFull and names the path.
 func (d *Dir) Put(ctx context.Context, name string, r io.Reader) (int64, error) {
 	if err := ValidateName(name); err != nil {
 		return 0, err
@@ -82,65 +82,19 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader) (int64, error) 
 		return 0, d.writeErr(dst, fmt.Errorf("create %s: %w", filepath.Dir(dst), err))
 	}
 
-	tmp, f, err := createTemp(root, name)
+	f, err := atomicfile.CreateIn(root, name, fileMode)
 	if err != nil {
 		return 0, d.writeErr(dst, err)
 	}
-	n, err := writeSync(ctx, f, r)
-	if err == nil {
-		err = root.Rename(tmp, name)
-	}
+	n, err := io.Copy(f, ctxReader{ctx: ctx, r: r})
 	if err != nil {
-		// Best effort: the rename failed or never happened, so tmp is ours.
-		_ = root.Remove(tmp)
+		_ = f.Abort()
 		return 0, d.writeErr(dst, err)
 	}
-	if err := syncDir(root, parent); err != nil {
+	if err := f.Commit(); err != nil {
 		return 0, d.writeErr(dst, err)
 	}
 	return n, nil
-}
-
-// createTemp creates an empty file beside name whose name ValidateName
-// would refuse (it starts with '.'), so it never collides with an artifact.
-func createTemp(root *os.Root, name string) (string, *os.File, error) {
-	var rnd [8]byte
-	for range 10 {
-		if _, err := rand.Read(rnd[:]); err != nil {
-			return "", nil, err
-		}
-		tmp := path.Join(path.Dir(name), "."+path.Base(name)+".tmp-"+hex.EncodeToString(rnd[:]))
-		f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		return tmp, f, err
-	}
-	return "", nil, errors.New("create temporary file: too many collisions")
-}
-
-// writeSync copies r into f, fsyncs and closes it; f is closed on return.
-func writeSync(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
-	n, err := io.Copy(f, ctxReader{ctx: ctx, r: r})
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return n, err
-}
-
-func syncDir(root *os.Root, dir string) error {
-	f, err := root.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // writeErr turns a failed write to dst into the error the operator sees.

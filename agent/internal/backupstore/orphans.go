@@ -4,11 +4,9 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"regexp"
-)
 
-// tempName matches the temporary files createTemp makes.
-var tempName = regexp.MustCompile(`^\..+\.tmp-[0-9a-f]{16}$`)
+	"github.com/forlock/fleet/internal/atomicfile"
+)
 
 // RemoveTemps removes the temporary files that Puts interrupted by a crash
 // or a kill left under the directory, and returns their paths. Call it only
@@ -30,7 +28,7 @@ func (d *Dir) RemoveTemps() ([]string, error) {
 			errs = append(errs, err)
 			return nil
 		}
-		if !e.Type().IsRegular() || !tempName.MatchString(e.Name()) {
+		if !e.Type().IsRegular() || !atomicfile.IsTemp(e.Name()) {
 			return nil
 		}
 		if err := root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {

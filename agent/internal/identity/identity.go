@@ -7,9 +7,9 @@
 //	ca.pem     the fleet CA bundle the control plane handed out, PEM
 //	node.json  {"node_id": "...", "name": "..."}
 //
-// Every file is written atomically (temporary file, fsync, rename, fsync of
-// the directory) with mode 0600, so a crash leaves either the old or the new
-// content. Nothing in this package ever deletes a file of the directory.
+// Every file is written with atomicfile.Write (temporary file, fsync,
+// rename, fsync of the directory) with mode 0600, so a crash leaves either
+// the old or the new content. Nothing in this package ever deletes a file of the directory.
 package identity
 
 import (

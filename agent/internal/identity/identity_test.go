@@ -216,30 +216,3 @@ func TestBuildChecksWhatTheControlPlaneSent(t *testing.T) {
 		})
 	}
 }
-
-func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "f")
-	require.NoError(t, WriteFileAtomic(p, []byte("one"), 0o600))
-	require.NoError(t, WriteFileAtomic(p, []byte("two"), 0o640))
-	got, err := os.ReadFile(p)
-	require.NoError(t, err)
-	require.Equal(t, "two", string(got))
-	require.Equal(t, os.FileMode(0o640), mode(t, p))
-
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	require.Len(t, entries, 1)
-
-	// Renaming over a directory fails: the old content stays and no
-	// temporary file is left.
-	sub := filepath.Join(dir, "sub")
-	require.NoError(t, os.Mkdir(sub, 0o700))
-	require.NoError(t, os.WriteFile(filepath.Join(sub, "x"), nil, 0o600))
-	require.Error(t, WriteFileAtomic(sub, []byte("x"), 0o600))
-	entries, err = os.ReadDir(dir)
-	require.NoError(t, err)
-	require.Len(t, entries, 2)
-
-	require.Error(t, WriteFileAtomic(filepath.Join(dir, "missing", "f"), nil, 0o600))
-}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/forlock/fleet/internal/atomicfile"
 	"github.com/forlock/fleet/internal/pki"
 )
 
@@ -137,7 +138,7 @@ func (s *Store) LoadOrCreateKey() (key *ecdsa.PrivateKey, created bool, err erro
 	if err != nil {
 		return nil, false, err
 	}
-	if err := WriteFileAtomic(s.path(KeyFile), pemKey, FileMode); err != nil {
+	if err := atomicfile.Write(s.path(KeyFile), pemKey, FileMode); err != nil {
 		return nil, false, fmt.Errorf("store node key: %w", err)
 	}
 	return key, true, nil
@@ -154,7 +155,7 @@ func (s *Store) Save(id *Identity) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", NodeFile, err)
 	}
-	if err := WriteFileAtomic(s.path(NodeFile), append(rec, '\n'), FileMode); err != nil {
+	if err := atomicfile.Write(s.path(NodeFile), append(rec, '\n'), FileMode); err != nil {
 		return fmt.Errorf("store %s: %w", NodeFile, err)
 	}
 	return nil
@@ -162,10 +163,10 @@ func (s *Store) Save(id *Identity) error {
 
 // SaveCertificate replaces node.crt and ca.pem, after a renewal.
 func (s *Store) SaveCertificate(chainPEM, caPEM []byte) error {
-	if err := WriteFileAtomic(s.path(CertFile), chainPEM, FileMode); err != nil {
+	if err := atomicfile.Write(s.path(CertFile), chainPEM, FileMode); err != nil {
 		return fmt.Errorf("store %s: %w", CertFile, err)
 	}
-	if err := WriteFileAtomic(s.path(CAFile), caPEM, FileMode); err != nil {
+	if err := atomicfile.Write(s.path(CAFile), caPEM, FileMode); err != nil {
 		return fmt.Errorf("store %s: %w", CAFile, err)
 	}
 	return nil

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/forlock/fleet/internal/artifact"
+	"github.com/forlock/fleet/internal/atomicfile"
 	"github.com/forlock/fleet/internal/keys"
 )
 
@@ -114,32 +114,21 @@ func (a *app) openArtifact(src string) (io.ReadCloser, string, error) {
 	return f, src, nil
 }
 
-// decryptToFile decrypts into a temporary file beside out and renames it to
-// out only on success.
-func (a *app) decryptToFile(in io.Reader, name, out, keyFile string, kek *keys.File) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".partial-*")
+// decryptToFile decrypts into a temporary file beside out (mode 0600: the
+// plain data) and puts it in place with atomicfile only on success.
+func (a *app) decryptToFile(in io.Reader, name, out, keyFile string, kek *keys.File) error {
+	f, err := atomicfile.Create(out, 0o600)
 	if err != nil {
 		return fmt.Errorf("create the output file: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	cw := &countWriter{w: tmp}
+	defer f.Abort() //nolint:errcheck // no-op after Commit; otherwise the partial output goes
+	cw := &countWriter{w: f}
 	h, err := artifact.Decrypt(cw, in, keyFile)
 	if err != nil {
 		return decryptError(err, name, h, kek, fmt.Sprintf("%s was not written (the partial output was discarded)", out))
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w (nothing written to %s)", tmp.Name(), err, out)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w (nothing written to %s)", tmp.Name(), err, out)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return fmt.Errorf("rename the decrypted data to %s: %w", out, err)
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("%w: %s holds either its old content or the whole new one; run the command again", err, out)
 	}
 	a.decrypted(h, name, out, cw.n)
 	return nil

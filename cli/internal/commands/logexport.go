@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/forlock/fleet/internal/atomicfile"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -94,29 +95,19 @@ func (x *logArchive) write(w io.Writer, modTime time.Time) error {
 	return nil
 }
 
-// save writes the archive to path through a temporary file beside it, so
-// that path is either the whole archive or untouched.
-func (x *logArchive) save(path string, modTime time.Time) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+// save writes the archive to path with atomicfile (mode 0644, like a file
+// the shell would create), so that path is either the whole archive or
+// untouched.
+func (x *logArchive) save(path string, modTime time.Time) error {
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return fmt.Errorf("export to %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err := x.write(tmp, modTime); err != nil {
+	defer f.Abort() //nolint:errcheck // no-op after Commit; otherwise the partial archive goes
+	if err := x.write(f, modTime); err != nil {
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("export to %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("export to %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := f.Commit(); err != nil {
 		return fmt.Errorf("export to %s: %w", path, err)
 	}
 	return nil
