@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -17,31 +18,38 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/store"
 )
 
-// errorCodes maps our sentinel errors to status codes. The message of the
+// ErrorDomain is the google.rpc.ErrorInfo domain of the control plane's
+// errors.
+const ErrorDomain = "forlock.v1"
+
+// errorCodes maps our sentinel errors to status codes and to a reason, a
+// stable UPPER_SNAKE_CASE name a program can act on, sent as
+// google.rpc.ErrorInfo. Reasons are API: never rename one. The message of the
 // wrapping error is shown to the caller, so it must hold no secret.
 var errorCodes = []struct {
-	err  error
-	code codes.Code
+	err    error
+	code   codes.Code
+	reason string
 }{
-	{store.ErrTokenUnknown, codes.Unauthenticated},
-	{store.ErrTokenExpired, codes.PermissionDenied},
-	{store.ErrTokenUsedUp, codes.PermissionDenied},
-	{store.ErrTokenRevoked, codes.PermissionDenied},
-	{store.ErrAlreadyRevoked, codes.FailedPrecondition},
-	{store.ErrIdentityRetired, codes.Unauthenticated},
-	{registry.ErrUnknownNode, codes.Unauthenticated},
-	{registry.ErrRetired, codes.Unauthenticated},
-	{enroll.ErrSuperseded, codes.Unauthenticated},
-	{enroll.ErrNameTaken, codes.AlreadyExists},
-	{enroll.ErrWrongNode, codes.PermissionDenied},
-	{enroll.ErrQuarantined, codes.PermissionDenied},
-	{store.ErrNotFound, codes.NotFound},
-	{jobs.ErrInvalid, codes.InvalidArgument},
-	{jobs.ErrNotFound, codes.NotFound},
-	{jobs.ErrEnded, codes.FailedPrecondition},
+	{store.ErrTokenUnknown, codes.Unauthenticated, "JOIN_TOKEN_UNKNOWN"},
+	{store.ErrTokenExpired, codes.PermissionDenied, "JOIN_TOKEN_EXPIRED"},
+	{store.ErrTokenUsedUp, codes.PermissionDenied, "JOIN_TOKEN_USED_UP"},
+	{store.ErrTokenRevoked, codes.PermissionDenied, "JOIN_TOKEN_REVOKED"},
+	{store.ErrAlreadyRevoked, codes.FailedPrecondition, "JOIN_TOKEN_ALREADY_REVOKED"},
+	{store.ErrIdentityRetired, codes.Unauthenticated, "IDENTITY_RETIRED"},
+	{registry.ErrUnknownNode, codes.Unauthenticated, "NODE_NOT_REGISTERED"},
+	{registry.ErrRetired, codes.Unauthenticated, "CERTIFICATE_RETIRED"},
+	{enroll.ErrSuperseded, codes.Unauthenticated, "CERTIFICATE_SUPERSEDED"},
+	{enroll.ErrNameTaken, codes.AlreadyExists, "NODE_NAME_TAKEN"},
+	{enroll.ErrWrongNode, codes.PermissionDenied, "JOIN_TOKEN_FOR_ANOTHER_NODE"},
+	{enroll.ErrQuarantined, codes.PermissionDenied, "NODE_QUARANTINED"},
+	{store.ErrNotFound, codes.NotFound, "NOT_FOUND"},
+	{jobs.ErrInvalid, codes.InvalidArgument, "INVALID_JOB"},
+	{jobs.ErrNotFound, codes.NotFound, "JOB_NOT_FOUND"},
+	{jobs.ErrEnded, codes.FailedPrecondition, "JOB_ENDED"},
 	// The message names the data dir and the free space, and says to free
 	// some; clients may retry once there is room.
-	{store.ErrDiskFull, codes.ResourceExhausted},
+	{store.ErrDiskFull, codes.ResourceExhausted, "DATA_DISK_FULL"},
 }
 
 // toStatus converts a domain error into a status error. Unknown errors are
@@ -58,11 +66,19 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	for _, e := range errorCodes {
 		if errors.Is(err, e.err) {
-			return status.Error(e.code, err.Error())
+			return withReason(status.New(e.code, err.Error()), e.reason).Err()
 		}
 	}
 	log.ErrorContext(ctx, "internal error", "err", err)
 	return status.Error(codes.Internal, "internal error; see the control plane log")
+}
+
+// withReason attaches a google.rpc.ErrorInfo with reason to st.
+func withReason(st *status.Status, reason string) *status.Status {
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}); err == nil {
+		return d
+	}
+	return st // only a marshalling failure of a two-string message: keep the plain status
 }
 
 func invalid(format string, args ...any) error {
