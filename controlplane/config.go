@@ -14,6 +14,7 @@ import (
 
 	"github.com/forlock/fleet/controlplane/internal/api"
 	"github.com/forlock/fleet/controlplane/internal/enroll"
+	"github.com/forlock/fleet/controlplane/internal/scheduler"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -63,7 +64,7 @@ type Config struct {
 	CertCheckInterval time.Duration
 	// BackupSchedules are the backups the control plane makes on its own,
 	// and their retention.
-	BackupSchedules []BackupSchedule
+	BackupSchedules []scheduler.BackupSchedule
 	// RetentionInterval is how often retention looks at the catalog
 	// besides after each scheduled backup; default 1h.
 	RetentionInterval time.Duration
@@ -141,18 +142,7 @@ func (c *Config) validate() error {
 	if err := c.Limits.validate(); err != nil {
 		return err
 	}
-	seen := map[string]bool{}
-	for i := range c.BackupSchedules {
-		sc := &c.BackupSchedules[i]
-		if err := sc.check(); err != nil {
-			return err
-		}
-		if seen[sc.Name] {
-			return fmt.Errorf("backup schedule %s: named twice: give each schedule its own name", sc.Name)
-		}
-		seen[sc.Name] = true
-	}
-	return nil
+	return scheduler.CheckSchedules(c.BackupSchedules)
 }
 
 func validHostName(n string) bool {
@@ -209,9 +199,9 @@ type FileBackupSchedule struct {
 	Keep        string   `yaml:"keep"`
 }
 
-// schedule turns the entry into a BackupSchedule (checked by check).
-func (f FileBackupSchedule) schedule() (BackupSchedule, error) {
-	sc := BackupSchedule{Name: f.Name, Cron: f.Cron, Selector: f.Selector, MaxParallel: f.MaxParallel}
+// schedule turns the entry into a checked scheduler.BackupSchedule.
+func (f FileBackupSchedule) schedule() (scheduler.BackupSchedule, error) {
+	sc := scheduler.BackupSchedule{Name: f.Name, Cron: f.Cron, Selector: f.Selector, MaxParallel: f.MaxParallel}
 	kinds := map[string]forlockv1.ArtifactKind{"postgres": forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES,
 		"redis": forlockv1.ArtifactKind_ARTIFACT_KIND_REDIS, "config": forlockv1.ArtifactKind_ARTIFACT_KIND_CONFIG}
 	for _, o := range f.Only {
@@ -246,12 +236,12 @@ func (f FileBackupSchedule) schedule() (BackupSchedule, error) {
 		}
 		sc.Keep = d
 	}
-	return sc, sc.check()
+	return sc, sc.Check()
 }
 
 // backupSchedules turns the file's backup_schedules into checked ones.
-func (fc *FileConfig) backupSchedules() ([]BackupSchedule, error) {
-	var out []BackupSchedule
+func (fc *FileConfig) backupSchedules() ([]scheduler.BackupSchedule, error) {
+	var out []scheduler.BackupSchedule
 	for _, f := range fc.BackupSchedules {
 		sc, err := f.schedule()
 		if err != nil {

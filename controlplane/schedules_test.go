@@ -1,7 +1,6 @@
 package controlplane
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/forlock/fleet/controlplane/internal/jobs"
+	"github.com/forlock/fleet/controlplane/internal/scheduler"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -44,17 +44,13 @@ func TestBackupScheduleConfig(t *testing.T) {
 	require.Equal(t, []forlockv1.ArtifactKind{forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES}, pg.Only)
 	require.Equal(t, 720*time.Hour, pg.Keep)
 	require.Equal(t, forlockv1.PostgresFormat_POSTGRES_FORMAT_LOGICAL, pg.PostgresFormat)
-	at := time.Date(2026, 11, 26, 1, 30, 0, 0, time.UTC)
-	require.Equal(t, time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC), pg.next(at), "02:00 UTC")
-	require.Equal(t, time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC), pg.next(at.In(time.FixedZone("X", 5*3600))), "UTC whatever the zone of now")
-	require.Equal(t, time.Date(2026, 11, 26, 1, 45, 0, 0, time.UTC), scheds[1].next(at))
-	req := scheds[2].request(time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC))
-	require.Equal(t, "backup-schedule/config-daily/2026-11-27T00:00:00Z", req.GetIdempotencyKey())
-	require.Equal(t, "env=prod", req.GetTarget().GetLabelSelector())
-	require.Equal(t, uint32(2), req.GetRollout().GetMaxParallel())
-	require.Equal(t, forlockv1.OfflinePolicy_OFFLINE_POLICY_SKIP, req.GetRollout().GetOfflinePolicy())
-	require.Equal(t, "fleet-backups", req.GetSpec().GetBackup().GetDestination().GetS3().GetBucket())
-	require.True(t, scheds[0].request(at).GetTarget().GetAll(), "no selector: every node")
+	require.Equal(t, "0 2 * * *", pg.Cron)
+	require.Equal(t, "*/15 * * * *", scheds[1].Cron)
+	cfgDaily := scheds[2]
+	require.Equal(t, "env=prod", cfgDaily.Selector)
+	require.Equal(t, uint32(2), cfgDaily.MaxParallel)
+	require.Equal(t, &forlockv1.S3Location{Bucket: "fleet-backups", Prefix: "config/"}, cfgDaily.Destination.GetS3())
+	require.Zero(t, cfgDaily.Keep, "no keep: kept forever")
 
 	for _, tt := range []struct{ name, entry, want string }{
 		{"bad name", `{name: "Daily!", cron: "@daily"}`, `a name is 1-40 lower-case letters`},
@@ -76,66 +72,27 @@ func TestBackupScheduleConfig(t *testing.T) {
 			require.ErrorContains(t, err, tt.want)
 		})
 	}
-	dup := Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", BackupSchedules: []BackupSchedule{{Name: "d", Cron: "@daily"}, {Name: "d", Cron: "@hourly"}}}
+	dup := Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", BackupSchedules: []scheduler.BackupSchedule{{Name: "d", Cron: "@daily"}, {Name: "d", Cron: "@hourly"}}}
 	dup.setDefaults()
 	require.ErrorContains(t, dup.validate(), "backup schedule d: named twice")
 }
 
-func TestExpired(t *testing.T) {
-	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	rp := func(id, node string, age time.Duration, state forlockv1.ArtifactState) *forlockv1.RestorePoint {
-		return &forlockv1.RestorePoint{Id: id, NodeId: node, JobId: id, CreatedAt: timestamppb.New(now.Add(-age)),
-			Artifacts: []*forlockv1.Artifact{{State: state}}}
-	}
-	const ok, gone = forlockv1.ArtifactState_ARTIFACT_STATE_AVAILABLE, forlockv1.ArtifactState_ARTIFACT_STATE_DELETED
-	day := 24 * time.Hour
-	// Newest first, as the catalog scans.
-	rps := []*forlockv1.RestorePoint{
-		rp("a-new", "n1", 1*day, ok),
-		rp("manual", "n1", 2*day, ok),
-		rp("a-old", "n1", 40*day, ok),
-		rp("a-older", "n1", 41*day, ok),
-		rp("a-deleted", "n1", 50*day, gone),
-		rp("a-only-n2", "n2", 90*day, ok),
-		rp("b-old", "n1", 40*day, ok),
-		rp("b-older", "n1", 41*day, ok),
-		rp("x-old", "n1", 40*day, ok),
-	}
-	scheduleOf := func(r *forlockv1.RestorePoint) string {
-		switch r.GetId()[0] {
-		case 'a':
-			return "daily"
-		case 'b':
-			return "forever"
-		case 'x':
-			return "removed-from-config"
-		}
-		return ""
-	}
-	scheds := []BackupSchedule{{Name: "daily", Keep: 30 * day}, {Name: "forever"}}
-	var ids []string
-	for _, r := range expired(rps, scheduleOf, scheds, now) {
-		ids = append(ids, r.GetId())
-	}
-	// a-new is young; manual and x-old are no schedule's; a-deleted holds
-	// nothing; a-only-n2 is n2's newest; b-* are kept forever.
-	require.Equal(t, []string{"a-old", "a-older"}, ids)
-}
-
 // TestScheduledBackupAndRetention submits a schedule's job on a real
-// control plane twice for one fire time (one job), and applies retention
-// to a catalog holding old scheduled, young scheduled and manual restore
-// points.
+// control plane (its job engine and store, as the wiring passes them)
+// twice for one fire time (one job), and applies retention to a catalog
+// holding old scheduled, young scheduled and manual restore points.
 func TestScheduledBackupAndRetention(t *testing.T) {
 	e := startEnv(t, nil)
 	node := e.onlineNode("web-1")
 
-	sc := BackupSchedule{Name: "redis-15min", Cron: "*/15 * * * *", Only: []forlockv1.ArtifactKind{forlockv1.ArtifactKind_ARTIFACT_KIND_REDIS}, Keep: 24 * time.Hour}
-	require.NoError(t, sc.check())
+	sc := scheduler.BackupSchedule{Name: "redis-15min", Cron: "*/15 * * * *", Only: []forlockv1.ArtifactKind{forlockv1.ArtifactKind_ARTIFACT_KIND_REDIS}, Keep: 24 * time.Hour}
+	require.NoError(t, sc.Check())
+	sch, err := scheduler.New(scheduler.Config{Jobs: e.srv.jobs, Catalog: e.srv.store, Backups: []scheduler.BackupSchedule{sc}})
+	require.NoError(t, err)
 	at := time.Date(2026, 11, 26, 10, 15, 0, 0, time.UTC)
 	ctx := t.Context()
-	e.srv.submitScheduled(ctx, &sc, at)
-	e.srv.submitScheduled(ctx, &sc, at) // a restart at the same fire time
+	sch.SubmitScheduled(ctx, &sc, at)
+	sch.SubmitScheduled(ctx, &sc, at) // a restart at the same fire time
 	list, _, err := e.srv.jobs.List(jobs.Filter{Kind: "backup", Limit: 100})
 	require.NoError(t, err)
 	require.Len(t, list, 1, "one job per fire time")
@@ -162,8 +119,8 @@ func TestScheduledBackupAndRetention(t *testing.T) {
 	}
 	require.NoError(t, e.srv.store.SaveJobs(w))
 
-	e.srv.applyRetention(ctx, []BackupSchedule{sc}, now)
-	e.srv.applyRetention(ctx, []BackupSchedule{sc}, now) // once a day per restore point
+	sch.ApplyRetention(ctx, now)
+	sch.ApplyRetention(ctx, now) // once a day per restore point
 	dels, _, err := e.srv.jobs.List(jobs.Filter{Kind: "delete_backup", Limit: 100})
 	require.NoError(t, err)
 	var deleted []string
@@ -175,21 +132,20 @@ func TestScheduledBackupAndRetention(t *testing.T) {
 	require.ElementsMatch(t, []string{"rp2", "rp1"}, deleted)
 }
 
-// TestScheduleRunnerFires runs the scheduler on a real control plane with
-// a one-second schedule: a job per fire time, each with its own key.
+// TestScheduleRunnerFires starts a real control plane configured with a
+// one-second schedule, as a config file would: Run starts the scheduler,
+// which submits a job per fire time, each with its own key.
 func TestScheduleRunnerFires(t *testing.T) {
-	e := startEnv(t, nil)
+	sc := scheduler.BackupSchedule{Name: "tick", Cron: "@every 1s", Only: []forlockv1.ArtifactKind{forlockv1.ArtifactKind_ARTIFACT_KIND_CONFIG}}
+	start := time.Now()
+	e := startEnv(t, func(c *Config) { c.BackupSchedules = []scheduler.BackupSchedule{sc} })
 	e.onlineNode("web-1")
 
-	sc := BackupSchedule{Name: "tick", Cron: "@every 1s", Only: []forlockv1.ArtifactKind{forlockv1.ArtifactKind_ARTIFACT_KIND_CONFIG}}
-	require.NoError(t, sc.check())
-	ctx, cancel := context.WithTimeout(t.Context(), 3500*time.Millisecond)
-	defer cancel()
-	require.NoError(t, e.srv.runBackupSchedules(ctx, []BackupSchedule{sc}, time.Hour))
+	time.Sleep(3500 * time.Millisecond)
 	list, _, err := e.srv.jobs.List(jobs.Filter{Kind: "backup", Limit: 100})
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(list), 2, "a job each second")
-	require.LessOrEqual(t, len(list), 4)
+	require.LessOrEqual(t, len(list), int(time.Since(start)/time.Second)+1, "no more than one a second")
 	keys := map[string]bool{}
 	for _, j := range list {
 		require.Regexp(t, `^backup-schedule/tick/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`, j.GetIdempotencyKey())

@@ -32,6 +32,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/limit"
 	"github.com/forlock/fleet/controlplane/internal/logs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/controlplane/internal/scheduler"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/controlplane/internal/vault"
 	"github.com/forlock/fleet/internal/keys"
@@ -46,6 +47,7 @@ type Server struct {
 	store     *store.Store
 	registry  *registry.Registry
 	jobs      *jobs.Engine
+	sched     *scheduler.Scheduler
 	ca        *pki.CA
 	admin     []byte
 	lis       net.Listener
@@ -133,12 +135,26 @@ func (s *Server) init(now time.Time) error {
 	if err != nil {
 		return err
 	}
+	if s.sched, err = s.newScheduler(); err != nil {
+		return err
+	}
 	s.ctlConfig = filepath.Join(s.cfg.DataDir, ctlConfigFile)
 	if err := s.ensureAdmin(net.JoinHostPort(dialHost(host, s.cfg.AdvertiseNames), port)); err != nil {
 		return err
 	}
 	s.grpc = s.newGRPCServer(cert)
 	return nil
+}
+
+// newScheduler wires the backup schedules, retention and, with Vault to
+// issue certificates from, the certificate policy to the store, registry
+// and job engine.
+func (s *Server) newScheduler() (*scheduler.Scheduler, error) {
+	return scheduler.New(scheduler.Config{
+		Jobs: s.jobs, Catalog: s.store, Nodes: s.registry, Certificates: s.store, Logger: s.log,
+		Backups: s.cfg.BackupSchedules, RetentionInterval: s.cfg.RetentionInterval,
+		CertPolicy: s.cfg.Vault != nil, CertCheckInterval: s.cfg.CertCheckInterval,
+	})
 }
 
 // dialHost picks the host forlockctl should dial: the listen address if it
@@ -231,19 +247,8 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.jobs.Run(regCtx) })
 	if s.vault != nil {
 		g.Go(func() error { return s.vault.Run(gctx) })
-		every := s.cfg.CertCheckInterval
-		if every == 0 {
-			every = DefaultCertCheckInterval
-		}
-		g.Go(func() error { return s.runCertPolicy(gctx, every) })
 	}
-	if len(s.cfg.BackupSchedules) > 0 {
-		every := s.cfg.RetentionInterval
-		if every <= 0 {
-			every = DefaultRetentionInterval
-		}
-		g.Go(func() error { return s.runBackupSchedules(gctx, s.cfg.BackupSchedules, every) })
-	}
+	g.Go(func() error { return s.sched.Run(gctx) })
 	g.Go(func() error {
 		s.log.Info("control plane serving", "addr", s.lis.Addr().String(), "data_dir", s.cfg.DataDir)
 		if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

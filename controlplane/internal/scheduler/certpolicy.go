@@ -1,4 +1,4 @@
-package controlplane
+package scheduler
 
 import (
 	"context"
@@ -20,6 +20,18 @@ const (
 	DefaultCertCheckInterval = time.Hour
 )
 
+// Nodes is what the certificate policy reads of the registry: the nodes
+// matching a selector in the given states.
+type Nodes interface {
+	List(sel labels.Selector, states []forlockv1.NodeState) []*forlockv1.Node
+}
+
+// Certificates is what the certificate policy reads of the store: the
+// certificate the control plane last installed on a node (nil if none).
+type Certificates interface {
+	InstalledCertificate(nodeID string) (*forlockv1.CertificateInfo, error)
+}
+
 // certDue says why a node's certificate is due for rotation, or "".
 func certDue(now time.Time, served, installed *forlockv1.CertificateInfo) string {
 	if na := served.GetNotAfter(); na != nil && na.AsTime().Sub(now) < CertRotateBefore {
@@ -34,7 +46,7 @@ func certDue(now time.Time, served, installed *forlockv1.CertificateInfo) string
 // runCertPolicy submits a cert_rotate job for every connected node whose
 // certificate is due, at most once a day per node (an idempotency key of
 // node and day), until ctx ends.
-func (s *Server) runCertPolicy(ctx context.Context, every time.Duration) error {
+func (s *Scheduler) runCertPolicy(ctx context.Context, every time.Duration) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -47,9 +59,9 @@ func (s *Server) runCertPolicy(ctx context.Context, every time.Duration) error {
 	}
 }
 
-func (s *Server) rotateDueCerts(ctx context.Context, now time.Time) {
-	for _, n := range s.registry.List(labels.Selector{}, []forlockv1.NodeState{forlockv1.NodeState_NODE_STATE_ONLINE}) {
-		installed, err := s.store.InstalledCertificate(n.GetId())
+func (s *Scheduler) rotateDueCerts(ctx context.Context, now time.Time) {
+	for _, n := range s.cfg.Nodes.List(labels.Selector{}, []forlockv1.NodeState{forlockv1.NodeState_NODE_STATE_ONLINE}) {
+		installed, err := s.cfg.Certificates.InstalledCertificate(n.GetId())
 		if err != nil {
 			s.log.Warn("certificate policy: cannot read the installed certificate", "node", n.GetName(), "error", err.Error())
 			continue
@@ -64,7 +76,7 @@ func (s *Server) rotateDueCerts(ctx context.Context, now time.Time) {
 		if installed.GetSource() == forlockv1.CertificateSource_CERTIFICATE_SOURCE_VAULT_KV {
 			spec.Source = forlockv1.CertificateSource_CERTIFICATE_SOURCE_VAULT_KV
 		}
-		job, created, err := s.jobs.Submit(ctx, &forlockv1.SubmitJobRequest{
+		job, created, err := s.cfg.Jobs.Submit(ctx, &forlockv1.SubmitJobRequest{
 			Spec:           &forlockv1.JobSpec{Kind: &forlockv1.JobSpec_CertRotate{CertRotate: spec}},
 			Target:         &forlockv1.Target{Nodes: []string{n.GetId()}},
 			Rollout:        &forlockv1.Rollout{OfflinePolicy: forlockv1.OfflinePolicy_OFFLINE_POLICY_SKIP},

@@ -1,11 +1,9 @@
-package controlplane
+package scheduler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -51,8 +49,9 @@ const DefaultRetentionInterval = time.Hour
 
 var scheduleName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
 
-// check validates s and parses its cron expression.
-func (s *BackupSchedule) check() error {
+// Check validates s and parses its cron expression; a schedule runs only
+// once checked.
+func (s *BackupSchedule) Check() error {
 	if !scheduleName.MatchString(s.Name) {
 		return fmt.Errorf("backup schedule %q: a name is 1-40 lower-case letters, digits and '-'", s.Name)
 	}
@@ -69,6 +68,23 @@ func (s *BackupSchedule) check() error {
 	}
 	if err := jobs.CheckBackup(s.request(time.Time{}).GetSpec().GetBackup()); err != nil {
 		return fmt.Errorf("backup schedule %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// CheckSchedules checks each schedule (see Check) and that no two share a
+// name, since the name keys their jobs and restore points.
+func CheckSchedules(scheds []BackupSchedule) error {
+	seen := map[string]bool{}
+	for i := range scheds {
+		sc := &scheds[i]
+		if err := sc.Check(); err != nil {
+			return err
+		}
+		if seen[sc.Name] {
+			return fmt.Errorf("backup schedule %s: named twice: give each schedule its own name", sc.Name)
+		}
+		seen[sc.Name] = true
 	}
 	return nil
 }
@@ -97,8 +113,8 @@ func (s *BackupSchedule) request(at time.Time) *forlockv1.SubmitJobRequest {
 // and applies retention after each and every retentionEvery, until ctx
 // ends. A fire time missed while the control plane was down is not made
 // up; the idempotency key keeps a restart at the fire time from running
-// it twice.
-func (s *Server) runBackupSchedules(ctx context.Context, scheds []BackupSchedule, retentionEvery time.Duration) error {
+// it twice (see the package doc).
+func (s *Scheduler) runBackupSchedules(ctx context.Context, scheds []BackupSchedule, retentionEvery time.Duration) error {
 	type fire struct {
 		sc *BackupSchedule
 		at time.Time
@@ -133,104 +149,21 @@ func (s *Server) runBackupSchedules(ctx context.Context, scheds []BackupSchedule
 			continue
 		case <-timer.C:
 		}
-		s.submitScheduled(ctx, first.sc, first.at)
+		s.SubmitScheduled(ctx, first.sc, first.at)
 		s.applyRetention(ctx, scheds, time.Now())
 		first.at = first.sc.next(first.at)
 	}
 }
 
-// submitScheduled submits the schedule's backup job for the fire time at.
-func (s *Server) submitScheduled(ctx context.Context, sc *BackupSchedule, at time.Time) {
-	job, created, err := s.jobs.Submit(ctx, sc.request(at))
+// SubmitScheduled submits the schedule's backup job for the fire time at,
+// once per schedule and fire time whatever the number of calls; it logs
+// what it did. Run calls it at each fire time.
+func (s *Scheduler) SubmitScheduled(ctx context.Context, sc *BackupSchedule, at time.Time) {
+	job, created, err := s.cfg.Jobs.Submit(ctx, sc.request(at))
 	switch {
 	case err != nil:
 		s.log.Warn("backup schedule: job not submitted", "schedule", sc.Name, "at", at.Format(time.RFC3339), "error", err.Error())
 	case created:
 		s.log.Info("backup schedule: job submitted", "schedule", sc.Name, "at", at.Format(time.RFC3339), "job_id", job.GetId())
 	}
-}
-
-// applyRetention submits a delete_backup job for every restore point that a
-// schedule made longer ago than its keep, but the newest of each node. One
-// job a day at most per restore point (an offline node's is skipped and
-// tried again the next day).
-func (s *Server) applyRetention(ctx context.Context, scheds []BackupSchedule, now time.Time) {
-	expired, err := s.expiredRestorePoints(scheds, now)
-	if err != nil {
-		s.log.Warn("backup retention: cannot read the catalog", "error", err.Error())
-		return
-	}
-	for _, rp := range expired {
-		job, created, err := s.jobs.Submit(ctx, &forlockv1.SubmitJobRequest{
-			Spec:           &forlockv1.JobSpec{Kind: &forlockv1.JobSpec_DeleteBackup{DeleteBackup: &forlockv1.DeleteBackupSpec{RestorePointId: rp.GetId()}}},
-			Target:         &forlockv1.Target{Nodes: []string{rp.GetNodeId()}},
-			Rollout:        &forlockv1.Rollout{OfflinePolicy: forlockv1.OfflinePolicy_OFFLINE_POLICY_SKIP},
-			IdempotencyKey: fmt.Sprintf("backup-retention/%s/%s", rp.GetId(), now.UTC().Format("20060102")),
-		})
-		switch {
-		case err != nil:
-			s.log.Warn("backup retention: delete not submitted", "restore_point", rp.GetId(), "node", rp.GetNodeName(), "error", err.Error())
-		case created:
-			s.log.Info("backup retention: delete submitted", "restore_point", rp.GetId(), "node", rp.GetNodeName(),
-				"created", rp.GetCreatedAt().AsTime().Format(time.RFC3339), "job_id", job.GetId())
-		}
-	}
-}
-
-// expiredRestorePoints returns the restore points retention deletes. The
-// jobs are looked up after the catalog scan, never inside it: a bbolt read
-// opened inside another, while a commit waits to grow the file, deadlocks.
-func (s *Server) expiredRestorePoints(scheds []BackupSchedule, now time.Time) ([]*forlockv1.RestorePoint, error) {
-	var all []*forlockv1.RestorePoint
-	if err := s.store.ScanRestorePoints("", func(rp *forlockv1.RestorePoint) bool {
-		all = append(all, rp)
-		return true
-	}); err != nil {
-		return nil, err
-	}
-	scheduleOf := map[string]string{} // job ID -> schedule name, "" for none
-	for _, rp := range all {
-		if _, ok := scheduleOf[rp.GetJobId()]; ok {
-			continue
-		}
-		job, err := s.jobs.Get(rp.GetJobId())
-		if err != nil && !errors.Is(err, jobs.ErrNotFound) {
-			return nil, err
-		}
-		name := ""
-		if rest, ok := strings.CutPrefix(job.GetIdempotencyKey(), scheduleKeyPrefix); ok {
-			name, _, _ = strings.Cut(rest, "/")
-		}
-		scheduleOf[rp.GetJobId()] = name
-	}
-	return expired(all, func(rp *forlockv1.RestorePoint) string { return scheduleOf[rp.GetJobId()] }, scheds, now), nil
-}
-
-// expired picks, from restore points newest first, those a schedule made
-// more than its keep ago that still hold an available artifact, keeping
-// the newest such restore point of each node and schedule whatever its
-// age.
-func expired(rps []*forlockv1.RestorePoint, scheduleOf func(*forlockv1.RestorePoint) string, scheds []BackupSchedule, now time.Time) []*forlockv1.RestorePoint {
-	var out []*forlockv1.RestorePoint
-	newest := map[string]bool{} // schedule + node: its newest was seen
-	for _, rp := range rps {
-		name := scheduleOf(rp)
-		i := slices.IndexFunc(scheds, func(sc BackupSchedule) bool { return sc.Name == name })
-		if name == "" || i < 0 || !slices.ContainsFunc(rp.GetArtifacts(), available) {
-			continue
-		}
-		key := name + "\x00" + rp.GetNodeId()
-		if !newest[key] {
-			newest[key] = true
-			continue
-		}
-		if keep := scheds[i].Keep; keep > 0 && now.Sub(rp.GetCreatedAt().AsTime()) > keep {
-			out = append(out, rp)
-		}
-	}
-	return out
-}
-
-func available(a *forlockv1.Artifact) bool {
-	return a.GetState() == forlockv1.ArtifactState_ARTIFACT_STATE_AVAILABLE
 }
