@@ -130,9 +130,6 @@ func (cfg Config) certCheck() *checks.Certificate {
 	return &checks.Certificate{Addr: addr, ServerName: sni, Explicit: explicit}
 }
 
-// certRotateKind is the job kind certHandler runs.
-const certRotateKind = certs.Kind
-
 // certHandler runs the cert_rotate task with the agent's TLS settings.
 func (a *Agent) certHandler(hc *health) TaskHandler {
 	t := a.cfg.TLS

@@ -15,6 +15,7 @@ import (
 
 	"github.com/forlock/fleet/agent/internal/certs"
 	"github.com/forlock/fleet/internal/buildinfo"
+	"github.com/forlock/fleet/internal/protocol"
 )
 
 // Exit codes of Main.
@@ -33,7 +34,7 @@ func Main(args []string) int { return MainWithHandlers(args, nil) }
 
 // MainWithHandlers is Main with extra task handlers (see
 // Config.TaskHandlers), for test binaries that wrap the real agent.
-func MainWithHandlers(args []string, handlers map[string]TaskHandler) int {
+func MainWithHandlers(args []string, handlers map[protocol.Kind]TaskHandler) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return run(ctx, args, os.Stdout, os.Stderr, os.Getenv, handlers)
@@ -56,7 +57,7 @@ func (e *exitError) Unwrap() error { return e.err }
 
 func usageError(err error) error { return &exitError{exitUsage, err} }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, handlers map[string]TaskHandler) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, handlers map[protocol.Kind]TaskHandler) int {
 	cmd := &cobra.Command{
 		Use:   "forlock-agent",
 		Short: "The Forlock Fleet agent: enrolls this host and keeps its control stream to the control plane",

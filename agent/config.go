@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/forlock/fleet/internal/protocol"
 )
 
 // DefaultStateDir is where the agent keeps its identity unless told
@@ -61,7 +63,7 @@ type Config struct {
 	// TaskHandlers add task kinds, or replace built-in ones (health_check),
 	// keyed by job kind: the name of the JobSpec oneof field. Tests use it
 	// to run slow or failing tasks through a real agent.
-	TaskHandlers map[string]TaskHandler
+	TaskHandlers map[protocol.Kind]TaskHandler
 }
 
 // validate returns cfg with defaults filled in, or an error naming the

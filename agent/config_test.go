@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/internal/protocol"
 )
 
 func TestValidateName(t *testing.T) {
@@ -59,9 +61,9 @@ func TestConfigValidate(t *testing.T) {
 		{"token trimmed", func(c *Config) { c.JoinToken = " abc\n" }, ""},
 		{"negative backoff", func(c *Config) { c.MinBackoff = -1 }, "must not be negative"},
 		{"inverted backoff", func(c *Config) { c.MinBackoff, c.MaxBackoff = time.Minute, time.Second }, "minimum backoff 1m0s exceeds maximum backoff 1s"},
-		{"nil task handler", func(c *Config) { c.TaskHandlers = map[string]TaskHandler{"slow": nil} }, `task handler for kind "slow": want a kind name and a handler`},
-		{"unnamed task handler", func(c *Config) { c.TaskHandlers = map[string]TaskHandler{"": noopHandler} }, `task handler for kind ""`},
-		{"task handler", func(c *Config) { c.TaskHandlers = map[string]TaskHandler{"health_check": noopHandler} }, ""},
+		{"nil task handler", func(c *Config) { c.TaskHandlers = map[protocol.Kind]TaskHandler{"slow": nil} }, `task handler for kind "slow": want a kind name and a handler`},
+		{"unnamed task handler", func(c *Config) { c.TaskHandlers = map[protocol.Kind]TaskHandler{"": noopHandler} }, `task handler for kind ""`},
+		{"task handler", func(c *Config) { c.TaskHandlers = map[protocol.Kind]TaskHandler{"health_check": noopHandler} }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/forlock/fleet/agent/internal/session"
 	"github.com/forlock/fleet/agent/internal/tasks"
 	"github.com/forlock/fleet/internal/buildinfo"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -83,15 +84,14 @@ func (a *Agent) session(ctx context.Context, store *identity.Store, runner *task
 	return res, renewErr
 }
 
-// LogsCapability is announced when the agent can read container logs.
-const LogsCapability = "logs.v1"
-
+// capabilities are the agent's on top of the session's: it runs tasks, and
+// serves logs when it reaches Docker.
 func (a *Agent) capabilities() []string {
-	caps := []string{TasksCapability}
+	caps := []protocol.Capability{protocol.CapabilityTasks}
 	if a.health.docker != nil {
-		caps = append(caps, LogsCapability)
+		caps = append(caps, protocol.CapabilityLogs)
 	}
-	return caps
+	return protocol.Strings(caps...)
 }
 
 // serveLogs answers a LogRequest on a PushLogs stream of its own, on the

@@ -10,10 +10,8 @@ import (
 	"github.com/forlock/fleet/agent/internal/journal"
 	"github.com/forlock/fleet/agent/internal/tasks"
 	"github.com/forlock/fleet/internal/buildinfo"
+	"github.com/forlock/fleet/internal/protocol"
 )
-
-// TasksCapability is advertised in the AgentHello: this agent runs tasks.
-const TasksCapability = "tasks.v1"
 
 // TaskHandler runs one kind of task; see Config.TaskHandlers. Run must end
 // soon after its context ends (a cancel or the agent shutting down); a
@@ -33,7 +31,7 @@ const taskStopTimeout = 15 * time.Second
 
 // taskHandlers returns the built-in handlers with the config's on top. hc
 // runs the health_check task and holds the Docker client.
-func (a *Agent) taskHandlers(hc *health) (map[string]TaskHandler, error) {
+func (a *Agent) taskHandlers(hc *health) (map[protocol.Kind]TaskHandler, error) {
 	bcfg := a.backupConfig(hc)
 	bh, err := backup.NewHandler(bcfg)
 	if err != nil {
@@ -47,19 +45,19 @@ func (a *Agent) taskHandlers(hc *health) (map[string]TaskHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := map[string]TaskHandler{
-		checks.Kind:        checks.Handler{Suite: hc.suite, Publish: hc.monitor.Publish},
-		backup.Kind:        bh,
-		backup.RestoreKind: rh,
-		backup.DeleteKind:  dh,
-		certRotateKind:     a.certHandler(hc),
+	h := map[protocol.Kind]TaskHandler{
+		protocol.KindHealthCheck:  checks.Handler{Suite: hc.suite, Publish: hc.monitor.Publish},
+		protocol.KindBackup:       bh,
+		protocol.KindRestore:      rh,
+		protocol.KindDeleteBackup: dh,
+		protocol.KindCertRotate:   a.certHandler(hc),
 	}
 	uh, err := a.newUpgradeHandler(hc, bh)
 	if err != nil {
 		return nil, err
 	}
 	if uh != nil {
-		h["upgrade"], h["rollback"] = uh, uh
+		h[protocol.KindUpgrade], h[protocol.KindRollback] = uh, uh
 	}
 	maps.Copy(h, a.cfg.TaskHandlers)
 	return h, nil
@@ -73,8 +71,9 @@ func (a *Agent) openTasks(hc *health) (*journal.Journal, *tasks.Runner, error) {
 		return nil, nil, err
 	}
 	for _, e := range interrupted {
+		// A destructive kind may have left the node half changed.
 		a.log.Warn("task interrupted: the agent stopped while it was running; it is not run again",
-			"task_id", e.TaskID, "job_id", e.JobID, "kind", e.Kind, "started_at", e.StartedAt)
+			"task_id", e.TaskID, "job_id", e.JobID, "kind", e.Kind, "destructive", e.Kind.Destructive(), "started_at", e.StartedAt)
 	}
 	a.removeBackupTemps(a.cfg.Backup.BackupDirs)
 	handlers, err := a.taskHandlers(hc)

@@ -11,6 +11,7 @@ import (
 	"github.com/forlock/fleet/agent/internal/certs"
 	"github.com/forlock/fleet/agent/internal/checks"
 	"github.com/forlock/fleet/agent/internal/journal"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -39,7 +40,7 @@ func TestTaskHandlersExtendAndReplaceTheBuiltIns(t *testing.T) {
 	require.Equal(t, "nginx", ch.Config.Service)
 	require.Same(t, hc.docker, ch.Config.Docker)
 
-	a.cfg.TaskHandlers = map[string]TaskHandler{"health_check": noopHandler, "extra": noopHandler}
+	a.cfg.TaskHandlers = map[protocol.Kind]TaskHandler{"health_check": noopHandler, "extra": noopHandler}
 	handlers, err := a.taskHandlers(hc)
 	require.NoError(t, err)
 	require.Len(t, handlers, len(builtIn)+1)

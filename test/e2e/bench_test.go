@@ -15,6 +15,7 @@ import (
 
 	"github.com/forlock/fleet/agent"
 	"github.com/forlock/fleet/controlplane"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -32,7 +33,7 @@ func BenchmarkSubmitToAllRunning(b *testing.B) {
 		return agent.TaskResult{}, ctx.Err()
 	}))
 	for i := range n {
-		f.runAgent(agentOpts{name: fmt.Sprintf("bench-%04d", i), token: token, handlers: map[string]agent.TaskHandler{"health_check": hold}})
+		f.runAgent(agentOpts{name: fmt.Sprintf("bench-%04d", i), token: token, handlers: map[protocol.Kind]agent.TaskHandler{"health_check": hold}})
 	}
 	f.waitOnline(n)
 

@@ -16,6 +16,7 @@ import (
 	"github.com/forlock/fleet/controlplane"
 	"github.com/forlock/fleet/internal/artifact"
 	"github.com/forlock/fleet/internal/keys"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -81,7 +82,7 @@ func (failingBackup) Run(context.Context, *forlockv1.JobSpec, func(*forlockv1.Pr
 
 func TestCtlBackupAndRestoreReachTheControlPlane(t *testing.T) {
 	f := newFleet(t, nil)
-	f.runAgent(agentOpts{name: "db-1", token: f.joinToken(1), handlers: map[string]agent.TaskHandler{"backup": failingBackup{}}})
+	f.runAgent(agentOpts{name: "db-1", token: f.joinToken(1), handlers: map[protocol.Kind]agent.TaskHandler{"backup": failingBackup{}}})
 	f.waitOnline(1)
 
 	code, stdout, stderr := runCtl(t, args(f.ctl(), "backup", "--node", "db-1", "--s3", "forlock-backups", "--only", "postgres")...)

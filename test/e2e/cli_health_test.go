@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/forlock/fleet/agent"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -93,7 +94,7 @@ func TestCtlHealthCriticalExitsNonZero(t *testing.T) {
 	f := newFleet(t, nil)
 	token := f.joinToken(2)
 	f.runAgent(agentOpts{name: "web-1", token: token})
-	f.runAgent(agentOpts{name: "db-1", token: token, handlers: map[string]agent.TaskHandler{"health_check": criticalDisk}})
+	f.runAgent(agentOpts{name: "db-1", token: token, handlers: map[protocol.Kind]agent.TaskHandler{"health_check": criticalDisk}})
 	f.waitOnline(2)
 
 	tests := []struct {
@@ -133,7 +134,7 @@ var criticalRedis = handlerFunc(func(context.Context, *forlockv1.JobSpec, func(*
 
 func TestCtlHealthStructuredCriticalInASucceededTask(t *testing.T) {
 	f := newFleet(t, nil)
-	f.runAgent(agentOpts{name: "cache-1", token: f.joinToken(1), handlers: map[string]agent.TaskHandler{"health_check": criticalRedis}})
+	f.runAgent(agentOpts{name: "cache-1", token: f.joinToken(1), handlers: map[protocol.Kind]agent.TaskHandler{"health_check": criticalRedis}})
 	f.waitOnline(1)
 
 	code, stdout, stderr := runCtl(t, args(f.ctl(), "health", "--all")...)

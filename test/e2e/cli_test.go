@@ -19,6 +19,7 @@ import (
 
 	"github.com/forlock/fleet/agent"
 	"github.com/forlock/fleet/internal/ctlconfig"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 	"github.com/forlock/fleet/test/bridge"
 )
@@ -58,7 +59,7 @@ func checkFleet(t *testing.T, checks ...*check) *fleet {
 	f := newFleet(t, nil)
 	token := f.joinToken(uint32(len(checks)))
 	for _, c := range checks {
-		f.runAgent(agentOpts{name: c.node, token: token, handlers: map[string]agent.TaskHandler{"health_check": c}})
+		f.runAgent(agentOpts{name: c.node, token: token, handlers: map[protocol.Kind]agent.TaskHandler{"health_check": c}})
 	}
 	f.waitOnline(len(checks))
 	return f

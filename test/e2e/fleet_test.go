@@ -22,6 +22,7 @@ import (
 	"github.com/forlock/fleet/agent"
 	"github.com/forlock/fleet/controlplane"
 	"github.com/forlock/fleet/internal/ctlconfig"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 	"github.com/forlock/fleet/test/bridge"
 )
@@ -101,7 +102,7 @@ func (f *fleet) startAgent(name, addr, token string) *agent.Agent {
 
 type agentOpts struct {
 	name, addr, token, stateDir string
-	handlers                    map[string]agent.TaskHandler
+	handlers                    map[protocol.Kind]agent.TaskHandler
 }
 
 // runningAgent is an in-process agent that a test can stop and start again.

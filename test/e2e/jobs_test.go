@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/forlock/fleet/agent"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -62,7 +63,7 @@ func (f *fleet) startFleetOf(n int, mk func(i int) *sleeper) ([]*runningAgent, [
 	for i := range agents {
 		tasks[i] = mk(i)
 		agents[i] = f.runAgent(agentOpts{name: fmt.Sprintf("fleet-%02d", i), token: token,
-			handlers: map[string]agent.TaskHandler{"health_check": tasks[i].handler()}})
+			handlers: map[protocol.Kind]agent.TaskHandler{"health_check": tasks[i].handler()}})
 	}
 	f.waitOnline(n)
 	return agents, tasks
@@ -240,7 +241,7 @@ func TestJobOfflineNodeWaitsUntilDeadline(t *testing.T) {
 	got, _ := f.job(j.GetId())
 	require.Equal(t, map[forlockv1.TaskState]int{forlockv1.TaskState_TASK_STATE_QUEUED: 2}, taskStates(got), "offline nodes wait")
 
-	f.runAgent(agentOpts{name: "late", stateDir: lateDir, handlers: map[string]agent.TaskHandler{"health_check": late.handler()}})
+	f.runAgent(agentOpts{name: "late", stateDir: lateDir, handlers: map[protocol.Kind]agent.TaskHandler{"health_check": late.handler()}})
 	f.watch(j.GetId())
 	final, _ := f.job(j.GetId())
 	require.Equal(t, forlockv1.JobState_JOB_STATE_PARTIALLY_FAILED, final.GetState())

@@ -9,9 +9,6 @@ import (
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
-// DeleteKind is the task kind of DeleteHandler.
-const DeleteKind = "delete_backup"
-
 // DeleteHandler deletes artifacts from their storage: a file inside one of
 // the allowed backup directories, or an object on the agent's S3 server.
 // An artifact already gone counts as deleted, so a repeated task is safe.

@@ -28,9 +28,3 @@
 // swapped in with the server stopped and rolled back if the server does
 // not come up on it (restore_physical.go).
 package backup
-
-// Job kinds of the handlers: the names of the JobSpec oneof fields.
-const (
-	Kind        = "backup"
-	RestoreKind = "restore"
-)

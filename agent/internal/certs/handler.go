@@ -15,9 +15,6 @@ import (
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
-// Kind is the job kind the Handler runs.
-const Kind = "cert_rotate"
-
 // Handler runs the cert_rotate task: it installs the pair the control plane
 // sent with the assignment (tasks.CertificateFrom) with Install, and
 // reports the certificate nginx now serves.

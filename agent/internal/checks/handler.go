@@ -10,9 +10,6 @@ import (
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
-// Kind is the job kind the Handler runs.
-const Kind = "health_check"
-
 // Handler runs the suite as a health_check task: one detail line per
 // check and the structured report; the task fails if any check is
 // CRITICAL, and succeeds otherwise with any WARN or UNKNOWN named in its

@@ -30,6 +30,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/forlock/fleet/internal/protocol"
 )
 
 // FileName is the journal's file in the state directory.
@@ -67,12 +69,12 @@ func (s State) Terminal() bool {
 
 // Entry is what the journal knows about one task.
 type Entry struct {
-	TaskID  string   `json:"task_id"`
-	JobID   string   `json:"job_id,omitempty"`
-	Kind    string   `json:"kind,omitempty"`
-	State   State    `json:"state"`
-	Message string   `json:"message,omitempty"`
-	Details []string `json:"details,omitempty"`
+	TaskID  string        `json:"task_id"`
+	JobID   string        `json:"job_id,omitempty"`
+	Kind    protocol.Kind `json:"kind,omitempty"`
+	State   State         `json:"state"`
+	Message string        `json:"message,omitempty"`
+	Details []string      `json:"details,omitempty"`
 	// Health is a health_check task's structured report, a serialized
 	// forlock.v1.HealthReport, kept so it is reported again after a restart.
 	Health []byte `json:"health,omitempty"`
@@ -214,7 +216,7 @@ func (j *Journal) Close() error { return j.db.Close() }
 // Begin durably records the task as running, before it starts. It fails
 // with ErrExists if the task ID is already recorded, in any state: that
 // task must not run (again).
-func (j *Journal) Begin(taskID, jobID, kind string) (Entry, error) {
+func (j *Journal) Begin(taskID, jobID string, kind protocol.Kind) (Entry, error) {
 	e := Entry{TaskID: taskID, JobID: jobID, Kind: kind, State: Running, StartedAt: j.now()}
 	return e, j.insert(e)
 }

@@ -24,6 +24,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -50,7 +51,7 @@ const (
 // capabilities returns what this session implementation supports plus
 // extra, for the AgentHello.
 func capabilities(extra []string) []string {
-	return append([]string{"heartbeat.v1", "ping.v1"}, extra...)
+	return append(protocol.Strings(protocol.CapabilityHeartbeat, protocol.CapabilityPing), extra...)
 }
 
 // GoodbyeReason is sent when the session's context ends with

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/forlock/fleet/agent/internal/journal"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -50,7 +51,7 @@ func (r *Runner) known(id string) (*task, *journal.Entry, bool) {
 }
 
 func (r *Runner) assign(a *forlockv1.TaskAssignment) {
-	id, jobID, kind := a.GetTaskId(), a.GetJobId(), Kind(a.GetSpec())
+	id, jobID, kind := a.GetTaskId(), a.GetJobId(), protocol.KindOf(a.GetSpec())
 	if id == "" {
 		r.log.Warn("ignoring a task assignment without a task ID", "job_id", jobID)
 		return

@@ -45,15 +45,3 @@ type Result struct {
 	// handler put the node back as it was. The error is the reason.
 	RolledBack bool
 }
-
-// Kind returns a job spec's kind: the name of its set oneof field, e.g.
-// "health_check", or "" when none is set or the kind is newer than this
-// agent's API.
-func Kind(spec *forlockv1.JobSpec) string {
-	m := spec.ProtoReflect()
-	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("kind"))
-	if fd == nil {
-		return ""
-	}
-	return string(fd.Name())
-}

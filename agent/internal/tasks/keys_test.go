@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/forlock/fleet/agent/internal/journal"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -35,7 +36,7 @@ func TestKeysReachTheHandlerAndArtifactsTravelWithTheEnd(t *testing.T) {
 		return Result{Message: "1 artifact", Artifacts: []*forlockv1.Artifact{art}}, nil
 	})
 	dir := t.TempDir()
-	f := newFixture(t, dir, map[string]Handler{"backup": h})
+	f := newFixture(t, dir, map[protocol.Kind]Handler{"backup": h})
 	f.r.Handle(backupAssign("t1", key))
 	u := f.out.final(t)
 	require.Equal(t, forlockv1.TaskState_TASK_STATE_SUCCEEDED, u.GetState())
@@ -63,7 +64,7 @@ func TestFailedTaskReportsNoArtifacts(t *testing.T) {
 		require.Empty(t, KeysFrom(ctx))
 		return Result{Artifacts: []*forlockv1.Artifact{{Sha256: "x"}}}, errors.New("dump postgres: boom")
 	})
-	f := newFixture(t, "", map[string]Handler{"backup": h})
+	f := newFixture(t, "", map[protocol.Kind]Handler{"backup": h})
 	f.r.Handle(backupAssign("t1"))
 	u := f.out.final(t)
 	require.Equal(t, forlockv1.TaskState_TASK_STATE_FAILED, u.GetState())

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/forlock/fleet/agent/internal/journal"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -56,8 +57,8 @@ const (
 type Config struct {
 	// Journal records every task. Required.
 	Journal *journal.Journal
-	// Handlers run the tasks, keyed by job kind (see Kind).
-	Handlers map[string]Handler
+	// Handlers run the tasks, keyed by job kind (see protocol.KindOf).
+	Handlers map[protocol.Kind]Handler
 	// AgentVersion is named when a kind is not supported.
 	AgentVersion string
 	// Logger receives task events; nil discards them.

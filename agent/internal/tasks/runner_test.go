@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/forlock/fleet/agent/internal/journal"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -103,7 +104,7 @@ type fixture struct {
 
 // newFixture starts a runner on a journal in dir (a fresh one if empty),
 // attached to a sink. Cleanup shuts it down.
-func newFixture(t *testing.T, dir string, handlers map[string]Handler) *fixture {
+func newFixture(t *testing.T, dir string, handlers map[protocol.Kind]Handler) *fixture {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -169,15 +170,9 @@ func (g *gated) Run(ctx context.Context, _ *forlockv1.JobSpec, _ func(*forlockv1
 	}
 }
 
-func TestKind(t *testing.T) {
-	require.Equal(t, "health_check", Kind(healthSpec()))
-	require.Empty(t, Kind(&forlockv1.JobSpec{}))
-	require.Empty(t, Kind(nil))
-}
-
 func TestRepeatedAssignmentRunsOnce(t *testing.T) {
 	g := newGated()
-	f := newFixture(t, "", map[string]Handler{"health_check": g})
+	f := newFixture(t, "", map[protocol.Kind]Handler{"health_check": g})
 
 	require.True(t, f.r.Handle(assign("t1")))
 	u := f.out.next(t)
@@ -204,7 +199,7 @@ func TestRepeatedAssignmentRunsOnce(t *testing.T) {
 
 	// A restart: a new runner on the same journal still never runs it.
 	f.stop()
-	f2 := newFixture(t, f.dir, map[string]Handler{"health_check": g})
+	f2 := newFixture(t, f.dir, map[protocol.Kind]Handler{"health_check": g})
 	require.Equal(t, forlockv1.TaskState_TASK_STATE_SUCCEEDED, f2.out.next(t).GetState(), "unacked: reported at attach")
 	f2.r.Handle(assign("t1"))
 	require.Equal(t, forlockv1.TaskState_TASK_STATE_SUCCEEDED, f2.out.next(t).GetState())
@@ -214,7 +209,7 @@ func TestRepeatedAssignmentRunsOnce(t *testing.T) {
 
 func TestCancelReachesTheHandler(t *testing.T) {
 	g := newGated()
-	f := newFixture(t, "", map[string]Handler{"health_check": g})
+	f := newFixture(t, "", map[protocol.Kind]Handler{"health_check": g})
 	f.r.Handle(assign("t1"))
 	<-g.started
 	f.r.Handle(cancelMsg("t1", "operator asked"))
@@ -233,7 +228,7 @@ func TestCancelReachesTheHandler(t *testing.T) {
 
 func TestCancelOfAnUnknownTaskBlocksItsAssignment(t *testing.T) {
 	g := newGated()
-	f := newFixture(t, "", map[string]Handler{"health_check": g})
+	f := newFixture(t, "", map[protocol.Kind]Handler{"health_check": g})
 	f.r.Handle(cancelMsg("t9", "job cancelled"))
 	u := f.out.next(t)
 	require.Equal(t, forlockv1.TaskState_TASK_STATE_CANCELLED, u.GetState())
@@ -252,7 +247,7 @@ func TestPanicFailsTheTaskAndTheAgentSurvives(t *testing.T) {
 		}
 		return Result{Message: "fine"}, nil
 	})
-	f := newFixture(t, "", map[string]Handler{"health_check": h})
+	f := newFixture(t, "", map[protocol.Kind]Handler{"health_check": h})
 	f.r.Handle(assign("t1"))
 	u := f.out.final(t)
 	require.Equal(t, forlockv1.TaskState_TASK_STATE_FAILED, u.GetState())
@@ -265,7 +260,7 @@ func TestPanicFailsTheTaskAndTheAgentSurvives(t *testing.T) {
 }
 
 func TestHandlerErrorAndUnknownKind(t *testing.T) {
-	f := newFixture(t, "", map[string]Handler{"other": HandlerFunc(func(context.Context, *forlockv1.JobSpec, func(*forlockv1.Progress)) (Result, error) {
+	f := newFixture(t, "", map[protocol.Kind]Handler{"other": HandlerFunc(func(context.Context, *forlockv1.JobSpec, func(*forlockv1.Progress)) (Result, error) {
 		return Result{}, nil
 	})})
 	f.r.Handle(assign("t1"))
@@ -277,7 +272,7 @@ func TestHandlerErrorAndUnknownKind(t *testing.T) {
 	require.Equal(t, "this agent does not support job kind (unknown to this agent's API) (agent version v9.9.9)", f.out.next(t).GetMessage())
 	require.Zero(t, f.logs.count("task started"))
 
-	f2 := newFixture(t, "", map[string]Handler{"health_check": HandlerFunc(func(context.Context, *forlockv1.JobSpec, func(*forlockv1.Progress)) (Result, error) {
+	f2 := newFixture(t, "", map[protocol.Kind]Handler{"health_check": HandlerFunc(func(context.Context, *forlockv1.JobSpec, func(*forlockv1.Progress)) (Result, error) {
 		return Result{Details: []string{"disk CRITICAL"}}, errors.New("critical: disk")
 	})})
 	f2.r.Handle(assign("t3"))
@@ -302,7 +297,7 @@ func TestProgressIsRateLimitedAndKeepsTheLatest(t *testing.T) {
 		<-release
 		return Result{}, nil
 	})
-	f := newFixture(t, "", map[string]Handler{"health_check": h})
+	f := newFixture(t, "", map[protocol.Kind]Handler{"health_check": h})
 	f.r.Handle(assign("t1"))
 	require.Nil(t, f.out.next(t).GetProgress(), "first the plain RUNNING")
 	var got []uint64
@@ -323,7 +318,7 @@ func TestProgressIsRateLimitedAndKeepsTheLatest(t *testing.T) {
 
 func TestShutdownInterruptsRunningTasks(t *testing.T) {
 	g := newGated()
-	f := newFixture(t, "", map[string]Handler{"health_check": g})
+	f := newFixture(t, "", map[protocol.Kind]Handler{"health_check": g})
 	f.r.Handle(assign("t1"))
 	<-g.started
 	f.stop()
@@ -341,7 +336,7 @@ func TestShutdownInterruptsRunningTasks(t *testing.T) {
 }
 
 func TestAssignmentsAfterShutdownAreNotJournaled(t *testing.T) {
-	f := newFixture(t, "", map[string]Handler{"health_check": newGated()})
+	f := newFixture(t, "", map[protocol.Kind]Handler{"health_check": newGated()})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	f.r.Shutdown(ctx)
@@ -353,7 +348,7 @@ func TestAssignmentsAfterShutdownAreNotJournaled(t *testing.T) {
 func TestUnackedEndsAreResentUntilAcked(t *testing.T) {
 	g := newGated()
 	close(g.release)
-	f := newFixture(t, "", map[string]Handler{"health_check": g})
+	f := newFixture(t, "", map[protocol.Kind]Handler{"health_check": g})
 	f.out.refuse.Store(true) // the outbox is full: the end is only journaled
 	f.r.Handle(assign("t1"))
 	require.Eventually(t, func() bool {
@@ -385,7 +380,7 @@ func TestHealthReportTravelsWithTheEndAndSurvivesARestart(t *testing.T) {
 		return Result{Details: []string{"redis CRITICAL PING failed"}, Health: report}, errors.New("CRITICAL: redis PING failed")
 	})
 	dir := t.TempDir()
-	f := newFixture(t, dir, map[string]Handler{"health_check": h})
+	f := newFixture(t, dir, map[protocol.Kind]Handler{"health_check": h})
 	f.r.Handle(assign("t1"))
 	u := f.out.final(t)
 	require.Equal(t, forlockv1.TaskState_TASK_STATE_FAILED, u.GetState())
@@ -404,7 +399,7 @@ func TestRolledBackTaskReportsItsResultAndBackup(t *testing.T) {
 	up := &forlockv1.UpgradeResult{RolledBack: true, Reason: "api not healthy within 2m0s",
 		Before: &forlockv1.Release{Id: "aaaaaaaaaaaa"}, After: &forlockv1.Release{Id: "aaaaaaaaaaaa"}}
 	var gotPair *forlockv1.CertificatePair
-	f := newFixture(t, "", map[string]Handler{"health_check": HandlerFunc(func(ctx context.Context, _ *forlockv1.JobSpec, _ func(*forlockv1.Progress)) (Result, error) {
+	f := newFixture(t, "", map[protocol.Kind]Handler{"health_check": HandlerFunc(func(ctx context.Context, _ *forlockv1.JobSpec, _ func(*forlockv1.Progress)) (Result, error) {
 		gotPair = CertificateFrom(ctx)
 		return Result{RolledBack: true, Upgrade: up, Artifacts: []*forlockv1.Artifact{art}}, errors.New("api not healthy within 2m0s: rolled back")
 	})})

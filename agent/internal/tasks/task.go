@@ -12,15 +12,17 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/forlock/fleet/agent/internal/journal"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
 // task is one task running in this process.
 type task struct {
-	id, jobID, kind string
-	startedAt       time.Time
-	cancel          context.CancelCauseFunc
-	kick            chan struct{} // a new progress report is waiting
+	id, jobID string
+	kind      protocol.Kind
+	startedAt time.Time
+	cancel    context.CancelCauseFunc
+	kick      chan struct{} // a new progress report is waiting
 
 	mu       sync.Mutex
 	progress *forlockv1.Progress // latest report

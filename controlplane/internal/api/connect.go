@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/forlock/fleet/controlplane/internal/auth"
-	"github.com/forlock/fleet/controlplane/internal/jobs"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -25,7 +25,8 @@ const helloTimeout = 15 * time.Second
 const inboxSize = 8
 
 // serverCapabilities are the features this control plane offers.
-var serverCapabilities = []string{"heartbeat.v1", "ping.v1", jobs.TasksCapability, LogsCapability}
+var serverCapabilities = protocol.Strings(protocol.CapabilityHeartbeat, protocol.CapabilityPing,
+	protocol.CapabilityTasks, protocol.CapabilityLogs)
 
 // Bounds on what an agent may report about a task.
 const (

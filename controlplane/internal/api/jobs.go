@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -57,7 +59,11 @@ func (a *JobAPI) GetJob(ctx context.Context, req *forlockv1.GetJobRequest) (*for
 
 // ListJobs implements JobService.ListJobs.
 func (a *JobAPI) ListJobs(ctx context.Context, req *forlockv1.ListJobsRequest) (*forlockv1.ListJobsResponse, error) {
-	f := jobs.Filter{Kind: req.GetKind(), States: req.GetStates(), PageToken: req.GetPageToken(), StripTaskNotes: true}
+	kind, err := kindFilter(req.GetKind())
+	if err != nil {
+		return nil, err
+	}
+	f := jobs.Filter{Kind: kind, States: req.GetStates(), PageToken: req.GetPageToken(), StripTaskNotes: true}
 	f.Limit = int(req.GetPageSize())
 	if f.Limit == 0 {
 		f.Limit = defaultPageSize
@@ -113,4 +119,18 @@ func (a *JobAPI) CancelJob(ctx context.Context, req *forlockv1.CancelJobRequest)
 	}
 	a.Log.InfoContext(ctx, "job cancelled", "job_id", j.GetId())
 	return &forlockv1.CancelJobResponse{Job: j}, nil
+}
+
+// kindFilter checks a ListJobs kind: empty (any kind) or a known one, so a
+// typo is an error rather than an empty list.
+func kindFilter(s string) (protocol.Kind, error) {
+	k := protocol.Kind(s)
+	if k == "" || k.Valid() {
+		return k, nil
+	}
+	names := make([]string, 0, len(protocol.Kinds()))
+	for _, known := range protocol.Kinds() {
+		names = append(names, string(known))
+	}
+	return "", invalid("unknown job kind %q: use one of %s", s, strings.Join(names, ", "))
 }

@@ -14,11 +14,9 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/auth"
 	"github.com/forlock/fleet/controlplane/internal/logs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
-
-// LogsCapability is the agent capability needed to serve logs.
-const LogsCapability = "logs.v1"
 
 // attachTimeout bounds the wait for the agent to open its log stream.
 const attachTimeout = 10 * time.Second
@@ -57,7 +55,7 @@ func (a *LogAPI) StreamLogs(req *forlockv1.StreamLogsRequest, stream grpc.Server
 	if sess == nil {
 		return status.Errorf(codes.Unavailable, "node %s is not connected: its logs cannot be read now", node.Name)
 	}
-	if !sess.Can(LogsCapability) {
+	if !sess.Can(protocol.CapabilityLogs) {
 		return status.Errorf(codes.FailedPrecondition, "the agent on node %s cannot stream logs: upgrade it", node.Name)
 	}
 	p := a.Broker.Open(node.ID)

@@ -39,11 +39,9 @@ import (
 
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
-
-// TasksCapability is the agent capability needed to receive tasks.
-const TasksCapability = "tasks.v1"
 
 // tickInterval is how often deadlines are checked.
 const tickInterval = 250 * time.Millisecond
@@ -129,6 +127,9 @@ type job struct {
 	progressAt map[string]time.Time
 	sampled    int
 }
+
+// kind is the job's kind, as stored.
+func (j *job) kind() protocol.Kind { return protocol.Kind(j.pb.GetKind()) }
 
 // New loads the jobs that have not ended.
 func New(cfg Config) (*Engine, error) {

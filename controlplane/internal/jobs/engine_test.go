@@ -13,6 +13,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/internal/pki"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -62,7 +63,7 @@ func newFleet(t *testing.T, limits Limits, names ...string) *fleet {
 func (f *fleet) connect(name string) *registry.Session {
 	f.t.Helper()
 	n := f.nodes[name]
-	s, err := f.reg.Attach(pki.NodeID{ID: n.ID, Epoch: n.Epoch}, n.CertSerial, &forlockv1.AgentHello{Capabilities: []string{TasksCapability}})
+	s, err := f.reg.Attach(pki.NodeID{ID: n.ID, Epoch: n.Epoch}, n.CertSerial, &forlockv1.AgentHello{Capabilities: []string{string(protocol.CapabilityTasks)}})
 	require.NoError(f.t, err)
 	f.e.NodeConnected(s)
 	return s

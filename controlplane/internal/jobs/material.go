@@ -92,7 +92,7 @@ func (e *Engine) prepareAndSend(j *job, t *forlockv1.Task) {
 			return
 		}
 		sess := e.reg.Session(t.GetNodeId())
-		if sess == nil || !sess.Can(TasksCapability) || !sess.Send(e.assignment(j, t, m)) {
+		if sess == nil || !sess.Can(j.kind().Capability()) || !sess.Send(e.assignment(j, t, m)) {
 			return // gone or busy: the next pass tries again with fresh material
 		}
 		e.setTask(j, t, forlockv1.TaskState_TASK_STATE_DISPATCHED, "sent to the agent")

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/forlock/fleet/controlplane/internal/store"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -48,7 +49,7 @@ func (e *Engine) get(id string, history bool) (*forlockv1.Job, []*forlockv1.JobE
 // Filter selects jobs for List.
 type Filter struct {
 	NodeID         string
-	Kind           string
+	Kind           protocol.Kind
 	States         []forlockv1.JobState
 	After, Before  int64 // Unix nanoseconds; 0 means unbounded
 	Limit          int
@@ -92,7 +93,7 @@ func (f Filter) matches(pb *forlockv1.Job, created int64) bool {
 	if f.Before != 0 && created >= f.Before {
 		return false
 	}
-	if f.Kind != "" && pb.GetKind() != f.Kind {
+	if f.Kind != "" && protocol.Kind(pb.GetKind()) != f.Kind {
 		return false
 	}
 	if len(f.States) > 0 && !slices.Contains(f.States, pb.GetState()) {

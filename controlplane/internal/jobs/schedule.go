@@ -66,7 +66,7 @@ func (e *Engine) schedule(j *job) {
 			continue // may still have to skip later tasks past their deadline
 		}
 		sess := e.reg.Session(t.GetNodeId())
-		if sess == nil || !sess.Can(TasksCapability) {
+		if sess == nil || !sess.Can(j.kind().Capability()) {
 			if r.GetOfflinePolicy() == forlockv1.OfflinePolicy_OFFLINE_POLICY_SKIP {
 				reason := "node offline"
 				if sess != nil {

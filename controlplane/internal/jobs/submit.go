@@ -16,6 +16,7 @@ import (
 
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/internal/labels"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -38,21 +39,11 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// Kind returns the job kind named by a spec: the name of its set oneof
-// field, e.g. "health_check", or "" if none is set.
-func Kind(spec *forlockv1.JobSpec) string {
-	m := spec.ProtoReflect()
-	if fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("kind")); fd != nil {
-		return string(fd.Name())
-	}
-	return ""
-}
-
 // Submit validates and stores a job and returns it once it is durable. A
 // known idempotency key returns the existing job with created false.
 func (e *Engine) Submit(ctx context.Context, req *forlockv1.SubmitJobRequest) (*forlockv1.Job, bool, error) {
-	kind := Kind(req.GetSpec())
-	if kind == "" {
+	kind := protocol.KindOf(req.GetSpec())
+	if !kind.Valid() {
 		return nil, false, invalid("spec names no job kind: set exactly one, e.g. health_check")
 	}
 	rollout, err := validRollout(req.GetRollout())
@@ -95,7 +86,7 @@ func (e *Engine) Submit(ctx context.Context, req *forlockv1.SubmitJobRequest) (*
 	}
 	now := time.Now()
 	pb := &forlockv1.Job{
-		Id: newJobID(now), Kind: kind, Spec: spec, Target: proto.CloneOf(req.GetTarget()),
+		Id: newJobID(now), Kind: string(kind), Spec: spec, Target: proto.CloneOf(req.GetTarget()),
 		Rollout: rollout, IdempotencyKey: key, State: forlockv1.JobState_JOB_STATE_RUNNING,
 		CreatedAt: timestamppb.New(now), Deadline: timestamppb.New(now.Add(rollout.GetDeadline().AsDuration())),
 	}

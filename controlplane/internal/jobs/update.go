@@ -9,6 +9,7 @@ import (
 
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -16,13 +17,10 @@ import (
 // answers from its journal and never runs a task twice) and starts what was
 // waiting for it.
 func (e *Engine) NodeConnected(sess *registry.Session) {
-	if !sess.Can(TasksCapability) {
-		return
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, j := range e.jobs {
-		if !j.durable {
+		if !j.durable || !sess.Can(j.kind().Capability()) {
 			continue
 		}
 		for _, t := range j.pb.GetTasks() {
@@ -174,14 +172,14 @@ func (e *Engine) finish(j *job, t *forlockv1.Task, u *forlockv1.TaskUpdate, pref
 	state, msg := u.GetState(), u.GetMessage()
 	t.Details, t.Health = u.GetDetails(), u.GetHealth()
 	if state == forlockv1.TaskState_TASK_STATE_SUCCEEDED {
-		switch j.pb.GetKind() {
-		case "backup":
+		switch j.kind() {
+		case protocol.KindBackup:
 			if err := e.catalog(j, t, u.GetArtifacts(), keysErr); err != nil {
 				state, msg = forlockv1.TaskState_TASK_STATE_FAILED, "backup not cataloged: "+err.Error()
 			}
-		case "delete_backup":
+		case protocol.KindDeleteBackup:
 			e.markDeleted(j.pb.GetSpec().GetDeleteBackup().GetArtifacts())
-		case "cert_rotate":
+		case protocol.KindCertRotate:
 			if c := u.GetCertificate(); c != nil {
 				c = proto.CloneOf(c)
 				c.RotatedAt = timestamppb.Now()
@@ -190,7 +188,7 @@ func (e *Engine) finish(j *job, t *forlockv1.Task, u *forlockv1.TaskUpdate, pref
 			}
 		}
 	}
-	if up := u.GetUpgrade(); up != nil && (j.pb.GetKind() == "upgrade" || j.pb.GetKind() == "rollback") {
+	if up := u.GetUpgrade(); up != nil && (j.kind() == protocol.KindUpgrade || j.kind() == protocol.KindRollback) {
 		e.recordUpgrade(j, t, u, keysErr)
 	}
 	e.setTask(j, t, state, prefix+msg)

@@ -65,6 +65,4 @@ func TestNeedsMaterial(t *testing.T) {
 	require.False(t, needsMaterial(&forlockv1.JobSpec{Kind: &forlockv1.JobSpec_Upgrade{Upgrade: &forlockv1.UpgradeSpec{To: "v2", SkipBackup: true}}}))
 	require.False(t, needsMaterial(&forlockv1.JobSpec{Kind: &forlockv1.JobSpec_HealthCheck{HealthCheck: &forlockv1.HealthCheckSpec{}}}))
 	require.False(t, needsMaterial(&forlockv1.JobSpec{Kind: &forlockv1.JobSpec_Rollback{Rollback: &forlockv1.RollbackSpec{}}}))
-	require.Equal(t, "delete_backup", Kind(&forlockv1.JobSpec{Kind: &forlockv1.JobSpec_DeleteBackup{DeleteBackup: &forlockv1.DeleteBackupSpec{}}}))
-	require.Empty(t, Kind(&forlockv1.JobSpec{}))
 }

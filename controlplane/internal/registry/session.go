@@ -10,6 +10,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/internal/labels"
 	"github.com/forlock/fleet/internal/pki"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -65,7 +66,9 @@ func (s *Session) Send(m *forlockv1.ConnectResponse) bool {
 func (s *Session) Outbox() <-chan *forlockv1.ConnectResponse { return s.out }
 
 // Can reports whether the agent announced a capability.
-func (s *Session) Can(capability string) bool { return slices.Contains(s.Capabilities, capability) }
+func (s *Session) Can(capability protocol.Capability) bool {
+	return slices.Contains(s.Capabilities, string(capability))
+}
 
 // Done is closed when the registry ends the session.
 func (s *Session) Done() <-chan struct{} { return s.done }

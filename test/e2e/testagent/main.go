@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/forlock/fleet/agent"
+	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -29,5 +30,5 @@ func main() {
 	if err != nil {
 		d = time.Second
 	}
-	os.Exit(agent.MainWithHandlers(os.Args[1:], map[string]agent.TaskHandler{"health_check": slow{delay: d}}))
+	os.Exit(agent.MainWithHandlers(os.Args[1:], map[protocol.Kind]agent.TaskHandler{protocol.KindHealthCheck: slow{delay: d}}))
 }
