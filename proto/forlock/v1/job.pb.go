@@ -1341,7 +1341,8 @@ type ListJobsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only jobs with a task on this node (name or ID).
 	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	// Only jobs of this kind.
+	// Only jobs of this kind (health_check, backup, restore, delete_backup,
+	// upgrade, rollback, cert_rotate); an unknown kind is InvalidArgument.
 	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	// Only jobs in one of these states.
 	States []JobState `protobuf:"varint,3,rep,packed,name=states,proto3,enum=forlock.v1.JobState" json:"states,omitempty"`
