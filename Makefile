@@ -50,7 +50,7 @@ test: test-deps ## every test with the race detector, through go test -json: a s
 test-short: ## unit tests only
 	$(GO) test -short -count=1 ./...
 
-fuzz: ## run every fuzz target for FUZZTIME each
+fuzz: ## run every fuzz target for FUZZTIME each (a duration, or a count such as 20000x: CI uses a count, see .ci/run)
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
