@@ -209,9 +209,7 @@ func (e *Engine) ackNow(sess *registry.Session, taskID string) {
 // ack acknowledges a terminal update once everything recorded so far is
 // durable. Callers hold e.mu.
 func (e *Engine) ack(sess *registry.Session, taskID string) {
-	e.afterCommit(func() {
-		sess.Send(&forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_TaskAck{TaskAck: &forlockv1.TaskAck{TaskId: taskID}}})
-	})
+	e.afterCommit(func() { e.ackNow(sess, taskID) })
 }
 
 func cutLast(s string, sep byte) (string, string, bool) {

@@ -75,10 +75,7 @@ func (g *diskGuard) free() (uint64, error) {
 }
 
 // check refuses a write when the disk is full and keeps the state.
-func (g *diskGuard) check() error {
-	st := g.status()
-	return st.Err
-}
+func (g *diskGuard) check() error { return g.status().Err }
 
 func (g *diskGuard) status() DiskStatus {
 	free, err := g.free()
