@@ -134,11 +134,6 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 			log.InfoContext(ctx, "closing agent stream", "reason", sess.Reason())
 			_ = stream.Send(&forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_Goodbye{Goodbye: &forlockv1.Goodbye{Reason: sess.Reason()}}})
 			return status.Error(codes.Aborted, sess.Reason())
-		case err := <-recvErr:
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
 		case m := <-sess.Outbox():
 			if err := stream.Send(m); err != nil {
 				return err
@@ -149,7 +144,13 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 			if err := stream.Send(&forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_Ping{Ping: &forlockv1.Ping{Nonce: nonce, SentAt: timestamppb.New(now)}}}); err != nil {
 				return err
 			}
-		case m := <-inbox:
+		case m, open := <-inbox:
+			if !open {
+				if err := recvErr(); !errors.Is(err, io.EOF) {
+					return err
+				}
+				return nil
+			}
 			switch msg := m.GetMsg().(type) {
 			case *forlockv1.ConnectRequest_Heartbeat:
 				if ok, err := control("heartbeat"); !ok {
@@ -203,33 +204,42 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 
 // receive runs a stream's receive loop in its own goroutine, feeding a
 // bounded channel, so the handler can select on messages, timers and its
-// session at once. The loop ends when Recv fails (its error goes to the
-// second channel) or ctx ends; grpc ends Recv when the handler returns.
-func receive[T any](ctx context.Context, recv func() (*T, error), size int) (<-chan *T, <-chan error) {
+// session at once. When Recv fails the channel is closed after every message
+// received before the failure (a goodbye or a last log batch followed by
+// EOF is never lost to a race between two channels); the returned function
+// then says why. The loop also ends when ctx ends; grpc ends Recv when the
+// handler returns.
+func receive[T any](ctx context.Context, recv func() (*T, error), size int) (<-chan *T, func() error) {
 	in := make(chan *T, size)
-	errc := make(chan error, 1)
+	var recvErr error
 	go func() {
+		defer close(in)
 		for {
 			m, err := recv()
 			if err != nil {
-				errc <- err
+				recvErr = err
 				return
 			}
 			select {
 			case in <- m:
 			case <-ctx.Done():
+				recvErr = status.FromContextError(ctx.Err()).Err()
 				return
 			}
 		}
 	}()
-	return in, errc
+	// Reading recvErr after the channel is closed is ordered by the close.
+	return in, func() error { return recvErr }
 }
 
-func awaitHello(inbox <-chan *forlockv1.ConnectRequest, recvErr <-chan error, stream grpc.ServerStream) (*forlockv1.AgentHello, error) {
+func awaitHello(inbox <-chan *forlockv1.ConnectRequest, recvErr func() error, stream grpc.ServerStream) (*forlockv1.AgentHello, error) {
 	t := time.NewTimer(helloTimeout)
 	defer t.Stop()
 	select {
-	case m := <-inbox:
+	case m, open := <-inbox:
+		if !open {
+			return nil, recvErr()
+		}
 		h := m.GetHello()
 		if h == nil {
 			return nil, invalid("the first message on the control stream must be a hello")
@@ -238,8 +248,6 @@ func awaitHello(inbox <-chan *forlockv1.ConnectRequest, recvErr <-chan error, st
 			return nil, invalid("hello has oversized fields")
 		}
 		return h, validateFacts(h.GetFacts())
-	case err := <-recvErr:
-		return nil, err
 	case <-t.C:
 		return nil, status.Error(codes.DeadlineExceeded, "no hello within 15s")
 	case <-stream.Context().Done():

@@ -156,14 +156,17 @@ func (a *AgentAPI) PushLogs(stream grpc.ClientStreamingServer[forlockv1.PushLogs
 			}
 		}
 		select {
-		case m = <-in:
-		case err := <-recvErr:
-			if errors.Is(err, io.EOF) {
-				p.End("")
-				return stream.SendAndClose(&forlockv1.PushLogsResponse{})
+		case next, open := <-in:
+			if open {
+				m = next
+				continue
 			}
-			p.End("log stream from the agent broke")
-			return err
+			if err := recvErr(); !errors.Is(err, io.EOF) {
+				p.End("log stream from the agent broke")
+				return err
+			}
+			p.End("")
+			return stream.SendAndClose(&forlockv1.PushLogsResponse{})
 		case <-p.Done():
 			return status.Error(codes.Canceled, "the log reader has gone")
 		}
