@@ -7,6 +7,8 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/forlock/fleet/internal/buildinfo.version=$(VERSION)
 FUZZTIME ?= 10s
 CMDS     := controlplane/cmd/forlock-controlplane agent/cmd/forlock-agent cli/cmd/forlockctl
+# Where buf generates: the public API, and the store's records (not an API).
+PROTODIRS := proto controlplane/internal/store/proto
 
 GOTESTFLAGS ?=
 
@@ -30,8 +32,8 @@ check-generate: ## fail if the generated code or proto formatting is stale, or t
 	$(BUF) format --diff --exit-code
 	@$(BUF) breaking --against tools/api-baseline.binpb || { echo "the API is no longer compatible with tools/api-baseline.binpb: restore what was removed or renamed (a deliberate break: make api-baseline, and say so in the commit)"; exit 1; }
 	$(BUF) generate
-	@git diff --exit-code -- proto || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- proto)" || { git status --porcelain -- proto; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code -- $(PROTODIRS) || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- $(PROTODIRS))" || { git status --porcelain -- $(PROTODIRS); echo "untracked generated files: run 'make generate' and commit"; exit 1; }
 
 api-baseline: ## record the current API as the compatibility baseline (only for a deliberate break, or after a release)
 	$(BUF) build -o tools/api-baseline.binpb

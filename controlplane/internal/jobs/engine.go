@@ -5,9 +5,13 @@
 // every transition as an event.
 //
 // All job state lives in memory under one mutex and is written to bbolt by a
-// single writer goroutine that group-commits: each commit stores every job
-// changed since the last one, once, with its new events. A job is durable
-// before SubmitJob returns and before it is dispatched; a terminal task
+// single writer goroutine that group-commits: each commit stores what
+// changed since the last one, once, with the new events. The engine tracks
+// what is dirty: a job's own record is written when its own fields change
+// (state, end, cancel reason), a task's record when the task changes, so a
+// task transition in a job of 10,000 tasks writes one task record, not the
+// job (see store.JobWrite). A job is durable before SubmitJob returns and
+// before it is dispatched; a terminal task
 // result is durable before the agent gets its acknowledgement. Anything lost
 // in a crash between commits is recovered from the agents: they keep
 // unacknowledged results in their journals and never run a task ID twice, so
@@ -31,6 +35,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -119,6 +125,14 @@ type job struct {
 	notify  chan struct{}
 	durable bool
 	tasks   map[string]*forlockv1.Task
+	// pos is each task's position in pb.Tasks, as the store keys it.
+	pos map[string]int
+	// What the next commit writes of a durable job: its own record
+	// (fields other than the tasks) if recordDirty, and the tasks at the
+	// positions in dirtyTasks. A job that is not durable yet is written
+	// whole.
+	recordDirty bool
+	dirtyTasks  map[int]struct{}
 	// committed receives the outcome of the commit that holds the job's
 	// submit: nil, or why it could not be saved.
 	committed chan error
@@ -162,9 +176,11 @@ func New(cfg Config) (*Engine, error) {
 }
 
 func newJob(pb *forlockv1.Job) *job {
-	j := &job{pb: pb, notify: make(chan struct{}), tasks: make(map[string]*forlockv1.Task, len(pb.GetTasks())), progressAt: map[string]time.Time{}}
-	for _, t := range pb.GetTasks() {
+	j := &job{pb: pb, notify: make(chan struct{}), tasks: make(map[string]*forlockv1.Task, len(pb.GetTasks())),
+		pos: make(map[string]int, len(pb.GetTasks())), dirtyTasks: map[int]struct{}{}, progressAt: map[string]time.Time{}}
+	for i, t := range pb.GetTasks() {
 		j.tasks[t.GetId()] = t
+		j.pos[t.GetId()] = i
 	}
 	return j
 }
@@ -231,10 +247,42 @@ func (e *Engine) kick() {
 	}
 }
 
-// markDirty queues the job for the next commit. Callers hold e.mu.
-func (e *Engine) markDirty(j *job) {
+// markDirty queues the job for the next commit: its own record if
+// record, and task t unless it is nil. Callers hold e.mu.
+func (e *Engine) markDirty(j *job, record bool, t *forlockv1.Task) {
+	j.recordDirty = j.recordDirty || record
+	if t != nil {
+		j.dirtyTasks[j.pos[t.GetId()]] = struct{}{}
+	}
 	e.dirty[j.pb.GetId()] = j
 	e.kick()
+}
+
+// changes returns what the next commit writes of a dirty job, and resets
+// its dirty marks: a job that is not durable yet whole; else its record if
+// it changed (without its tasks) and each changed task. What it returns
+// are copies: the commit encodes them outside e.mu. Callers hold e.mu.
+func (j *job) changes() (*forlockv1.Job, []store.TaskWrite) {
+	defer func() {
+		j.recordDirty = false
+		clear(j.dirtyTasks)
+	}()
+	if !j.durable {
+		return proto.CloneOf(j.pb), nil
+	}
+	var rec *forlockv1.Job
+	if j.recordDirty {
+		tasks := j.pb.Tasks
+		j.pb.Tasks = nil
+		rec = proto.CloneOf(j.pb)
+		j.pb.Tasks = tasks
+	}
+	id := j.pb.GetId()
+	tasks := make([]store.TaskWrite, 0, len(j.dirtyTasks))
+	for _, pos := range slices.Sorted(maps.Keys(j.dirtyTasks)) {
+		tasks = append(tasks, store.TaskWrite{JobID: id, Position: pos, Task: proto.CloneOf(j.pb.GetTasks()[pos])})
+	}
+	return rec, tasks
 }
 
 // afterCommit runs fn once everything queued so far is committed. Callers
@@ -244,8 +292,8 @@ func (e *Engine) afterCommit(fn func()) {
 	e.kick()
 }
 
-// commit is the group commit: one transaction for every job changed and
-// every event appended since the last one.
+// commit is the group commit: one transaction for every job record and
+// task changed and every event appended since the last one.
 func (e *Engine) commit() error {
 	e.mu.Lock()
 	if len(e.dirty) == 0 && len(e.events) == 0 && len(e.after) == 0 && len(e.rps) == 0 && len(e.pendingRels) == 0 &&
@@ -257,7 +305,11 @@ func (e *Engine) commit() error {
 		LateTasks: e.lateAdd, LateDone: e.lateDone}
 	dirty := e.dirty
 	for _, j := range dirty {
-		w.Jobs = append(w.Jobs, proto.CloneOf(j.pb))
+		rec, tasks := j.changes()
+		if rec != nil {
+			w.Jobs = append(w.Jobs, rec)
+		}
+		w.Tasks = append(w.Tasks, tasks...)
 	}
 	after := e.after
 	e.dirty, e.events, e.after, e.rps, e.pendingRels, e.pendingCerts = map[string]*job{}, nil, nil, nil, nil, nil
@@ -265,7 +317,7 @@ func (e *Engine) commit() error {
 	e.mu.Unlock()
 
 	var err error
-	if len(w.Jobs) > 0 || len(w.Events) > 0 || len(w.RestorePoints) > 0 || len(w.Releases) > 0 || len(w.Certificates) > 0 ||
+	if len(w.Jobs) > 0 || len(w.Tasks) > 0 || len(w.Events) > 0 || len(w.RestorePoints) > 0 || len(w.Releases) > 0 || len(w.Certificates) > 0 ||
 		len(w.LateTasks) > 0 || len(w.LateDone) > 0 {
 		err = e.store.SaveJobs(w)
 	} // else only waiters: what they wait for was in earlier commits, all done
@@ -317,6 +369,18 @@ func (e *Engine) putBack(w store.JobWrite, dirty map[string]*job, after []func()
 		}
 		if _, ok := e.dirty[id]; !ok {
 			e.dirty[id] = j
+		}
+	}
+	// A durable job's record and tasks are written again on the retry
+	// (with whatever changed meanwhile: they are copied then).
+	for _, rec := range w.Jobs {
+		if j := dirty[rec.GetId()]; !dropped[rec.GetId()] && j != nil {
+			j.recordDirty = true
+		}
+	}
+	for _, tw := range w.Tasks {
+		if j := dirty[tw.JobID]; !dropped[tw.JobID] && j != nil {
+			j.dirtyTasks[tw.Position] = struct{}{}
 		}
 	}
 	keep := func(evs []store.JobEventRecord) []store.JobEventRecord {

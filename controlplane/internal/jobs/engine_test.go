@@ -35,19 +35,31 @@ func newFleet(t *testing.T, limits Limits, names ...string) *fleet {
 	now := time.Now()
 	tok := store.JoinToken{ID: "aaaaaaaaaaaa", Hash: []byte("h"), CreatedAt: now, ExpiresAt: now.Add(time.Hour), MaxUses: 100}
 	require.NoError(t, st.CreateToken(tok))
-	f := &fleet{t: t, st: st, nodes: map[string]store.Node{}}
 	for _, name := range names {
-		n, err := st.Enroll(context.Background(), store.EnrollParams{TokenID: tok.ID, TokenHash: tok.Hash, Name: name, KeyID: "key-" + name, Now: now, NewID: func() string { return "id-" + name }},
+		_, err := st.Enroll(context.Background(), store.EnrollParams{TokenID: tok.ID, TokenHash: tok.Hash, Name: name, KeyID: "key-" + name, Now: now, NewID: func() string { return "id-" + name }},
 			func(store.Node) (store.Issued, error) {
 				return store.Issued{Serial: name, NotAfter: now.Add(time.Hour)}, nil
 			})
 		require.NoError(t, err)
-		f.nodes[name] = n.Node
+	}
+	return startFleet(t, st, Config{Limits: limits})
+}
+
+// startFleet starts a registry and an engine (cfg with its store and
+// registry set) on an open store and its enrolled nodes.
+func startFleet(t *testing.T, st *store.Store, cfg Config) *fleet {
+	t.Helper()
+	f := &fleet{t: t, st: st, nodes: map[string]store.Node{}}
+	nodes, err := st.Nodes()
+	require.NoError(t, err)
+	for _, n := range nodes {
+		f.nodes[n.Name] = n
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f.reg, err = registry.New(st, time.Hour, log)
 	require.NoError(t, err)
-	f.e, err = New(Config{Store: st, Registry: f.reg, Logger: log, Limits: limits})
+	cfg.Store, cfg.Registry, cfg.Logger = st, f.reg, log
+	f.e, err = New(cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

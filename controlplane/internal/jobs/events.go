@@ -86,7 +86,7 @@ func (e *Engine) record(j *job, t *forlockv1.Task, msg string, progress *forlock
 		// Readers fall back to the store for jobs not in memory: keep this
 		// one until its final state is committed.
 		id, key := j.pb.GetId(), j.pb.GetIdempotencyKey()
-		e.markDirty(j)
+		e.markDirty(j, true, t)
 		e.afterCommit(func() {
 			e.mu.Lock()
 			delete(e.jobs, id)
@@ -95,7 +95,9 @@ func (e *Engine) record(j *job, t *forlockv1.Task, msg string, progress *forlock
 		})
 		return
 	}
-	e.markDirty(j)
+	// The job's own record changes with its state, and with a job event
+	// (a submit or a cancel request); a task event changes the task.
+	e.markDirty(j, t == nil || j.pb.GetState() != before, t)
 }
 
 func (e *Engine) appendEvent(j *job, ev *forlockv1.JobEvent) {

@@ -88,7 +88,7 @@ func (s *Store) Artifact(id string) (*forlockv1.Artifact, error) {
 // ScanRestorePoints calls fn for restore points from newest to oldest,
 // starting below the ID before (all if empty), until fn returns false.
 func (s *Store) ScanRestorePoints(before string, fn func(*forlockv1.RestorePoint) bool) error {
-	return s.scanBackward(bucketRestorePoints, before, func(v []byte) (bool, error) {
+	return s.scanBackward(bucketRestorePoints, before, func(_ *bolt.Tx, _, v []byte) (bool, error) {
 		rp, err := decodeRestorePoint(v)
 		if err != nil {
 			return false, err

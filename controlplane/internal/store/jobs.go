@@ -10,10 +10,15 @@ import (
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
-// Job buckets (schema version 1; see the package doc for the rest):
+// Job buckets (schema version 2; see the package doc for the rest). A job
+// is a job record and one task record per task, so that one task
+// transition rewrites one small record, not the whole job (records.go):
 //
 //	jobs/
-//	  <job-id>            -> protobuf forlockv1.Job with its tasks (IDs sort by creation time)
+//	  <job-id>            -> protobuf recordsv1.JobRecord: the job without its tasks (IDs sort by creation time)
+//	job_tasks/
+//	  <job-id>/           (nested bucket)
+//	    <position, 4 bytes BE> -> protobuf recordsv1.TaskRecord: the job's task at that position
 //	jobs_active/
 //	  <job-id>            -> "" while the job has a task that has not ended
 //	job_events/
@@ -27,16 +32,24 @@ import (
 //	                         a result for an ended job is still taken. Deleted when it lands.
 var (
 	bucketJobs       = []byte("jobs")
+	bucketJobTasks   = []byte("job_tasks")
 	bucketJobsActive = []byte("jobs_active")
 	bucketJobEvents  = []byte("job_events")
 	bucketJobKeys    = []byte("job_keys")
 	bucketLateTasks  = []byte("late_tasks")
 )
 
-// JobWrite is one group commit of the job engine.
+// JobWrite is one group commit of the job engine. It holds only what
+// changed: a job's record when the job's own fields changed, and the tasks
+// that changed.
 type JobWrite struct {
-	// Jobs are stored whole, replacing the previous version.
+	// Jobs replace their job records. A job's Tasks, if it has any, are
+	// written too, at their positions: a new job comes with all of them;
+	// a job whose own fields changed comes without, its changed tasks in
+	// Tasks.
 	Jobs []*forlockv1.Job
+	// Tasks replace single task records of stored jobs.
+	Tasks []TaskWrite
 	// Events are appended under their job.
 	Events []JobEventRecord
 	// RestorePoints are cataloged with the task results that made them.
@@ -50,39 +63,53 @@ type JobWrite struct {
 	LateDone  []string
 }
 
+// TaskWrite is a task of a stored job and its position in the job's task
+// list.
+type TaskWrite struct {
+	JobID    string
+	Position int
+	Task     *forlockv1.Task
+}
+
 // JobEventRecord is an event with the job it belongs to.
 type JobEventRecord struct {
 	JobID string
 	Event *forlockv1.JobEvent
 }
 
-// SaveJobs writes a batch of job snapshots and events in one transaction.
-// A job's idempotency key and its active flag are kept in step with it.
+// SaveJobs writes a group commit in one transaction. A job's idempotency
+// key and its active flag are kept in step with its record. Records are
+// encoded before the transaction starts, so that it holds bbolt's writer
+// lock only for the puts.
 func (s *Store) SaveJobs(w JobWrite) error {
+	jobs, err := encodeJobs(w.Jobs)
+	if err != nil {
+		return err
+	}
+	tasks := make([]encodedTask, 0, len(w.Tasks))
+	for _, tw := range w.Tasks {
+		t, err := encodeTask(tw.JobID, tw.Position, tw.Task)
+		if err != nil {
+			return err
+		}
+		tasks = append(tasks, t)
+	}
+	events := make([]encodedEvent, 0, len(w.Events))
+	for _, e := range w.Events {
+		data, err := proto.Marshal(e.Event)
+		if err != nil {
+			return fmt.Errorf("encode event of job %s: %w", e.JobID, err)
+		}
+		events = append(events, encodedEvent{job: []byte(e.JobID), seq: seqKey(e.Event.GetSeq()), data: data})
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		jobs, active, keys := tx.Bucket(bucketJobs), tx.Bucket(bucketJobsActive), tx.Bucket(bucketJobKeys)
-		for _, j := range w.Jobs {
-			data, err := proto.Marshal(j)
-			if err != nil {
-				return fmt.Errorf("encode job %s: %w", j.GetId(), err)
-			}
-			id := []byte(j.GetId())
-			if err := jobs.Put(id, data); err != nil {
+		for _, j := range jobs {
+			if err := j.put(tx); err != nil {
 				return err
 			}
-			if j.GetState() == forlockv1.JobState_JOB_STATE_RUNNING {
-				err = active.Put(id, nil)
-			} else {
-				err = active.Delete(id)
-			}
-			if err != nil {
-				return err
-			}
-			if k := j.GetIdempotencyKey(); k != "" {
-				if err := keys.Put([]byte(k), id); err != nil {
-					return err
-				}
-			}
+		}
+		if err := putTasks(tx, tasks); err != nil {
+			return err
 		}
 		if err := putRestorePoints(tx, w.RestorePoints); err != nil {
 			return err
@@ -93,22 +120,28 @@ func (s *Store) SaveJobs(w JobWrite) error {
 		if err := putLate(tx.Bucket(bucketLateTasks), w.LateTasks, w.LateDone); err != nil {
 			return err
 		}
-		events := tx.Bucket(bucketJobEvents)
-		for _, e := range w.Events {
-			b, err := events.CreateBucketIfNotExists([]byte(e.JobID))
-			if err != nil {
-				return err
-			}
-			data, err := proto.Marshal(e.Event)
-			if err != nil {
-				return fmt.Errorf("encode event: %w", err)
-			}
-			if err := b.Put(seqKey(e.Event.GetSeq()), data); err != nil {
-				return err
-			}
-		}
-		return nil
+		return putEvents(tx.Bucket(bucketJobEvents), events)
 	})
+}
+
+type encodedEvent struct{ job, seq, data []byte }
+
+func putEvents(b *bolt.Bucket, events []encodedEvent) error {
+	var last []byte
+	var nested *bolt.Bucket
+	for _, e := range events {
+		if nested == nil || string(last) != string(e.job) {
+			var err error
+			if nested, err = b.CreateBucketIfNotExists(e.job); err != nil {
+				return err
+			}
+			last = e.job
+		}
+		if err := nested.Put(e.seq, e.data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func putLate(b *bolt.Bucket, add map[string]string, done []string) error {
@@ -143,26 +176,15 @@ func seqKey(seq uint64) []byte {
 	return k
 }
 
-// Job returns a stored job.
+// Job returns a stored job with its tasks.
 func (s *Store) Job(id string) (*forlockv1.Job, error) {
 	var j *forlockv1.Job
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		j, err = decodeJob(tx.Bucket(bucketJobs).Get([]byte(id)))
+		j, err = readJob(tx, []byte(id), tx.Bucket(bucketJobs).Get([]byte(id)))
 		return err
 	})
 	return j, err
-}
-
-func decodeJob(data []byte) (*forlockv1.Job, error) {
-	if data == nil {
-		return nil, ErrNotFound
-	}
-	j := &forlockv1.Job{}
-	if err := proto.Unmarshal(data, j); err != nil {
-		return nil, fmt.Errorf("decode job: %w", err)
-	}
-	return j, nil
 }
 
 // JobIDByKey returns the job submitted with an idempotency key.
@@ -195,13 +217,13 @@ func (s *Store) JobEvents(id string) ([]*forlockv1.JobEvent, error) {
 	return out, err
 }
 
-// ActiveJobs returns every job that has not ended.
+// ActiveJobs returns every job that has not ended, with its tasks.
 func (s *Store) ActiveJobs() ([]*forlockv1.Job, error) {
 	var out []*forlockv1.Job
 	err := s.db.View(func(tx *bolt.Tx) error {
 		jobs := tx.Bucket(bucketJobs)
 		return tx.Bucket(bucketJobsActive).ForEach(func(k, _ []byte) error {
-			j, err := decodeJob(jobs.Get(k))
+			j, err := readJob(tx, k, jobs.Get(k))
 			if err != nil {
 				return fmt.Errorf("active job %s: %w", k, err)
 			}
@@ -212,11 +234,12 @@ func (s *Store) ActiveJobs() ([]*forlockv1.Job, error) {
 	return out, err
 }
 
-// ScanJobs calls fn for stored jobs from newest to oldest, starting below
-// the job ID before (all jobs if empty), until fn returns false.
+// ScanJobs calls fn for stored jobs, with their tasks, from newest to
+// oldest, starting below the job ID before (all jobs if empty), until fn
+// returns false.
 func (s *Store) ScanJobs(before string, fn func(*forlockv1.Job) bool) error {
-	return s.scanBackward(bucketJobs, before, func(v []byte) (bool, error) {
-		j, err := decodeJob(v)
+	return s.scanBackward(bucketJobs, before, func(tx *bolt.Tx, k, v []byte) (bool, error) {
+		j, err := readJob(tx, k, v)
 		if err != nil {
 			return false, err
 		}
@@ -226,7 +249,7 @@ func (s *Store) ScanJobs(before string, fn func(*forlockv1.Job) bool) error {
 
 // scanBackward walks a bucket whose keys sort by time from the newest key
 // below before (the last key if empty) to the oldest, until fn says stop.
-func (s *Store) scanBackward(bucket []byte, before string, fn func(v []byte) (bool, error)) error {
+func (s *Store) scanBackward(bucket []byte, before string, fn func(tx *bolt.Tx, k, v []byte) (bool, error)) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucket).Cursor()
 		var k, v []byte
@@ -237,7 +260,7 @@ func (s *Store) scanBackward(bucket []byte, before string, fn func(v []byte) (bo
 			k, v = c.Prev()
 		}
 		for ; k != nil; k, v = c.Prev() {
-			more, err := fn(v)
+			more, err := fn(tx, k, v)
 			if err != nil || !more {
 				return err
 			}

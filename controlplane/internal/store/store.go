@@ -1,10 +1,10 @@
 // Package store is the control plane's durable state in bbolt: the node
 // registry, the join tokens (hashed) and the admin credential (hashed).
 //
-// Bucket tree (schema version 1):
+// Bucket tree (schema version 2):
 //
 //	meta/
-//	  schema_version    -> "1"
+//	  schema_version    -> "2"
 //	  admin_token_hash  -> SHA-256 of the admin token
 //	nodes/
 //	  <node-id>         -> JSON Node
@@ -13,7 +13,7 @@
 //	join_tokens/
 //	  <token-id>        -> JSON JoinToken (holds the SHA-256 of the secret, never the secret)
 //	token_uses/: which keys enrolled with each token, see enroll.go
-//	jobs/, jobs_active/, job_events/, job_keys/, late_tasks/: see jobs.go
+//	jobs/, job_tasks/, jobs_active/, job_events/, job_keys/, late_tasks/: see jobs.go
 //	restore_points/, artifacts/: see catalog.go
 //	releases/, node_certs/: see facts.go
 //
@@ -21,6 +21,11 @@
 // when the method returns. Heartbeats are not stored here: only state changes.
 // A write is refused with ErrDiskFull while the data disk is full (disk.go);
 // reads are counted, so tests can prove a path reads nothing.
+//
+// Open migrates an older layout in its first transaction (migrate.go):
+// schema 1 stored each job whole, tasks included, as one protobuf
+// forlockv1.Job; schema 2 stores a job record and one record per task.
+// A database newer than this code is refused (ErrSchemaTooNew).
 package store
 
 import (
@@ -38,7 +43,7 @@ import (
 )
 
 // SchemaVersion is the layout version this code reads and writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 var (
 	bucketMeta      = []byte("meta")
@@ -106,12 +111,13 @@ func OpenWith(path string, o Options) (*Store, error) {
 	return s, nil
 }
 
-// init creates the buckets. It bypasses the disk reserve (only the meta
-// page is rewritten when they exist), so a control plane can start on a
-// full disk and serve reads.
+// init creates the buckets and migrates an older schema. It bypasses the
+// disk reserve (only the meta page is rewritten when the buckets exist and
+// the schema is current), so a control plane can start on a full disk and
+// serve reads; a migration that runs out of space fails Open.
 func (s *Store) init() error {
 	return s.db.DB.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketNodes, bucketNodeNames, bucketTokens, bucketJobs, bucketJobsActive, bucketJobEvents, bucketJobKeys, bucketRestorePoints, bucketArtifacts, bucketReleases, bucketNodeCerts, bucketLateTasks, bucketTokenUses} {
+		for _, b := range [][]byte{bucketMeta, bucketNodes, bucketNodeNames, bucketTokens, bucketJobs, bucketJobTasks, bucketJobsActive, bucketJobEvents, bucketJobKeys, bucketRestorePoints, bucketArtifacts, bucketReleases, bucketNodeCerts, bucketLateTasks, bucketTokenUses} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
@@ -128,7 +134,7 @@ func (s *Store) init() error {
 		if v > SchemaVersion {
 			return fmt.Errorf("%w: database has version %d, this binary knows %d: run a newer forlock-controlplane", ErrSchemaTooNew, v, SchemaVersion)
 		}
-		return nil
+		return migrate(tx, v)
 	})
 }
 

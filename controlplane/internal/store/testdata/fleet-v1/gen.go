@@ -1,13 +1,13 @@
 //go:build ignore
 
 // gen writes fleet.db and kek.json beside it: a control plane's data as the
-// schema-1 store (one protobuf Job blob per job) left it. TestMigrateV1Fleet
-// opens them with the current store. The files are committed; this program
-// is kept to show how they were made, and only makes a schema-1 file when
-// run at a commit whose store.SchemaVersion is 1 (e.g. the commit that
-// added it):
+// schema-1 store (one protobuf Job blob per job) left it. The migration
+// tests (store TestMigrateV1Fixture, jobs TestMigratedJobFinishes) open
+// copies with the current store. The files are committed; this program is
+// kept to show how they were made. It makes a schema-1 file only with
+// schema-1 code: at commit 52078f5, where it sat in the jobs package,
 //
-//	cd controlplane/internal/jobs && go run ./testdata/fleet-v1/gen.go testdata/fleet-v1
+//	git checkout 52078f5 && cd controlplane/internal/jobs && go run ./testdata/fleet-v1/gen.go testdata/fleet-v1
 //
 // The fleet: three enrolled nodes (web1, web2, web3); a finished backup of
 // web1 (a restore point in the catalog); a finished health check of all
