@@ -9,7 +9,7 @@ import (
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
-// Catalog buckets (schema version 1):
+// Catalog buckets (schema versions 1 and 2):
 //
 //	restore_points/
 //	  <restore-point-id>  -> protobuf forlockv1.RestorePoint with its artifacts (IDs sort by time)

@@ -11,7 +11,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/enroll"
 )
 
-// Which keys enrolled with each join token (schema version 1, bucket made on
+// Which keys enrolled with each join token (schema versions 1 and 2, bucket made on
 // open), so that an agent retrying after a lost answer gets the same node
 // without using the token again (enroll: RuleRetry):
 //

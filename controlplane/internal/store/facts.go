@@ -9,7 +9,7 @@ import (
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
-// Node facts reported by tasks (schema version 1, buckets made on open):
+// Node facts reported by tasks (schema versions 1 and 2, buckets made on open):
 //
 //	releases/
 //	  <node-id>/
