@@ -86,7 +86,7 @@ func (s *Store) SaveJobs(w JobWrite) error {
 	if err != nil {
 		return err
 	}
-	tasks := make([]encodedTask, 0, len(w.Tasks))
+	tasks := make([]nestedRecord, 0, len(w.Tasks))
 	for _, tw := range w.Tasks {
 		t, err := encodeTask(tw.JobID, tw.Position, tw.Task)
 		if err != nil {
@@ -94,13 +94,13 @@ func (s *Store) SaveJobs(w JobWrite) error {
 		}
 		tasks = append(tasks, t)
 	}
-	events := make([]encodedEvent, 0, len(w.Events))
+	events := make([]nestedRecord, 0, len(w.Events))
 	for _, e := range w.Events {
 		data, err := proto.Marshal(e.Event)
 		if err != nil {
 			return fmt.Errorf("encode event of job %s: %w", e.JobID, err)
 		}
-		events = append(events, encodedEvent{job: []byte(e.JobID), seq: seqKey(e.Event.GetSeq()), data: data})
+		events = append(events, nestedRecord{bucket: []byte(e.JobID), key: seqKey(e.Event.GetSeq()), data: data})
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, j := range jobs {
@@ -108,7 +108,7 @@ func (s *Store) SaveJobs(w JobWrite) error {
 				return err
 			}
 		}
-		if err := putTasks(tx, tasks); err != nil {
+		if err := putNested(tx.Bucket(bucketJobTasks), tasks); err != nil {
 			return err
 		}
 		if err := putRestorePoints(tx, w.RestorePoints); err != nil {
@@ -120,24 +120,29 @@ func (s *Store) SaveJobs(w JobWrite) error {
 		if err := putLate(tx.Bucket(bucketLateTasks), w.LateTasks, w.LateDone); err != nil {
 			return err
 		}
-		return putEvents(tx.Bucket(bucketJobEvents), events)
+		return putNested(tx.Bucket(bucketJobEvents), events)
 	})
 }
 
-type encodedEvent struct{ job, seq, data []byte }
+// nestedRecord is a record under a job's nested bucket (a task or an
+// event), encoded outside the transaction.
+type nestedRecord struct{ bucket, key, data []byte }
 
-func putEvents(b *bolt.Bucket, events []encodedEvent) error {
+// putNested writes records under their nested buckets of root, creating a
+// bucket with its first record. Records of one bucket come one after the
+// other.
+func putNested(root *bolt.Bucket, recs []nestedRecord) error {
 	var last []byte
-	var nested *bolt.Bucket
-	for _, e := range events {
-		if nested == nil || string(last) != string(e.job) {
+	var b *bolt.Bucket
+	for _, r := range recs {
+		if b == nil || string(last) != string(r.bucket) {
 			var err error
-			if nested, err = b.CreateBucketIfNotExists(e.job); err != nil {
-				return err
+			if b, err = root.CreateBucketIfNotExists(r.bucket); err != nil {
+				return fmt.Errorf("bucket %s: %w", r.bucket, err)
 			}
-			last = e.job
+			last = r.bucket
 		}
-		if err := nested.Put(e.seq, e.data); err != nil {
+		if err := b.Put(r.key, r.data); err != nil {
 			return err
 		}
 	}

@@ -23,11 +23,7 @@ type encodedJob struct {
 	id, record []byte
 	running    bool
 	key        string
-	tasks      []encodedTask
-}
-
-type encodedTask struct {
-	job, pos, data []byte
+	tasks      []nestedRecord
 }
 
 func encodeJobs(jobs []*forlockv1.Job) ([]encodedJob, error) {
@@ -58,17 +54,17 @@ func encodeJob(j *forlockv1.Job) (encodedJob, error) {
 	return e, nil
 }
 
-func encodeTask(jobID string, pos int, t *forlockv1.Task) (encodedTask, error) {
+func encodeTask(jobID string, pos int, t *forlockv1.Task) (nestedRecord, error) {
 	if pos < 0 || pos > math.MaxUint32 {
-		return encodedTask{}, fmt.Errorf("task %s: position %d out of range", t.GetId(), pos)
+		return nestedRecord{}, fmt.Errorf("task %s: position %d out of range", t.GetId(), pos)
 	}
 	data, err := proto.Marshal(taskRecord(t))
 	if err != nil {
-		return encodedTask{}, fmt.Errorf("encode task %s: %w", t.GetId(), err)
+		return nestedRecord{}, fmt.Errorf("encode task %s: %w", t.GetId(), err)
 	}
 	k := make([]byte, 4)
 	binary.BigEndian.PutUint32(k, uint32(pos))
-	return encodedTask{job: []byte(jobID), pos: k, data: data}, nil
+	return nestedRecord{bucket: []byte(jobID), key: k, data: data}, nil
 }
 
 // put writes the job's record, its tasks if it came with them, and its
@@ -92,28 +88,7 @@ func (e encodedJob) put(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	return putTasks(tx, e.tasks)
-}
-
-// putTasks writes task records, creating a job's task bucket with its
-// first task.
-func putTasks(tx *bolt.Tx, tasks []encodedTask) error {
-	root := tx.Bucket(bucketJobTasks)
-	var last []byte
-	var b *bolt.Bucket
-	for _, t := range tasks {
-		if b == nil || string(last) != string(t.job) {
-			var err error
-			if b, err = root.CreateBucketIfNotExists(t.job); err != nil {
-				return fmt.Errorf("tasks of job %s: %w", t.job, err)
-			}
-			last = t.job
-		}
-		if err := b.Put(t.pos, t.data); err != nil {
-			return err
-		}
-	}
-	return nil
+	return putNested(tx.Bucket(bucketJobTasks), e.tasks)
 }
 
 // readJob assembles the API's Job from its record (rec, from jobs/) and
