@@ -1,5 +1,6 @@
 // Package store is the control plane's durable state in bbolt: the node
-// registry, the join tokens (hashed) and the admin credential (hashed).
+// registry, the join tokens (hashed), the admin credential (hashed), jobs
+// with their tasks and events, the backup catalog and node facts.
 //
 // Bucket tree (schema version 2):
 //
