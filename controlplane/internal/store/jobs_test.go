@@ -207,3 +207,41 @@ func copyFixture(t *testing.T) string {
 	require.NoError(t, out.Close())
 	return dst
 }
+
+// TestMigrationIsAllOrNothing: a schema-1 job that cannot be decoded fails
+// Open with a message naming it, and the file is as it was: schema 1, every
+// job blob unchanged, no task records. Its twin, TestMigrateV1Fixture,
+// migrates the same file whole.
+func TestMigrationIsAllOrNothing(t *testing.T) {
+	path := copyFixture(t)
+	blobs := map[string][]byte{}
+	raw, err := bolt.Open(path, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, raw.Update(func(tx *bolt.Tx) error {
+		jobs := tx.Bucket(bucketJobs)
+		require.NoError(t, jobs.Put([]byte("18edc667f2ffffffffffffff"), []byte{0xff, 0xff}))
+		return jobs.ForEach(func(k, v []byte) error {
+			blobs[string(k)] = append([]byte(nil), v...)
+			return nil
+		})
+	}))
+	require.NoError(t, raw.Close())
+
+	_, err = Open(path)
+	require.ErrorContains(t, err, "migrate schema 1 to 2: decode schema-1 job 18edc667f2ffffffffffffff")
+
+	raw, err = bolt.Open(path, 0o600, nil)
+	require.NoError(t, err)
+	defer raw.Close() //nolint:errcheck // read-only
+	require.NoError(t, raw.View(func(tx *bolt.Tx) error {
+		require.Equal(t, "1", string(tx.Bucket(bucketMeta).Get(keySchemaVersion)))
+		require.Nil(t, tx.Bucket(bucketJobTasks), "no task records")
+		after := map[string][]byte{}
+		require.NoError(t, tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+			after[string(k)] = append([]byte(nil), v...)
+			return nil
+		}))
+		require.Equal(t, blobs, after, "every job blob as it was")
+		return nil
+	}))
+}
