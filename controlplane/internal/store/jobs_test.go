@@ -245,3 +245,28 @@ func TestMigrationIsAllOrNothing(t *testing.T) {
 		return nil
 	}))
 }
+
+// TestScanJobsPages: a page starts below its token, newest first, and each
+// job comes with its own tasks.
+func TestScanJobsPages(t *testing.T) {
+	s, _ := openTest(t)
+	ids := []string{"18edc667f100000000000001", "18edc667f200000000000002", "18edc667f300000000000003"}
+	var w JobWrite
+	for i, id := range ids {
+		w.Jobs = append(w.Jobs, testJob(id, i+1))
+	}
+	require.NoError(t, s.SaveJobs(w))
+	page := func(before string) []string {
+		var out []string
+		require.NoError(t, s.ScanJobs(before, func(j *forlockv1.Job) bool {
+			for _, task := range j.GetTasks() {
+				require.Equal(t, j.GetId(), task.GetId()[:len(j.GetId())], "a task of its own job")
+			}
+			out = append(out, fmt.Sprintf("%s:%d", j.GetId(), len(j.GetTasks())))
+			return len(out) < 2
+		}))
+		return out
+	}
+	require.Equal(t, []string{ids[2] + ":3", ids[1] + ":2"}, page(""), "newest first")
+	require.Equal(t, []string{ids[0] + ":1"}, page(ids[1]))
+}
