@@ -1,0 +1,188 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/forlock/fleet/controlplane/internal/auth"
+	"github.com/forlock/fleet/controlplane/internal/jobs"
+	"github.com/forlock/fleet/controlplane/internal/limit"
+	"github.com/forlock/fleet/controlplane/internal/logs"
+	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/controlplane/internal/store"
+	"github.com/forlock/fleet/controlplane/internal/tokens"
+	"github.com/forlock/fleet/internal/pki"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// testServer is the control plane's API on a real bbolt store in
+// t.TempDir(), with a real registry and job engine, served over bufconn
+// through the same interceptor chain and service registration as the real
+// server (Interceptors, Services.Register). Only TLS is left out: calls
+// carry no client certificate, as an operator's do not.
+type testServer struct {
+	t     *testing.T
+	st    *store.Store
+	reg   *registry.Registry
+	admin tokens.Token
+	conn  *grpc.ClientConn
+	logs  *syncBuffer
+
+	Nodes   forlockv1.NodeServiceClient
+	Jobs    forlockv1.JobServiceClient
+	Agents  forlockv1.AgentServiceClient
+	Backups forlockv1.BackupServiceClient
+	Certs   forlockv1.CertServiceClient
+	Logs    forlockv1.LogServiceClient
+	Status  forlockv1.ControlPlaneServiceClient
+	Health  healthpb.HealthClient
+}
+
+// serverOptions adjust a test server before it starts.
+type serverOptions struct {
+	// failures is the auth failure limit per address (all bufconn clients
+	// share one address); 0: the default.
+	failures int
+	// services is called on the services before they are registered.
+	services func(*Services)
+}
+
+func newTestServer(t *testing.T, o serverOptions) *testServer {
+	t.Helper()
+	buf := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st, err := store.Open(filepath.Join(t.TempDir(), "controlplane.db"))
+	require.NoError(t, err)
+	reg, err := registry.New(st, time.Hour, log)
+	require.NoError(t, err)
+	eng, err := jobs.New(jobs.Config{Store: st, Registry: reg, Logger: log})
+	require.NoError(t, err)
+	ca, err := pki.NewCA(time.Now(), "test fleet CA")
+	require.NoError(t, err)
+	admin, err := tokens.NewAdmin()
+	require.NoError(t, err)
+
+	agents := &AgentAPI{Store: st, Registry: reg, Jobs: eng, CA: ca, Log: log, CertTTL: time.Hour, CertGrace: time.Minute,
+		Broker: logs.NewBroker()}
+	checker := &auth.Checker{Nodes: reg, Admin: func() []byte { return admin.Hash }, NodeRefused: agents.NodeRefused, Log: log,
+		Failures: limit.NewFailures(limit.FailureConfig{Max: o.failures, Window: time.Hour, Block: time.Hour})}
+	agents.Gate = checker
+	svc := Services{
+		Agents:       agents,
+		Logs:         &LogAPI{Registry: reg, Broker: agents.Broker, Log: log},
+		Backups:      &BackupAPI{Store: st, Registry: reg, Jobs: eng, Log: log},
+		Certs:        &CertAPI{Store: st, Registry: reg, Log: log},
+		Jobs:         &JobAPI{Jobs: eng, Registry: reg, Log: log},
+		Nodes:        &NodeAPI{Store: st, Registry: reg, Log: log},
+		ControlPlane: &ControlPlaneAPI{Disk: st},
+	}
+	if o.services != nil {
+		o.services(&svc)
+	}
+	srv := grpc.NewServer(Interceptors(log, checker)...)
+	svc.Register(srv)
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+
+	lis := bufconn.Listen(1 << 20)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = srv.Serve(lis) }()
+	engineErr := make(chan error, 1)
+	go func() { defer wg.Done(); engineErr <- eng.Run(ctx) }()
+
+	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = conn.Close()
+		srv.Stop()
+		cancel()
+		wg.Wait()
+		require.NoError(t, <-engineErr)
+		require.NoError(t, st.Close())
+	})
+	return &testServer{
+		t: t, st: st, reg: reg, admin: admin, conn: conn, logs: buf,
+		Nodes: forlockv1.NewNodeServiceClient(conn), Jobs: forlockv1.NewJobServiceClient(conn),
+		Agents: forlockv1.NewAgentServiceClient(conn), Backups: forlockv1.NewBackupServiceClient(conn),
+		Certs: forlockv1.NewCertServiceClient(conn), Logs: forlockv1.NewLogServiceClient(conn),
+		Status: forlockv1.NewControlPlaneServiceClient(conn), Health: healthpb.NewHealthClient(conn),
+	}
+}
+
+// ctx is a context carrying the admin token, as forlockctl sends it.
+func (s *testServer) ctx() context.Context {
+	return metadata.AppendToOutgoingContext(s.t.Context(), "authorization", "Bearer "+s.admin.Secret)
+}
+
+// enroll makes a join token through the API and enrolls a node with it,
+// as an agent does; it returns the node's ID.
+func (s *testServer) enroll(name string, labels map[string]string) string {
+	s.t.Helper()
+	tok, err := s.Nodes.CreateJoinToken(s.ctx(), &forlockv1.CreateJoinTokenRequest{Labels: labels})
+	require.NoError(s.t, err)
+	key, err := pki.GenerateKey()
+	require.NoError(s.t, err)
+	csr, err := pki.CreateCSR(key, name)
+	require.NoError(s.t, err)
+	resp, err := s.Agents.Enroll(s.t.Context(), &forlockv1.EnrollRequest{JoinToken: tok.GetSecret(), Name: name, Csr: csr})
+	require.NoError(s.t, err)
+	require.True(s.t, pki.ValidNodeID(resp.GetNodeId()), resp.GetNodeId())
+	return resp.GetNodeId()
+}
+
+// requireStatus checks an error's code, that its message contains msg, and
+// its ErrorInfo reason ("" for none).
+func requireStatus(t *testing.T, err error, code codes.Code, msg, reason string) {
+	t.Helper()
+	require.Error(t, err)
+	st := status.Convert(err)
+	require.Equal(t, code, st.Code(), "%v", err)
+	require.Contains(t, st.Message(), msg)
+	var got string
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			require.Equal(t, ErrorDomain, info.GetDomain())
+			got = info.GetReason()
+		}
+	}
+	require.Equal(t, reason, got, "reason of %v", err)
+}
+
+// syncBuffer is a log sink the server's goroutines write to while a test
+// reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
