@@ -169,12 +169,6 @@ func dialHost(listenHost string, advertise []string) string {
 }
 
 func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
-	tlsCfg := &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    s.ca.Pool(),
-		MinVersion:   tls.VersionTLS13,
-	}
 	lim := s.cfg.Limits
 	conns := limit.NewConns(limit.ConnConfig{MaxPerAddr: lim.UnauthConnsPerAddress, Log: s.log})
 	agents := &api.AgentAPI{
@@ -190,7 +184,7 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 	srv := grpc.NewServer(append(api.Interceptors(s.log, checker),
 		// Connections without a fleet client certificate are capped per
 		// address right after the handshake.
-		grpc.Creds(conns.Credentials(credentials.NewTLS(tlsCfg))),
+		grpc.Creds(conns.Credentials(credentials.NewTLS(api.ServerTLS(cert, s.ca.Pool())))),
 		// The handshake and the HTTP/2 preface must finish in time; metadata
 		// over the cap is refused by the HTTP/2 layer, before any interceptor.
 		grpc.ConnectionTimeout(lim.HandshakeTimeout),

@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -14,7 +16,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -34,14 +36,18 @@ import (
 
 // testServer is the control plane's API on a real bbolt store in
 // t.TempDir(), with a real registry and job engine, served over bufconn
-// through the same interceptor chain and service registration as the real
-// server (Interceptors, Services.Register). Only TLS is left out: calls
-// carry no client certificate, as an operator's do not.
+// with the real server's TLS (ServerTLS, a fleet CA, client certificates
+// verified when given, the per-address connection cap), interceptor chain
+// (Interceptors) and service registration (Services.Register). The clients
+// below call as an operator: TLS without a client certificate; agents dial
+// their own connections with the certificate Enroll gave them (agentConn).
 type testServer struct {
 	t     *testing.T
 	st    *store.Store
 	reg   *registry.Registry
+	ca    *pki.CA
 	admin tokens.Token
+	lis   *bufconn.Listener
 	conn  *grpc.ClientConn
 	logs  *syncBuffer
 
@@ -96,7 +102,14 @@ func newTestServer(t *testing.T, o serverOptions) *testServer {
 	if o.services != nil {
 		o.services(&svc)
 	}
-	srv := grpc.NewServer(Interceptors(log, checker)...)
+	serverKey, err := pki.GenerateKey()
+	require.NoError(t, err)
+	serverCert, err := ca.IssueServer(time.Now(), []string{"controlplane.test"}, serverKey, time.Hour)
+	require.NoError(t, err)
+	conns := limit.NewConns(limit.ConnConfig{Log: log})
+	checker.Conns = conns
+	creds := conns.Credentials(credentials.NewTLS(ServerTLS(tls.Certificate{Certificate: [][]byte{serverCert.Raw}, PrivateKey: serverKey}, ca.Pool())))
+	srv := grpc.NewServer(append(Interceptors(log, checker), grpc.Creds(creds))...)
 	svc.Register(srv)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 
@@ -108,25 +121,77 @@ func newTestServer(t *testing.T, o serverOptions) *testServer {
 	engineErr := make(chan error, 1)
 	go func() { defer wg.Done(); engineErr <- eng.Run(ctx) }()
 
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
+	s := &testServer{t: t, st: st, reg: reg, ca: ca, admin: admin, lis: lis, logs: buf}
+	s.conn = s.dial(nil)
 	t.Cleanup(func() {
-		_ = conn.Close()
+		_ = s.conn.Close()
 		srv.Stop()
 		cancel()
 		wg.Wait()
 		require.NoError(t, <-engineErr)
 		require.NoError(t, st.Close())
 	})
-	return &testServer{
-		t: t, st: st, reg: reg, admin: admin, conn: conn, logs: buf,
-		Nodes: forlockv1.NewNodeServiceClient(conn), Jobs: forlockv1.NewJobServiceClient(conn),
-		Agents: forlockv1.NewAgentServiceClient(conn), Backups: forlockv1.NewBackupServiceClient(conn),
-		Certs: forlockv1.NewCertServiceClient(conn), Logs: forlockv1.NewLogServiceClient(conn),
-		Status: forlockv1.NewControlPlaneServiceClient(conn), Health: healthpb.NewHealthClient(conn),
+	conn := s.conn
+	s.Nodes, s.Jobs = forlockv1.NewNodeServiceClient(conn), forlockv1.NewJobServiceClient(conn)
+	s.Agents, s.Backups = forlockv1.NewAgentServiceClient(conn), forlockv1.NewBackupServiceClient(conn)
+	s.Certs, s.Logs = forlockv1.NewCertServiceClient(conn), forlockv1.NewLogServiceClient(conn)
+	s.Status, s.Health = forlockv1.NewControlPlaneServiceClient(conn), healthpb.NewHealthClient(conn)
+	return s
+}
+
+// dial opens a TLS connection to the server that trusts the fleet CA and
+// presents cert, if given. The test closes it.
+func (s *testServer) dial(cert *tls.Certificate) *grpc.ClientConn {
+	s.t.Helper()
+	cfg := &tls.Config{RootCAs: s.ca.Pool(), ServerName: "controlplane.test", MinVersion: tls.VersionTLS13}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
 	}
+	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	require.NoError(s.t, err)
+	return conn
+}
+
+// agentConn is an enrolled agent: its node ID, key, certificate and a
+// connection that presents it.
+type agentConn struct {
+	id   string
+	key  *ecdsa.PrivateKey
+	cert tls.Certificate
+	conn *grpc.ClientConn
+	api  forlockv1.AgentServiceClient
+}
+
+// agent enrolls name as an agent does and connects with its certificate.
+func (s *testServer) agent(name string) *agentConn {
+	s.t.Helper()
+	tok, err := s.Nodes.CreateJoinToken(s.ctx(), &forlockv1.CreateJoinTokenRequest{})
+	require.NoError(s.t, err)
+	key, err := pki.GenerateKey()
+	require.NoError(s.t, err)
+	csr, err := pki.CreateCSR(key, name)
+	require.NoError(s.t, err)
+	resp, err := s.Agents.Enroll(s.t.Context(), &forlockv1.EnrollRequest{JoinToken: tok.GetSecret(), Name: name, Csr: csr})
+	require.NoError(s.t, err)
+	a := &agentConn{id: resp.GetNodeId(), key: key}
+	a.cert = s.clientCert(resp.GetCertificateChain(), key)
+	a.conn = s.dial(&a.cert)
+	s.t.Cleanup(func() { _ = a.conn.Close() })
+	a.api = forlockv1.NewAgentServiceClient(a.conn)
+	return a
+}
+
+func (s *testServer) clientCert(chainPEM []byte, key *ecdsa.PrivateKey) tls.Certificate {
+	s.t.Helper()
+	certs, err := pki.ParseCertsPEM(chainPEM)
+	require.NoError(s.t, err)
+	c := tls.Certificate{PrivateKey: key, Leaf: certs[0]}
+	for _, x := range certs {
+		c.Certificate = append(c.Certificate, x.Raw)
+	}
+	return c
 }
 
 // ctx is a context carrying the admin token, as forlockctl sends it.

@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
 
 	"google.golang.org/grpc"
@@ -26,6 +28,18 @@ func Interceptors(log *slog.Logger, authn Authenticator) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(recoverU, logU, authn.Unary),
 		grpc.ChainStreamInterceptor(recoverS, logS, authn.Stream),
+	}
+}
+
+// ServerTLS is the control plane's TLS configuration: its certificate, and a
+// client certificate verified against the fleet CA when one is given (agents
+// send one; operators and Enroll do not, and are authenticated by token).
+func ServerTLS(cert tls.Certificate, fleetCA *x509.CertPool) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    fleetCA,
+		MinVersion:   tls.VersionTLS13,
 	}
 }
 
