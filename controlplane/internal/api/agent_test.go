@@ -182,11 +182,11 @@ func TestRenewCertificate(t *testing.T) {
 	// Renew again from the newest: the first certificate is now neither
 	// newest nor previous.
 	c2 := s.dial(&second)
-	defer c2.Close()
+	defer func() { _ = c2.Close() }()
 	_, err = renew(c2)
 	require.NoError(t, err)
 	c1 := s.dial(&first)
-	defer c1.Close()
+	defer func() { _ = c1.Close() }()
 	_, err = renew(c1)
 	requireStatus(t, err, codes.Unauthenticated, "refused: certificate superseded by a newer one", "")
 	require.True(t, s.node("web-1").GetQuarantined(), "a superseded certificate that renews quarantines its node")

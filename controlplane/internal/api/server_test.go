@@ -54,11 +54,17 @@ func TestAdminToken(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			// One call of each admin service: the policy covers them all.
 			calls := map[string]func() error{
-				"nodes":   func() error { _, err := s.Nodes.ListNodes(tc.ctx, &forlockv1.ListNodesRequest{}); return err },
-				"jobs":    func() error { _, err := s.Jobs.ListJobs(tc.ctx, &forlockv1.ListJobsRequest{}); return err },
-				"backups": func() error { _, err := s.Backups.ListRestorePoints(tc.ctx, &forlockv1.ListRestorePointsRequest{}); return err },
-				"certs":   func() error { _, err := s.Certs.ListCertificates(tc.ctx, &forlockv1.ListCertificatesRequest{}); return err },
-				"status":  func() error { _, err := s.Status.GetStatus(tc.ctx, &forlockv1.GetStatusRequest{}); return err },
+				"nodes": func() error { _, err := s.Nodes.ListNodes(tc.ctx, &forlockv1.ListNodesRequest{}); return err },
+				"jobs":  func() error { _, err := s.Jobs.ListJobs(tc.ctx, &forlockv1.ListJobsRequest{}); return err },
+				"backups": func() error {
+					_, err := s.Backups.ListRestorePoints(tc.ctx, &forlockv1.ListRestorePointsRequest{})
+					return err
+				},
+				"certs": func() error {
+					_, err := s.Certs.ListCertificates(tc.ctx, &forlockv1.ListCertificatesRequest{})
+					return err
+				},
+				"status": func() error { _, err := s.Status.GetStatus(tc.ctx, &forlockv1.GetStatusRequest{}); return err },
 				"logs": func() error {
 					st, err := s.Logs.StreamLogs(tc.ctx, &forlockv1.StreamLogsRequest{Node: "nope"})
 					require.NoError(t, err)
