@@ -169,11 +169,7 @@ func (s *testServer) agent(name string) *agentConn {
 	s.t.Helper()
 	tok, err := s.Nodes.CreateJoinToken(s.ctx(), &forlockv1.CreateJoinTokenRequest{})
 	require.NoError(s.t, err)
-	key, err := pki.GenerateKey()
-	require.NoError(s.t, err)
-	csr, err := pki.CreateCSR(key, name)
-	require.NoError(s.t, err)
-	resp, err := s.Agents.Enroll(s.t.Context(), &forlockv1.EnrollRequest{JoinToken: tok.GetSecret(), Name: name, Csr: csr})
+	resp, key, err := s.enrollWith(tok.GetSecret(), name)
 	require.NoError(s.t, err)
 	a := &agentConn{id: resp.GetNodeId(), key: key}
 	a.cert = s.clientCert(resp.GetCertificateChain(), key)
@@ -181,6 +177,18 @@ func (s *testServer) agent(name string) *agentConn {
 	s.t.Cleanup(func() { _ = a.conn.Close() })
 	a.api = forlockv1.NewAgentServiceClient(a.conn)
 	return a
+}
+
+// enrollWith enrolls name with a join token as an agent does: with a fresh
+// key and a CSR signed by it.
+func (s *testServer) enrollWith(secret, name string) (*forlockv1.EnrollResponse, *ecdsa.PrivateKey, error) {
+	s.t.Helper()
+	key, err := pki.GenerateKey()
+	require.NoError(s.t, err)
+	csr, err := pki.CreateCSR(key, name)
+	require.NoError(s.t, err)
+	resp, err := s.Agents.Enroll(s.t.Context(), &forlockv1.EnrollRequest{JoinToken: secret, Name: name, Csr: csr})
+	return resp, key, err
 }
 
 func (s *testServer) clientCert(chainPEM []byte, key *ecdsa.PrivateKey) tls.Certificate {
@@ -205,11 +213,7 @@ func (s *testServer) enroll(name string, labels map[string]string) string {
 	s.t.Helper()
 	tok, err := s.Nodes.CreateJoinToken(s.ctx(), &forlockv1.CreateJoinTokenRequest{Labels: labels})
 	require.NoError(s.t, err)
-	key, err := pki.GenerateKey()
-	require.NoError(s.t, err)
-	csr, err := pki.CreateCSR(key, name)
-	require.NoError(s.t, err)
-	resp, err := s.Agents.Enroll(s.t.Context(), &forlockv1.EnrollRequest{JoinToken: tok.GetSecret(), Name: name, Csr: csr})
+	resp, _, err := s.enrollWith(tok.GetSecret(), name)
 	require.NoError(s.t, err)
 	require.True(s.t, pki.ValidNodeID(resp.GetNodeId()), resp.GetNodeId())
 	return resp.GetNodeId()

@@ -14,7 +14,6 @@ import (
 
 	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/controlplane/internal/tokens"
-	"github.com/forlock/fleet/internal/pki"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -393,11 +392,7 @@ func TestJoinTokens(t *testing.T) {
 	require.Equal(t, "rack 4", list.GetTokens()[0].GetDescription())
 
 	enroll := func(secret, name string) error {
-		key, err := pki.GenerateKey()
-		require.NoError(t, err)
-		csr, err := pki.CreateCSR(key, name)
-		require.NoError(t, err)
-		_, err = s.Agents.Enroll(t.Context(), &forlockv1.EnrollRequest{JoinToken: secret, Name: name, Csr: csr})
+		_, _, err := s.enrollWith(secret, name)
 		return err
 	}
 	require.NoError(t, enroll(tok.GetSecret(), "web-1"))
