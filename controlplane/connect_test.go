@@ -154,12 +154,15 @@ func TestHeartbeatsDriveState(t *testing.T) {
 
 	s, hello := e.connect(id)
 	require.Equal(t, interval, hello.GetHeartbeatInterval().AsDuration())
+	// The last heartbeat is received after silentFrom, so the node cannot
+	// be unreachable before silentFrom + 3 intervals (taking the time after
+	// the ONLINE wait undercounted on a loaded machine: 576ms < 600ms).
+	silentFrom := time.Now()
 	heartbeat(t, s, 1)
 	e.waitState("n1", forlockv1.NodeState_NODE_STATE_ONLINE, time.Second)
 
 	// Keep the stream open but stop heartbeating: unreachable after three
 	// intervals, not before.
-	silentFrom := time.Now()
 	e.waitState("n1", forlockv1.NodeState_NODE_STATE_UNREACHABLE, 10*interval)
 	require.GreaterOrEqual(t, time.Since(silentFrom), 3*interval)
 	n := e.node("n1")

@@ -37,7 +37,6 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/vault"
 	"github.com/forlock/fleet/internal/keys"
 	"github.com/forlock/fleet/internal/pki"
-	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
 // Server is a running control plane.
@@ -170,12 +169,6 @@ func dialHost(listenHost string, advertise []string) string {
 }
 
 func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
-	tlsCfg := &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    s.ca.Pool(),
-		MinVersion:   tls.VersionTLS13,
-	}
 	lim := s.cfg.Limits
 	conns := limit.NewConns(limit.ConnConfig{MaxPerAddr: lim.UnauthConnsPerAddress, Log: s.log})
 	agents := &api.AgentAPI{
@@ -188,18 +181,14 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		Failures: limit.NewFailures(limit.FailureConfig{Max: lim.AuthFailures, Window: lim.AuthFailureWindow,
 			Block: lim.AuthBlock, MaxAddrs: lim.TrackedAddresses})}
 	agents.Gate = checker
-	recoverU, recoverS := api.Recover(s.log)
-	logU, logS := api.Log(s.log)
-	srv := grpc.NewServer(
+	srv := grpc.NewServer(append(api.Interceptors(s.log, checker),
 		// Connections without a fleet client certificate are capped per
 		// address right after the handshake.
-		grpc.Creds(conns.Credentials(credentials.NewTLS(tlsCfg))),
+		grpc.Creds(conns.Credentials(credentials.NewTLS(api.ServerTLS(cert, s.ca.Pool())))),
 		// The handshake and the HTTP/2 preface must finish in time; metadata
 		// over the cap is refused by the HTTP/2 layer, before any interceptor.
 		grpc.ConnectionTimeout(lim.HandshakeTimeout),
 		grpc.MaxHeaderListSize(uint32(lim.MaxHeaderBytes)), //nolint:gosec // validated: 8 KiB to 16 MiB
-		grpc.ChainUnaryInterceptor(recoverU, logU, checker.Unary),
-		grpc.ChainStreamInterceptor(recoverS, logS, checker.Stream),
 		grpc.MaxRecvMsgSize(1<<20),
 		grpc.MaxConcurrentStreams(64),
 		// MaxConnectionIdle closes a connection with no call in progress:
@@ -208,16 +197,18 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second,
 			MaxConnectionIdle: lim.IdleConnTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	broker := logs.NewBroker()
 	agents.Broker = broker
-	forlockv1.RegisterAgentServiceServer(srv, agents)
-	forlockv1.RegisterLogServiceServer(srv, &api.LogAPI{Registry: s.registry, Broker: broker, Log: s.log})
-	forlockv1.RegisterBackupServiceServer(srv, &api.BackupAPI{Store: s.store, Registry: s.registry, Jobs: s.jobs, Log: s.log})
-	forlockv1.RegisterCertServiceServer(srv, &api.CertAPI{Store: s.store, Registry: s.registry, Log: s.log})
-	forlockv1.RegisterJobServiceServer(srv, &api.JobAPI{Jobs: s.jobs, Registry: s.registry, Log: s.log})
-	forlockv1.RegisterNodeServiceServer(srv, &api.NodeAPI{Store: s.store, Registry: s.registry, Log: s.log})
-	forlockv1.RegisterControlPlaneServiceServer(srv, &api.ControlPlaneAPI{Disk: s.store})
+	api.Services{
+		Agents:       agents,
+		Logs:         &api.LogAPI{Registry: s.registry, Broker: broker, Log: s.log},
+		Backups:      &api.BackupAPI{Store: s.store, Registry: s.registry, Jobs: s.jobs, Log: s.log},
+		Certs:        &api.CertAPI{Store: s.store, Registry: s.registry, Log: s.log},
+		Jobs:         &api.JobAPI{Jobs: s.jobs, Registry: s.registry, Log: s.log},
+		Nodes:        &api.NodeAPI{Store: s.store, Registry: s.registry, Log: s.log},
+		ControlPlane: &api.ControlPlaneAPI{Disk: s.store},
+	}.Register(srv)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(srv, s.health)
 	reflection.Register(srv)

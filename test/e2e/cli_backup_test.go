@@ -38,7 +38,8 @@ func TestCtlRestoreListEmptyCatalog(t *testing.T) {
 
 	code, _, stderr = runCtl(t, args(f.ctl(), "restore", "--list", "--node", "nope")...)
 	require.Equal(t, 1, code)
-	require.Equal(t, "forlockctl: node \"nope\" not found\n", stderr)
+	// One message for an unknown node from every service that takes one.
+	require.Equal(t, "forlockctl: node \"nope\" not found: see 'forlockctl nodes list'\n", stderr)
 
 	code, _, stderr = runCtl(t, args(f.ctl(), "backups", "get", "nope-postgres")...)
 	require.Equal(t, 1, code)

@@ -10,7 +10,6 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/logs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
-	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/internal/buildinfo"
 	"github.com/forlock/fleet/internal/pki"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -23,7 +22,7 @@ const maxFactLen = 256
 type AgentAPI struct {
 	forlockv1.UnsafeAgentServiceServer
 
-	Store    *store.Store
+	Store    AgentStore
 	Registry *registry.Registry
 	Jobs     *jobs.Engine
 	Broker   *logs.Broker

@@ -3,10 +3,8 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
@@ -18,7 +16,7 @@ import (
 type BackupAPI struct {
 	forlockv1.UnsafeBackupServiceServer
 
-	Store    *store.Store
+	Store    CatalogStore
 	Registry *registry.Registry
 	Jobs     *jobs.Engine
 	Log      *slog.Logger
@@ -38,9 +36,9 @@ func (a *BackupAPI) ListRestorePoints(ctx context.Context, req *forlockv1.ListRe
 	}
 	nodeID := ""
 	if n := req.GetNode(); n != "" {
-		t, ok := a.Registry.Lookup(n)
-		if !ok {
-			return nil, status.Errorf(codes.NotFound, "node %q not found", n)
+		t, err := a.Registry.Find(n)
+		if err != nil {
+			return nil, toStatus(ctx, a.Log, err)
 		}
 		nodeID = t.ID
 	}
@@ -69,7 +67,7 @@ func (a *BackupAPI) ListRestorePoints(ctx context.Context, req *forlockv1.ListRe
 func (a *BackupAPI) GetArtifact(ctx context.Context, req *forlockv1.GetArtifactRequest) (*forlockv1.GetArtifactResponse, error) {
 	art, err := a.Store.Artifact(req.GetId())
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, status.Errorf(codes.NotFound, "artifact %q not found: see 'forlockctl restore --list'", req.GetId())
+		err = fmt.Errorf("artifact %q %w: see 'forlockctl restore --list'", req.GetId(), err)
 	}
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)

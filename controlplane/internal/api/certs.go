@@ -8,7 +8,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/forlock/fleet/controlplane/internal/registry"
-	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/internal/labels"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -18,7 +17,7 @@ import (
 type CertAPI struct {
 	forlockv1.UnsafeCertServiceServer
 
-	Store    *store.Store
+	Store    CertStore
 	Registry *registry.Registry
 	Log      *slog.Logger
 }
@@ -49,7 +48,7 @@ func (a *CertAPI) ListCertificates(ctx context.Context, req *forlockv1.ListCerti
 // nodeCertificate is what a node's nginx serves, from its last health
 // report, with where it came from if the control plane installed it; or the
 // installed one when no report carried a certificate yet.
-func nodeCertificate(st *store.Store, n *forlockv1.Node) (*forlockv1.CertificateInfo, error) {
+func nodeCertificate(st CertStore, n *forlockv1.Node) (*forlockv1.CertificateInfo, error) {
 	installed, err := st.InstalledCertificate(n.GetId())
 	if err != nil {
 		return nil, err
@@ -71,7 +70,7 @@ func nodeCertificate(st *store.Store, n *forlockv1.Node) (*forlockv1.Certificate
 
 // withFacts adds what tasks reported about a node: its releases and its
 // certificate.
-func withFacts(st *store.Store, n *forlockv1.Node) (*forlockv1.Node, error) {
+func withFacts(st NodeStore, n *forlockv1.Node) (*forlockv1.Node, error) {
 	rels, err := st.Releases(n.GetId())
 	if err != nil {
 		return nil, err

@@ -1,6 +1,8 @@
 // Package api holds the control plane's gRPC handlers. Each handler is thin:
-// it validates the request, calls the store or the registry, and maps errors
-// to status codes through one table.
+// it validates the request, calls the store (through the narrow interfaces
+// in stores.go), the registry or the job engine, and maps errors to status
+// codes through one table (errorCodes): a handler never builds a status for
+// a domain condition itself.
 package api
 
 import (
@@ -14,6 +16,7 @@ import (
 
 	"github.com/forlock/fleet/controlplane/internal/enroll"
 	"github.com/forlock/fleet/controlplane/internal/jobs"
+	"github.com/forlock/fleet/controlplane/internal/logs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
 )
@@ -43,7 +46,13 @@ var errorCodes = []struct {
 	{enroll.ErrNameTaken, codes.AlreadyExists, "NODE_NAME_TAKEN"},
 	{enroll.ErrWrongNode, codes.PermissionDenied, "JOIN_TOKEN_FOR_ANOTHER_NODE"},
 	{enroll.ErrQuarantined, codes.PermissionDenied, "NODE_QUARANTINED"},
+	// Before ErrNotFound, which it also is.
+	{store.ErrNodeNotFound, codes.NotFound, "NODE_NOT_FOUND"},
 	{store.ErrNotFound, codes.NotFound, "NOT_FOUND"},
+	// An agent's log stream whose reader has gone, or that names another
+	// node's request.
+	{logs.ErrNoReader, codes.NotFound, "LOG_READER_GONE"},
+	{logs.ErrWrongNode, codes.NotFound, "LOG_REQUEST_OF_ANOTHER_NODE"},
 	{jobs.ErrInvalid, codes.InvalidArgument, "INVALID_JOB"},
 	{jobs.ErrNotFound, codes.NotFound, "JOB_NOT_FOUND"},
 	{jobs.ErrEnded, codes.FailedPrecondition, "JOB_ENDED"},

@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
@@ -72,9 +70,9 @@ func (a *JobAPI) ListJobs(ctx context.Context, req *forlockv1.ListJobsRequest) (
 		return nil, invalid("page_size %d: at most %d", f.Limit, maxPageSize)
 	}
 	if n := req.GetNode(); n != "" {
-		t, ok := a.Registry.Lookup(n)
-		if !ok {
-			return nil, status.Errorf(codes.NotFound, "node %q not found", n)
+		t, err := a.Registry.Find(n)
+		if err != nil {
+			return nil, toStatus(ctx, a.Log, err)
 		}
 		f.NodeID = t.ID
 	}

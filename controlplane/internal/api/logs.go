@@ -47,9 +47,9 @@ func (a *LogAPI) StreamLogs(req *forlockv1.StreamLogsRequest, stream grpc.Server
 	if err := validateLogQuery(q); err != nil {
 		return err
 	}
-	node, ok := a.Registry.Lookup(req.GetNode())
-	if !ok {
-		return status.Errorf(codes.NotFound, "node %q not found: see 'forlockctl nodes list'", req.GetNode())
+	node, err := a.Registry.Find(req.GetNode())
+	if err != nil {
+		return toStatus(ctx, a.Log, err)
 	}
 	sess := a.Registry.Session(node.ID)
 	if sess == nil {
@@ -132,7 +132,7 @@ func (a *AgentAPI) PushLogs(stream grpc.ClientStreamingServer[forlockv1.PushLogs
 	}
 	p, err := a.Broker.Attach(first.GetRequestId(), id.ID)
 	if err != nil {
-		return status.Error(codes.NotFound, err.Error())
+		return toStatus(ctx, a.Log, err)
 	}
 	in, recvErr := receive(ctx, stream.Recv, 1)
 	m := first

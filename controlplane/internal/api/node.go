@@ -7,8 +7,6 @@ import (
 	"time"
 	"unicode"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/forlock/fleet/controlplane/internal/registry"
@@ -30,7 +28,7 @@ const (
 type NodeAPI struct {
 	forlockv1.UnsafeNodeServiceServer
 
-	Store    *store.Store
+	Store    NodeStore
 	Registry *registry.Registry
 	Log      *slog.Logger
 }
@@ -49,26 +47,27 @@ func (a *NodeAPI) ListNodes(_ context.Context, req *forlockv1.ListNodesRequest) 
 	return &forlockv1.ListNodesResponse{Nodes: a.Registry.List(sel, req.GetStates())}, nil
 }
 
-func (a *NodeAPI) resolve(ref string) (string, error) {
+// get returns the node named by ref (a name or an ID).
+func (a *NodeAPI) get(ctx context.Context, ref string) (*forlockv1.Node, error) {
 	if ref == "" {
-		return "", invalid("node is required: give a node name or ID")
+		return nil, invalid("node is required: give a node name or ID")
 	}
-	id, ok := a.Registry.Resolve(ref)
-	if !ok {
-		return "", status.Errorf(codes.NotFound, "node %q not found: see 'forlockctl nodes list'", ref)
+	t, err := a.Registry.Find(ref)
+	if err != nil {
+		return nil, toStatus(ctx, a.Log, err)
 	}
-	return id, nil
+	n, ok := a.Registry.Get(t.ID)
+	if !ok { // removed since Find
+		return nil, toStatus(ctx, a.Log, store.NodeNotFound(ref))
+	}
+	return n, nil
 }
 
 // GetNode implements NodeService.GetNode.
 func (a *NodeAPI) GetNode(ctx context.Context, req *forlockv1.GetNodeRequest) (*forlockv1.GetNodeResponse, error) {
-	id, err := a.resolve(req.GetNode())
+	n, err := a.get(ctx, req.GetNode())
 	if err != nil {
 		return nil, err
-	}
-	n, ok := a.Registry.Get(id)
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "node %q not found", req.GetNode())
 	}
 	n, err = withFacts(a.Store, n)
 	if err != nil {
@@ -79,11 +78,11 @@ func (a *NodeAPI) GetNode(ctx context.Context, req *forlockv1.GetNodeRequest) (*
 
 // RemoveNode implements NodeService.RemoveNode.
 func (a *NodeAPI) RemoveNode(ctx context.Context, req *forlockv1.RemoveNodeRequest) (*forlockv1.RemoveNodeResponse, error) {
-	id, err := a.resolve(req.GetNode())
+	before, err := a.get(ctx, req.GetNode())
 	if err != nil {
 		return nil, err
 	}
-	before, _ := a.Registry.Get(id)
+	id := before.GetId()
 	if _, err := a.Store.DeleteNode(id); err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}
@@ -117,7 +116,7 @@ func (a *NodeAPI) CreateJoinToken(ctx context.Context, req *forlockv1.CreateJoin
 	if err := validDescription(req.GetDescription()); err != nil {
 		return nil, err
 	}
-	forName, forID, err := a.forNode(req)
+	forName, forID, err := a.forNode(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +139,7 @@ func (a *NodeAPI) CreateJoinToken(ctx context.Context, req *forlockv1.CreateJoin
 
 // forNode checks a --for-node request: the node must exist, and the token
 // has one use and no labels (the replacement keeps the node's labels).
-func (a *NodeAPI) forNode(req *forlockv1.CreateJoinTokenRequest) (name, id string, err error) {
+func (a *NodeAPI) forNode(ctx context.Context, req *forlockv1.CreateJoinTokenRequest) (name, id string, err error) {
 	ref := req.GetForNode()
 	if ref == "" {
 		return "", "", nil
@@ -151,15 +150,11 @@ func (a *NodeAPI) forNode(req *forlockv1.CreateJoinTokenRequest) (name, id strin
 	if len(req.GetLabels()) > 0 {
 		return "", "", invalid("a --for-node token takes no labels: the replacement keeps node %s's labels", ref)
 	}
-	id, ok := a.Registry.Resolve(ref)
-	if !ok {
-		return "", "", status.Errorf(codes.NotFound, "node %q not found: --for-node replaces the host of a registered node (see 'forlockctl nodes list'); for a new node leave it out", ref)
+	t, err := a.Registry.Find(ref)
+	if err != nil {
+		return "", "", toStatus(ctx, a.Log, fmt.Errorf("%w; --for-node replaces the host of a registered node: for a new node leave it out", err))
 	}
-	n, ok := a.Registry.Get(id)
-	if !ok {
-		return "", "", status.Errorf(codes.NotFound, "node %q not found", ref)
-	}
-	return n.GetName(), id, nil
+	return t.Name, t.ID, nil
 }
 
 func validDescription(d string) error {

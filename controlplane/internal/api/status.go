@@ -5,14 +5,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/forlock/fleet/controlplane/internal/store"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
-
-// DiskState reports the data disk; *store.Store implements it.
-type DiskState interface {
-	Disk() store.DiskStatus
-}
 
 // ControlPlaneAPI implements forlockv1.ControlPlaneService.
 type ControlPlaneAPI struct {

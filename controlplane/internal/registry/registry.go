@@ -34,9 +34,16 @@ var (
 	ErrSuperseded = fmt.Errorf("%w, and its grace has ended: the node's own agent reconnects with its newest certificate, or re-enrolls with a fresh join token; anything else holding this certificate may have stolen it", enroll.ErrSuperseded)
 )
 
+// Store is what the registry needs of the durable state: the nodes to load
+// at start-up, and a batched write of state changes.
+type Store interface {
+	Nodes() ([]store.Node, error)
+	SaveStates(changes []store.StateChange) error
+}
+
 // Registry holds the live fleet. It is safe for concurrent use.
 type Registry struct {
-	store    *store.Store
+	store    Store
 	interval time.Duration
 	log      *slog.Logger
 	started  time.Time
@@ -60,7 +67,7 @@ type entry struct {
 
 // New loads every node from the store. Nodes recorded online get a grace
 // period of three intervals from start-up to reconnect.
-func New(st *store.Store, interval time.Duration, log *slog.Logger) (*Registry, error) {
+func New(st Store, interval time.Duration, log *slog.Logger) (*Registry, error) {
 	nodes, err := st.Nodes()
 	if err != nil {
 		return nil, err
@@ -125,17 +132,6 @@ func (r *Registry) Quarantine(n store.Node) {
 		e.session.close("node quarantined: " + n.QuarantineReason)
 		e.session = nil
 	}
-}
-
-// Resolve returns the node ID for an ID or a name.
-func (r *Registry) Resolve(idOrName string) (string, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if _, ok := r.nodes[idOrName]; ok {
-		return idOrName, true
-	}
-	id, ok := r.byName[idOrName]
-	return id, ok
 }
 
 // Enrolled records a node just (re-)enrolled in the store. A session of an

@@ -218,7 +218,16 @@ func (r *Registry) Select(sel labels.Selector) []Target {
 	return out
 }
 
-// Lookup resolves a node name or ID.
+// Find resolves a node name or ID (a name first), or returns
+// store.NodeNotFound.
+func (r *Registry) Find(ref string) (Target, error) {
+	if t, ok := r.Lookup(ref); ok {
+		return t, nil
+	}
+	return Target{}, store.NodeNotFound(ref)
+}
+
+// Lookup resolves a node name or ID (a name first).
 func (r *Registry) Lookup(ref string) (Target, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()

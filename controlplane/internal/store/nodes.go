@@ -25,6 +25,33 @@ const (
 // ErrIdentityRetired reports a certificate of an older enrollment epoch.
 var ErrIdentityRetired = errors.New("node identity retired by a later enrollment")
 
+// ErrNodeNotFound reports a node that is not registered: one an operator
+// named that never was, or one removed meanwhile. It is also ErrNotFound.
+var ErrNodeNotFound = fmt.Errorf("node %w", ErrNotFound)
+
+// NodeNotFound returns ErrNodeNotFound for the node named by ref (a name or
+// an ID), with a message that says where to look.
+func NodeNotFound(ref string) error { return &nodeNotFoundError{ref: ref} }
+
+type nodeNotFoundError struct{ ref string }
+
+func (e *nodeNotFoundError) Error() string {
+	return fmt.Sprintf("node %q not found: see 'forlockctl nodes list'", e.ref)
+}
+
+func (e *nodeNotFoundError) Unwrap() error { return ErrNodeNotFound }
+
+// getNode reads a node record; a missing one is NodeNotFound.
+func getNode(b *bolt.Bucket, id string, n *Node) error {
+	if err := getJSON(b, id, n); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return NodeNotFound(id)
+		}
+		return err
+	}
+	return nil
+}
+
 // Node is a stored node record.
 type Node struct {
 	ID             string            `json:"id"`
@@ -89,7 +116,7 @@ func (s *Store) RecordCertificate(r Renewal) (Node, error) {
 	var n Node
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketNodes)
-		if err := getJSON(b, r.ID, &n); err != nil {
+		if err := getNode(b, r.ID, &n); err != nil {
 			return err
 		}
 		switch {
@@ -121,7 +148,7 @@ func (s *Store) Quarantine(id, reason string, now time.Time) (Node, error) {
 	var n Node
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketNodes)
-		if err := getJSON(b, id, &n); err != nil {
+		if err := getNode(b, id, &n); err != nil {
 			return err
 		}
 		if n.Quarantined() {
@@ -138,7 +165,7 @@ func (s *Store) DeleteNode(id string) (Node, error) {
 	var n Node
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketNodes)
-		if err := getJSON(b, id, &n); err != nil {
+		if err := getNode(b, id, &n); err != nil {
 			return err
 		}
 		if err := b.Delete([]byte(id)); err != nil {
