@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/forlock/fleet/controlplane/internal/api"
+	"github.com/forlock/fleet/controlplane/internal/audit"
 	"github.com/forlock/fleet/controlplane/internal/auth"
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/limit"
@@ -55,6 +56,10 @@ type Server struct {
 	health    *health.Server
 	ctlConfig string
 	vault     *vault.Client // nil without Vault
+
+	auditKey     *audit.Key
+	auditOutside []string // checkpoint files outside the database
+	auditor      *api.Auditor
 }
 
 // New prepares a control plane from cfg: it creates or loads the data dir,
@@ -110,6 +115,9 @@ func (s *Server) init(now time.Time) error {
 	}
 	s.store, err = store.OpenWith(filepath.Join(s.cfg.DataDir, dbFile), store.Options{DiskReserve: s.cfg.Limits.DiskReserve})
 	if err != nil {
+		return err
+	}
+	if err := s.openAudit(); err != nil {
 		return err
 	}
 	s.registry, err = registry.New(s.store, s.cfg.HeartbeatInterval, s.log)
@@ -183,7 +191,9 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		CertTTL: s.cfg.AgentCertTTL, CertGrace: s.cfg.AgentCertGrace, Hooks: s.cfg.enrollHooks,
 		Stream: api.StreamLimits{Rate: s.cfg.Limits.AgentControlRate, Burst: s.cfg.Limits.AgentControlBurst},
 	}
+	s.auditor = &api.Auditor{Store: s.store, Failures: &audit.Failures{}, Log: s.log, RequireReason: s.cfg.Audit.RequireReason}
 	checker := &auth.Checker{Nodes: s.registry, Admin: func() []byte { return s.admin }, NodeRefused: agents.NodeRefused,
+		Identities: s.store.IdentityByHash, Denied: s.auditor.Denied, Failed: s.auditor.Failed,
 		Conns: conns, Log: s.log,
 		Failures: limit.NewFailures(limit.FailureConfig{Max: lim.AuthFailures, Window: lim.AuthFailureWindow,
 			Block: lim.AuthBlock, MaxAddrs: lim.TrackedAddresses})}
@@ -198,7 +208,7 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		// over the cap is refused by the HTTP/2 layer, before any interceptor.
 		grpc.ConnectionTimeout(lim.HandshakeTimeout),
 		grpc.MaxHeaderListSize(uint32(lim.MaxHeaderBytes)), //nolint:gosec // validated: 8 KiB to 16 MiB
-		grpc.ChainUnaryInterceptor(recoverU, logU, checker.Unary),
+		grpc.ChainUnaryInterceptor(recoverU, logU, checker.Unary, s.auditor.Unary),
 		grpc.ChainStreamInterceptor(recoverS, logS, checker.Stream),
 		grpc.MaxRecvMsgSize(1<<20),
 		grpc.MaxConcurrentStreams(64),
@@ -218,6 +228,8 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 	forlockv1.RegisterJobServiceServer(srv, &api.JobAPI{Jobs: s.jobs, Registry: s.registry, Log: s.log})
 	forlockv1.RegisterNodeServiceServer(srv, &api.NodeAPI{Store: s.store, Registry: s.registry, Log: s.log})
 	forlockv1.RegisterControlPlaneServiceServer(srv, &api.ControlPlaneAPI{Disk: s.store})
+	forlockv1.RegisterAccessServiceServer(srv, &api.AccessAPI{Store: s.store, Log: s.log})
+	forlockv1.RegisterAuditServiceServer(srv, &api.AuditAPI{Store: s.store, Key: s.auditKey.Public(), Outside: s.auditOutside, Log: s.log})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(srv, s.health)
 	reflection.Register(srv)
@@ -249,6 +261,12 @@ func (s *Server) Run(ctx context.Context) error {
 		g.Go(func() error { return s.vault.Run(gctx) })
 	}
 	g.Go(func() error { return s.sched.Run(gctx) })
+	g.Go(func() error { return s.runAuditRetention(gctx) })
+	flush := s.cfg.Audit.FailureFlush
+	if flush <= 0 {
+		flush = 10 * time.Second
+	}
+	g.Go(func() error { return s.auditor.Run(gctx, flush) })
 	g.Go(func() error {
 		s.log.Info("control plane serving", "addr", s.lis.Addr().String(), "data_dir", s.cfg.DataDir)
 		if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/forlock/fleet/controlplane/internal/access"
 	"github.com/forlock/fleet/controlplane/internal/enroll"
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
@@ -44,6 +45,9 @@ var errorCodes = []struct {
 	{enroll.ErrWrongNode, codes.PermissionDenied, "JOIN_TOKEN_FOR_ANOTHER_NODE"},
 	{enroll.ErrQuarantined, codes.PermissionDenied, "NODE_QUARANTINED"},
 	{store.ErrNotFound, codes.NotFound, "NOT_FOUND"},
+	{store.ErrExists, codes.AlreadyExists, "ALREADY_EXISTS"},
+	{access.ErrRevoked, codes.FailedPrecondition, "IDENTITY_REVOKED"},
+	{access.ErrDenied, codes.PermissionDenied, "PERMISSION_DENIED"},
 	{jobs.ErrInvalid, codes.InvalidArgument, "INVALID_JOB"},
 	{jobs.ErrNotFound, codes.NotFound, "JOB_NOT_FOUND"},
 	{jobs.ErrEnded, codes.FailedPrecondition, "JOB_ENDED"},

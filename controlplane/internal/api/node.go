@@ -84,9 +84,11 @@ func (a *NodeAPI) RemoveNode(ctx context.Context, req *forlockv1.RemoveNodeReque
 		return nil, err
 	}
 	before, _ := a.Registry.Get(id)
-	if _, err := a.Store.DeleteNode(id); err != nil {
+	recs, done := change(ctx, "node/"+before.GetName())
+	if _, err := a.Store.DeleteNode(id, recs...); err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}
+	done()
 	a.Registry.Removed(id)
 	a.Log.InfoContext(ctx, "node removed", "node", before.GetName(), "node_id", id)
 	return &forlockv1.RemoveNodeResponse{Node: before}, nil
@@ -130,9 +132,11 @@ func (a *NodeAPI) CreateJoinToken(ctx context.Context, req *forlockv1.CreateJoin
 		ID: tok.ID, Hash: tok.Hash, Description: req.GetDescription(), Labels: req.GetLabels(),
 		CreatedAt: now, ExpiresAt: now.Add(ttl), MaxUses: uses, ForNodeName: forName, ForNodeID: forID,
 	}
-	if err := a.Store.CreateToken(rec); err != nil {
+	recs, done := change(ctx, "join-token/"+tok.ID)
+	if err := a.Store.CreateToken(rec, recs...); err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}
+	done()
 	a.Log.InfoContext(ctx, "join token created", "token_id", tok.ID, "expires_at", rec.ExpiresAt, "max_uses", uses,
 		"for_node", forName, "for_node_id", forID)
 	return &forlockv1.CreateJoinTokenResponse{Secret: tok.Secret, Token: tokenView(rec)}, nil
@@ -196,10 +200,12 @@ func (a *NodeAPI) RevokeJoinToken(ctx context.Context, req *forlockv1.RevokeJoin
 	if !validTokenID(id) {
 		return nil, invalid("token id %q: expected 12 hex digits as shown by 'forlockctl tokens list'", id)
 	}
-	t, err := a.Store.RevokeToken(id, time.Now())
+	recs, done := change(ctx, "join-token/"+id)
+	t, err := a.Store.RevokeToken(id, time.Now(), recs...)
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, fmt.Errorf("join token %s: %w", id, err))
 	}
+	done()
 	a.Log.InfoContext(ctx, "join token revoked", "token_id", id)
 	return &forlockv1.RevokeJoinTokenResponse{Token: tokenView(t)}, nil
 }

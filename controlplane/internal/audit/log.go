@@ -39,6 +39,10 @@ type Log struct {
 	key *Key
 	now func() time.Time
 
+	// OnOutputError, if set, is told when an output fails (Publish also
+	// returns the error).
+	OnOutputError func(error)
+
 	mu        sync.Mutex
 	published uint64           // last seq handed to the outputs
 	pending   map[uint64]Batch // committed batches waiting for an earlier one
@@ -169,7 +173,11 @@ func (l *Log) Publish(b Batch) error {
 		// but never hold memory for ever on that belief).
 		clear(l.pending)
 	}
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	if err != nil && l.OnOutputError != nil {
+		l.OnOutputError(err)
+	}
+	return err
 }
 
 // Scan calls fn for each record from seq from (inclusive) upwards until fn
