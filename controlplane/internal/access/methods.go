@@ -61,6 +61,15 @@ var Methods = map[string]Rule{
 
 	v1 + "ControlPlaneService/GetStatus": {Caller: ByIdentity, Permission: ReadFleet},
 
+	v1 + "AccessService/CreateIdentity": {Caller: ByIdentity, Permission: ManageAccess, Mutating: true},
+	v1 + "AccessService/ListIdentities": {Caller: ByIdentity, Permission: ManageAccess},
+	v1 + "AccessService/RevokeIdentity": {Caller: ByIdentity, Permission: ManageAccess, Mutating: true},
+	v1 + "AccessService/RotateIdentity": {Caller: ByIdentity, Permission: ManageAccess, Mutating: true},
+	v1 + "AccessService/WhoAmI":         {Caller: ByIdentity, Permission: ReadFleet},
+
+	v1 + "AuditService/ListAuditRecords": {Caller: ByIdentity, Permission: ReadAudit},
+	v1 + "AuditService/VerifyAudit":      {Caller: ByIdentity, Permission: ReadAudit},
+
 	"/grpc.health.v1.Health/Check":                                   {Caller: ByAnyone},
 	"/grpc.health.v1.Health/Watch":                                   {Caller: ByAnyone},
 	"/grpc.health.v1.Health/List":                                    {Caller: ByAnyone},

@@ -50,6 +50,9 @@ func ttlOf(d interface {
 
 // CreateIdentity implements AccessService.CreateIdentity.
 func (a *AccessAPI) CreateIdentity(ctx context.Context, req *forlockv1.CreateIdentityRequest) (*forlockv1.CreateIdentityResponse, error) {
+	if err := unscoped(ctx, "managing identities"); err != nil {
+		return nil, err
+	}
 	if err := access.ValidateName(req.GetName()); err != nil {
 		return nil, invalid("%v", err)
 	}
@@ -86,6 +89,9 @@ func (a *AccessAPI) CreateIdentity(ctx context.Context, req *forlockv1.CreateIde
 
 // ListIdentities implements AccessService.ListIdentities.
 func (a *AccessAPI) ListIdentities(ctx context.Context, _ *forlockv1.ListIdentitiesRequest) (*forlockv1.ListIdentitiesResponse, error) {
+	if err := unscoped(ctx, "managing identities"); err != nil {
+		return nil, err
+	}
 	ids, err := a.Store.Identities()
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
@@ -99,6 +105,9 @@ func (a *AccessAPI) ListIdentities(ctx context.Context, _ *forlockv1.ListIdentit
 
 // RevokeIdentity implements AccessService.RevokeIdentity.
 func (a *AccessAPI) RevokeIdentity(ctx context.Context, req *forlockv1.RevokeIdentityRequest) (*forlockv1.RevokeIdentityResponse, error) {
+	if err := unscoped(ctx, "managing identities"); err != nil {
+		return nil, err
+	}
 	if req.GetName() == access.BootstrapName {
 		return nil, invalid("the bootstrap admin credential cannot be revoked here: replace it with forlock-controlplane admin-token")
 	}
@@ -114,6 +123,9 @@ func (a *AccessAPI) RevokeIdentity(ctx context.Context, req *forlockv1.RevokeIde
 
 // RotateIdentity implements AccessService.RotateIdentity.
 func (a *AccessAPI) RotateIdentity(ctx context.Context, req *forlockv1.RotateIdentityRequest) (*forlockv1.RotateIdentityResponse, error) {
+	if err := unscoped(ctx, "managing identities"); err != nil {
+		return nil, err
+	}
 	if req.GetName() == access.BootstrapName {
 		return nil, invalid("the bootstrap admin credential is rotated with forlock-controlplane admin-token")
 	}

@@ -42,6 +42,9 @@ const (
 
 // ListAuditRecords implements AuditService.ListAuditRecords.
 func (a *AuditAPI) ListAuditRecords(ctx context.Context, req *forlockv1.ListAuditRecordsRequest) (*forlockv1.ListAuditRecordsResponse, error) {
+	if err := unscoped(ctx, "the audit log"); err != nil {
+		return nil, err
+	}
 	size := int(req.GetPageSize())
 	switch {
 	case size == 0:
@@ -113,6 +116,9 @@ func auditProto(e audit.Entry) *forlockv1.AuditRecord {
 
 // VerifyAudit implements AuditService.VerifyAudit.
 func (a *AuditAPI) VerifyAudit(ctx context.Context, _ *forlockv1.VerifyAuditRequest) (*forlockv1.VerifyAuditResponse, error) {
+	if err := unscoped(ctx, "the audit log"); err != nil {
+		return nil, err
+	}
 	var outside []audit.Checkpoint
 	for _, path := range a.Outside {
 		cps, err := audit.ReadCheckpoints(path)

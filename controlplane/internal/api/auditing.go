@@ -74,11 +74,12 @@ func change(ctx context.Context, target string) ([]audit.Record, func()) {
 	return []audit.Record{rec}, func() { p.done = true }
 }
 
-// auditTarget names what a call acted on when the auditor writes its
-// record (the handler did not).
-func auditTarget(ctx context.Context, target string) {
+// auditActor names who acted and on what, for a call whose caller the
+// interceptors do not know (Enroll: the join token), when the auditor
+// writes its record.
+func auditActor(ctx context.Context, actor, target string) {
 	if p, ok := ctx.Value(pendingKey{}).(*pending); ok {
-		p.rec.Target = target
+		p.rec.Actor, p.rec.Target = actor, target
 	}
 }
 
@@ -153,6 +154,14 @@ func (a *Auditor) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 		p.rec.Summary = audit.Summarize(m)
 	}
 	resp, err := h(context.WithValue(ctx, pendingKey{}, p), req)
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.ResourceExhausted:
+		// A refused credential (a wrong join token) was counted by the
+		// checker into the per-minute aggregate: a flood of them is not a
+		// flood of writes. ResourceExhausted is a blocked client or a full
+		// disk, which could not take the record anyway.
+		return resp, err
+	}
 	if p.done {
 		return resp, err
 	}

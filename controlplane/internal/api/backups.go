@@ -39,14 +39,14 @@ func (a *BackupAPI) ListRestorePoints(ctx context.Context, req *forlockv1.ListRe
 	nodeID := ""
 	if n := req.GetNode(); n != "" {
 		t, ok := a.Registry.Lookup(n)
-		if !ok {
+		if !ok || !sees(ctx, a.Registry, t.ID) {
 			return nil, status.Errorf(codes.NotFound, "node %q not found", n)
 		}
 		nodeID = t.ID
 	}
 	resp := &forlockv1.ListRestorePointsResponse{}
 	err := a.Store.ScanRestorePoints(req.GetPageToken(), func(rp *forlockv1.RestorePoint) bool {
-		if nodeID != "" && rp.GetNodeId() != nodeID {
+		if (nodeID != "" && rp.GetNodeId() != nodeID) || !sees(ctx, a.Registry, rp.GetNodeId()) {
 			return true
 		}
 		if len(resp.RestorePoints) == limit {
@@ -68,6 +68,9 @@ func (a *BackupAPI) ListRestorePoints(ctx context.Context, req *forlockv1.ListRe
 // GetArtifact implements BackupService.GetArtifact.
 func (a *BackupAPI) GetArtifact(ctx context.Context, req *forlockv1.GetArtifactRequest) (*forlockv1.GetArtifactResponse, error) {
 	art, err := a.Store.Artifact(req.GetId())
+	if err == nil && !sees(ctx, a.Registry, art.GetNodeId()) {
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, status.Errorf(codes.NotFound, "artifact %q not found: see 'forlockctl restore --list'", req.GetId())
 	}
@@ -79,6 +82,9 @@ func (a *BackupAPI) GetArtifact(ctx context.Context, req *forlockv1.GetArtifactR
 
 // RewrapKeys implements BackupService.RewrapKeys.
 func (a *BackupAPI) RewrapKeys(ctx context.Context, req *forlockv1.RewrapKeysRequest) (*forlockv1.RewrapKeysResponse, error) {
+	if err := unscoped(ctx, "rewrapping backup keys"); err != nil {
+		return nil, err
+	}
 	res, err := a.Jobs.Rewrap(ctx, req.GetDryRun())
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)

@@ -3,12 +3,14 @@ package api
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/forlock/fleet/controlplane/internal/auth"
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/internal/protocol"
@@ -32,7 +34,18 @@ type JobAPI struct {
 
 // SubmitJob implements JobService.SubmitJob.
 func (a *JobAPI) SubmitJob(ctx context.Context, req *forlockv1.SubmitJobRequest) (*forlockv1.SubmitJobResponse, error) {
-	j, created, err := a.Jobs.Submit(ctx, req)
+	if err := needKind(ctx, req.GetSpec()); err != nil {
+		return nil, err
+	}
+	reason, err := reasonOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	by := jobs.Submitter{Reason: reason, Scope: scopeOf(ctx)}
+	if p, ok := auth.PrincipalFromContext(ctx); ok {
+		by.Name = p.Name
+	}
+	j, created, err := a.Jobs.SubmitAs(ctx, req, by)
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}
@@ -48,6 +61,9 @@ func (a *JobAPI) GetJob(ctx context.Context, req *forlockv1.GetJobRequest) (*for
 		return nil, invalid("id is required")
 	}
 	j, evs, err := a.Jobs.GetWithHistory(req.GetId())
+	if err == nil && !seesJob(ctx, a.Registry, j) {
+		err = jobs.ErrNotFound
+	}
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}
@@ -73,7 +89,7 @@ func (a *JobAPI) ListJobs(ctx context.Context, req *forlockv1.ListJobsRequest) (
 	}
 	if n := req.GetNode(); n != "" {
 		t, ok := a.Registry.Lookup(n)
-		if !ok {
+		if !ok || !sees(ctx, a.Registry, t.ID) {
 			return nil, status.Errorf(codes.NotFound, "node %q not found", n)
 		}
 		f.NodeID = t.ID
@@ -96,6 +112,9 @@ func (a *JobAPI) ListJobs(ctx context.Context, req *forlockv1.ListJobsRequest) (
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}
+	// A scoped caller's pages may come out short: the page token still
+	// moves on by the unfiltered position.
+	list = slices.DeleteFunc(list, func(j *forlockv1.Job) bool { return !seesJob(ctx, a.Registry, j) })
 	return &forlockv1.ListJobsResponse{Jobs: list, NextPageToken: next}, nil
 }
 
@@ -103,6 +122,9 @@ func (a *JobAPI) ListJobs(ctx context.Context, req *forlockv1.ListJobsRequest) (
 func (a *JobAPI) WatchJob(req *forlockv1.WatchJobRequest, stream grpc.ServerStreamingServer[forlockv1.WatchJobResponse]) error {
 	if req.GetId() == "" {
 		return invalid("id is required")
+	}
+	if j, err := a.Jobs.Get(req.GetId()); err == nil && !seesJob(stream.Context(), a.Registry, j) {
+		return toStatus(stream.Context(), a.Log, jobs.ErrNotFound)
 	}
 	err := a.Jobs.Watch(stream.Context(), req.GetId(), req.GetFromStart(), stream.Send)
 	return toStatus(stream.Context(), a.Log, err)
@@ -113,6 +135,10 @@ func (a *JobAPI) CancelJob(ctx context.Context, req *forlockv1.CancelJobRequest)
 	if req.GetId() == "" {
 		return nil, invalid("id is required")
 	}
+	if j, err := a.Jobs.Get(req.GetId()); err == nil && !seesJob(ctx, a.Registry, j) {
+		return nil, toStatus(ctx, a.Log, jobs.ErrNotFound)
+	}
+	auditActor(ctx, "", "job/"+req.GetId())
 	j, err := a.Jobs.Cancel(ctx, req.GetId(), req.GetReason())
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)

@@ -48,7 +48,7 @@ func (a *LogAPI) StreamLogs(req *forlockv1.StreamLogsRequest, stream grpc.Server
 		return err
 	}
 	node, ok := a.Registry.Lookup(req.GetNode())
-	if !ok {
+	if !ok || !sees(ctx, a.Registry, node.ID) {
 		return status.Errorf(codes.NotFound, "node %q not found: see 'forlockctl nodes list'", req.GetNode())
 	}
 	sess := a.Registry.Session(node.ID)

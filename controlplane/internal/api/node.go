@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 	"unicode"
 
@@ -36,7 +37,7 @@ type NodeAPI struct {
 }
 
 // ListNodes implements NodeService.ListNodes.
-func (a *NodeAPI) ListNodes(_ context.Context, req *forlockv1.ListNodesRequest) (*forlockv1.ListNodesResponse, error) {
+func (a *NodeAPI) ListNodes(ctx context.Context, req *forlockv1.ListNodesRequest) (*forlockv1.ListNodesResponse, error) {
 	sel, err := labels.ParseSelector(req.GetLabelSelector())
 	if err != nil {
 		return nil, invalid("%v", err)
@@ -46,14 +47,21 @@ func (a *NodeAPI) ListNodes(_ context.Context, req *forlockv1.ListNodesRequest) 
 			return nil, invalid("unknown node state %d: use ENROLLED, ONLINE, UNREACHABLE or OFFLINE", s)
 		}
 	}
-	return &forlockv1.ListNodesResponse{Nodes: a.Registry.List(sel, req.GetStates())}, nil
+	nodes := a.Registry.List(sel, req.GetStates())
+	if scopeOf(ctx).String() != "" {
+		nodes = slices.DeleteFunc(nodes, func(n *forlockv1.Node) bool { return !seesLabels(ctx, n.GetLabels()) })
+	}
+	return &forlockv1.ListNodesResponse{Nodes: nodes}, nil
 }
 
-func (a *NodeAPI) resolve(ref string) (string, error) {
+func (a *NodeAPI) resolve(ctx context.Context, ref string) (string, error) {
 	if ref == "" {
 		return "", invalid("node is required: give a node name or ID")
 	}
 	id, ok := a.Registry.Resolve(ref)
+	if ok && !sees(ctx, a.Registry, id) {
+		ok = false // outside the caller's scope is the same as absent
+	}
 	if !ok {
 		return "", status.Errorf(codes.NotFound, "node %q not found: see 'forlockctl nodes list'", ref)
 	}
@@ -62,7 +70,7 @@ func (a *NodeAPI) resolve(ref string) (string, error) {
 
 // GetNode implements NodeService.GetNode.
 func (a *NodeAPI) GetNode(ctx context.Context, req *forlockv1.GetNodeRequest) (*forlockv1.GetNodeResponse, error) {
-	id, err := a.resolve(req.GetNode())
+	id, err := a.resolve(ctx, req.GetNode())
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +87,7 @@ func (a *NodeAPI) GetNode(ctx context.Context, req *forlockv1.GetNodeRequest) (*
 
 // RemoveNode implements NodeService.RemoveNode.
 func (a *NodeAPI) RemoveNode(ctx context.Context, req *forlockv1.RemoveNodeRequest) (*forlockv1.RemoveNodeResponse, error) {
-	id, err := a.resolve(req.GetNode())
+	id, err := a.resolve(ctx, req.GetNode())
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +104,9 @@ func (a *NodeAPI) RemoveNode(ctx context.Context, req *forlockv1.RemoveNodeReque
 
 // CreateJoinToken implements NodeService.CreateJoinToken.
 func (a *NodeAPI) CreateJoinToken(ctx context.Context, req *forlockv1.CreateJoinTokenRequest) (*forlockv1.CreateJoinTokenResponse, error) {
+	if err := unscoped(ctx, "managing join tokens"); err != nil {
+		return nil, err
+	}
 	ttl := DefaultTokenTTL
 	if req.GetTtl() != nil {
 		if err := req.GetTtl().CheckValid(); err != nil {
@@ -180,6 +191,9 @@ func validDescription(d string) error {
 
 // ListJoinTokens implements NodeService.ListJoinTokens.
 func (a *NodeAPI) ListJoinTokens(ctx context.Context, req *forlockv1.ListJoinTokensRequest) (*forlockv1.ListJoinTokensResponse, error) {
+	if err := unscoped(ctx, "managing join tokens"); err != nil {
+		return nil, err
+	}
 	all, err := a.Store.ListTokens()
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
@@ -196,6 +210,9 @@ func (a *NodeAPI) ListJoinTokens(ctx context.Context, req *forlockv1.ListJoinTok
 
 // RevokeJoinToken implements NodeService.RevokeJoinToken.
 func (a *NodeAPI) RevokeJoinToken(ctx context.Context, req *forlockv1.RevokeJoinTokenRequest) (*forlockv1.RevokeJoinTokenResponse, error) {
+	if err := unscoped(ctx, "managing join tokens"); err != nil {
+		return nil, err
+	}
 	id := req.GetId()
 	if !validTokenID(id) {
 		return nil, invalid("token id %q: expected 12 hex digits as shown by 'forlockctl tokens list'", id)
