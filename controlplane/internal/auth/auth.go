@@ -229,7 +229,7 @@ func (c *Checker) principal(ctx context.Context) (access.Principal, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	if len(vals) != 1 {
-		return access.Principal{}, status.Error(codes.Unauthenticated, "missing credential: send \"authorization: Bearer <token>\" (forlockctl --token or FORLOCK_TOKEN)")
+		return access.Principal{}, status.Error(codes.Unauthenticated, "missing admin token or identity secret: send \"authorization: Bearer <token>\" (forlockctl --token or FORLOCK_TOKEN)")
 	}
 	secret, ok := strings.CutPrefix(vals[0], "Bearer ")
 	if !ok {
