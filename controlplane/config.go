@@ -72,6 +72,8 @@ type Config struct {
 	// and a full disk can cost: failed authentications, connections, header
 	// size, handshake time, disk reserve, job history, control messages.
 	Limits Limits
+	// Audit tunes the audit log: an off-machine sink, retention, reasons.
+	Audit AuditConfig
 	// Logger receives the control plane's logs; nil means discard.
 	Logger *slog.Logger
 

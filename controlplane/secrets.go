@@ -3,6 +3,7 @@ package controlplane
 import (
 	"path/filepath"
 
+	"github.com/forlock/fleet/controlplane/internal/audit"
 	"github.com/forlock/fleet/controlplane/internal/secretfile"
 )
 
@@ -15,6 +16,7 @@ func (c *Config) secretFiles() [][2]string {
 		{filepath.Join(c.DataDir, kekFile), "the backup key-encryption key"},
 		{filepath.Join(c.DataDir, ctlConfigFile), "the admin token"},
 		{filepath.Join(c.DataDir, dbFile), "the fleet database (token hashes, wrapped backup keys)"},
+		{filepath.Join(c.DataDir, auditKeyFile), audit.KeyHolds},
 	}
 	if v := c.Vault; v != nil {
 		if v.TokenFile != "" {

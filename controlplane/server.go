@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/forlock/fleet/controlplane/internal/api"
+	"github.com/forlock/fleet/controlplane/internal/audit"
 	"github.com/forlock/fleet/controlplane/internal/auth"
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/limit"
@@ -54,6 +55,10 @@ type Server struct {
 	health    *health.Server
 	ctlConfig string
 	vault     *vault.Client // nil without Vault
+
+	auditKey     *audit.Key
+	auditOutside []string // checkpoint files outside the database
+	auditor      *api.Auditor
 }
 
 // New prepares a control plane from cfg: it creates or loads the data dir,
@@ -109,6 +114,9 @@ func (s *Server) init(now time.Time) error {
 	}
 	s.store, err = store.OpenWith(filepath.Join(s.cfg.DataDir, dbFile), store.Options{DiskReserve: s.cfg.Limits.DiskReserve})
 	if err != nil {
+		return err
+	}
+	if err := s.openAudit(); err != nil {
 		return err
 	}
 	s.registry, err = registry.New(s.store, s.cfg.HeartbeatInterval, s.log)
@@ -176,12 +184,14 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		CertTTL: s.cfg.AgentCertTTL, CertGrace: s.cfg.AgentCertGrace, Hooks: s.cfg.enrollHooks,
 		Stream: api.StreamLimits{Rate: s.cfg.Limits.AgentControlRate, Burst: s.cfg.Limits.AgentControlBurst},
 	}
+	s.auditor = &api.Auditor{Store: s.store, Failures: &audit.Failures{}, Log: s.log, RequireReason: s.cfg.Audit.RequireReason}
 	checker := &auth.Checker{Nodes: s.registry, Admin: func() []byte { return s.admin }, NodeRefused: agents.NodeRefused,
+		Identities: s.store.IdentityByHash, Denied: s.auditor.Denied, Failed: s.auditor.Failed,
 		Conns: conns, Log: s.log,
 		Failures: limit.NewFailures(limit.FailureConfig{Max: lim.AuthFailures, Window: lim.AuthFailureWindow,
 			Block: lim.AuthBlock, MaxAddrs: lim.TrackedAddresses})}
 	agents.Gate = checker
-	srv := grpc.NewServer(append(api.Interceptors(s.log, checker),
+	srv := grpc.NewServer(append(api.Interceptors(s.log, checker, s.auditor),
 		// Connections without a fleet client certificate are capped per
 		// address right after the handshake.
 		grpc.Creds(conns.Credentials(credentials.NewTLS(api.ServerTLS(cert, s.ca.Pool())))),
@@ -208,6 +218,8 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		Jobs:         &api.JobAPI{Jobs: s.jobs, Registry: s.registry, Log: s.log},
 		Nodes:        &api.NodeAPI{Store: s.store, Registry: s.registry, Log: s.log},
 		ControlPlane: &api.ControlPlaneAPI{Disk: s.store},
+		Access:       &api.AccessAPI{Store: s.store, Log: s.log},
+		Audit:        &api.AuditAPI{Store: s.store, Key: s.auditKey.Public(), Outside: s.auditOutside, Log: s.log},
 	}.Register(srv)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(srv, s.health)
@@ -240,6 +252,12 @@ func (s *Server) Run(ctx context.Context) error {
 		g.Go(func() error { return s.vault.Run(gctx) })
 	}
 	g.Go(func() error { return s.sched.Run(gctx) })
+	g.Go(func() error { return s.runAuditRetention(gctx) })
+	flush := s.cfg.Audit.FailureFlush
+	if flush <= 0 {
+		flush = 10 * time.Second
+	}
+	g.Go(func() error { return s.auditor.Run(gctx, flush) })
 	g.Go(func() error {
 		s.log.Info("control plane serving", "addr", s.lis.Addr().String(), "data_dir", s.cfg.DataDir)
 		if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

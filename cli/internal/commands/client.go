@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/forlock/fleet/internal/buildinfo"
@@ -28,6 +29,16 @@ func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]
 }
 
 func (bearerToken) RequireTransportSecurity() bool { return true }
+
+// withReason sends the change reason with every unary call.
+func withReason(reason string) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if reason != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, reasonHeader, reason)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}
 
 // dial prepares a client connection; gRPC connects lazily on the first call.
 func dial(s settings) (*grpc.ClientConn, error) {
@@ -47,6 +58,7 @@ func dial(s settings) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
 		grpc.WithPerRPCCredentials(bearerToken(s.token)),
 		grpc.WithUserAgent("forlockctl/"+buildinfo.Version()),
+		grpc.WithChainUnaryInterceptor(withReason(s.reason)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", s.address, err)

@@ -116,7 +116,8 @@ to <data-dir>/forlockctl.yaml on its first start.`,
 	a.conn.register(pf)
 
 	root.AddCommand(newTokensCmd(a), newNodesCmd(a), newJobsCmd(a), newUpgradeCmd(a), newCertsCmd(a), newHealthCmd(a, false), newHealthCmd(a, true),
-		newStatusCmd(a), newLogsCmd(a), newBackupCmd(a), newRestoreCmd(a), newBackupsCmd(a), newVersionCmd(a))
+		newStatusCmd(a), newLogsCmd(a), newBackupCmd(a), newRestoreCmd(a), newBackupsCmd(a), newVersionCmd(a),
+		newAccessCmd(a), newAuditCmd(a))
 	return root
 }
 

@@ -19,14 +19,23 @@ const (
 	envToken   = "FORLOCK_TOKEN"
 	envContext = "FORLOCK_CONTEXT"
 	envConfig  = "FORLOCK_CONFIG"
+	envReason  = "FORLOCK_REASON"
 )
 
 const defaultTimeout = 30 * time.Second
+
+// maxReason is the control plane's limit on a change reason.
+const maxReason = 256
+
+// reasonHeader carries the change reason (the control plane's
+// api.ReasonHeader).
+const reasonHeader = "x-forlock-reason"
 
 // connFlags are the global connection flags as given on the command line.
 type connFlags struct {
 	addr, caFile, token, context, config string
 	timeout                              time.Duration
+	reason                               string
 }
 
 func (f *connFlags) register(fs *pflag.FlagSet) {
@@ -36,6 +45,7 @@ func (f *connFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.context, "context", "", "context from the config file to use (env "+envContext+"; default: current-context)")
 	fs.StringVar(&f.config, "config", "", "config file (env "+envConfig+"; default $XDG_CONFIG_HOME/forlock/forlockctl.yaml)")
 	fs.DurationVar(&f.timeout, "timeout", defaultTimeout, "deadline for each call to the control plane")
+	fs.StringVar(&f.reason, "reason", "", "why you make this change (e.g. a ticket ID): recorded with it in the audit log and the job (env "+envReason+")")
 }
 
 // settings is the resolved connection: where to dial, whom to trust, what
@@ -45,6 +55,8 @@ type settings struct {
 	caFile  string // empty: the system trust store
 	token   string
 	timeout time.Duration
+	// reason is sent with every call as the change reason.
+	reason string
 	// from says where the address came from, for error messages.
 	from string
 }
@@ -58,6 +70,10 @@ func resolveSettings(f connFlags, getenv func(string) string) (settings, error) 
 		return settings{}, usageErrorf("--timeout must be positive, e.g. --timeout 30s")
 	}
 	s := settings{timeout: f.timeout}
+	s.reason, _ = pick(f.reason, "", getenv, envReason)
+	if len(s.reason) > maxReason {
+		return settings{}, usageErrorf("--reason is %d bytes long: use at most %d", len(s.reason), maxReason)
+	}
 	var addrFrom string
 	s.address, addrFrom = pick(f.addr, "--addr", getenv, envAddr)
 	s.caFile, _ = pick(f.caFile, "", getenv, envCAFile)

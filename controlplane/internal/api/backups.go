@@ -37,6 +37,9 @@ func (a *BackupAPI) ListRestorePoints(ctx context.Context, req *forlockv1.ListRe
 	nodeID := ""
 	if n := req.GetNode(); n != "" {
 		t, err := a.Registry.Find(n)
+		if err == nil && !sees(ctx, a.Registry, t.ID) {
+			err = store.NodeNotFound(n) // outside the caller's scope is the same as absent
+		}
 		if err != nil {
 			return nil, toStatus(ctx, a.Log, err)
 		}
@@ -44,7 +47,7 @@ func (a *BackupAPI) ListRestorePoints(ctx context.Context, req *forlockv1.ListRe
 	}
 	resp := &forlockv1.ListRestorePointsResponse{}
 	err := a.Store.ScanRestorePoints(req.GetPageToken(), func(rp *forlockv1.RestorePoint) bool {
-		if nodeID != "" && rp.GetNodeId() != nodeID {
+		if (nodeID != "" && rp.GetNodeId() != nodeID) || !sees(ctx, a.Registry, rp.GetNodeId()) {
 			return true
 		}
 		if len(resp.RestorePoints) == limit {
@@ -66,6 +69,9 @@ func (a *BackupAPI) ListRestorePoints(ctx context.Context, req *forlockv1.ListRe
 // GetArtifact implements BackupService.GetArtifact.
 func (a *BackupAPI) GetArtifact(ctx context.Context, req *forlockv1.GetArtifactRequest) (*forlockv1.GetArtifactResponse, error) {
 	art, err := a.Store.Artifact(req.GetId())
+	if err == nil && !sees(ctx, a.Registry, art.GetNodeId()) {
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		err = fmt.Errorf("artifact %q %w: see 'forlockctl restore --list'", req.GetId(), err)
 	}
@@ -77,6 +83,9 @@ func (a *BackupAPI) GetArtifact(ctx context.Context, req *forlockv1.GetArtifactR
 
 // RewrapKeys implements BackupService.RewrapKeys.
 func (a *BackupAPI) RewrapKeys(ctx context.Context, req *forlockv1.RewrapKeysRequest) (*forlockv1.RewrapKeysResponse, error) {
+	if err := unscoped(ctx, "rewrapping backup keys"); err != nil {
+		return nil, err
+	}
 	res, err := a.Jobs.Rewrap(ctx, req.GetDryRun())
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)

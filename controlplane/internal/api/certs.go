@@ -30,6 +30,9 @@ func (a *CertAPI) ListCertificates(ctx context.Context, req *forlockv1.ListCerti
 	}
 	resp := &forlockv1.ListCertificatesResponse{}
 	for _, n := range a.Registry.List(sel, nil) {
+		if !seesLabels(ctx, n.GetLabels()) {
+			continue
+		}
 		c, err := nodeCertificate(a.Store, n)
 		if err != nil {
 			return nil, toStatus(ctx, a.Log, err)

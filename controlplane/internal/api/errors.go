@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/forlock/fleet/controlplane/internal/access"
 	"github.com/forlock/fleet/controlplane/internal/enroll"
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/logs"
@@ -53,6 +54,9 @@ var errorCodes = []struct {
 	// node's request.
 	{logs.ErrNoReader, codes.NotFound, "LOG_READER_GONE"},
 	{logs.ErrWrongNode, codes.NotFound, "LOG_REQUEST_OF_ANOTHER_NODE"},
+	{store.ErrExists, codes.AlreadyExists, "ALREADY_EXISTS"},
+	{access.ErrRevoked, codes.FailedPrecondition, "IDENTITY_REVOKED"},
+	{access.ErrDenied, codes.PermissionDenied, "PERMISSION_DENIED"},
 	{jobs.ErrInvalid, codes.InvalidArgument, "INVALID_JOB"},
 	{jobs.ErrNotFound, codes.NotFound, "JOB_NOT_FOUND"},
 	{jobs.ErrEnded, codes.FailedPrecondition, "JOB_ENDED"},

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/forlock/fleet/controlplane/internal/audit"
 	"github.com/forlock/fleet/controlplane/internal/auth"
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/limit"
@@ -89,6 +90,11 @@ func newTestServer(t *testing.T, o serverOptions) *testServer {
 		Broker: logs.NewBroker()}
 	checker := &auth.Checker{Nodes: reg, Admin: func() []byte { return admin.Hash }, NodeRefused: agents.NodeRefused, Log: log,
 		Failures: limit.NewFailures(limit.FailureConfig{Max: o.failures, Window: time.Hour, Block: time.Hour})}
+	auditKey, err := audit.LoadOrCreateKey(filepath.Join(t.TempDir(), "audit.key"))
+	require.NoError(t, err)
+	st.SetAuditLog(audit.New(auditKey, 0))
+	auditor := &Auditor{Store: st, Failures: &audit.Failures{}, Log: log}
+	checker.Identities, checker.Denied, checker.Failed = st.IdentityByHash, auditor.Denied, auditor.Failed
 	agents.Gate = checker
 	svc := Services{
 		Agents:       agents,
@@ -98,6 +104,8 @@ func newTestServer(t *testing.T, o serverOptions) *testServer {
 		Jobs:         &JobAPI{Jobs: eng, Registry: reg, Log: log},
 		Nodes:        &NodeAPI{Store: st, Registry: reg, Log: log},
 		ControlPlane: &ControlPlaneAPI{Disk: st},
+		Access:       &AccessAPI{Store: st, Log: log},
+		Audit:        &AuditAPI{Store: st, Key: auditKey.Public(), Log: log},
 	}
 	if o.services != nil {
 		o.services(&svc)
@@ -109,7 +117,7 @@ func newTestServer(t *testing.T, o serverOptions) *testServer {
 	conns := limit.NewConns(limit.ConnConfig{Log: log})
 	checker.Conns = conns
 	creds := conns.Credentials(credentials.NewTLS(ServerTLS(tls.Certificate{Certificate: [][]byte{serverCert.Raw}, PrivateKey: serverKey}, ca.Pool())))
-	srv := grpc.NewServer(append(Interceptors(log, checker), grpc.Creds(creds))...)
+	srv := grpc.NewServer(append(Interceptors(log, checker, auditor), grpc.Creds(creds))...)
 	svc.Register(srv)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 

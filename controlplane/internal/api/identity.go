@@ -27,6 +27,7 @@ func (a *AgentAPI) Enroll(ctx context.Context, req *forlockv1.EnrollRequest) (*f
 	if err != nil {
 		return nil, err
 	}
+	auditActor(ctx, "join-token/"+tok.ID, "node/"+req.GetName())
 	if err := pki.ValidateNodeName(req.GetName()); err != nil {
 		return nil, invalid("%v", err)
 	}

@@ -3,12 +3,15 @@ package api
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc"
 
+	"github.com/forlock/fleet/controlplane/internal/auth"
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -30,7 +33,18 @@ type JobAPI struct {
 
 // SubmitJob implements JobService.SubmitJob.
 func (a *JobAPI) SubmitJob(ctx context.Context, req *forlockv1.SubmitJobRequest) (*forlockv1.SubmitJobResponse, error) {
-	j, created, err := a.Jobs.Submit(ctx, req)
+	if err := needKind(ctx, req.GetSpec()); err != nil {
+		return nil, err
+	}
+	reason, err := reasonOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	by := jobs.Submitter{Reason: reason, Scope: scopeOf(ctx)}
+	if p, ok := auth.PrincipalFromContext(ctx); ok {
+		by.Name = p.Name
+	}
+	j, created, err := a.Jobs.SubmitAs(ctx, req, by)
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}
@@ -46,6 +60,9 @@ func (a *JobAPI) GetJob(ctx context.Context, req *forlockv1.GetJobRequest) (*for
 		return nil, invalid("id is required")
 	}
 	j, evs, err := a.Jobs.GetWithHistory(req.GetId())
+	if err == nil && !seesJob(ctx, a.Registry, j) {
+		err = jobs.ErrNotFound
+	}
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}
@@ -71,6 +88,9 @@ func (a *JobAPI) ListJobs(ctx context.Context, req *forlockv1.ListJobsRequest) (
 	}
 	if n := req.GetNode(); n != "" {
 		t, err := a.Registry.Find(n)
+		if err == nil && !sees(ctx, a.Registry, t.ID) {
+			err = store.NodeNotFound(n) // outside the caller's scope is the same as absent
+		}
 		if err != nil {
 			return nil, toStatus(ctx, a.Log, err)
 		}
@@ -94,6 +114,9 @@ func (a *JobAPI) ListJobs(ctx context.Context, req *forlockv1.ListJobsRequest) (
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}
+	// A scoped caller's pages may come out short: the page token still
+	// moves on by the unfiltered position.
+	list = slices.DeleteFunc(list, func(j *forlockv1.Job) bool { return !seesJob(ctx, a.Registry, j) })
 	return &forlockv1.ListJobsResponse{Jobs: list, NextPageToken: next}, nil
 }
 
@@ -101,6 +124,9 @@ func (a *JobAPI) ListJobs(ctx context.Context, req *forlockv1.ListJobsRequest) (
 func (a *JobAPI) WatchJob(req *forlockv1.WatchJobRequest, stream grpc.ServerStreamingServer[forlockv1.WatchJobResponse]) error {
 	if req.GetId() == "" {
 		return invalid("id is required")
+	}
+	if j, err := a.Jobs.Get(req.GetId()); err == nil && !seesJob(stream.Context(), a.Registry, j) {
+		return toStatus(stream.Context(), a.Log, jobs.ErrNotFound)
 	}
 	err := a.Jobs.Watch(stream.Context(), req.GetId(), req.GetFromStart(), stream.Send)
 	return toStatus(stream.Context(), a.Log, err)
@@ -111,6 +137,10 @@ func (a *JobAPI) CancelJob(ctx context.Context, req *forlockv1.CancelJobRequest)
 	if req.GetId() == "" {
 		return nil, invalid("id is required")
 	}
+	if j, err := a.Jobs.Get(req.GetId()); err == nil && !seesJob(ctx, a.Registry, j) {
+		return nil, toStatus(ctx, a.Log, jobs.ErrNotFound)
+	}
+	auditActor(ctx, "", "job/"+req.GetId())
 	j, err := a.Jobs.Cancel(ctx, req.GetId(), req.GetReason())
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)

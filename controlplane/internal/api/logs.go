@@ -14,6 +14,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/auth"
 	"github.com/forlock/fleet/controlplane/internal/logs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -48,6 +49,9 @@ func (a *LogAPI) StreamLogs(req *forlockv1.StreamLogsRequest, stream grpc.Server
 		return err
 	}
 	node, err := a.Registry.Find(req.GetNode())
+	if err == nil && !sees(ctx, a.Registry, node.ID) {
+		err = store.NodeNotFound(req.GetNode()) // outside the caller's scope is the same as absent
+	}
 	if err != nil {
 		return toStatus(ctx, a.Log, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 	"unicode"
 
@@ -34,7 +35,7 @@ type NodeAPI struct {
 }
 
 // ListNodes implements NodeService.ListNodes.
-func (a *NodeAPI) ListNodes(_ context.Context, req *forlockv1.ListNodesRequest) (*forlockv1.ListNodesResponse, error) {
+func (a *NodeAPI) ListNodes(ctx context.Context, req *forlockv1.ListNodesRequest) (*forlockv1.ListNodesResponse, error) {
 	sel, err := labels.ParseSelector(req.GetLabelSelector())
 	if err != nil {
 		return nil, invalid("%v", err)
@@ -44,7 +45,11 @@ func (a *NodeAPI) ListNodes(_ context.Context, req *forlockv1.ListNodesRequest) 
 			return nil, invalid("unknown node state %d: use ENROLLED, ONLINE, UNREACHABLE or OFFLINE", s)
 		}
 	}
-	return &forlockv1.ListNodesResponse{Nodes: a.Registry.List(sel, req.GetStates())}, nil
+	nodes := a.Registry.List(sel, req.GetStates())
+	if scopeOf(ctx).String() != "" {
+		nodes = slices.DeleteFunc(nodes, func(n *forlockv1.Node) bool { return !seesLabels(ctx, n.GetLabels()) })
+	}
+	return &forlockv1.ListNodesResponse{Nodes: nodes}, nil
 }
 
 // get returns the node named by ref (a name or an ID).
@@ -53,6 +58,9 @@ func (a *NodeAPI) get(ctx context.Context, ref string) (*forlockv1.Node, error) 
 		return nil, invalid("node is required: give a node name or ID")
 	}
 	t, err := a.Registry.Find(ref)
+	if err == nil && !sees(ctx, a.Registry, t.ID) {
+		err = store.NodeNotFound(ref) // outside the caller's scope is the same as absent
+	}
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}
@@ -83,9 +91,11 @@ func (a *NodeAPI) RemoveNode(ctx context.Context, req *forlockv1.RemoveNodeReque
 		return nil, err
 	}
 	id := before.GetId()
-	if _, err := a.Store.DeleteNode(id); err != nil {
+	recs, done := change(ctx, "node/"+before.GetName())
+	if _, err := a.Store.DeleteNode(id, recs...); err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}
+	done()
 	a.Registry.Removed(id)
 	a.Log.InfoContext(ctx, "node removed", "node", before.GetName(), "node_id", id)
 	return &forlockv1.RemoveNodeResponse{Node: before}, nil
@@ -93,6 +103,9 @@ func (a *NodeAPI) RemoveNode(ctx context.Context, req *forlockv1.RemoveNodeReque
 
 // CreateJoinToken implements NodeService.CreateJoinToken.
 func (a *NodeAPI) CreateJoinToken(ctx context.Context, req *forlockv1.CreateJoinTokenRequest) (*forlockv1.CreateJoinTokenResponse, error) {
+	if err := unscoped(ctx, "managing join tokens"); err != nil {
+		return nil, err
+	}
 	ttl := DefaultTokenTTL
 	if req.GetTtl() != nil {
 		if err := req.GetTtl().CheckValid(); err != nil {
@@ -129,9 +142,11 @@ func (a *NodeAPI) CreateJoinToken(ctx context.Context, req *forlockv1.CreateJoin
 		ID: tok.ID, Hash: tok.Hash, Description: req.GetDescription(), Labels: req.GetLabels(),
 		CreatedAt: now, ExpiresAt: now.Add(ttl), MaxUses: uses, ForNodeName: forName, ForNodeID: forID,
 	}
-	if err := a.Store.CreateToken(rec); err != nil {
+	recs, done := change(ctx, "join-token/"+tok.ID)
+	if err := a.Store.CreateToken(rec, recs...); err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}
+	done()
 	a.Log.InfoContext(ctx, "join token created", "token_id", tok.ID, "expires_at", rec.ExpiresAt, "max_uses", uses,
 		"for_node", forName, "for_node_id", forID)
 	return &forlockv1.CreateJoinTokenResponse{Secret: tok.Secret, Token: tokenView(rec)}, nil
@@ -171,6 +186,9 @@ func validDescription(d string) error {
 
 // ListJoinTokens implements NodeService.ListJoinTokens.
 func (a *NodeAPI) ListJoinTokens(ctx context.Context, req *forlockv1.ListJoinTokensRequest) (*forlockv1.ListJoinTokensResponse, error) {
+	if err := unscoped(ctx, "managing join tokens"); err != nil {
+		return nil, err
+	}
 	all, err := a.Store.ListTokens()
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
@@ -187,14 +205,19 @@ func (a *NodeAPI) ListJoinTokens(ctx context.Context, req *forlockv1.ListJoinTok
 
 // RevokeJoinToken implements NodeService.RevokeJoinToken.
 func (a *NodeAPI) RevokeJoinToken(ctx context.Context, req *forlockv1.RevokeJoinTokenRequest) (*forlockv1.RevokeJoinTokenResponse, error) {
+	if err := unscoped(ctx, "managing join tokens"); err != nil {
+		return nil, err
+	}
 	id := req.GetId()
 	if !validTokenID(id) {
 		return nil, invalid("token id %q: expected 12 hex digits as shown by 'forlockctl tokens list'", id)
 	}
-	t, err := a.Store.RevokeToken(id, time.Now())
+	recs, done := change(ctx, "join-token/"+id)
+	t, err := a.Store.RevokeToken(id, time.Now(), recs...)
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, fmt.Errorf("join token %s: %w", id, err))
 	}
+	done()
 	a.Log.InfoContext(ctx, "join token revoked", "token_id", id)
 	return &forlockv1.RevokeJoinTokenResponse{Token: tokenView(t)}, nil
 }

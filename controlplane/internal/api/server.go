@@ -20,13 +20,14 @@ type Authenticator interface {
 
 // Interceptors returns the server options of the one interceptor chain every
 // call passes, in this order: Recover (a panic becomes Internal), Log (one
-// line per call, with the code), then authn. The control plane's server and
-// the API tests both build their grpc.Server with it.
-func Interceptors(log *slog.Logger, authn Authenticator) []grpc.ServerOption {
+// line per call, with the code), authn and authz (the Authenticator), then
+// the audit of mutating calls. The control plane's server and the API tests
+// both build their grpc.Server with it.
+func Interceptors(log *slog.Logger, authn Authenticator, audit *Auditor) []grpc.ServerOption {
 	recoverU, recoverS := Recover(log)
 	logU, logS := Log(log)
 	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(recoverU, logU, authn.Unary),
+		grpc.ChainUnaryInterceptor(recoverU, logU, authn.Unary, audit.Unary),
 		grpc.ChainStreamInterceptor(recoverS, logS, authn.Stream),
 	}
 }
@@ -52,6 +53,8 @@ type Services struct {
 	Backups      *BackupAPI
 	Certs        *CertAPI
 	ControlPlane *ControlPlaneAPI
+	Access       *AccessAPI
+	Audit        *AuditAPI
 }
 
 // Register registers every service on r.
@@ -63,4 +66,6 @@ func (s Services) Register(r grpc.ServiceRegistrar) {
 	forlockv1.RegisterJobServiceServer(r, s.Jobs)
 	forlockv1.RegisterNodeServiceServer(r, s.Nodes)
 	forlockv1.RegisterControlPlaneServiceServer(r, s.ControlPlane)
+	forlockv1.RegisterAccessServiceServer(r, s.Access)
+	forlockv1.RegisterAuditServiceServer(r, s.Audit)
 }

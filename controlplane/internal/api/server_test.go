@@ -40,7 +40,7 @@ func TestAdminToken(t *testing.T) {
 		code codes.Code
 		msg  string
 	}{
-		"none":                 {t.Context(), codes.Unauthenticated, `missing admin token: send "authorization: Bearer <token>"`},
+		"none":                 {t.Context(), codes.Unauthenticated, `missing admin token or identity secret: send "authorization: Bearer <token>"`},
 		"not bearer":           {with("Basic " + s.admin.Secret), codes.Unauthenticated, `authorization must be "Bearer <token>"`},
 		"lower-case bearer":    {with("bearer " + s.admin.Secret), codes.Unauthenticated, `authorization must be "Bearer <token>"`},
 		"another admin token":  {with("Bearer " + other.Secret), codes.Unauthenticated, "admin token refused"},

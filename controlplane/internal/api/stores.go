@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/forlock/fleet/controlplane/internal/audit"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -22,10 +23,12 @@ type CertStore interface {
 type NodeStore interface {
 	CertStore
 	Releases(nodeID string) ([]*forlockv1.Release, error)
-	DeleteNode(id string) (store.Node, error)
-	CreateToken(t store.JoinToken) error
+	// The writes take the call's audit records, appended in the same
+	// transaction (change).
+	DeleteNode(id string, recs ...audit.Record) (store.Node, error)
+	CreateToken(t store.JoinToken, recs ...audit.Record) error
 	ListTokens() ([]store.JoinToken, error)
-	RevokeToken(id string, now time.Time) (store.JoinToken, error)
+	RevokeToken(id string, now time.Time, recs ...audit.Record) (store.JoinToken, error)
 }
 
 // CatalogStore is what BackupService needs: the backup catalog.

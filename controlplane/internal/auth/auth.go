@@ -1,31 +1,35 @@
 // Package auth decides who may call what on the control plane's gRPC server.
 //
-// Three kinds of caller exist, told apart by method:
-//   - AgentService/Enroll: anyone who reaches the port; the join token in the
-//     request is the credential, checked by the handler.
-//   - The rest of AgentService: an agent, by its mTLS client certificate. The
-//     TLS layer has verified the chain against the fleet CA; here the
-//     certificate must still speak for its node (Authorizer: the node's
-//     current epoch, and its newest certificate or the one before it within
-//     a short grace).
-//   - NodeService, JobService, LogService, BackupService, CertService and
-//     ControlPlaneService: an operator, by the admin token as a bearer
-//     credential.
+// Each method's rule comes from access.Methods (one table; a method missing
+// from it is refused for everyone):
+//   - access.ByAnyone: whoever reaches the port (health, reflection, and
+//     Enroll, whose join token is checked by its handler).
+//   - access.ByAgent: an agent, by its mTLS client certificate. The TLS layer
+//     has verified the chain against the fleet CA; here the certificate must
+//     still speak for its node (Authorizer: the node's current epoch, and its
+//     newest certificate or the one before it within a short grace).
+//   - access.ByIdentity: an operator or program, by a bearer secret: the
+//     admin token of forlockctl.yaml (the bootstrap identity, role admin,
+//     whole fleet) or an identity's secret (forlockctl access create), which
+//     must be neither revoked nor expired at this call. Its role must hold
+//     the method's permission; the principal is put in the context for the
+//     handlers, which apply its scope.
 //
-// Health and reflection are open. Any other method is refused: a new service
-// must be added here before it can be called.
-//
-// Every refused credential (admin token, client certificate, and the join
-// tokens Enroll checks through Refuse) is logged with the client's address,
-// the method and the reason, never the secret, and counted per address by a
-// limit.Failures: an address over the limit gets ResourceExhausted for its
-// wrong credentials without further work. A valid credential is checked
-// first and never counted or throttled, and the connection it came on stops
-// counting against the per-address connection cap (limit.Conns.Trust).
+// Every refused credential (admin token, identity secret, client
+// certificate, and the join tokens Enroll checks through Refuse) is logged
+// with the client's address, the method and the reason, never the secret,
+// and counted per address by a limit.Failures: an address over the limit
+// gets ResourceExhausted for its wrong credentials without further work. A
+// valid credential is checked first and never counted or throttled, and the
+// connection it came on stops counting against the per-address connection
+// cap (limit.Conns.Trust). A valid identity refused for lack of permission
+// is not a credential failure: it gets PermissionDenied and is audited
+// (Checker.Denied).
 package auth
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -38,6 +42,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/forlock/fleet/controlplane/internal/access"
 	"github.com/forlock/fleet/controlplane/internal/limit"
 	"github.com/forlock/fleet/controlplane/internal/tokens"
 	"github.com/forlock/fleet/internal/pki"
@@ -52,37 +57,25 @@ type Authorizer interface {
 // AdminHash returns the current admin token hash.
 type AdminHash func() []byte
 
-type policy int
-
-const (
-	open policy = iota
-	node
-	admin
-	deny
-)
-
-func policyFor(fullMethod string) policy {
-	switch {
-	case fullMethod == "/forlock.v1.AgentService/Enroll":
-		return open
-	case strings.HasPrefix(fullMethod, "/forlock.v1.AgentService/"):
-		return node
-	case strings.HasPrefix(fullMethod, "/forlock.v1.NodeService/"),
-		strings.HasPrefix(fullMethod, "/forlock.v1.JobService/"),
-		strings.HasPrefix(fullMethod, "/forlock.v1.LogService/"),
-		strings.HasPrefix(fullMethod, "/forlock.v1.BackupService/"),
-		strings.HasPrefix(fullMethod, "/forlock.v1.CertService/"),
-		strings.HasPrefix(fullMethod, "/forlock.v1.ControlPlaneService/"):
-		return admin
-	case strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/"),
-		strings.HasPrefix(fullMethod, "/grpc.reflection.v1.ServerReflection/"),
-		strings.HasPrefix(fullMethod, "/grpc.reflection.v1alpha.ServerReflection/"):
-		return open
-	}
-	return deny
-}
+// Identities finds the identity whose secret has this hash
+// (access.ErrUnknown when none).
+type Identities func(hash []byte) (access.Identity, error)
 
 type nodeKey struct{}
+
+type principalKey struct{}
+
+// PrincipalFromContext returns the authenticated operator identity of a
+// call; ok is false for agent and open calls.
+func PrincipalFromContext(ctx context.Context) (access.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(access.Principal)
+	return p, ok
+}
+
+// WithPrincipal returns ctx carrying p, for tests of handlers.
+func WithPrincipal(ctx context.Context, p access.Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
 
 // NodeFromContext returns the authenticated node identity of an agent call.
 func NodeFromContext(ctx context.Context) (pki.NodeID, bool) {
@@ -100,6 +93,17 @@ type Trusted interface {
 type Checker struct {
 	Nodes Authorizer
 	Admin AdminHash
+	// Identities looks up identity secrets; nil accepts the admin token
+	// only.
+	Identities Identities
+	// Denied, if set, is told of every call by a valid identity refused for
+	// lack of permission (the control plane audits it).
+	Denied func(ctx context.Context, p access.Principal, method string, err error)
+	// Failed, if set, is told of every refused credential (the control
+	// plane aggregates them into the audit log).
+	Failed func(ctx context.Context, method string, err error)
+	// Now is the clock for expiry; nil means time.Now.
+	Now func() time.Time
 	// NodeRefused, if set, is told of every agent call refused by Nodes,
 	// with its method and the certificate's serial: the control plane logs a
 	// superseded certificate as a possible theft, and quarantines its node
@@ -114,21 +118,30 @@ type Checker struct {
 }
 
 func (c *Checker) check(ctx context.Context, fullMethod string) (context.Context, error) {
-	switch policyFor(fullMethod) {
-	case open:
+	rule := access.RuleFor(fullMethod)
+	switch rule.Caller {
+	case access.ByAnyone:
 		return ctx, nil
-	case node:
+	case access.ByAgent:
 		id, err := c.nodeIdentity(ctx, fullMethod)
 		if err != nil {
 			return nil, c.refuse(ctx, fullMethod, err)
 		}
 		return context.WithValue(ctx, nodeKey{}, id), nil
-	case admin:
-		if err := c.adminToken(ctx); err != nil {
+	case access.ByIdentity:
+		p, err := c.principal(ctx)
+		if err != nil {
 			return nil, c.refuse(ctx, fullMethod, err)
 		}
 		c.Accept(ctx)
-		return ctx, nil
+		if err := p.Need(rule.Permission); err != nil {
+			err = status.Errorf(codes.PermissionDenied, "%v: ask an admin for a role that has it (forlockctl access whoami shows yours)", err)
+			if c.Denied != nil {
+				c.Denied(ctx, p, fullMethod, err)
+			}
+			return nil, err
+		}
+		return WithPrincipal(ctx, p), nil
 	}
 	return nil, status.Errorf(codes.PermissionDenied, "method %s is not allowed", fullMethod)
 }
@@ -156,6 +169,9 @@ func (c *Checker) refuse(ctx context.Context, method string, err error) error {
 		addr = p.Addr
 	}
 	key := limit.Key(addr)
+	if c.Failed != nil {
+		c.Failed(ctx, method, err)
+	}
 	if c.Failures != nil {
 		if left, blocked := c.Failures.Blocked(key); blocked {
 			// Not logged one by one: the block was, and the request log
@@ -208,21 +224,55 @@ func (c *Checker) nodeIdentity(ctx context.Context, fullMethod string) (pki.Node
 	return id, nil
 }
 
-func (c *Checker) adminToken(ctx context.Context) error {
+// principal checks the bearer secret: the admin token or an identity's.
+func (c *Checker) principal(ctx context.Context) (access.Principal, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	if len(vals) != 1 {
-		return status.Error(codes.Unauthenticated, "missing admin token: send \"authorization: Bearer <token>\" (forlockctl --token or FORLOCK_TOKEN)")
+		return access.Principal{}, status.Error(codes.Unauthenticated, "missing admin token or identity secret: send \"authorization: Bearer <token>\" (forlockctl --token or FORLOCK_TOKEN)")
 	}
 	secret, ok := strings.CutPrefix(vals[0], "Bearer ")
 	if !ok {
-		return status.Error(codes.Unauthenticated, "authorization must be \"Bearer <token>\"")
+		return access.Principal{}, status.Error(codes.Unauthenticated, "authorization must be \"Bearer <token>\"")
+	}
+	if strings.HasPrefix(secret, tokens.AccessPrefix) && c.Identities != nil {
+		return c.identity(secret)
 	}
 	tok, err := tokens.ParseAdmin(secret)
 	if err != nil || !tokens.Equal(tok.Hash, c.Admin()) {
-		return status.Error(codes.Unauthenticated, "admin token refused")
+		return access.Principal{}, status.Error(codes.Unauthenticated, "admin token refused")
 	}
-	return nil
+	return access.Bootstrap(), nil
+}
+
+func (c *Checker) identity(secret string) (access.Principal, error) {
+	tok, err := tokens.ParseAccess(secret)
+	if err != nil {
+		return access.Principal{}, status.Error(codes.Unauthenticated, "credential refused: malformed")
+	}
+	id, err := c.Identities(tok.Hash)
+	if err != nil {
+		if errors.Is(err, access.ErrUnknown) {
+			return access.Principal{}, status.Error(codes.Unauthenticated, "credential refused: unknown, revoked or rotated")
+		}
+		return access.Principal{}, status.Error(codes.Unavailable, "credential check failed: retry")
+	}
+	// The index holds the hash; compare in constant time all the same.
+	if !tokens.Equal(id.Hash, tok.Hash) {
+		return access.Principal{}, status.Error(codes.Unauthenticated, "credential refused: unknown, revoked or rotated")
+	}
+	now := time.Now()
+	if c.Now != nil {
+		now = c.Now()
+	}
+	if err := id.Usable(now); err != nil {
+		return access.Principal{}, status.Errorf(codes.Unauthenticated, "credential refused: %v", err)
+	}
+	p, err := id.Principal()
+	if err != nil {
+		return access.Principal{}, status.Errorf(codes.Unauthenticated, "credential refused: %v", err)
+	}
+	return p, nil
 }
 
 // Unary is the unary server interceptor.

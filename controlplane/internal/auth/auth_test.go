@@ -20,35 +20,38 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/forlock/fleet/controlplane/internal/access"
 	"github.com/forlock/fleet/controlplane/internal/limit"
 	"github.com/forlock/fleet/controlplane/internal/tokens"
 	"github.com/forlock/fleet/internal/pki"
 )
 
-// TestPolicy: every method has exactly the policy the package comment
-// gives it; anything not listed is denied.
+// TestPolicy: every method has exactly the caller the package comment
+// gives it (from access.Methods); anything not listed is denied, even a
+// method of a known service.
 func TestPolicy(t *testing.T) {
-	for method, want := range map[string]policy{
-		"/forlock.v1.AgentService/Enroll":                                open,
-		"/forlock.v1.AgentService/Connect":                               node,
-		"/forlock.v1.AgentService/RenewCertificate":                      node,
-		"/forlock.v1.AgentService/PushLogs":                              node,
-		"/forlock.v1.NodeService/ListNodes":                              admin,
-		"/forlock.v1.JobService/SubmitJob":                               admin,
-		"/forlock.v1.LogService/StreamLogs":                              admin,
-		"/forlock.v1.BackupService/GetArtifact":                          admin,
-		"/forlock.v1.CertService/ListCertificates":                       admin,
-		"/forlock.v1.ControlPlaneService/GetStatus":                      admin,
-		"/grpc.health.v1.Health/Check":                                   open,
-		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      open,
-		"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": open,
-		"/forlock.v1.NewService/Call":                                    deny,
-		"/forlock.v1.AgentServiceX/Enroll":                               deny,
-		"/forlock.v1.AgentService/EnrollX":                               node,
-		"/forlock.v2.NodeService/ListNodes":                              deny,
-		"":                                                               deny,
+	for method, want := range map[string]access.Caller{
+		"/forlock.v1.AgentService/Enroll":                                access.ByAnyone,
+		"/forlock.v1.AgentService/Connect":                               access.ByAgent,
+		"/forlock.v1.AgentService/RenewCertificate":                      access.ByAgent,
+		"/forlock.v1.AgentService/PushLogs":                              access.ByAgent,
+		"/forlock.v1.NodeService/ListNodes":                              access.ByIdentity,
+		"/forlock.v1.JobService/SubmitJob":                               access.ByIdentity,
+		"/forlock.v1.LogService/StreamLogs":                              access.ByIdentity,
+		"/forlock.v1.BackupService/GetArtifact":                          access.ByIdentity,
+		"/forlock.v1.CertService/ListCertificates":                       access.ByIdentity,
+		"/forlock.v1.ControlPlaneService/GetStatus":                      access.ByIdentity,
+		"/forlock.v1.AuditService/VerifyAudit":                           access.ByIdentity,
+		"/grpc.health.v1.Health/Check":                                   access.ByAnyone,
+		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      access.ByAnyone,
+		"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": access.ByAnyone,
+		"/forlock.v1.NewService/Call":                                    access.ByNobody,
+		"/forlock.v1.AgentServiceX/Enroll":                               access.ByNobody,
+		"/forlock.v1.AgentService/EnrollX":                               access.ByNobody,
+		"/forlock.v2.NodeService/ListNodes":                              access.ByNobody,
+		"":                                                               access.ByNobody,
 	} {
-		require.Equal(t, want, policyFor(method), method)
+		require.Equal(t, want, access.RuleFor(method).Caller, method)
 	}
 }
 
@@ -164,9 +167,10 @@ func TestAdminHashCompare(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			require.Equal(t, tc.ok, tokens.Equal(tok.Hash, tc.stored))
 			c, _ := newChecker(t, tc.stored)
-			err := c.adminToken(incoming("Bearer " + tok.Secret))
+			p, err := c.principal(incoming("Bearer " + tok.Secret))
 			if tc.ok {
 				require.NoError(t, err)
+				require.Equal(t, access.Bootstrap(), p)
 			} else {
 				require.Equal(t, codes.Unauthenticated, status.Code(err))
 			}

@@ -1,13 +1,14 @@
 package jobs
 
 import (
-	"slices"
-	"strings"
-
 	"fmt"
-	"github.com/forlock/fleet/controlplane/internal/registry"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/internal/labels"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -65,6 +66,10 @@ func (e *Engine) schedule(j *job) {
 		case r.GetMaxParallel() > 0 && active >= int(r.GetMaxParallel()):
 			continue // may still have to skip later tasks past their deadline
 		}
+		if !e.inScope(j, t) {
+			e.setTask(j, t, forlockv1.TaskState_TASK_STATE_SKIPPED, "not started: the node has left the submitter's scope "+strconv.Quote(j.pb.GetScope())+" (its labels changed)")
+			continue
+		}
 		sess := e.reg.Session(t.GetNodeId())
 		if sess == nil || !sess.Can(j.kind().Capability()) {
 			if r.GetOfflinePolicy() == forlockv1.OfflinePolicy_OFFLINE_POLICY_SKIP {
@@ -87,6 +92,16 @@ func (e *Engine) schedule(j *job) {
 		e.setTask(j, t, forlockv1.TaskState_TASK_STATE_DISPATCHED, "sent to the agent")
 		active++
 	}
+}
+
+// inScope checks a task's node against its job's scope again at dispatch:
+// labels may have changed since the submit.
+func (e *Engine) inScope(j *job, t *forlockv1.Task) bool {
+	if j.pb.GetScope() == "" {
+		return true
+	}
+	sel, err := labels.ParseSelector(j.pb.GetScope())
+	return err == nil && e.reg.Matches(t.GetNodeId(), sel)
 }
 
 func sortTargets(ts []registry.Target) {

@@ -39,9 +39,27 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
+// Submitter is who submits a job: recorded with it, and bounding its nodes.
+type Submitter struct {
+	// Name is the identity ("" for the control plane's own jobs, which
+	// name themselves in the idempotency key).
+	Name string
+	// Reason is the change reason given, if any.
+	Reason string
+	// Scope bounds the nodes the job may target: a node outside it is not
+	// found, a selector or all targets only the nodes inside it, and a task
+	// whose node has left it by dispatch time is skipped.
+	Scope labels.Selector
+}
+
 // Submit validates and stores a job and returns it once it is durable. A
 // known idempotency key returns the existing job with created false.
 func (e *Engine) Submit(ctx context.Context, req *forlockv1.SubmitJobRequest) (*forlockv1.Job, bool, error) {
+	return e.SubmitAs(ctx, req, Submitter{})
+}
+
+// SubmitAs is Submit on behalf of a submitter.
+func (e *Engine) SubmitAs(ctx context.Context, req *forlockv1.SubmitJobRequest, by Submitter) (*forlockv1.Job, bool, error) {
 	kind := protocol.KindOf(req.GetSpec())
 	if !kind.Valid() {
 		return nil, false, invalid("spec names no job kind: set exactly one, e.g. health_check")
@@ -54,7 +72,7 @@ func (e *Engine) Submit(ctx context.Context, req *forlockv1.SubmitJobRequest) (*
 	if err := validKey(key); err != nil {
 		return nil, false, err
 	}
-	targets, err := e.resolve(req.GetTarget())
+	targets, err := e.resolve(req.GetTarget(), by.Scope)
 	if err != nil {
 		return nil, false, err
 	}
@@ -89,6 +107,7 @@ func (e *Engine) Submit(ctx context.Context, req *forlockv1.SubmitJobRequest) (*
 		Id: newJobID(now), Kind: string(kind), Spec: spec, Target: proto.CloneOf(req.GetTarget()),
 		Rollout: rollout, IdempotencyKey: key, State: forlockv1.JobState_JOB_STATE_RUNNING,
 		CreatedAt: timestamppb.New(now), Deadline: timestamppb.New(now.Add(rollout.GetDeadline().AsDuration())),
+		CreatedBy: by.Name, Reason: by.Reason, Scope: by.Scope.String(),
 	}
 	for i, t := range targets {
 		pb.Tasks = append(pb.Tasks, &forlockv1.Task{
@@ -159,7 +178,7 @@ func validKey(k string) error {
 }
 
 // resolve turns a target into nodes, ordered by name.
-func (e *Engine) resolve(t *forlockv1.Target) ([]registry.Target, error) {
+func (e *Engine) resolve(t *forlockv1.Target, scope labels.Selector) ([]registry.Target, error) {
 	forms := 0
 	if len(t.GetNodes()) > 0 {
 		forms++
@@ -182,6 +201,9 @@ func (e *Engine) resolve(t *forlockv1.Target) ([]registry.Target, error) {
 		seen := map[string]bool{}
 		for _, ref := range t.GetNodes() {
 			n, ok := e.reg.Lookup(ref)
+			if ok && !e.reg.Matches(n.ID, scope) {
+				ok = false // outside the scope is the same as absent
+			}
 			if !ok {
 				return nil, invalid("target: node %q not found (see forlockctl nodes list)", ref)
 			}
@@ -192,13 +214,17 @@ func (e *Engine) resolve(t *forlockv1.Target) ([]registry.Target, error) {
 		}
 		sortTargets(out)
 	case t.GetAll():
-		out = e.reg.Select(labels.Selector{})
+		out = e.reg.Select(scope)
 	default:
 		sel, err := labels.ParseSelector(t.GetLabelSelector())
 		if err != nil {
 			return nil, invalid("target: %v", err)
 		}
-		out = e.reg.Select(sel)
+		for _, n := range e.reg.Select(sel) {
+			if e.reg.Matches(n.ID, scope) {
+				out = append(out, n)
+			}
+		}
 	}
 	if len(out) == 0 {
 		return nil, invalid("target matches no node")

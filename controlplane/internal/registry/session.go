@@ -218,6 +218,15 @@ func (r *Registry) Select(sel labels.Selector) []Target {
 	return out
 }
 
+// Matches reports whether the node's labels match sel now (false for a
+// node that no longer exists).
+func (r *Registry) Matches(id string, sel labels.Selector) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.nodes[id]
+	return ok && sel.Matches(e.node.Labels)
+}
+
 // Find resolves a node name or ID (a name first), or returns
 // store.NodeNotFound.
 func (r *Registry) Find(ref string) (Target, error) {

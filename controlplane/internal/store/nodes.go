@@ -8,6 +8,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/forlock/fleet/controlplane/internal/audit"
+
 	"github.com/forlock/fleet/controlplane/internal/enroll"
 )
 
@@ -160,10 +162,10 @@ func (s *Store) Quarantine(id, reason string, now time.Time) (Node, error) {
 	return n, err
 }
 
-// DeleteNode removes a node and its name.
-func (s *Store) DeleteNode(id string) (Node, error) {
+// DeleteNode removes a node and its name (and appends its audit records).
+func (s *Store) DeleteNode(id string, recs ...audit.Record) (Node, error) {
 	var n Node
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.updateAudited(recs, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketNodes)
 		if err := getNode(b, id, &n); err != nil {
 			return err

@@ -124,6 +124,7 @@ func jobRecord(j *forlockv1.Job) *recordsv1.JobRecord {
 		Id: j.GetId(), Kind: j.GetKind(), Spec: j.GetSpec(), Target: j.GetTarget(), Rollout: j.GetRollout(),
 		IdempotencyKey: j.GetIdempotencyKey(), State: j.GetState(), CreatedAt: j.GetCreatedAt(),
 		FinishedAt: j.GetFinishedAt(), Deadline: j.GetDeadline(), CancelReason: j.GetCancelReason(),
+		CreatedBy: j.GetCreatedBy(), Reason: j.GetReason(), Scope: j.GetScope(),
 	}
 }
 
@@ -132,6 +133,7 @@ func jobFromRecord(r *recordsv1.JobRecord) *forlockv1.Job {
 		Id: r.GetId(), Kind: r.GetKind(), Spec: r.GetSpec(), Target: r.GetTarget(), Rollout: r.GetRollout(),
 		IdempotencyKey: r.GetIdempotencyKey(), State: r.GetState(), CreatedAt: r.GetCreatedAt(),
 		FinishedAt: r.GetFinishedAt(), Deadline: r.GetDeadline(), CancelReason: r.GetCancelReason(),
+		CreatedBy: r.GetCreatedBy(), Reason: r.GetReason(), Scope: r.GetScope(),
 	}
 }
 

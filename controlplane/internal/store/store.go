@@ -17,6 +17,8 @@
 //	jobs/, job_tasks/, jobs_active/, job_events/, job_keys/, late_tasks/: see jobs.go
 //	restore_points/, artifacts/: see catalog.go
 //	releases/, node_certs/: see facts.go
+//	identities/, identity_hashes/: see access.go
+//	audit/, audit_meta/: the audit log, see package audit
 //
 // Every write is one bbolt transaction, so each change is atomic and durable
 // when the method returns. Heartbeats are not stored here: only state changes.
@@ -40,6 +42,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/forlock/fleet/controlplane/internal/audit"
 	"github.com/forlock/fleet/controlplane/internal/enroll"
 )
 
@@ -69,7 +72,8 @@ var (
 
 // Store is the bbolt-backed state of one control plane.
 type Store struct {
-	db *boltDB
+	db    *boltDB
+	audit *audit.Log // nil: audited writes store no record
 }
 
 // Options tunes a Store.
@@ -118,10 +122,13 @@ func OpenWith(path string, o Options) (*Store, error) {
 // serve reads; a migration that runs out of space fails Open.
 func (s *Store) init() error {
 	return s.db.DB.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketNodes, bucketNodeNames, bucketTokens, bucketJobs, bucketJobTasks, bucketJobsActive, bucketJobEvents, bucketJobKeys, bucketRestorePoints, bucketArtifacts, bucketReleases, bucketNodeCerts, bucketLateTasks, bucketTokenUses} {
+		for _, b := range [][]byte{bucketMeta, bucketNodes, bucketNodeNames, bucketTokens, bucketJobs, bucketJobTasks, bucketJobsActive, bucketJobEvents, bucketJobKeys, bucketRestorePoints, bucketArtifacts, bucketReleases, bucketNodeCerts, bucketLateTasks, bucketTokenUses, bucketIdentities, bucketIdentityHashes} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
+		}
+		if err := audit.CreateBuckets(tx); err != nil {
+			return err
 		}
 		meta := tx.Bucket(bucketMeta)
 		raw := meta.Get(keySchemaVersion)

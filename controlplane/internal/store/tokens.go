@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/forlock/fleet/controlplane/internal/audit"
 )
 
 // JoinToken is a stored join token. Hash is the SHA-256 of the secret.
@@ -42,9 +44,9 @@ func (t *JoinToken) Usable(now time.Time) error {
 	return nil
 }
 
-// CreateToken stores a new join token.
-func (s *Store) CreateToken(t JoinToken) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+// CreateToken stores a new join token (and its audit records).
+func (s *Store) CreateToken(t JoinToken, recs ...audit.Record) error {
+	return s.updateAudited(recs, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTokens)
 		if b.Get([]byte(t.ID)) != nil {
 			return fmt.Errorf("join token %s exists", t.ID)
@@ -70,10 +72,10 @@ func (s *Store) ListTokens() ([]JoinToken, error) {
 	return out, err
 }
 
-// RevokeToken marks a join token revoked.
-func (s *Store) RevokeToken(id string, now time.Time) (JoinToken, error) {
+// RevokeToken marks a join token revoked (and appends its audit records).
+func (s *Store) RevokeToken(id string, now time.Time, recs ...audit.Record) (JoinToken, error) {
 	var t JoinToken
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.updateAudited(recs, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTokens)
 		if err := getJSON(b, id, &t); err != nil {
 			return err

@@ -1,5 +1,6 @@
 // Package tokens makes and checks the control plane's bearer secrets: join
-// tokens for enrollment and the admin token for the operator API.
+// tokens for enrollment, the admin token (the bootstrap identity) and the
+// secrets of the identities operators and programs call the API with.
 //
 // A secret is a type prefix and 32 random bytes in unpadded base64url, e.g.
 // "fjt_" + 43 characters. Only its SHA-256 is ever stored; a plain hash is
@@ -20,8 +21,9 @@ import (
 
 // Secret prefixes.
 const (
-	JoinPrefix  = "fjt_"
-	AdminPrefix = "fat_"
+	JoinPrefix   = "fjt_"
+	AdminPrefix  = "fat_"
+	AccessPrefix = "fac_" // an identity's secret (forlockctl access create)
 )
 
 const secretBytes = 32
@@ -51,6 +53,12 @@ func newToken(prefix string) (Token, error) {
 	h := sha256.Sum256([]byte(secret))
 	return Token{Secret: secret, Hash: h[:], ID: hex.EncodeToString(h[:6])}, nil
 }
+
+// NewAccess returns a fresh identity secret.
+func NewAccess() (Token, error) { return newToken(AccessPrefix) }
+
+// ParseAccess checks the shape of an identity secret and returns its hash.
+func ParseAccess(secret string) (Token, error) { return parse(AccessPrefix, secret) }
 
 // ParseJoin checks the shape of a join token and returns its hash and ID.
 func ParseJoin(secret string) (Token, error) { return parse(JoinPrefix, secret) }

@@ -869,7 +869,17 @@ type Job struct {
 	// One task per target node, in node-name order.
 	Tasks []*Task `protobuf:"bytes,11,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	// Why it was cancelled, if it was.
-	CancelReason  string `protobuf:"bytes,12,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
+	CancelReason string `protobuf:"bytes,12,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
+	// The identity that submitted the job ("schedule/<name>" and the like
+	// for the control plane's own jobs).
+	CreatedBy string `protobuf:"bytes,13,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// The reason the submitter gave (forlockctl --reason, metadata
+	// x-forlock-reason), e.g. a change ticket.
+	Reason string `protobuf:"bytes,14,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The submitter's scope, a label selector: the job's nodes were chosen
+	// within it, and a task whose node has left it by dispatch time is
+	// skipped. Empty for the whole fleet.
+	Scope         string `protobuf:"bytes,15,opt,name=scope,proto3" json:"scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -984,6 +994,27 @@ func (x *Job) GetTasks() []*Task {
 func (x *Job) GetCancelReason() string {
 	if x != nil {
 		return x.CancelReason
+	}
+	return ""
+}
+
+func (x *Job) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *Job) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Job) GetScope() string {
+	if x != nil {
+		return x.Scope
 	}
 	return ""
 }
@@ -1791,7 +1822,7 @@ const file_forlock_v1_job_proto_rawDesc = "" +
 	"\x06health\x18\f \x01(\v2\x18.forlock.v1.HealthReportR\x06health\x122\n" +
 	"\tartifacts\x18\r \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\x123\n" +
 	"\aupgrade\x18\x0e \x01(\v2\x19.forlock.v1.UpgradeResultR\aupgrade\x12=\n" +
-	"\vcertificate\x18\x0f \x01(\v2\x1b.forlock.v1.CertificateInfoR\vcertificate\"\xff\x03\n" +
+	"\vcertificate\x18\x0f \x01(\v2\x1b.forlock.v1.CertificateInfoR\vcertificate\"\xcc\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12'\n" +
@@ -1807,7 +1838,11 @@ const file_forlock_v1_job_proto_rawDesc = "" +
 	"\bdeadline\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12&\n" +
 	"\x05tasks\x18\v \x03(\v2\x10.forlock.v1.TaskR\x05tasks\x12#\n" +
-	"\rcancel_reason\x18\f \x01(\tR\fcancelReason\"\xb3\x02\n" +
+	"\rcancel_reason\x18\f \x01(\tR\fcancelReason\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\r \x01(\tR\tcreatedBy\x12\x16\n" +
+	"\x06reason\x18\x0e \x01(\tR\x06reason\x12\x14\n" +
+	"\x05scope\x18\x0f \x01(\tR\x05scope\"\xb3\x02\n" +
 	"\bJobEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x17\n" +

@@ -55,7 +55,13 @@ type JobRecord struct {
 	// When tasks not started yet are skipped.
 	Deadline *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	// Why it was cancelled; empty if it was not.
-	CancelReason  string `protobuf:"bytes,11,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
+	CancelReason string `protobuf:"bytes,11,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
+	// Who submitted the job (Job.created_by).
+	CreatedBy string `protobuf:"bytes,12,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// The reason the submitter gave (Job.reason).
+	Reason string `protobuf:"bytes,13,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The submitter's scope (Job.scope).
+	Scope         string `protobuf:"bytes,14,opt,name=scope,proto3" json:"scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -163,6 +169,27 @@ func (x *JobRecord) GetDeadline() *timestamppb.Timestamp {
 func (x *JobRecord) GetCancelReason() string {
 	if x != nil {
 		return x.CancelReason
+	}
+	return ""
+}
+
+func (x *JobRecord) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *JobRecord) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *JobRecord) GetScope() string {
+	if x != nil {
+		return x.Scope
 	}
 	return ""
 }
@@ -344,7 +371,7 @@ var File_forlock_records_v1_records_proto protoreflect.FileDescriptor
 
 const file_forlock_records_v1_records_proto_rawDesc = "" +
 	"\n" +
-	" forlock/records/v1/records.proto\x12\x12forlock.records.v1\x1a\x17forlock/v1/backup.proto\x1a\x15forlock/v1/cert.proto\x1a\x14forlock/v1/job.proto\x1a\x15forlock/v1/node.proto\x1a\x18forlock/v1/upgrade.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x03\n" +
+	" forlock/records/v1/records.proto\x12\x12forlock.records.v1\x1a\x17forlock/v1/backup.proto\x1a\x15forlock/v1/cert.proto\x1a\x14forlock/v1/job.proto\x1a\x15forlock/v1/node.proto\x1a\x18forlock/v1/upgrade.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x04\n" +
 	"\tJobRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12'\n" +
@@ -359,7 +386,11 @@ const file_forlock_records_v1_records_proto_rawDesc = "" +
 	"finishedAt\x126\n" +
 	"\bdeadline\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12#\n" +
-	"\rcancel_reason\x18\v \x01(\tR\fcancelReason\"\x8a\x05\n" +
+	"\rcancel_reason\x18\v \x01(\tR\fcancelReason\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\f \x01(\tR\tcreatedBy\x12\x16\n" +
+	"\x06reason\x18\r \x01(\tR\x06reason\x12\x14\n" +
+	"\x05scope\x18\x0e \x01(\tR\x05scope\"\x8a\x05\n" +
 	"\n" +
 	"TaskRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
