@@ -13,7 +13,7 @@ import (
 )
 
 // resolve parses args as forlock-agent's flags and resolves the settings.
-func resolve(t *testing.T, args []string, env map[string]string) (settings, error) {
+func resolve(t *testing.T, args []string, env map[string]string) (agentSettings, error) {
 	t.Helper()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	bindFlags(fs)
@@ -38,19 +38,20 @@ log_format: text
 		name string
 		args []string
 		env  map[string]string
-		want settings
+		want func(*agentSettings)
 	}{
 		{
 			name: "defaults",
-			want: settings{logLevel: slog.LevelInfo, logFormat: "json"},
+			want: func(*agentSettings) {},
 		},
 		{
 			name: "file over defaults",
 			args: []string{"--config", cfgFile},
-			want: settings{cfg: Config{
-				ControlPlane: "file:1", CAFile: filepath.Join(dir, "ca.pem"), JoinTokenFile: filepath.Join(dir, "token"),
-				StateDir: "/file/state", Name: "from-file",
-			}, logLevel: slog.LevelWarn, logFormat: "text"},
+			want: func(st *agentSettings) {
+				c := &st.cfg
+				c.ControlPlane, c.CAFile, c.JoinTokenFile = "file:1", filepath.Join(dir, "ca.pem"), filepath.Join(dir, "token")
+				c.StateDir, c.Name, st.logLevel, st.logFormat = "/file/state", "from-file", slog.LevelWarn, "text"
+			},
 		},
 		{
 			name: "flags over file",
@@ -58,35 +59,41 @@ log_format: text
 				"--config", cfgFile, "--control-plane", "flag:2", "--ca-file", "/f/ca", "--join-token-file", "/f/tok",
 				"--state-dir", "/f/state", "--name", "from-flag", "--log-level", "debug", "--log-format", "json",
 			},
-			want: settings{cfg: Config{
-				ControlPlane: "flag:2", CAFile: "/f/ca", JoinTokenFile: "/f/tok", StateDir: "/f/state", Name: "from-flag",
-			}, logLevel: slog.LevelDebug, logFormat: "json"},
+			want: func(st *agentSettings) {
+				c := &st.cfg
+				c.ControlPlane, c.CAFile, c.JoinTokenFile, c.StateDir, c.Name = "flag:2", "/f/ca", "/f/tok", "/f/state", "from-flag"
+				st.logLevel = slog.LevelDebug
+			},
 		},
 		{
 			name: "an empty flag still overrides the file",
 			args: []string{"--config", cfgFile, "--name", ""},
-			want: settings{cfg: Config{
-				ControlPlane: "file:1", CAFile: filepath.Join(dir, "ca.pem"), JoinTokenFile: filepath.Join(dir, "token"),
-				StateDir: "/file/state",
-			}, logLevel: slog.LevelWarn, logFormat: "text"},
+			want: func(st *agentSettings) {
+				c := &st.cfg
+				c.ControlPlane, c.CAFile, c.JoinTokenFile = "file:1", filepath.Join(dir, "ca.pem"), filepath.Join(dir, "token")
+				c.StateDir, st.logLevel, st.logFormat = "/file/state", slog.LevelWarn, "text"
+			},
 		},
 		{
 			name: "join token from the environment",
 			env:  map[string]string{JoinTokenEnv: "env-token"},
-			want: settings{cfg: Config{JoinToken: "env-token"}, logLevel: slog.LevelInfo, logFormat: "json"},
+			want: func(st *agentSettings) { st.cfg.JoinToken = "env-token" },
 		},
 		{
 			name: "join token flag over the environment",
 			args: []string{"--join-token", "flag-token"},
 			env:  map[string]string{JoinTokenEnv: "env-token"},
-			want: settings{cfg: Config{JoinToken: "flag-token"}, logLevel: slog.LevelInfo, logFormat: "json"},
+			want: func(st *agentSettings) { st.cfg.JoinToken = "flag-token" },
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := resolve(t, tt.args, tt.env)
 			require.NoError(t, err)
-			require.Equal(t, tt.want, got)
+			want, err := parseConfig([]byte("version: 1\n"))
+			require.NoError(t, err)
+			tt.want(&want)
+			require.Equal(t, want, got)
 		})
 	}
 }

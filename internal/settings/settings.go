@@ -87,8 +87,7 @@ type Table struct {
 	// file's.
 	CheckFile func() error
 
-	flags map[string]*flagValue
-	rank  map[string]source
+	rank map[string]source
 }
 
 // source is where a value came from; a higher one wins.
@@ -134,14 +133,12 @@ func (f *flagValue) Type() string       { return f.typ }
 // AddFlags adds --config and a flag for every setting to fs.
 func (t *Table) AddFlags(fs *pflag.FlagSet) {
 	fs.String("config", "", fmt.Sprintf("YAML config file, version %d (env %s)", t.Version, t.ConfigEnv))
-	t.flags = map[string]*flagValue{}
 	for _, s := range t.Settings {
 		name := s.FlagName()
 		if name == "" {
 			continue
 		}
 		fv := &flagValue{typ: s.Value.Type()}
-		t.flags[s.Key] = fv
 		usage := fmt.Sprintf("%s\n(file %s, env %s)", s.Help, s.Key, t.EnvName(s))
 		if s.Secret != "" {
 			usage = fmt.Sprintf("%s\n(env %s; not read from the file)", s.Help, t.EnvName(s))
@@ -155,7 +152,7 @@ func (t *Table) AddFlags(fs *pflag.FlagSet) {
 }
 
 // Resolve sets every setting from, highest first, its flag in fs (added by
-// AddFlags), its environment variable, the config file (--config or
+// AddFlags of a table of the same settings), its environment variable, the config file (--config or
 // ConfigEnv) and its default.
 func (t *Table) Resolve(fs *pflag.FlagSet, getenv func(string) string) error {
 	if err := t.Defaults(); err != nil {
@@ -179,8 +176,12 @@ func (t *Table) Resolve(fs *pflag.FlagSet, getenv func(string) string) error {
 		}
 	}
 	for _, s := range t.Settings {
-		fv := t.flags[s.Key]
-		if fv == nil || len(fv.raw) == 0 {
+		f := fs.Lookup(s.FlagName())
+		if s.FlagName() == "" || f == nil {
+			continue
+		}
+		fv, ok := f.Value.(*flagValue)
+		if !ok || len(fv.raw) == 0 {
 			continue
 		}
 		v := fv.raw[len(fv.raw)-1]

@@ -164,6 +164,9 @@ func (list) Type() string   { return "strings" }
 func (v list) reset()       { *v.p = nil }
 func (v list) Set(s string) error {
 	*v.p = nil
+	if strings.TrimSpace(s) == "" {
+		return nil // an empty flag clears the list
+	}
 	for _, e := range strings.Split(s, ",") {
 		*v.p = append(*v.p, strings.TrimSpace(e))
 	}
