@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -83,7 +82,7 @@ else its default; each flag's help names its file key and environment variable.`
 			if err != nil {
 				return usageError(err)
 			}
-			st.cfg.Logger = newLogger(stderr, st.logLevel, st.logFormat)
+			st.cfg.Logger = settings.NewLogger(stderr, st.logLevel, st.logFormat)
 			st.cfg.TaskHandlers = handlers
 			a, err := New(st.cfg)
 			if err != nil {
@@ -107,12 +106,4 @@ else its default; each flag's help names its file key and environment variable.`
 		return ee.code
 	}
 	return exitFailure
-}
-
-func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
-	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
 }

@@ -51,8 +51,8 @@ func (st *agentSettings) table() *settings.Table {
 			Help: "file holding a join token, read again at every enrollment attempt; wins over the token when it holds one"},
 		{Key: "state_dir", Value: settings.String(&c.StateDir), Path: true, Default: DefaultStateDir, Help: "directory for the node identity"},
 		{Key: "name", Value: settings.String(&c.Name), Help: "node name (default: the host name, lower-cased)"},
-		{Key: "log_level", Value: settings.Func(&st.logLevel, "level", parseLogLevel), Default: "info", Help: "debug, info, warn or error"},
-		{Key: "log_format", Value: settings.Func(&st.logFormat, "format", parseLogFormat), Default: "json", Help: "json or text"},
+		{Key: "log_level", Value: settings.LogLevel(&st.logLevel), Default: "info", Help: "debug, info, warn or error"},
+		{Key: "log_format", Value: settings.LogFormat(&st.logFormat), Default: "json", Help: "json or text"},
 
 		// Health checks of the node's Forlock stack.
 		{Key: "docker_host", Value: settings.String(&h.DockerHost),
@@ -149,26 +149,4 @@ func parseConfig(data []byte) (agentSettings, error) {
 	}
 	err := t.Decode(data, "")
 	return st, err
-}
-
-// parseLogLevel accepts debug, info, warn and error.
-func parseLogLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info":
-		return slog.LevelInfo, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "error":
-		return slog.LevelError, nil
-	}
-	return 0, fmt.Errorf("log level %q is not one of debug, info, warn, error", s)
-}
-
-func parseLogFormat(s string) (string, error) {
-	if s != "json" && s != "text" {
-		return "", fmt.Errorf("log format %q is not json or text", s)
-	}
-	return s, nil
 }

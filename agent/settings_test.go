@@ -216,8 +216,7 @@ func FuzzParseConfig(f *testing.F) {
 		require.NotEmpty(t, h.Containers)
 		require.Empty(t, st.cfg.JoinToken+h.PostgresDSN+h.RedisPassword+st.cfg.Backup.S3AccessKey+st.cfg.Backup.S3SecretKey+st.cfg.Upgrade.RegistryPassword,
 			"a secret is never read from the file")
-		_, err = parseLogFormat(st.logFormat)
-		require.NoError(t, err)
+		require.Contains(t, []string{"json", "text"}, st.logFormat)
 	})
 }
 

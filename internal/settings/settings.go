@@ -61,9 +61,11 @@ type Setting struct {
 	// Path marks a file path: a relative one in the config file is taken
 	// relative to the file's directory.
 	Path bool
-	// Alt names another setting that gives the same thing another way (a
-	// secret and the file holding it): of the two, the one from the higher
-	// source is kept and the other cleared.
+	// Alt names the setting that gives the same thing another way: a
+	// secret's file setting, which wins where both are set. When the secret
+	// comes from a higher source than its file setting, the file setting is
+	// cleared, so that FORLOCK_X beats x_file in the config file and
+	// --x-file beats FORLOCK_X.
 	Alt string
 }
 
@@ -196,12 +198,8 @@ func (t *Table) Resolve(fs *pflag.FlagSet, getenv func(string) string) error {
 		if s.Alt == "" {
 			continue
 		}
-		alt := t.setting(s.Alt)
-		switch rs, ra := t.rank[s.Key], t.rank[alt.Key]; {
-		case rs > ra:
+		if alt := t.setting(s.Alt); t.rank[s.Key] > t.rank[alt.Key] {
 			alt.Value.reset()
-		case ra > rs:
-			s.Value.reset()
 		}
 	}
 	return nil

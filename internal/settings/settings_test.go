@@ -1,6 +1,8 @@
 package settings
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,8 +120,8 @@ items:
 		"--reserve", "1KiB", "--beat", "1m"}, env)
 	require.NoError(t, err)
 	require.Equal(t, conf{Listen: "", Beat: time.Minute, Workers: 9, Reserve: 1 << 10, Names: []string{"e", "f", "g"},
-		SecretF: "/f", Nested: 5 * time.Second, CAFile: "/abs/ca.pem", Items: []item{{Name: "y"}}}, c,
-		"flags over env, an empty flag too; a repeated list flag adds up; a secret's file flag beats its env")
+		Secret: "pw", SecretF: "/f", Nested: 5 * time.Second, CAFile: "/abs/ca.pem", Items: []item{{Name: "y"}}}, c,
+		"flags over env, an empty flag too; a repeated list flag adds up; a secret's file flag is kept over its env (the file wins at use)")
 
 	c, err = resolve(t, []string{"--config", filepath.Join(dir, "none.yaml"), "--verbose"}, env)
 	require.ErrorContains(t, err, "config file: open ")
@@ -228,4 +230,32 @@ func FuzzDecode(f *testing.F) {
 		require.Empty(t, c.Secret, "a secret is never read from the file")
 		require.GreaterOrEqual(t, c.Reserve, int64(0))
 	})
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "4096": 4096, "512KiB": 512 << 10, "64MiB": 64 << 20, "2 GiB": 2 << 30, "10B": 10} {
+		got, err := ParseSize(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "-1", "64MB", "1.5GiB", "lots"} {
+		_, err := ParseSize(in)
+		require.ErrorContains(t, err, "want bytes or a number with KiB, MiB or GiB", in)
+	}
+}
+
+func TestLog(t *testing.T) {
+	var lv slog.Level
+	var format string
+	require.NoError(t, LogLevel(&lv).Set("WARNING"))
+	require.Equal(t, slog.LevelWarn, lv)
+	require.EqualError(t, LogLevel(&lv).Set("loud"), `log level "loud" is not one of debug, info, warn, error`)
+	require.EqualError(t, LogFormat(&format).Set("xml"), `log format "xml" is not json or text`)
+	var buf bytes.Buffer
+	NewLogger(&buf, slog.LevelInfo, "text").Debug("hidden")
+	NewLogger(&buf, slog.LevelInfo, "text").Info("shown")
+	NewLogger(&buf, slog.LevelInfo, "json").Info("json")
+	require.Contains(t, buf.String(), "msg=shown")
+	require.Contains(t, buf.String(), `"msg":"json"`)
+	require.NotContains(t, buf.String(), "hidden")
 }

@@ -160,8 +160,8 @@ type list struct{ p *[]string }
 // List is a list of names such as containers or directories.
 func List(p *[]string) Value { return list{p} }
 
-func (list) Type() string   { return "strings" }
-func (v list) reset()       { *v.p = nil }
+func (list) Type() string { return "strings" }
+func (v list) reset()     { *v.p = nil }
 func (v list) Set(s string) error {
 	*v.p = nil
 	if strings.TrimSpace(s) == "" {
