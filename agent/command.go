@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -14,13 +12,6 @@ import (
 	"github.com/forlock/fleet/internal/buildinfo"
 	"github.com/forlock/fleet/internal/protocol"
 	"github.com/forlock/fleet/internal/settings"
-)
-
-// Exit codes of Main.
-const (
-	exitOK      = 0
-	exitFailure = 1 // the agent ran and failed
-	exitUsage   = 2 // bad flags or configuration: nothing was started
 )
 
 // JoinTokenEnv is the environment variable that may hold the join token.
@@ -37,16 +28,6 @@ func MainWithHandlers(args []string, handlers map[protocol.Kind]TaskHandler) int
 	defer stop()
 	return run(ctx, args, os.Stdout, os.Stderr, os.Getenv, handlers)
 }
-
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-func usageError(err error) error { return &exitError{exitUsage, err} }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, handlers map[protocol.Kind]TaskHandler) int {
 	cmd := &cobra.Command{
@@ -69,41 +50,22 @@ Backup and restore tasks write to host directories inside --backup-dirs or to a 
 Every setting comes from its flag, else its environment variable, else the --config file,
 else its default; each flag's help names its file key and environment variable.`,
 		Version: buildinfo.Version(),
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usageError(fmt.Errorf("unexpected argument %q: forlock-agent takes flags only", args[0]))
-			}
-			return nil
-		},
-		SilenceUsage:  true,
-		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := resolveSettings(cmd.Flags(), getenv)
 			if err != nil {
-				return usageError(err)
+				return settings.UsageError(err)
 			}
 			st.cfg.Logger = settings.NewLogger(stderr, st.logLevel, st.logFormat)
 			st.cfg.TaskHandlers = handlers
 			a, err := New(st.cfg)
 			if err != nil {
-				return usageError(err)
+				return settings.UsageError(err)
 			}
 			return a.Run(cmd.Context())
 		},
 	}
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
-	bindFlags(cmd.Flags())
-	cmd.SetArgs(settings.GoStyleArgs(args, cmd.Flags()))
-
-	err := cmd.ExecuteContext(ctx)
-	if err == nil {
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "forlock-agent: %v\n", err)
-	if ee := (*exitError)(nil); errors.As(err, &ee) {
-		return ee.code
-	}
-	return exitFailure
+	settings.Daemon(cmd, (&agentSettings{}).table())
+	return settings.Execute(ctx, cmd, args)
 }

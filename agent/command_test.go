@@ -10,13 +10,15 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/internal/settings"
 )
 
 // resolve parses args as forlock-agent's flags and resolves the settings.
 func resolve(t *testing.T, args []string, env map[string]string) (agentSettings, error) {
 	t.Helper()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
-	bindFlags(fs)
+	(&agentSettings{}).table().AddFlags(fs)
 	require.NoError(t, fs.Parse(args))
 	return resolveSettings(fs, func(k string) string { return env[k] })
 }
@@ -120,21 +122,21 @@ func TestRunExitCodes(t *testing.T) {
 		wantStdout string
 		wantStderr string
 	}{
-		{"help", []string{"--help"}, nil, exitOK, "--join-token-file", ""},
-		{"version", []string{"--version"}, nil, exitOK, "forlock-agent version", ""},
-		{"unknown flag", []string{"--nope"}, nil, exitUsage, "", "forlock-agent: unknown flag: --nope"},
-		{"arguments", []string{"extra"}, nil, exitUsage, "", `unexpected argument "extra": forlock-agent takes flags only`},
-		{"bad config file", []string{"--config", badCfg}, nil, exitUsage, "", "did you mean state_dir?"},
-		{"bad config", []string{"--control-plane", "nope"}, nil, exitUsage, "", `agent config: control plane address "nope"`},
+		{"help", []string{"--help"}, nil, settings.ExitOK, "--join-token-file", ""},
+		{"version", []string{"--version"}, nil, settings.ExitOK, "forlock-agent version", ""},
+		{"unknown flag", []string{"--nope"}, nil, settings.ExitUsage, "", "forlock-agent: unknown flag: --nope"},
+		{"arguments", []string{"extra"}, nil, settings.ExitUsage, "", `unexpected argument "extra": forlock-agent takes flags only`},
+		{"bad config file", []string{"--config", badCfg}, nil, settings.ExitUsage, "", "did you mean state_dir?"},
+		{"bad config", []string{"--control-plane", "nope"}, nil, settings.ExitUsage, "", `agent config: control plane address "nope"`},
 		{
 			"nothing to enroll with",
 			[]string{"--control-plane", "127.0.0.1:1", "--name", "n", "--state-dir", filepath.Join(dir, "state")},
-			nil, exitFailure, "", "no join token to enroll with",
+			nil, settings.ExitFailure, "", "no join token to enroll with",
 		},
 		{
 			"no CA to enroll with",
 			[]string{"--control-plane", "127.0.0.1:1", "--name", "n", "--state-dir", filepath.Join(dir, "state")},
-			map[string]string{JoinTokenEnv: "s3cret-token"}, exitFailure, "", "pass --ca-file",
+			map[string]string{JoinTokenEnv: "s3cret-token"}, settings.ExitFailure, "", "pass --ca-file",
 		},
 	}
 	for _, tt := range tests {

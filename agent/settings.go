@@ -128,8 +128,6 @@ func (st *agentSettings) checkFile() error {
 	return nil
 }
 
-func bindFlags(f *pflag.FlagSet) { (&agentSettings{}).table().AddFlags(f) }
-
 // resolveSettings sets every setting from its flag, else its environment
 // variable, else the config file, else its default.
 func resolveSettings(flags *pflag.FlagSet, getenv func(string) string) (agentSettings, error) {

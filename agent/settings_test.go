@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/internal/settings"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -183,7 +185,7 @@ func TestSettingsTableComplete(t *testing.T) {
 	tb := (&agentSettings{}).table()
 	require.NoError(t, tb.Check())
 	var stdout bytes.Buffer
-	require.Equal(t, exitOK, run(context.Background(), []string{"--help"}, &stdout, &bytes.Buffer{}, func(string) string { return "" }, nil))
+	require.Equal(t, settings.ExitOK, run(context.Background(), []string{"--help"}, &stdout, &bytes.Buffer{}, func(string) string { return "" }, nil))
 	require.NoError(t, tb.SyncDoc(filepath.Join("..", "docs", "operations.md"), *updateDocs))
 	for _, s := range tb.Settings {
 		require.Contains(t, stdout.String(), tb.EnvName(s), s.Key)

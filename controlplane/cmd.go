@@ -2,8 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -15,13 +13,6 @@ import (
 	"github.com/forlock/fleet/internal/settings"
 )
 
-// Exit codes of Main.
-const (
-	exitOK      = 0
-	exitFailure = 1 // the control plane started and failed, or could not start
-	exitUsage   = 2 // bad flags or configuration: nothing was started
-)
-
 // Main runs forlock-controlplane with command-line args (without the program
 // name) until SIGINT or SIGTERM, and returns the process exit code.
 func Main(args []string, stderr io.Writer) int {
@@ -29,16 +20,6 @@ func Main(args []string, stderr io.Writer) int {
 	defer stop()
 	return run(ctx, args, os.Stdout, stderr, os.Getenv)
 }
-
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-func usageError(err error) error { return &exitError{exitUsage, err} }
 
 // newCommand is forlock-controlplane's command line; start runs the
 // resolved, validated Config.
@@ -54,31 +35,22 @@ Every setting comes from its flag, else its environment variable, else the --con
 else its default; each flag's help names its file key and environment variable. Flags written
 Go-style with one dash (-config FILE, -version) work too.`,
 		Version: buildinfo.Version(),
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usageError(fmt.Errorf("unexpected argument %q: see --help", args[0]))
-			}
-			return nil
-		},
-		SilenceUsage:  true,
-		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, level, format, err := resolveConfig(cmd.Flags(), getenv)
 			if err != nil {
-				return usageError(err)
+				return settings.UsageError(err)
 			}
 			cfg.Logger = settings.NewLogger(stderr, *level, format)
 			cfg.setDefaults()
 			if err := cfg.validate(); err != nil {
-				return usageError(err)
+				return settings.UsageError(err)
 			}
 			return start(cmd.Context(), cfg)
 		},
 	}
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
-	bindFlags(cmd.Flags())
+	settings.Daemon(cmd, (&cpSettings{}).table())
 	cmd.Flags().Bool("rotate-admin-token", false, "make a new admin token and rewrite <data-dir>/forlockctl.yaml (an action at this start, not a setting)")
 	return cmd
 }
@@ -92,14 +64,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		return s.Run(ctx)
 	})
-	cmd.SetArgs(settings.GoStyleArgs(args, cmd.Flags()))
-	err := cmd.ExecuteContext(ctx)
-	if err == nil {
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "forlock-controlplane: %v\n", err)
-	if ee := (*exitError)(nil); errors.As(err, &ee) {
-		return ee.code
-	}
-	return exitFailure
+	return settings.Execute(ctx, cmd, args)
 }

@@ -157,7 +157,7 @@ func TestSettingsTableComplete(t *testing.T) {
 	tb := (&cpSettings{}).table()
 	require.NoError(t, tb.Check())
 	var stdout bytes.Buffer
-	require.Equal(t, exitOK, run(context.Background(), []string{"--help"}, &stdout, &bytes.Buffer{}, func(string) string { return "" }))
+	require.Equal(t, settings.ExitOK, run(context.Background(), []string{"--help"}, &stdout, &bytes.Buffer{}, func(string) string { return "" }))
 	require.NoError(t, tb.SyncDoc(filepath.Join("..", "docs", "operations.md"), *updateDocs))
 	for _, s := range tb.Settings {
 		require.Contains(t, stdout.String(), tb.EnvName(s), s.Key)
@@ -177,15 +177,15 @@ func TestRunExitCodes(t *testing.T) {
 		wantStdout string
 		wantStderr string
 	}{
-		{"help", []string{"--help"}, exitOK, "--heartbeat-interval", ""},
-		{"help Go-style", []string{"-help"}, exitOK, "--heartbeat-interval", ""},
-		{"version", []string{"--version"}, exitOK, "forlock-controlplane version", ""},
-		{"version Go-style", []string{"-version"}, exitOK, "forlock-controlplane version", ""},
-		{"unknown flag", []string{"--nope"}, exitUsage, "", "forlock-controlplane: unknown flag: --nope"},
-		{"argument", []string{"stray"}, exitUsage, "", `unexpected argument "stray"`},
-		{"bad config file", []string{"-config", bad}, exitUsage, "", "line 2: unknown key 'heartbeat_intervall' (did you mean heartbeat_interval?)"},
-		{"bad setting", []string{"-listen=nope"}, exitUsage, "", `listen "nope": want host:port`},
-		{"start-up failure", []string{"--data-dir", bad, "--listen", "127.0.0.1:0"}, exitFailure, "", "forlock-controlplane: "},
+		{"help", []string{"--help"}, settings.ExitOK, "--heartbeat-interval", ""},
+		{"help Go-style", []string{"-help"}, settings.ExitOK, "--heartbeat-interval", ""},
+		{"version", []string{"--version"}, settings.ExitOK, "forlock-controlplane version", ""},
+		{"version Go-style", []string{"-version"}, settings.ExitOK, "forlock-controlplane version", ""},
+		{"unknown flag", []string{"--nope"}, settings.ExitUsage, "", "forlock-controlplane: unknown flag: --nope"},
+		{"argument", []string{"stray"}, settings.ExitUsage, "", `unexpected argument "stray"`},
+		{"bad config file", []string{"-config", bad}, settings.ExitUsage, "", "line 2: unknown key 'heartbeat_intervall' (did you mean heartbeat_interval?)"},
+		{"bad setting", []string{"-listen=nope"}, settings.ExitUsage, "", `listen "nope": want host:port`},
+		{"start-up failure", []string{"--data-dir", bad, "--listen", "127.0.0.1:0"}, settings.ExitFailure, "", "forlock-controlplane: "},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

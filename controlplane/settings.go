@@ -130,8 +130,6 @@ func (st *cpSettings) table() *settings.Table {
 	return t
 }
 
-func bindFlags(fs *pflag.FlagSet) { (&cpSettings{}).table().AddFlags(fs) }
-
 // resolveConfig builds the Config from the flags in fs, the environment,
 // the config file and the defaults, in that order, and validates it.
 func resolveConfig(fs *pflag.FlagSet, getenv func(string) string) (*Config, *slog.Level, string, error) {

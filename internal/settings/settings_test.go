@@ -2,6 +2,8 @@ package settings
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 )
@@ -258,4 +261,27 @@ func TestLog(t *testing.T) {
 	require.Contains(t, buf.String(), "msg=shown")
 	require.Contains(t, buf.String(), `"msg":"json"`)
 	require.NotContains(t, buf.String(), "hidden")
+}
+
+func TestExecuteExitCodes(t *testing.T) {
+	for _, tt := range []struct {
+		args    []string
+		runErr  error
+		want    int
+		wantErr string
+	}{
+		{[]string{"-listen", "x"}, nil, ExitOK, ""},
+		{[]string{"stray"}, nil, ExitUsage, `testd: unexpected argument "stray": testd takes flags only`},
+		{[]string{"--nope"}, nil, ExitUsage, "testd: unknown flag: --nope"},
+		{nil, UsageError(errors.New("bad setting")), ExitUsage, "testd: bad setting"},
+		{nil, errors.New("failed"), ExitFailure, "testd: failed"},
+	} {
+		var c conf
+		var stderr bytes.Buffer
+		cmd := &cobra.Command{Use: "testd", RunE: func(*cobra.Command, []string) error { return tt.runErr }}
+		cmd.SetErr(&stderr)
+		Daemon(cmd, table(&c))
+		require.Equal(t, tt.want, Execute(context.Background(), cmd, tt.args), "%v", tt.args)
+		require.Contains(t, stderr.String(), tt.wantErr)
+	}
 }
