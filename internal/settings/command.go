@@ -35,6 +35,7 @@ func Daemon(cmd *cobra.Command, t *Table) {
 	}
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError(err) })
+	cmd.Flags().SortFlags = false // --help lists the settings in the table's order
 	t.AddFlags(cmd.Flags())
 }
 
