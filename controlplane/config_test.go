@@ -49,7 +49,7 @@ func TestParseConfigFile(t *testing.T) {
 		"future":         {"version: 2\n", "version 2 is not supported"},
 		"unknown field":  {"version: 1\nlisen: :1\n", "line 2: unknown key 'lisen' (did you mean listen?)"},
 		"nested unknown": {"version: 1\nlimits:\n  auth_failure: 3\n", "line 3: unknown key 'limits.auth_failure' (did you mean limits.auth_failures?)"},
-		"vault typo":     {"version: 1\nvault:\n  addres: https://v:8200\n", "line 3: unknown key 'vault.addres' (did you mean vault.address?)"},
+		"vault typo":     {"version: 1\nvault:\n  pki_mont: pki\n", "line 3: unknown key 'vault.pki_mont' (did you mean vault.pki_mount?)"},
 		"bad duration":   {"version: 1\nheartbeat_interval: often\n", `line 2: heartbeat_interval: "often" is not a duration`},
 		"bad vault time": {"version: 1\nvault:\n  request_timeout: soon\n", `line 3: vault.request_timeout: "soon" is not a duration`},
 		"bad level":      {"version: 1\nlog_level: loud\n", `line 2: log_level: log level "loud" is not one of debug, info, warn, error`},
