@@ -145,11 +145,3 @@ func (a *Agent) certHandler(hc *health) TaskHandler {
 	}
 	return h
 }
-
-// tls returns the file's TLS settings.
-func (fc fileConfig) tls() TLSConfig {
-	return TLSConfig{
-		Addr: fc.TLSAddr, ServerName: fc.TLSServerName, Names: fc.TLSNames,
-		CertPath: fc.NginxCertPath, KeyPath: fc.NginxKeyPath, Container: fc.NginxContainer,
-	}
-}

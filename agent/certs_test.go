@@ -125,19 +125,19 @@ func TestParseConfigTLS(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
-		want    fileConfig
+		want    TLSConfig
 		wantErr string
 	}{
 		{"all", "version: 1\ntls_addr: 127.0.0.1:443\ntls_server_name: n.example.net\ntls_names: n.example.net, 127.0.0.1\n" +
 			"nginx_cert_path: /c.pem\nnginx_key_path: /k.pem\nnginx_container: forlock-nginx\n",
-			fileConfig{Version: 1, TLSAddr: "127.0.0.1:443", TLSServerName: "n.example.net", TLSNames: []string{"n.example.net", "127.0.0.1"},
-				NginxCertPath: "/c.pem", NginxKeyPath: "/k.pem", NginxContainer: "forlock-nginx"}, ""},
-		{"bad addr", "version: 1\ntls_addr: nginx\n", fileConfig{}, `tls settings: tls addr "nginx": want HOST:PORT`},
-		{"names not a list", "version: 1\ntls_names: {a: b}\n", fileConfig{}, "line 2: field tls_names must be a list of names"},
-		{"relative cert path", "version: 1\nnginx_cert_path: cert.pem\n", fileConfig{}, `tls settings: nginx cert path "cert.pem"`},
-		{"unknown container", "version: 1\ncontainers: [api]\nnginx_container: web\n", fileConfig{},
+			TLSConfig{Addr: "127.0.0.1:443", ServerName: "n.example.net", Names: []string{"n.example.net", "127.0.0.1"},
+				CertPath: "/c.pem", KeyPath: "/k.pem", Container: "forlock-nginx"}, ""},
+		{"bad addr", "version: 1\ntls_addr: nginx\n", TLSConfig{}, `tls settings: tls addr "nginx": want HOST:PORT`},
+		{"names not a list", "version: 1\ntls_names: {a: b}\n", TLSConfig{}, "line 2: tls_names: must be a list of names"},
+		{"relative cert path", "version: 1\nnginx_cert_path: cert.pem\n", TLSConfig{}, `tls settings: nginx cert path "cert.pem"`},
+		{"unknown container", "version: 1\ncontainers: [api]\nnginx_container: web\n", TLSConfig{},
 			`tls settings: nginx container "web" is not among the containers (api)`},
-		{"typo", "version: 1\ntls_adr: x:1\n", fileConfig{}, `line 2: unknown field "tls_adr": did you mean tls_addr?`},
+		{"typo", "version: 1\ntls_adr: x:1\n", TLSConfig{}, `line 2: unknown key 'tls_adr' (did you mean tls_addr?)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,7 +147,7 @@ func TestParseConfigTLS(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			require.Equal(t, tt.want, got)
+			require.Equal(t, tt.want, got.cfg.TLS)
 		})
 	}
 }

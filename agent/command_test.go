@@ -10,13 +10,15 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/internal/settings"
 )
 
 // resolve parses args as forlock-agent's flags and resolves the settings.
-func resolve(t *testing.T, args []string, env map[string]string) (settings, error) {
+func resolve(t *testing.T, args []string, env map[string]string) (agentSettings, error) {
 	t.Helper()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
-	bindFlags(fs)
+	(&agentSettings{}).table().AddFlags(fs)
 	require.NoError(t, fs.Parse(args))
 	return resolveSettings(fs, func(k string) string { return env[k] })
 }
@@ -38,19 +40,20 @@ log_format: text
 		name string
 		args []string
 		env  map[string]string
-		want settings
+		want func(*agentSettings)
 	}{
 		{
 			name: "defaults",
-			want: settings{logLevel: slog.LevelInfo, logFormat: "json"},
+			want: func(*agentSettings) {},
 		},
 		{
 			name: "file over defaults",
 			args: []string{"--config", cfgFile},
-			want: settings{cfg: Config{
-				ControlPlane: "file:1", CAFile: filepath.Join(dir, "ca.pem"), JoinTokenFile: filepath.Join(dir, "token"),
-				StateDir: "/file/state", Name: "from-file",
-			}, logLevel: slog.LevelWarn, logFormat: "text"},
+			want: func(st *agentSettings) {
+				c := &st.cfg
+				c.ControlPlane, c.CAFile, c.JoinTokenFile = "file:1", filepath.Join(dir, "ca.pem"), filepath.Join(dir, "token")
+				c.StateDir, c.Name, st.logLevel, st.logFormat = "/file/state", "from-file", slog.LevelWarn, "text"
+			},
 		},
 		{
 			name: "flags over file",
@@ -58,35 +61,41 @@ log_format: text
 				"--config", cfgFile, "--control-plane", "flag:2", "--ca-file", "/f/ca", "--join-token-file", "/f/tok",
 				"--state-dir", "/f/state", "--name", "from-flag", "--log-level", "debug", "--log-format", "json",
 			},
-			want: settings{cfg: Config{
-				ControlPlane: "flag:2", CAFile: "/f/ca", JoinTokenFile: "/f/tok", StateDir: "/f/state", Name: "from-flag",
-			}, logLevel: slog.LevelDebug, logFormat: "json"},
+			want: func(st *agentSettings) {
+				c := &st.cfg
+				c.ControlPlane, c.CAFile, c.JoinTokenFile, c.StateDir, c.Name = "flag:2", "/f/ca", "/f/tok", "/f/state", "from-flag"
+				st.logLevel = slog.LevelDebug
+			},
 		},
 		{
 			name: "an empty flag still overrides the file",
 			args: []string{"--config", cfgFile, "--name", ""},
-			want: settings{cfg: Config{
-				ControlPlane: "file:1", CAFile: filepath.Join(dir, "ca.pem"), JoinTokenFile: filepath.Join(dir, "token"),
-				StateDir: "/file/state",
-			}, logLevel: slog.LevelWarn, logFormat: "text"},
+			want: func(st *agentSettings) {
+				c := &st.cfg
+				c.ControlPlane, c.CAFile, c.JoinTokenFile = "file:1", filepath.Join(dir, "ca.pem"), filepath.Join(dir, "token")
+				c.StateDir, st.logLevel, st.logFormat = "/file/state", slog.LevelWarn, "text"
+			},
 		},
 		{
 			name: "join token from the environment",
 			env:  map[string]string{JoinTokenEnv: "env-token"},
-			want: settings{cfg: Config{JoinToken: "env-token"}, logLevel: slog.LevelInfo, logFormat: "json"},
+			want: func(st *agentSettings) { st.cfg.JoinToken = "env-token" },
 		},
 		{
 			name: "join token flag over the environment",
 			args: []string{"--join-token", "flag-token"},
 			env:  map[string]string{JoinTokenEnv: "env-token"},
-			want: settings{cfg: Config{JoinToken: "flag-token"}, logLevel: slog.LevelInfo, logFormat: "json"},
+			want: func(st *agentSettings) { st.cfg.JoinToken = "flag-token" },
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := resolve(t, tt.args, tt.env)
 			require.NoError(t, err)
-			require.Equal(t, tt.want, got)
+			want, err := parseConfig([]byte("version: 1\n"))
+			require.NoError(t, err)
+			tt.want(&want)
+			require.Equal(t, want, got)
 		})
 	}
 }
@@ -113,21 +122,21 @@ func TestRunExitCodes(t *testing.T) {
 		wantStdout string
 		wantStderr string
 	}{
-		{"help", []string{"--help"}, nil, exitOK, "--join-token-file", ""},
-		{"version", []string{"--version"}, nil, exitOK, "forlock-agent version", ""},
-		{"unknown flag", []string{"--nope"}, nil, exitUsage, "", "forlock-agent: unknown flag: --nope"},
-		{"arguments", []string{"extra"}, nil, exitUsage, "", `unexpected argument "extra": forlock-agent takes flags only`},
-		{"bad config file", []string{"--config", badCfg}, nil, exitUsage, "", "did you mean state_dir?"},
-		{"bad config", []string{"--control-plane", "nope"}, nil, exitUsage, "", `agent config: control plane address "nope"`},
+		{"help", []string{"--help"}, nil, settings.ExitOK, "--join-token-file", ""},
+		{"version", []string{"--version"}, nil, settings.ExitOK, "forlock-agent version", ""},
+		{"unknown flag", []string{"--nope"}, nil, settings.ExitUsage, "", "forlock-agent: unknown flag: --nope"},
+		{"arguments", []string{"extra"}, nil, settings.ExitUsage, "", `unexpected argument "extra": forlock-agent takes flags only`},
+		{"bad config file", []string{"--config", badCfg}, nil, settings.ExitUsage, "", "did you mean state_dir?"},
+		{"bad config", []string{"--control-plane", "nope"}, nil, settings.ExitUsage, "", `agent config: control plane address "nope"`},
 		{
 			"nothing to enroll with",
 			[]string{"--control-plane", "127.0.0.1:1", "--name", "n", "--state-dir", filepath.Join(dir, "state")},
-			nil, exitFailure, "", "no join token to enroll with",
+			nil, settings.ExitFailure, "", "no join token to enroll with",
 		},
 		{
 			"no CA to enroll with",
 			[]string{"--control-plane", "127.0.0.1:1", "--name", "n", "--state-dir", filepath.Join(dir, "state")},
-			map[string]string{JoinTokenEnv: "s3cret-token"}, exitFailure, "", "pass --ca-file",
+			map[string]string{JoinTokenEnv: "s3cret-token"}, settings.ExitFailure, "", "pass --ca-file",
 		},
 	}
 	for _, tt := range tests {

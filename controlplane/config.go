@@ -1,21 +1,16 @@
 package controlplane
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/forlock/fleet/controlplane/internal/api"
 	"github.com/forlock/fleet/controlplane/internal/enroll"
 	"github.com/forlock/fleet/controlplane/internal/scheduler"
-	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
 // Defaults for every option.
@@ -24,7 +19,6 @@ const (
 	DefaultListen            = ":7443"
 	DefaultHeartbeatInterval = 10 * time.Second
 	DefaultAgentCertTTL      = 24 * time.Hour
-	maxConfigFileSize        = 1 << 20
 )
 
 // Config is the validated runtime configuration of a control plane.
@@ -162,200 +156,4 @@ func validHostName(n string) bool {
 		}
 	}
 	return n[0] != '.' && n[0] != '-' && n[len(n)-1] != '.' && n[len(n)-1] != '-'
-}
-
-// FileConfig is the YAML configuration file, version 1. Durations use Go
-// syntax ("10s", "24h").
-type FileConfig struct {
-	Version           int      `yaml:"version"`
-	DataDir           string   `yaml:"data_dir"`
-	Listen            string   `yaml:"listen"`
-	AdvertiseNames    []string `yaml:"advertise_names"`
-	HeartbeatInterval string   `yaml:"heartbeat_interval"`
-	AgentCertTTL      string   `yaml:"agent_cert_ttl"`
-	AgentCertGrace    string   `yaml:"agent_cert_grace"`
-	LogLevel          string   `yaml:"log_level"`
-	LogFormat         string   `yaml:"log_format"`
-	// BackupKeys is "local" or "vault-transit".
-	BackupKeys string           `yaml:"backup_keys"`
-	Vault      *FileVaultConfig `yaml:"vault"`
-	Certs      FileCertsConfig  `yaml:"certs"`
-	// BackupSchedules are scheduled backups and their retention.
-	BackupSchedules []FileBackupSchedule `yaml:"backup_schedules"`
-	// Limits bound what clients without a valid credential, agents' input
-	// and a full disk can cost.
-	Limits FileLimits `yaml:"limits"`
-}
-
-// FileBackupSchedule is one entry of backup_schedules.
-type FileBackupSchedule struct {
-	Name        string   `yaml:"name"`
-	Cron        string   `yaml:"cron"`
-	Selector    string   `yaml:"selector"`
-	Only        []string `yaml:"only"`
-	PGFormat    string   `yaml:"pg_format"`
-	Dest        string   `yaml:"dest"`
-	S3Bucket    string   `yaml:"s3_bucket"`
-	S3Prefix    string   `yaml:"s3_prefix"`
-	MaxParallel uint32   `yaml:"max_parallel"`
-	Keep        string   `yaml:"keep"`
-}
-
-// schedule turns the entry into a checked scheduler.BackupSchedule.
-func (f FileBackupSchedule) schedule() (scheduler.BackupSchedule, error) {
-	sc := scheduler.BackupSchedule{Name: f.Name, Cron: f.Cron, Selector: f.Selector, MaxParallel: f.MaxParallel}
-	kinds := map[string]forlockv1.ArtifactKind{"postgres": forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES,
-		"redis": forlockv1.ArtifactKind_ARTIFACT_KIND_REDIS, "config": forlockv1.ArtifactKind_ARTIFACT_KIND_CONFIG}
-	for _, o := range f.Only {
-		k, ok := kinds[o]
-		if !ok {
-			return sc, fmt.Errorf("backup schedule %s: only %q: use postgres, redis or config", f.Name, o)
-		}
-		sc.Only = append(sc.Only, k)
-	}
-	switch f.PGFormat {
-	case "", "logical":
-		sc.PostgresFormat = forlockv1.PostgresFormat_POSTGRES_FORMAT_LOGICAL
-	case "physical":
-		sc.PostgresFormat = forlockv1.PostgresFormat_POSTGRES_FORMAT_PHYSICAL
-	default:
-		return sc, fmt.Errorf("backup schedule %s: pg_format %q: use logical or physical", f.Name, f.PGFormat)
-	}
-	switch {
-	case f.Dest != "" && f.S3Bucket != "":
-		return sc, fmt.Errorf("backup schedule %s: give dest or s3_bucket, not both", f.Name)
-	case f.S3Prefix != "" && f.S3Bucket == "":
-		return sc, fmt.Errorf("backup schedule %s: s3_prefix needs s3_bucket", f.Name)
-	case f.Dest != "":
-		sc.Destination = &forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_Dir{Dir: f.Dest}}
-	case f.S3Bucket != "":
-		sc.Destination = &forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_S3{S3: &forlockv1.S3Location{Bucket: f.S3Bucket, Prefix: f.S3Prefix}}}
-	}
-	if f.Keep != "" {
-		d, err := time.ParseDuration(f.Keep)
-		if err != nil {
-			return sc, fmt.Errorf("backup schedule %s: keep %q: want a duration such as 720h (30 days)", f.Name, f.Keep)
-		}
-		sc.Keep = d
-	}
-	return sc, sc.Check()
-}
-
-// backupSchedules turns the file's backup_schedules into checked ones.
-func (fc *FileConfig) backupSchedules() ([]scheduler.BackupSchedule, error) {
-	var out []scheduler.BackupSchedule
-	for _, f := range fc.BackupSchedules {
-		sc, err := f.schedule()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sc)
-	}
-	return out, nil
-}
-
-// FileVaultConfig is the vault section of the config file. Secrets are
-// named by file (token_file, secret_id_file), never written in it.
-type FileVaultConfig struct {
-	Address        string `yaml:"address"`
-	CAFile         string `yaml:"ca_file"`
-	Namespace      string `yaml:"namespace"`
-	TokenFile      string `yaml:"token_file"`
-	RoleID         string `yaml:"role_id"`
-	SecretIDFile   string `yaml:"secret_id_file"`
-	AppRoleMount   string `yaml:"approle_mount"`
-	PKIMount       string `yaml:"pki_mount"`
-	PKIRole        string `yaml:"pki_role"`
-	KVMount        string `yaml:"kv_mount"`
-	TransitMount   string `yaml:"transit_mount"`
-	TransitKey     string `yaml:"transit_key"`
-	RequestTimeout string `yaml:"request_timeout"`
-	// AllowInsecureHTTP accepts an http:// address that is not loopback
-	// (the token then travels in clear); logged as a warning.
-	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
-}
-
-// FileCertsConfig is the certs section of the config file.
-type FileCertsConfig struct {
-	Domain     string   `yaml:"domain"`
-	ExtraNames []string `yaml:"extra_names"`
-	KVPath     string   `yaml:"kv_path"`
-	TTL        string   `yaml:"ttl"`
-}
-
-// vaultConfig turns the file's vault section into the runtime one.
-func (f *FileVaultConfig) vaultConfig() (*VaultConfig, error) {
-	if f == nil {
-		return nil, nil
-	}
-	c := &VaultConfig{Address: f.Address, CAFile: f.CAFile, Namespace: f.Namespace, TokenFile: f.TokenFile,
-		RoleID: f.RoleID, SecretIDFile: f.SecretIDFile, AppRoleMount: f.AppRoleMount, PKIMount: f.PKIMount,
-		PKIRole: f.PKIRole, KVMount: f.KVMount, TransitMount: f.TransitMount, TransitKey: f.TransitKey,
-		AllowInsecureHTTP: f.AllowInsecureHTTP}
-	if f.RequestTimeout != "" {
-		d, err := time.ParseDuration(f.RequestTimeout)
-		if err != nil {
-			return nil, fmt.Errorf("vault request_timeout %q: want a duration such as 10s", f.RequestTimeout)
-		}
-		c.RequestTimeout = d
-	}
-	return c, nil
-}
-
-// ParseConfigFile parses a control plane config file strictly: unknown
-// fields, a missing or unknown version and malformed durations are errors.
-func ParseConfigFile(data []byte) (*FileConfig, error) {
-	if len(data) > maxConfigFileSize {
-		return nil, fmt.Errorf("config file larger than %d bytes", maxConfigFileSize)
-	}
-	var fc FileConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config file: %w", err)
-	}
-	if fc.Version != 1 {
-		return nil, fmt.Errorf("config file: version %d not supported: set \"version: 1\"", fc.Version)
-	}
-	for field, v := range map[string]string{"heartbeat_interval": fc.HeartbeatInterval, "agent_cert_ttl": fc.AgentCertTTL, "agent_cert_grace": fc.AgentCertGrace, "certs.ttl": fc.Certs.TTL} {
-		if v == "" {
-			continue
-		}
-		if _, err := time.ParseDuration(v); err != nil {
-			return nil, fmt.Errorf("config file: %s %q: want a duration such as 10s or 24h", field, v)
-		}
-	}
-	if _, err := fc.Vault.vaultConfig(); err != nil {
-		return nil, fmt.Errorf("config file: %w", err)
-	}
-	if _, err := fc.backupSchedules(); err != nil {
-		return nil, fmt.Errorf("config file: %w", err)
-	}
-	if _, err := fc.Limits.limits(); err != nil {
-		return nil, fmt.Errorf("config file: %w", err)
-	}
-	switch fc.LogLevel {
-	case "", "debug", "info", "warn", "error":
-	default:
-		return nil, fmt.Errorf("config file: log_level %q: use debug, info, warn or error", fc.LogLevel)
-	}
-	switch fc.LogFormat {
-	case "", "json", "text":
-	default:
-		return nil, fmt.Errorf("config file: log_format %q: use json or text", fc.LogFormat)
-	}
-	return &fc, nil
-}
-
-// LoadConfigFile reads and parses a config file.
-func LoadConfigFile(path string) (*FileConfig, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config file: %w", err)
-	}
-	fc, err := ParseConfigFile(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return fc, nil
 }

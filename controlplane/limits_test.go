@@ -44,22 +44,19 @@ limits:
 		_, err := parseArgs(tt.args, none, &bytes.Buffer{})
 		require.ErrorContains(t, err, "limits: ", "%v", tt.args)
 	}
-	_, err = ParseConfigFile([]byte("version: 1\nlimits:\n  auth_block: soon\n"))
-	require.ErrorContains(t, err, `limits auth_block "soon": want a duration`)
+	_, err = parseFile([]byte("version: 1\nlimits:\n  auth_block: soon\n"))
+	require.ErrorContains(t, err, `line 3: limits.auth_block: "soon" is not a duration`)
 }
 
 func FuzzParseConfigFileLimits(f *testing.F) {
 	f.Add([]byte("version: 1\nlimits:\n  auth_failures: 5\n  auth_block: 5m\n  handshake_timeout: 3s\n"))
 	f.Add([]byte("version: 1\nlimits:\n  max_header_bytes: -1\n  idle_conn_timeout: 0s\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fc, err := ParseConfigFile(data)
+		st, err := parseFile(data)
 		if err != nil {
 			return
 		}
-		l, err := fc.Limits.limits()
-		if err != nil {
-			t.Fatalf("ParseConfigFile accepted limits that do not convert: %v", err)
-		}
+		l := st.cfg.Limits
 		l.setDefaults()
 		if l.validate() == nil && (l.AuthFailures < 1 || l.MaxHeaderBytes < 8<<10 || l.HandshakeTimeout <= 0) {
 			t.Fatalf("limits %+v validated", l)
@@ -67,22 +64,18 @@ func FuzzParseConfigFileLimits(f *testing.F) {
 	})
 }
 
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{"0": 0, "4096": 4096, "512KiB": 512 << 10, "64MiB": 64 << 20, "2 GiB": 2 << 30, "10B": 10} {
-		got, err := parseBytes(in)
-		require.NoError(t, err, in)
-		require.Equal(t, want, got, in)
-	}
-	for _, in := range []string{"", "-1", "64MB", "1.5GiB", "lots"} {
-		_, err := parseBytes(in)
-		require.ErrorContains(t, err, "want bytes or a number with KiB, MiB or GiB", in)
-	}
+func TestParseReserve(t *testing.T) {
 	r, err := parseReserve("0")
 	require.NoError(t, err)
 	require.Equal(t, int64(-1), r, `"0" keeps no reserve`)
-	r, err = parseReserve("")
+	r, err = parseReserve("2 GiB")
 	require.NoError(t, err)
-	require.Zero(t, r, "unset is the default")
+	require.Equal(t, int64(2<<30), r)
+	_, err = parseReserve("")
+	require.ErrorContains(t, err, "want bytes or a number with KiB, MiB or GiB")
+	cfg, err := parseArgs(nil, func(string) (string, bool) { return "", false }, &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Zero(t, cfg.Limits.DiskReserve, "unset is the default")
 }
 
 func TestLimitsFromFileAndFlags(t *testing.T) {
@@ -103,6 +96,6 @@ func TestLimitsFromFileAndFlags(t *testing.T) {
 	require.ErrorContains(t, err, `disk reserve: size "lots"`)
 	_, err = parseArgs([]string{"--progress-message-max", "9000"}, none, &bytes.Buffer{})
 	require.ErrorContains(t, err, "progress message max 9000")
-	_, err = ParseConfigFile([]byte("version: 1\nlimits:\n  progress_event_interval: often\n"))
+	_, err = parseFile([]byte("version: 1\nlimits:\n  progress_event_interval: often\n"))
 	require.ErrorContains(t, err, "progress_event_interval")
 }

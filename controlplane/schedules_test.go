@@ -35,9 +35,9 @@ backup_schedules:
 `
 
 func TestBackupScheduleConfig(t *testing.T) {
-	fc, err := ParseConfigFile([]byte(guideSchedules))
+	st, err := parseFile([]byte(guideSchedules))
 	require.NoError(t, err)
-	scheds, err := fc.backupSchedules()
+	scheds, err := backupSchedules(st.schedules)
 	require.NoError(t, err)
 	require.Len(t, scheds, 3)
 	pg := scheds[0]
@@ -65,10 +65,10 @@ func TestBackupScheduleConfig(t *testing.T) {
 		{"short keep", `{name: d, cron: "@daily", keep: 10m}`, `keep 10m0s: give at least 1h`},
 		{"bad keep", `{name: d, cron: "@daily", keep: 30d}`, `keep "30d": want a duration such as 720h`},
 		{"bad selector", `{name: d, cron: "@daily", selector: "=x"}`, `selector`},
-		{"unknown field", `{name: d, cron: "@daily", retention: 3}`, `field retention not found`},
+		{"unknown field", `{name: d, cron: "@daily", retention: 3}`, `line 3: unknown key 'backup_schedules[0].retention': remove it`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseConfigFile([]byte("version: 1\nbackup_schedules:\n  - " + tt.entry + "\n"))
+			_, err := parseFile([]byte("version: 1\nbackup_schedules:\n  - " + tt.entry + "\n"))
 			require.ErrorContains(t, err, tt.want)
 		})
 	}

@@ -1,0 +1,163 @@
+package controlplane
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/forlock/fleet/controlplane/internal/enroll"
+	"github.com/forlock/fleet/internal/settings"
+)
+
+// configVersion is the only config file format version read.
+const configVersion = 1
+
+// cpSettings is everything flags, environment and config file decide.
+type cpSettings struct {
+	cfg       Config
+	vault     VaultConfig
+	schedules []FileBackupSchedule
+	logLevel  slog.Level
+	logFormat string
+}
+
+// dur is a default duration as an operator writes it: 24h, not 24h0m0s.
+func dur(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// table is the control plane's settings, each declared once: the config
+// file key (dotted for a section), flag (--key-with-dashes unless named),
+// environment variable (FORLOCK_CONTROLPLANE_KEY unless named), default,
+// help and where the value goes. deploy/examples/controlplane.yaml shows a
+// config file.
+func (st *cpSettings) table() *settings.Table {
+	c, l, v, ct := &st.cfg, &st.cfg.Limits, &st.vault, &st.cfg.Certs
+	t := &settings.Table{Name: "forlock-controlplane", Version: configVersion, MaxFileSize: 1 << 20,
+		ConfigEnv: "FORLOCK_CONTROLPLANE_CONFIG", EnvPrefix: "FORLOCK_CONTROLPLANE_"}
+	t.Settings = []settings.Setting{
+		{Key: "data_dir", Env: "FORLOCK_DATA_DIR", Value: settings.String(&c.DataDir), Default: DefaultDataDir,
+			Help: "data directory: CA, keys, database (mode 0700)"},
+		{Key: "listen", Env: "FORLOCK_LISTEN", Value: settings.String(&c.Listen), Default: DefaultListen, Help: "gRPC listen address, host:port"},
+		{Key: "advertise_names", Flag: "advertise-name", Env: "FORLOCK_ADVERTISE_NAMES", Value: settings.List(&c.AdvertiseNames),
+			Help: "DNS names and IPs agents use to reach this control plane, repeatable or comma-separated; localhost and 127.0.0.1 are always in the certificate"},
+		{Key: "heartbeat_interval", Value: settings.Duration(&c.HeartbeatInterval), Default: dur(DefaultHeartbeatInterval),
+			Help: "heartbeat interval agents use, 100ms to 10m"},
+		{Key: "agent_cert_ttl", Value: settings.Duration(&c.AgentCertTTL), Default: dur(DefaultAgentCertTTL),
+			Help: "lifetime of agent certificates, 1s to 720h"},
+		{Key: "agent_cert_grace", Value: settings.Duration(&c.AgentCertGrace), Default: dur(enroll.DefaultGrace),
+			Help: "how long an agent's previous certificate stays valid after a renewal, at most " + dur(enroll.MaxGrace)},
+		{Key: "log_level", Value: settings.LogLevel(&st.logLevel), Default: "info", Help: "debug, info, warn or error"},
+		{Key: "log_format", Value: settings.LogFormat(&st.logFormat), Default: "json", Help: "json or text"},
+		{Key: "backup_keys", Value: settings.String(&c.BackupKeys), Default: BackupKeysLocal,
+			Help: "what wraps backup data keys: local (the key file in the data dir) or vault-transit"},
+		{Key: "backup_schedules", Value: settings.YAML(&st.schedules, "yaml"),
+			Help: "scheduled backups and their retention: a list of {name, cron, selector, only, pg_format, dest, s3_bucket, s3_prefix, max_parallel, keep}"},
+
+		// HashiCorp Vault; set when any vault setting is.
+		{Key: "vault.address", Value: settings.String(&v.Address), Help: "Vault address, https://HOST:8200"},
+		{Key: "vault.ca_file", Value: settings.String(&v.CAFile), Help: "PEM CA bundle that verifies Vault (default: the system roots)"},
+		{Key: "vault.namespace", Value: settings.String(&v.Namespace), Help: "Vault Enterprise namespace"},
+		{Key: "vault.token_file", Value: settings.String(&v.TokenFile), Help: "file holding a Vault token (mode 0600), read again at every login"},
+		{Key: "vault.role_id", Value: settings.String(&v.RoleID), Help: "AppRole role ID, instead of a token"},
+		{Key: "vault.secret_id_file", Value: settings.String(&v.SecretIDFile), Help: "file holding the AppRole secret ID (mode 0600)"},
+		{Key: "vault.approle_mount", Value: settings.String(&v.AppRoleMount), Help: "AppRole auth mount (default approle)"},
+		{Key: "vault.pki_mount", Value: settings.String(&v.PKIMount), Help: "PKI secrets engine mount (default pki)"},
+		{Key: "vault.pki_role", Value: settings.String(&v.PKIRole), Help: "PKI role that issues the nodes' certificates"},
+		{Key: "vault.kv_mount", Value: settings.String(&v.KVMount), Help: "KV version 2 mount (default secret)"},
+		{Key: "vault.transit_mount", Value: settings.String(&v.TransitMount), Help: "Transit mount (default transit)"},
+		{Key: "vault.transit_key", Value: settings.String(&v.TransitKey), Help: "Transit key that wraps backup data keys (aes256-gcm96)"},
+		{Key: "vault.request_timeout", Value: settings.Duration(&v.RequestTimeout), Help: "timeout of each Vault call, retries included (default 10s)"},
+		{Key: "vault.allow_insecure_http", Value: settings.Bool(&v.AllowInsecureHTTP),
+			Help: "accept an http:// address that is not loopback (the token travels in clear)"},
+
+		// The nodes' nginx certificates.
+		{Key: "certs.domain", Value: settings.String(&ct.Domain), Help: "nodes' certificates are for <node>.<domain> (default: the node name)"},
+		{Key: "certs.extra_names", Value: settings.List(&ct.ExtraNames), Help: "names added to every node's certificate"},
+		{Key: "certs.kv_path", Value: settings.String(&ct.KVPath), Help: "where certs rotate --source kv reads, under kv_mount; {node} is the node (default forlock/tls/{node})"},
+		{Key: "certs.ttl", Value: settings.Duration(&ct.TTL), Help: "lifetime asked of Vault PKI, 1h to 9528h (default 2160h)"},
+
+		// What clients without a valid credential, agents' input and a
+		// full disk may cost.
+		{Key: "limits.auth_failures", Flag: "auth-failures", Value: settings.Int(&l.AuthFailures), Default: strconv.Itoa(DefaultAuthFailures),
+			Help: "failed authentications an address may make per --auth-failure-window before it is blocked"},
+		{Key: "limits.auth_failure_window", Flag: "auth-failure-window", Value: settings.Duration(&l.AuthFailureWindow),
+			Default: dur(DefaultAuthFailureWindow), Help: "period of --auth-failures"},
+		{Key: "limits.auth_block", Flag: "auth-block", Value: settings.Duration(&l.AuthBlock), Default: dur(DefaultAuthBlock),
+			Help: "how long an address over --auth-failures gets ResourceExhausted for wrong credentials"},
+		{Key: "limits.tracked_addresses", Flag: "tracked-addresses", Value: settings.Int(&l.TrackedAddresses), Default: strconv.Itoa(DefaultTrackedAddresses),
+			Help: "addresses whose failed authentications are remembered; the least recently seen is forgotten"},
+		{Key: "limits.unauthenticated_conns_per_address", Flag: "unauth-conns-per-address", Value: settings.Int(&l.UnauthConnsPerAddress),
+			Default: strconv.Itoa(DefaultUnauthConnsPerAddress), Help: "open connections per address without a client certificate or a valid token"},
+		{Key: "limits.handshake_timeout", Flag: "handshake-timeout", Value: settings.Duration(&l.HandshakeTimeout), Default: dur(DefaultHandshakeTimeout),
+			Help: "time a new connection has for its TLS handshake and HTTP/2 preface"},
+		{Key: "limits.idle_conn_timeout", Flag: "idle-conn-timeout", Value: settings.Duration(&l.IdleConnTimeout), Default: dur(DefaultIdleConnTimeout),
+			Help: "close connections with no call in progress for this long"},
+		{Key: "limits.max_header_bytes", Flag: "max-header-bytes", Value: settings.Int(&l.MaxHeaderBytes), Default: strconv.Itoa(DefaultMaxHeaderBytes),
+			Help: "largest request metadata accepted, in bytes"},
+		{Key: "limits.disk_reserve", Flag: "disk-reserve", Value: settings.Func(&l.DiskReserve, "size", parseReserve),
+			Help: "free space the data dir keeps; below it writes are refused, e.g. 64MiB, 0 for none (default 64MiB)"},
+		{Key: "limits.progress_event_interval", Flag: "progress-event-interval", Value: settings.Duration(&l.ProgressEventInterval),
+			Help: "least time between two stored progress events of a task (default 1s)"},
+		{Key: "limits.progress_message_max", Flag: "progress-message-max", Value: settings.Int(&l.ProgressMessageMax),
+			Help: "longest stored progress message in bytes (default 512)"},
+		{Key: "limits.job_events_max", Flag: "job-events-max", Value: settings.Int(&l.JobEventsMax),
+			Help: "job event cap before progress events are sampled, plus --job-events-per-task per task (default 1000)"},
+		{Key: "limits.job_events_per_task", Flag: "job-events-per-task", Value: settings.Int(&l.JobEventsPerTask),
+			Help: "job event cap added per task (default 20)"},
+		{Key: "limits.job_events_sample_every", Flag: "job-events-sample-every", Value: settings.Int(&l.JobEventsSampleEvery),
+			Help: "past the cap, store one progress event in this many (default 100)"},
+		{Key: "limits.agent_control_rate", Flag: "agent-control-rate", Value: settings.Float(&l.AgentControlRate),
+			Help: "heartbeats, pings and pongs a second per agent stream (default max(10, 5 per heartbeat interval))"},
+		{Key: "limits.agent_control_burst", Flag: "agent-control-burst", Value: settings.Int(&l.AgentControlBurst),
+			Help: "burst of those (default twice the rate, at least 20)"},
+	}
+	t.CheckFile = func() error {
+		_, err := backupSchedules(st.schedules)
+		return err
+	}
+	return t
+}
+
+// resolveConfig builds the Config from the flags in fs, the environment,
+// the config file and the defaults, in that order, and validates it.
+func resolveConfig(fs *pflag.FlagSet, getenv func(string) string) (*Config, *slog.Level, string, error) {
+	var st cpSettings
+	t := st.table()
+	if err := t.Resolve(fs, getenv); err != nil {
+		return nil, nil, "", err
+	}
+	cfg := st.cfg
+	if t.Given("vault.") {
+		cfg.Vault = &st.vault
+	}
+	var err error
+	if cfg.BackupSchedules, err = backupSchedules(st.schedules); err != nil {
+		return nil, nil, "", fmt.Errorf("backup_schedules: %w", err)
+	}
+	cfg.RotateAdminToken, _ = fs.GetBool("rotate-admin-token")
+	return &cfg, &st.logLevel, st.logFormat, nil
+}
+
+// parseReserve parses a disk reserve: "0" is none (-1).
+func parseReserve(s string) (int64, error) {
+	n, err := settings.ParseSize(s)
+	if err != nil {
+		return 0, fmt.Errorf("disk reserve: %w", err)
+	}
+	if n == 0 {
+		return -1, nil
+	}
+	return n, nil
+}
