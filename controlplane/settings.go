@@ -88,6 +88,14 @@ func (st *cpSettings) table() *settings.Table {
 		{Key: "certs.kv_path", Value: settings.String(&ct.KVPath), Help: "where certs rotate --source kv reads, under kv_mount; {node} is the node (default forlock/tls/{node})"},
 		{Key: "certs.ttl", Value: settings.Duration(&ct.TTL), Help: "lifetime asked of Vault PKI, 1h to 9528h (default 2160h)"},
 
+		// The audit log.
+		{Key: "audit.sink", Value: settings.String(&c.Audit.Sink),
+			Help: "JSON-lines file every audit record and checkpoint is appended to, for a log shipper to take off the machine (mode 0600)"},
+		{Key: "audit.retention", Value: settings.Duration(&c.Audit.Retention), Default: "0s",
+			Help: "how long audit records are kept; 0 keeps them all (pruning leaves a signed anchor: verify still works)"},
+		{Key: "audit.require_reason", Value: settings.Bool(&c.Audit.RequireReason), Default: "false",
+			Help: "refuse destructive calls (restore, backup deletion, rollback, upgrade, node removal, identity revocation) that give no --reason"},
+
 		// What clients without a valid credential, agents' input and a
 		// full disk may cost.
 		{Key: "limits.auth_failures", Flag: "auth-failures", Value: settings.Int(&l.AuthFailures), Default: strconv.Itoa(DefaultAuthFailures),
