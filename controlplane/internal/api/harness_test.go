@@ -67,6 +67,8 @@ type serverOptions struct {
 	// failures is the auth failure limit per address (all bufconn clients
 	// share one address); 0: the default.
 	failures int
+	// requireReason: destructive calls need a reason (Auditor.RequireReason).
+	requireReason bool
 	// services is called on the services before they are registered.
 	services func(*Services)
 }
@@ -93,7 +95,7 @@ func newTestServer(t *testing.T, o serverOptions) *testServer {
 	auditKey, err := audit.LoadOrCreateKey(filepath.Join(t.TempDir(), "audit.key"))
 	require.NoError(t, err)
 	st.SetAuditLog(audit.New(auditKey, 0))
-	auditor := &Auditor{Store: st, Failures: &audit.Failures{}, Log: log}
+	auditor := &Auditor{Store: st, Failures: &audit.Failures{}, Log: log, RequireReason: o.requireReason}
 	checker.Identities, checker.Denied, checker.Failed = st.IdentityByHash, auditor.Denied, auditor.Failed
 	agents.Gate = checker
 	svc := Services{
