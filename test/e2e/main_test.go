@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,6 +23,13 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		// End-to-end tests start whole control planes, agents and test
+		// nodes: none of them is a unit test.
+		fmt.Println("test/e2e: skipped under -short (end-to-end tests)")
+		return 0
+	}
 	dir, err := os.MkdirTemp("", "forlock-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

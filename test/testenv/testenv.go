@@ -3,6 +3,8 @@
 // It holds the one rule for a missing requirement: under -short the test is
 // skipped; otherwise it fails, naming the command that provides it (mostly
 // `make test-deps`, which installs and builds everything under one lock).
+// Under -short a test that needs the Docker Engine is skipped even when one
+// is there: -short is the unit tests, quick and without outside parts.
 // A test never skips for a missing requirement in a full run, so a run
 // cannot pass by skipping. The servers themselves are still started by each
 // package (deploy/<server>/start.sh); testenv only finds their binaries.
@@ -67,6 +69,9 @@ func DockerError() error { return dockerOnce() }
 // RequireDocker needs a Docker Engine that answers.
 func RequireDocker(tb testing.TB) {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("-short: needs the Docker Engine")
+	}
 	Require(tb, DockerError())
 }
 
@@ -89,6 +94,9 @@ func ImageError(image string) error {
 // RequireImage needs a test node image on the local Docker Engine.
 func RequireImage(tb testing.TB, images ...string) {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("-short: needs the Docker Engine and test images")
+	}
 	for _, img := range images {
 		Require(tb, ImageError(img))
 	}

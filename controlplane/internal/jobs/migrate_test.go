@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
@@ -38,12 +39,19 @@ func TestMigratedJobFinishes(t *testing.T) {
 	t.Cleanup(func() { _ = st.Close() })
 	kek, err := keys.LoadFile(filepath.Join(dir, "kek.json"))
 	require.NoError(t, err)
-	f := startFleet(t, st, Config{Keys: kek})
-	require.Len(t, f.nodes, 3)
-
 	id, ok, err := st.JobIDByKey("fleet-backup")
 	require.NoError(t, err)
 	require.True(t, ok)
+	// The fixture's job was made with an hour's deadline on the day it was
+	// generated: move it past today, or its queued task is skipped.
+	old, err := st.Job(id)
+	require.NoError(t, err)
+	old.Tasks = nil
+	old.Deadline = timestamppb.New(time.Now().Add(time.Hour))
+	require.NoError(t, st.SaveJobs(store.JobWrite{Jobs: []*forlockv1.Job{old}}))
+
+	f := startFleet(t, st, Config{Keys: kek})
+	require.Len(t, f.nodes, 3)
 	states := func() []forlockv1.TaskState {
 		j, err := f.e.Get(id)
 		require.NoError(t, err)
