@@ -116,7 +116,8 @@ func (a *Agent) apiProbe() (func(ctx context.Context) error, bool) {
 }
 
 // Run runs an upgrade or rollback task.
-func (h *upgradeHandler) Run(ctx context.Context, spec *forlockv1.JobSpec, report func(*forlockv1.Progress)) (tasks.Result, error) {
+func (h *upgradeHandler) Run(ctx context.Context, a tasks.Assignment, report func(*forlockv1.Progress)) (tasks.Result, error) {
+	spec := a.Spec
 	opts := upgrade.Options{
 		Progress: func(e upgrade.Event) {
 			report(&forlockv1.Progress{Phase: e.Step + " " + e.Service, Message: e.Message})
@@ -138,15 +139,17 @@ func (h *upgradeHandler) Run(ctx context.Context, spec *forlockv1.JobSpec, repor
 
 	var res tasks.Result
 	var run func(context.Context) (upgrade.Result, error)
-	jobID := tasks.JobIDFrom(ctx)
 	switch {
 	case spec.GetUpgrade() != nil:
 		u := spec.GetUpgrade()
 		opts.HealthTimeout = u.GetHealthTimeout().AsDuration()
 		if !u.GetSkipBackup() {
 			report(&forlockv1.Progress{Phase: "backup", Message: "backing up before the upgrade"})
-			b, err := h.backup.Run(ctx, &forlockv1.JobSpec{Kind: &forlockv1.JobSpec_Backup{Backup: &forlockv1.BackupSpec{
-				Destination: u.GetBackupDestination()}}}, report)
+			// The backup runs as part of this task, with its keys.
+			ba := a
+			ba.Spec = &forlockv1.JobSpec{Kind: &forlockv1.JobSpec_Backup{Backup: &forlockv1.BackupSpec{
+				Destination: u.GetBackupDestination()}}}
+			b, err := h.backup.Run(ctx, ba, report)
 			if err != nil {
 				return tasks.Result{}, fmt.Errorf("pre-upgrade backup failed, nothing upgraded (skip_backup upgrades without one): %w", err)
 			}
@@ -184,7 +187,7 @@ func (h *upgradeHandler) Run(ctx context.Context, spec *forlockv1.JobSpec, repor
 			h.a.log.Warn("could not record the new release", "error", herr.Error())
 		}
 	}
-	res.Upgrade = &forlockv1.UpgradeResult{Before: releaseProto(ur.Before, ""), After: releaseProto(ur.After, jobID),
+	res.Upgrade = &forlockv1.UpgradeResult{Before: releaseProto(ur.Before, ""), After: releaseProto(ur.After, a.JobID),
 		RolledBack: ur.RolledBack, Reason: ur.Reason, ApiUnavailable: durationpb.New(unavailable)}
 	res.Details = append(res.Details, upgradeDetails(ur)...)
 	switch {

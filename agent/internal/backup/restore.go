@@ -53,16 +53,16 @@ func (it *item) open(ctx context.Context) (io.ReadCloser, error) {
 
 // Run verifies every artifact, then restores PostgreSQL and Redis with
 // the API stopped, and starts the API again whatever happened.
-func (h *RestoreHandler) Run(ctx context.Context, spec *forlockv1.JobSpec, report func(*forlockv1.Progress)) (tasks.Result, error) {
+func (h *RestoreHandler) Run(ctx context.Context, a tasks.Assignment, report func(*forlockv1.Progress)) (tasks.Result, error) {
 	c := h.c
-	r := spec.GetRestore()
+	r := a.Spec.GetRestore()
 	if r == nil {
 		return tasks.Result{}, errors.New("not a restore task")
 	}
 	if c.cfg.Docker == nil {
 		return tasks.Result{}, fmt.Errorf("restore needs the Docker Engine: %s", c.cfg.DockerUnavailable)
 	}
-	items, err := c.plan(r.GetArtifacts(), tasks.KeysFrom(ctx))
+	items, err := c.plan(r.GetArtifacts(), a.Keys)
 	defer func() {
 		for _, it := range items {
 			it.close()
