@@ -26,5 +26,5 @@
 // not applied: the task names where they are. A physical PostgreSQL
 // artifact is verified while it is staged beside the live data, then
 // swapped in with the server stopped and rolled back if the server does
-// not come up on it (restore_physical.go).
+// not come up on it (restore_physical.go, restore_stage.go).
 package backup
