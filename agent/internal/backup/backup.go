@@ -346,15 +346,3 @@ func kindName(k forlockv1.ArtifactKind) string {
 	}
 	return k.String()
 }
-
-// countingWriter counts what it passes on.
-type countingWriter struct {
-	w io.Writer
-	c *counter
-}
-
-func (cw countingWriter) Write(p []byte) (int, error) {
-	n, err := cw.w.Write(p)
-	cw.c.add(n)
-	return n, err
-}

@@ -96,6 +96,18 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
+// countingWriter counts what it passes on.
+type countingWriter struct {
+	w io.Writer
+	c *counter
+}
+
+func (cw countingWriter) Write(p []byte) (int, error) {
+	n, err := cw.w.Write(p)
+	cw.c.add(n)
+	return n, err
+}
+
 // countingReader counts what is read through it.
 type countingReader struct {
 	r io.Reader
