@@ -92,7 +92,7 @@ func (n *certNode) handler(t *testing.T) certs.Handler {
 func (n *certNode) rotate(t *testing.T, h certs.Handler, pair *forlockv1.CertificatePair) (tasks.Result, error) {
 	t.Helper()
 	var phases []string
-	res, err := h.Run(tasks.WithCertificate(t.Context(), pair), &forlockv1.JobSpec{}, func(p *forlockv1.Progress) {
+	res, err := h.Run(t.Context(), tasks.Assignment{Spec: &forlockv1.JobSpec{}, Certificate: pair}, func(p *forlockv1.Progress) {
 		phases = append(phases, p.GetPhase())
 	})
 	if pair != nil && err == nil {

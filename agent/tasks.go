@@ -13,10 +13,16 @@ import (
 	"github.com/forlock/fleet/internal/protocol"
 )
 
-// TaskHandler runs one kind of task; see Config.TaskHandlers. Run must end
-// soon after its context ends (a cancel or the agent shutting down); a
-// returned error fails the task with the error's text as its message.
+// TaskHandler runs one kind of task; see Config.TaskHandlers. Run gets the
+// task in a TaskAssignment and must end soon after its context ends (a
+// cancel or the agent shutting down); a returned error fails the task with
+// the error's text as its message.
 type TaskHandler = tasks.Handler
+
+// TaskAssignment is what a TaskHandler runs: the job and task IDs, the
+// spec, and the keys or certificate of the task (never shown by fmt, slog
+// or JSON).
+type TaskAssignment = tasks.Assignment
 
 // TaskHandlerFunc adapts a function to TaskHandler.
 type TaskHandlerFunc = tasks.HandlerFunc

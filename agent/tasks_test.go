@@ -15,7 +15,7 @@ import (
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
-var noopHandler = TaskHandlerFunc(func(context.Context, *forlockv1.JobSpec, func(*forlockv1.Progress)) (TaskResult, error) {
+var noopHandler = TaskHandlerFunc(func(context.Context, TaskAssignment, func(*forlockv1.Progress)) (TaskResult, error) {
 	return TaskResult{Message: "noop"}, nil
 })
 
@@ -44,7 +44,7 @@ func TestTaskHandlersExtendAndReplaceTheBuiltIns(t *testing.T) {
 	handlers, err := a.taskHandlers(hc)
 	require.NoError(t, err)
 	require.Len(t, handlers, len(builtIn)+1)
-	res, err := handlers["health_check"].Run(context.Background(), nil, nil)
+	res, err := handlers["health_check"].Run(context.Background(), TaskAssignment{}, nil)
 	require.NoError(t, err)
 	require.Equal(t, "noop", res.Message, "a configured handler replaces the built-in one")
 }

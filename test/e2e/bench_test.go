@@ -28,7 +28,7 @@ func BenchmarkSubmitToAllRunning(b *testing.B) {
 	n := benchAgents(b)
 	f := newFleet(b, func(c *controlplane.Config) { c.HeartbeatInterval = 10 * time.Second })
 	token := f.joinToken(uint32(n))
-	hold := agent.TaskHandler(handlerFunc(func(ctx context.Context, _ *forlockv1.JobSpec, _ func(*forlockv1.Progress)) (agent.TaskResult, error) {
+	hold := agent.TaskHandler(agent.TaskHandlerFunc(func(ctx context.Context, _ agent.TaskAssignment, _ func(*forlockv1.Progress)) (agent.TaskResult, error) {
 		<-ctx.Done()
 		return agent.TaskResult{}, ctx.Err()
 	}))

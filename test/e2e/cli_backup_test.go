@@ -77,7 +77,7 @@ func TestCtlBackupRestoreValidationExitsUsage(t *testing.T) {
 // there yet: it fails every task.
 type failingBackup struct{}
 
-func (failingBackup) Run(context.Context, *forlockv1.JobSpec, func(*forlockv1.Progress)) (agent.TaskResult, error) {
+func (failingBackup) Run(context.Context, agent.TaskAssignment, func(*forlockv1.Progress)) (agent.TaskResult, error) {
 	return agent.TaskResult{}, errors.New("backup destination full")
 }
 

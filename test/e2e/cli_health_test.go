@@ -84,7 +84,7 @@ func TestCtlHealthOnRealAgents(t *testing.T) {
 
 // criticalDisk is a health_check handler that reports its disk CRITICAL
 // the way the built-in handler does: detail lines and a failed task.
-var criticalDisk = handlerFunc(func(context.Context, *forlockv1.JobSpec, func(*forlockv1.Progress)) (agent.TaskResult, error) {
+var criticalDisk = agent.TaskHandlerFunc(func(context.Context, agent.TaskAssignment, func(*forlockv1.Progress)) (agent.TaskResult, error) {
 	return agent.TaskResult{Details: []string{"disk CRITICAL 4% free (10.1 GiB of 252 GiB)", "memory OK 20% used (4.8 of 24.0 GiB)"}},
 		errors.New("CRITICAL: disk 4% free (10.1 GiB of 252 GiB)")
 })
@@ -121,7 +121,7 @@ func TestCtlHealthCriticalExitsNonZero(t *testing.T) {
 
 // criticalRedis reports a structured CRITICAL check but does not fail its
 // task: forlockctl must still exit non-zero.
-var criticalRedis = handlerFunc(func(context.Context, *forlockv1.JobSpec, func(*forlockv1.Progress)) (agent.TaskResult, error) {
+var criticalRedis = agent.TaskHandlerFunc(func(context.Context, agent.TaskAssignment, func(*forlockv1.Progress)) (agent.TaskResult, error) {
 	return agent.TaskResult{Message: "reported", Health: &forlockv1.HealthReport{
 		CheckedAt: timestamppb.Now(),
 		Checks: []*forlockv1.CheckResult{

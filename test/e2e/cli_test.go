@@ -35,7 +35,7 @@ type check struct {
 	cancelled atomic.Bool
 }
 
-func (c *check) Run(ctx context.Context, _ *forlockv1.JobSpec, report func(*forlockv1.Progress)) (agent.TaskResult, error) {
+func (c *check) Run(ctx context.Context, _ agent.TaskAssignment, report func(*forlockv1.Progress)) (agent.TaskResult, error) {
 	c.runs.Add(1)
 	report(&forlockv1.Progress{Phase: "checking", Percent: 50})
 	if c.gate != nil {

@@ -21,13 +21,6 @@ import (
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
-// handlerFunc adapts a function to agent.TaskHandler.
-type handlerFunc func(ctx context.Context, spec *forlockv1.JobSpec, report func(*forlockv1.Progress)) (agent.TaskResult, error)
-
-func (h handlerFunc) Run(ctx context.Context, spec *forlockv1.JobSpec, report func(*forlockv1.Progress)) (agent.TaskResult, error) {
-	return h(ctx, spec, report)
-}
-
 // sleeper is a task that takes d (or until cancelled) and counts its runs.
 type sleeper struct {
 	d         time.Duration
@@ -37,7 +30,7 @@ type sleeper struct {
 }
 
 func (s *sleeper) handler() agent.TaskHandler {
-	return handlerFunc(func(ctx context.Context, _ *forlockv1.JobSpec, report func(*forlockv1.Progress)) (agent.TaskResult, error) {
+	return agent.TaskHandlerFunc(func(ctx context.Context, _ agent.TaskAssignment, report func(*forlockv1.Progress)) (agent.TaskResult, error) {
 		s.runs.Add(1)
 		report(&forlockv1.Progress{Phase: "sleeping", Percent: 50})
 		select {

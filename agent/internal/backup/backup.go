@@ -86,9 +86,9 @@ const encSuffix = ".zst.enc"
 
 // Run makes the restore point. On any failure or cancellation it removes
 // every artifact it wrote and fails, naming the step.
-func (h *Handler) Run(ctx context.Context, spec *forlockv1.JobSpec, report func(*forlockv1.Progress)) (tasks.Result, error) {
+func (h *Handler) Run(ctx context.Context, a tasks.Assignment, report func(*forlockv1.Progress)) (tasks.Result, error) {
 	c := h.c
-	b := spec.GetBackup()
+	b := a.Spec.GetBackup()
 	if b == nil {
 		return tasks.Result{}, errors.New("not a backup task")
 	}
@@ -103,7 +103,7 @@ func (h *Handler) Run(ctx context.Context, spec *forlockv1.JobSpec, report func(
 	if err != nil {
 		return tasks.Result{}, err
 	}
-	keys, err := backupKeys(tasks.KeysFrom(ctx), kinds)
+	keys, err := backupKeys(a.Keys, kinds)
 	if err != nil {
 		return tasks.Result{}, err
 	}
@@ -345,16 +345,4 @@ func kindName(k forlockv1.ArtifactKind) string {
 		return string(info.name)
 	}
 	return k.String()
-}
-
-// countingWriter counts what it passes on.
-type countingWriter struct {
-	w io.Writer
-	c *counter
-}
-
-func (cw countingWriter) Write(p []byte) (int, error) {
-	n, err := cw.w.Write(p)
-	cw.c.add(n)
-	return n, err
 }

@@ -57,7 +57,7 @@ func TestBackupAndRestoreRoundTrip(t *testing.T) {
 	}
 
 	var prog progressLog
-	res, err := bh.Run(withKeys(ctx, bkeys...), backupSpec(nil), prog.report)
+	res, err := bh.Run(ctx, assignment(backupSpec(nil), bkeys...), prog.report)
 	require.NoError(t, err)
 	require.Len(t, res.Artifacts, 3)
 	require.Contains(t, res.Message, "backed up postgres, redis, config: 3 artifacts")
@@ -166,7 +166,7 @@ func TestBackupAndRestoreRoundTrip(t *testing.T) {
 				a := proto.CloneOf(pg)
 				tt.edit(a)
 				arts := []*forlockv1.Artifact{a, byID["rp1-redis"], byID["rp1-config"]}
-				_, err := rh.Run(withKeys(ctx, restoreKeys(tt.plain)...), restoreSpec(arts...), func(*forlockv1.Progress) {})
+				_, err := rh.Run(ctx, assignment(restoreSpec(arts...), restoreKeys(tt.plain)...), func(*forlockv1.Progress) {})
 				require.ErrorContains(t, err, tt.want)
 				require.ErrorContains(t, err, "nothing was stopped or changed")
 				require.Equal(t, started, n.apiStartedAt(t), "the API was never stopped")
@@ -181,7 +181,7 @@ func TestBackupAndRestoreRoundTrip(t *testing.T) {
 	t.Run("restore", func(t *testing.T) {
 		var prog progressLog
 		arts := []*forlockv1.Artifact{byID["rp1-config"], byID["rp1-redis"], pg}
-		res, err := rh.Run(withKeys(ctx, restoreKeys(plainOf)...), restoreSpec(arts...), prog.report)
+		res, err := rh.Run(ctx, assignment(restoreSpec(arts...), restoreKeys(plainOf)...), prog.report)
 		require.NoError(t, err)
 		require.Equal(t, want, n.summary(t), "every row as at the backup")
 		v, err := rc.Get(ctx, "session:alice").Result()
@@ -206,7 +206,7 @@ func TestBackupAndRestoreRoundTrip(t *testing.T) {
 		full := filepath.Join(root, "full")
 		require.NoError(t, os.MkdirAll(full, 0o700))
 		testenv.RequireTmpfs(t, full, "1m")
-		_, err := bh.Run(withKeys(ctx, backupKeysFor(t, k)...), backupSpec(&forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_Dir{Dir: full}}), func(*forlockv1.Progress) {})
+		_, err := bh.Run(ctx, assignment(backupSpec(&forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_Dir{Dir: full}}), backupKeysFor(t, k)...), func(*forlockv1.Progress) {})
 		require.ErrorContains(t, err, "destination full: postgres artifact: backup destination full: no space left for "+full+"/postgres_")
 		require.Empty(t, files(t, full), "the partial file is removed")
 	})
@@ -220,7 +220,7 @@ func TestBackupAndRestoreRoundTrip(t *testing.T) {
 				cancel()
 			}
 		}}
-		_, err := bh.Run(withKeys(cctx, backupKeysFor(t, k)...), backupSpec(&forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_Dir{Dir: dest}}), prog.report)
+		_, err := bh.Run(cctx, assignment(backupSpec(&forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_Dir{Dir: dest}}), backupKeysFor(t, k)...), prog.report)
 		require.ErrorIs(t, err, context.Canceled)
 		require.Contains(t, prog.phases(), "backup redis (2/3)", "the postgres artifact was written first")
 		require.Empty(t, files(t, dest), "the postgres artifact and the partial one are removed")
@@ -249,7 +249,7 @@ func TestBackupAndRestoreOverS3(t *testing.T) {
 	k := kek(t)
 	bkeys := backupKeysFor(t, k)
 	dest := &forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_S3{S3: &forlockv1.S3Location{Bucket: "fleet-backups", Prefix: "forlock/"}}}
-	res, err := bh.Run(withKeys(ctx, bkeys...), backupSpec(dest), func(*forlockv1.Progress) {})
+	res, err := bh.Run(ctx, assignment(backupSpec(dest), bkeys...), func(*forlockv1.Progress) {})
 	require.NoError(t, err)
 	require.Len(t, res.Artifacts, 3)
 	var keys []*forlockv1.TaskKey
@@ -262,18 +262,18 @@ func TestBackupAndRestoreOverS3(t *testing.T) {
 	n.psql(t, "DELETE FROM vault_items WHERE id % 2 = 0")
 	require.NoError(t, rc.Del(ctx, "session:bob").Err())
 	require.NotEqual(t, want, n.summary(t))
-	_, err = rh.Run(withKeys(ctx, keys...), restoreSpec(res.Artifacts...), func(*forlockv1.Progress) {})
+	_, err = rh.Run(ctx, assignment(restoreSpec(res.Artifacts...), keys...), func(*forlockv1.Progress) {})
 	require.NoError(t, err)
 	require.Equal(t, want, n.summary(t), "every row and session as at the backup")
 	require.Equal(t, "at-backup", rc.Get(ctx, "session:bob").Val())
 
 	stopS3()
 	started := n.apiStartedAt(t)
-	_, err = rh.Run(withKeys(ctx, keys...), restoreSpec(res.Artifacts...), func(*forlockv1.Progress) {})
+	_, err = rh.Run(ctx, assignment(restoreSpec(res.Artifacts...), keys...), func(*forlockv1.Progress) {})
 	require.ErrorContains(t, err, "S3 server "+endpoint+" unreachable")
 	require.ErrorContains(t, err, "nothing was stopped or changed")
 	require.Equal(t, started, n.apiStartedAt(t))
-	_, err = bh.Run(withKeys(ctx, backupKeysFor(t, k)...), backupSpec(dest), func(*forlockv1.Progress) {})
+	_, err = bh.Run(ctx, assignment(backupSpec(dest), backupKeysFor(t, k)...), func(*forlockv1.Progress) {})
 	require.ErrorContains(t, err, "destination: S3 server "+endpoint+" unreachable")
 }
 
@@ -294,17 +294,17 @@ func TestDestinationOutsideBackupDirsIsRefused(t *testing.T) {
 	} {
 		t.Run(tt.dir, func(t *testing.T) {
 			spec := backupSpec(&forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_Dir{Dir: tt.dir}})
-			_, err := h.Run(withKeys(context.Background(), backupKeysFor(t, k)...), spec, func(*forlockv1.Progress) {})
+			_, err := h.Run(context.Background(), assignment(spec, backupKeysFor(t, k)...), func(*forlockv1.Progress) {})
 			require.ErrorContains(t, err, tt.want)
 		})
 	}
 	require.Empty(t, files(t, other))
 
 	// No key for a kind, or no S3 server: refused before anything runs.
-	_, err = h.Run(withKeys(context.Background(), taskKey(t, k, "postgres")), backupSpec(nil), func(*forlockv1.Progress) {})
+	_, err = h.Run(context.Background(), assignment(backupSpec(nil), taskKey(t, k, "postgres")), func(*forlockv1.Progress) {})
 	require.EqualError(t, err, "the task carries no data key for the redis artifact: the control plane must send one per artifact")
 	spec := backupSpec(&forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_S3{S3: &forlockv1.S3Location{Bucket: "b"}}}, forlockv1.ArtifactKind_ARTIFACT_KIND_CONFIG)
-	_, err = h.Run(withKeys(context.Background(), taskKey(t, k, "config")), spec, func(*forlockv1.Progress) {})
+	_, err = h.Run(context.Background(), assignment(spec, taskKey(t, k, "config")), func(*forlockv1.Progress) {})
 	require.ErrorContains(t, err, "destination: no S3 server is configured on this agent: set s3_endpoint")
 	require.True(t, slices.Equal([]string{allowed}, h.c.cfg.BackupDirs))
 }

@@ -25,8 +25,8 @@ func NewDeleteHandler(cfg Config) (*DeleteHandler, error) {
 
 // Run deletes every artifact of the spec. It goes on past a failure and
 // fails with every error at the end; the deleted ones are in the message.
-func (h *DeleteHandler) Run(ctx context.Context, spec *forlockv1.JobSpec, _ func(*forlockv1.Progress)) (tasks.Result, error) {
-	d := spec.GetDeleteBackup()
+func (h *DeleteHandler) Run(ctx context.Context, a tasks.Assignment, _ func(*forlockv1.Progress)) (tasks.Result, error) {
+	d := a.Spec.GetDeleteBackup()
 	if d == nil {
 		return tasks.Result{}, errors.New("not a delete_backup task")
 	}

@@ -9,7 +9,7 @@
 // physical backup, pg_basebackup's tar of the cluster), the RDB of
 // a fresh Redis BGSAVE, or a tar of the compose directory (with .env) and
 // nginx's /etc/nginx. Each artifact is sealed with the data key the control
-// plane sent for its kind (tasks.KeysFrom); the plain key stays in memory.
+// plane sent for its kind (tasks.Assignment.Keys); the plain key stays in memory.
 // Artifacts go to a host directory inside the agent's allowed backup
 // directories, or to a bucket of the S3 server configured on the agent.
 // Names follow the operations guide: postgres_YYYYMMDD_HHMMSS.dump.zst.enc,
@@ -26,5 +26,5 @@
 // not applied: the task names where they are. A physical PostgreSQL
 // artifact is verified while it is staged beside the live data, then
 // swapped in with the server stopped and rolled back if the server does
-// not come up on it (restore_physical.go).
+// not come up on it (restore_physical.go, restore_stage.go).
 package backup

@@ -154,8 +154,9 @@ func restoreSpec(arts ...*forlockv1.Artifact) *forlockv1.JobSpec {
 	return &forlockv1.JobSpec{Kind: &forlockv1.JobSpec_Restore{Restore: &forlockv1.RestoreSpec{Artifacts: arts}}}
 }
 
-func withKeys(ctx context.Context, k ...*forlockv1.TaskKey) context.Context {
-	return tasks.WithKeys(ctx, k)
+// assignment is a task of spec carrying the keys k.
+func assignment(spec *forlockv1.JobSpec, k ...*forlockv1.TaskKey) tasks.Assignment {
+	return tasks.Assignment{JobID: "job-test", TaskID: "task-test", Spec: spec, Keys: k}
 }
 
 func testCtx(t *testing.T) context.Context {

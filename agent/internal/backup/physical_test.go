@@ -41,7 +41,7 @@ func TestPhysicalBackupAndRestore(t *testing.T) {
 
 	spec := backupSpec(nil, forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES)
 	spec.GetBackup().PostgresFormat = forlockv1.PostgresFormat_POSTGRES_FORMAT_PHYSICAL
-	res, err := bh.Run(withKeys(ctx, key), spec, func(*forlockv1.Progress) {})
+	res, err := bh.Run(ctx, assignment(spec, key), func(*forlockv1.Progress) {})
 	require.NoError(t, err)
 	require.Len(t, res.Artifacts, 1)
 	pg := res.Artifacts[0]
@@ -71,7 +71,7 @@ func TestPhysicalBackupAndRestore(t *testing.T) {
 		a := proto.CloneOf(pg)
 		a.PostgresVersion = "14"
 		started, pgStarted := n.apiStartedAt(t), n.sh(t, "inspect", "-f", "{{.State.StartedAt}}", n.name+"-postgres")
-		_, err := rh.Run(withKeys(ctx, restoreKey(a)), restoreSpec(a), func(*forlockv1.Progress) {})
+		_, err := rh.Run(ctx, assignment(restoreSpec(a), restoreKey(a)), func(*forlockv1.Progress) {})
 		require.ErrorContains(t, err, "the backup is of PostgreSQL 14 and the server runs 15")
 		require.ErrorContains(t, err, "nothing was stopped or changed")
 		require.Equal(t, started, n.apiStartedAt(t))
@@ -88,7 +88,7 @@ func TestPhysicalBackupAndRestore(t *testing.T) {
 			}
 			return body
 		})
-		_, err := rh.Run(withKeys(ctx, restoreKey(bad)), restoreSpec(bad), func(*forlockv1.Progress) {})
+		_, err := rh.Run(ctx, assignment(restoreSpec(bad), restoreKey(bad)), func(*forlockv1.Progress) {})
 		require.ErrorContains(t, err, "the restored cluster did not start")
 		require.ErrorContains(t, err, "the previous data is back in place and PostgreSQL runs on it")
 		require.Equal(t, changed, n.summary(t), "the data as before the restore")
@@ -106,7 +106,7 @@ func TestPhysicalBackupAndRestore(t *testing.T) {
 		a.Location = filepath.Join(root, n.name, "flipped.base.tar.zst.enc")
 		require.NoError(t, os.WriteFile(a.GetLocation(), raw, 0o600))
 		started := n.apiStartedAt(t)
-		_, err = rh.Run(withKeys(ctx, restoreKey(a)), restoreSpec(a), func(*forlockv1.Progress) {})
+		_, err = rh.Run(ctx, assignment(restoreSpec(a), restoreKey(a)), func(*forlockv1.Progress) {})
 		require.ErrorIs(t, err, artifact.ErrChecksumMismatch)
 		require.ErrorContains(t, err, "nothing was stopped or changed")
 		require.Equal(t, started, n.apiStartedAt(t))
@@ -122,7 +122,7 @@ func TestPhysicalBackupAndRestore(t *testing.T) {
 			return body
 		})
 		started := n.apiStartedAt(t)
-		_, err := rh.Run(withKeys(ctx, restoreKey(bad)), restoreSpec(bad), func(*forlockv1.Progress) {})
+		_, err := rh.Run(ctx, assignment(restoreSpec(bad), restoreKey(bad)), func(*forlockv1.Progress) {})
 		require.ErrorContains(t, err, "not a base backup: no backup_label in the tar")
 		require.ErrorContains(t, err, "nothing was stopped or changed")
 		require.Equal(t, started, n.apiStartedAt(t))
@@ -133,7 +133,7 @@ func TestPhysicalBackupAndRestore(t *testing.T) {
 		// What an interrupted staging left must not mix with this backup.
 		n.sh(t, "exec", "-u", "postgres", n.name+"-postgres", "sh", "-c", "mkdir -p "+dataDir+"/"+incomingDir+" && touch "+dataDir+"/"+incomingDir+"/stale-file")
 		var prog progressLog
-		res, err := rh.Run(withKeys(ctx, restoreKey(pg)), restoreSpec(pg), prog.report)
+		res, err := rh.Run(ctx, assignment(restoreSpec(pg), restoreKey(pg)), prog.report)
 		require.NoError(t, err)
 		require.Equal(t, want, n.summary(t), "every row as at the backup")
 		require.Contains(t, res.Details[0], "postgres: restored "+pg.GetFileName()+" (physical, ")

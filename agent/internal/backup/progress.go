@@ -2,6 +2,7 @@ package backup
 
 import (
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,4 +94,28 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// countingWriter counts what it passes on.
+type countingWriter struct {
+	w io.Writer
+	c *counter
+}
+
+func (cw countingWriter) Write(p []byte) (int, error) {
+	n, err := cw.w.Write(p)
+	cw.c.add(n)
+	return n, err
+}
+
+// countingReader counts what is read through it.
+type countingReader struct {
+	r io.Reader
+	c *counter
+}
+
+func (cr countingReader) Read(p []byte) (int, error) {
+	n, err := cr.r.Read(p)
+	cr.c.add(n)
+	return n, err
 }

@@ -16,7 +16,7 @@ import (
 )
 
 // Handler runs the cert_rotate task: it installs the pair the control plane
-// sent with the assignment (tasks.CertificateFrom) with Install, and
+// sent with the assignment (tasks.Assignment.Certificate) with Install, and
 // reports the certificate nginx now serves.
 //
 // The task fails, with Install's words, when the pair is invalid or any
@@ -34,8 +34,8 @@ type Handler struct {
 }
 
 // Run installs the assignment's pair.
-func (h Handler) Run(ctx context.Context, _ *forlockv1.JobSpec, report func(*forlockv1.Progress)) (tasks.Result, error) {
-	cp := tasks.CertificateFrom(ctx)
+func (h Handler) Run(ctx context.Context, a tasks.Assignment, report func(*forlockv1.Progress)) (tasks.Result, error) {
+	cp := a.Certificate
 	if cp.GetCertificatePem() == "" && cp.GetPrivateKeyPem() == "" {
 		return tasks.Result{}, errors.New("the control plane sent no certificate with the task: nothing was changed; run the rotation again, and if it keeps failing check the control plane's Vault settings")
 	}
@@ -43,6 +43,7 @@ func (h Handler) Run(ctx context.Context, _ *forlockv1.JobSpec, report func(*for
 		return tasks.Result{}, fmt.Errorf("%s; nothing was changed", h.Unavailable)
 	}
 	pair := Pair{CertPEM: []byte(cp.GetCertificatePem()), KeyPEM: []byte(cp.GetPrivateKeyPem()), ChainPEM: []byte(cp.GetChainPem())}
+	defer clear(pair.KeyPEM) // this copy of the key lives only as long as the task
 	cfg := h.Config
 	now := time.Now
 	if cfg.Now != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/forlock/fleet/agent/internal/hostinfo"
+	"github.com/forlock/fleet/agent/internal/tasks"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -111,7 +112,7 @@ func TestHandler(t *testing.T) {
 	var published *forlockv1.HealthReport
 
 	h := Handler{Suite: &Suite{Host: []Check{disk, mem}}, Publish: func(r *forlockv1.HealthReport) { published = r }}
-	res, err := h.Run(context.Background(), nil, report)
+	res, err := h.Run(context.Background(), tasks.Assignment{}, report)
 	require.EqualError(t, err, "CRITICAL: disk 5% free (5.0 GiB of 100 GiB)")
 	require.Equal(t, []string{"disk CRITICAL 5% free (5.0 GiB of 100 GiB)", "memory OK 50% used (50 B of 100 B)"}, res.Details)
 	require.Equal(t, []string{"running health checks"}, phases)
@@ -123,18 +124,18 @@ func TestHandler(t *testing.T) {
 
 	broken := Disk{Dir: "/gone", Usage: func(string) (uint64, uint64, error) { return 0, 0, errors.New("no such file") }}
 	res, err = Handler{Suite: &Suite{Host: []Check{broken, Memory{Read: func() (hostinfo.Memory, error) { return hostinfo.Memory{Total: 1}, nil }}}}}.
-		Run(context.Background(), nil, func(*forlockv1.Progress) {})
+		Run(context.Background(), tasks.Assignment{}, func(*forlockv1.Progress) {})
 	require.NoError(t, err)
 	require.Equal(t, "0 of 2 checks OK; UNKNOWN: disk cannot read the file system of /gone: no such file; UNKNOWN: memory the kernel does not report MemAvailable", res.Message)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = Handler{Suite: &Suite{Host: []Check{disk}}}.Run(ctx, nil, report)
+	_, err = Handler{Suite: &Suite{Host: []Check{disk}}}.Run(ctx, tasks.Assignment{}, report)
 	require.ErrorIs(t, err, context.Canceled)
 }
 
 func TestHostChecksOnThisHost(t *testing.T) {
-	res, _ := Handler{Suite: &Suite{Host: HostChecks(t.TempDir())}}.Run(context.Background(), nil, func(*forlockv1.Progress) {})
+	res, _ := Handler{Suite: &Suite{Host: HostChecks(t.TempDir())}}.Run(context.Background(), tasks.Assignment{}, func(*forlockv1.Progress) {})
 	require.Len(t, res.Details, 2)
 	require.Regexp(t, `^disk (OK|WARN|CRITICAL|UNKNOWN) `, res.Details[0])
 	require.Regexp(t, `^memory (OK|WARN|CRITICAL|UNKNOWN) `, res.Details[1])

@@ -22,7 +22,7 @@ type Handler struct {
 }
 
 // Run runs every check concurrently.
-func (h Handler) Run(ctx context.Context, _ *forlockv1.JobSpec, report func(*forlockv1.Progress)) (tasks.Result, error) {
+func (h Handler) Run(ctx context.Context, _ tasks.Assignment, report func(*forlockv1.Progress)) (tasks.Result, error) {
 	report(&forlockv1.Progress{Phase: "running health checks"})
 	rep := h.Suite.Run(ctx)
 	if err := ctx.Err(); err != nil {

@@ -108,7 +108,7 @@ func (r *Runner) assign(a *forlockv1.TaskAssignment) {
 	r.started.Add(1)
 	r.log.Info("task started", t.attrs()...)
 	r.send(t.runningUpdate())
-	go r.run(WithJobID(WithCertificate(WithKeys(ctx, a.GetKeys()), a.GetCertificate()), a.GetJobId()), t, h, a.GetSpec())
+	go r.run(ctx, t, h, assignmentOf(a))
 }
 
 // finishNow ends a begun task that never ran.

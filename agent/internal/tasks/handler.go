@@ -6,21 +6,23 @@ import (
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
-// Handler runs one kind of task. Run must end soon after ctx ends (a
-// cancel from the control plane or the agent shutting down) and may call
-// report with progress as often as it likes: the runner sends at most a few
-// updates a second, always the latest. An error fails the task, with the
-// error's text as the task's message and the Result's details kept.
+// Handler runs one kind of task. Run gets everything the task needs in a
+// (the spec, the job and task IDs, the task's keys or certificate); ctx
+// only ends it. Run must end soon after ctx ends (a cancel from the
+// control plane or the agent shutting down) and may call report with
+// progress as often as it likes: the runner sends at most a few updates a
+// second, always the latest. An error fails the task, with the error's
+// text as the task's message and the Result's details kept.
 type Handler interface {
-	Run(ctx context.Context, spec *forlockv1.JobSpec, report func(*forlockv1.Progress)) (Result, error)
+	Run(ctx context.Context, a Assignment, report func(*forlockv1.Progress)) (Result, error)
 }
 
 // HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, spec *forlockv1.JobSpec, report func(*forlockv1.Progress)) (Result, error)
+type HandlerFunc func(ctx context.Context, a Assignment, report func(*forlockv1.Progress)) (Result, error)
 
 // Run calls f.
-func (f HandlerFunc) Run(ctx context.Context, spec *forlockv1.JobSpec, report func(*forlockv1.Progress)) (Result, error) {
-	return f(ctx, spec, report)
+func (f HandlerFunc) Run(ctx context.Context, a Assignment, report func(*forlockv1.Progress)) (Result, error) {
+	return f(ctx, a, report)
 }
 
 // Result is what a finished task reports.

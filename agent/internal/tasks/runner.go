@@ -5,8 +5,10 @@
 // TaskCancel, TaskAck). For an assignment whose task ID the journal already
 // holds, it reports the task's current state again and never runs it; for a
 // new one it journals the task as running first, then runs the handler of
-// the spec's kind in its own goroutine, with a context that a TaskCancel or
-// the agent's shutdown cancels. Progress goes out rate-limited, the latest
+// the spec's kind in its own goroutine, with the task's Assignment (spec,
+// IDs, keys, certificate) and a context that a TaskCancel or the agent's
+// shutdown cancels; when the handler returns, the plain keys are wiped and
+// the certificate's private key dropped. Progress goes out rate-limited, the latest
 // first; the end is journaled before it is reported, and every unacknowledged
 // end is reported again after each reconnect until the control plane acks it.
 //

@@ -159,7 +159,7 @@ type gated struct {
 
 func newGated() *gated { return &gated{release: make(chan struct{}), started: make(chan struct{}, 10)} }
 
-func (g *gated) Run(ctx context.Context, _ *forlockv1.JobSpec, _ func(*forlockv1.Progress)) (Result, error) {
+func (g *gated) Run(ctx context.Context, _ Assignment, _ func(*forlockv1.Progress)) (Result, error) {
 	g.runs.Add(1)
 	g.started <- struct{}{}
 	select {
@@ -241,7 +241,7 @@ func TestCancelOfAnUnknownTaskBlocksItsAssignment(t *testing.T) {
 
 func TestPanicFailsTheTaskAndTheAgentSurvives(t *testing.T) {
 	calls := atomic.Int32{}
-	h := HandlerFunc(func(context.Context, *forlockv1.JobSpec, func(*forlockv1.Progress)) (Result, error) {
+	h := HandlerFunc(func(context.Context, Assignment, func(*forlockv1.Progress)) (Result, error) {
 		if calls.Add(1) == 1 {
 			panic("boom")
 		}
@@ -260,7 +260,7 @@ func TestPanicFailsTheTaskAndTheAgentSurvives(t *testing.T) {
 }
 
 func TestHandlerErrorAndUnknownKind(t *testing.T) {
-	f := newFixture(t, "", map[protocol.Kind]Handler{"other": HandlerFunc(func(context.Context, *forlockv1.JobSpec, func(*forlockv1.Progress)) (Result, error) {
+	f := newFixture(t, "", map[protocol.Kind]Handler{"other": HandlerFunc(func(context.Context, Assignment, func(*forlockv1.Progress)) (Result, error) {
 		return Result{}, nil
 	})})
 	f.r.Handle(assign("t1"))
@@ -272,7 +272,7 @@ func TestHandlerErrorAndUnknownKind(t *testing.T) {
 	require.Equal(t, "this agent does not support job kind (unknown to this agent's API) (agent version v9.9.9)", f.out.next(t).GetMessage())
 	require.Zero(t, f.logs.count("task started"))
 
-	f2 := newFixture(t, "", map[protocol.Kind]Handler{"health_check": HandlerFunc(func(context.Context, *forlockv1.JobSpec, func(*forlockv1.Progress)) (Result, error) {
+	f2 := newFixture(t, "", map[protocol.Kind]Handler{"health_check": HandlerFunc(func(context.Context, Assignment, func(*forlockv1.Progress)) (Result, error) {
 		return Result{Details: []string{"disk CRITICAL"}}, errors.New("critical: disk")
 	})})
 	f2.r.Handle(assign("t3"))
@@ -288,7 +288,7 @@ func TestProgressIsRateLimitedAndKeepsTheLatest(t *testing.T) {
 	const reports = 2000
 	release := make(chan struct{})
 	var elapsed time.Duration
-	h := HandlerFunc(func(_ context.Context, _ *forlockv1.JobSpec, report func(*forlockv1.Progress)) (Result, error) {
+	h := HandlerFunc(func(_ context.Context, _ Assignment, report func(*forlockv1.Progress)) (Result, error) {
 		start := time.Now()
 		for i := 1; i <= reports; i++ {
 			report(&forlockv1.Progress{Phase: "copy", BytesDone: uint64(i), BytesTotal: reports})
@@ -376,7 +376,7 @@ func TestUnackedEndsAreResentUntilAcked(t *testing.T) {
 func TestHealthReportTravelsWithTheEndAndSurvivesARestart(t *testing.T) {
 	report := &forlockv1.HealthReport{Checks: []*forlockv1.CheckResult{
 		{Name: "redis", Status: forlockv1.CheckStatus_CHECK_STATUS_CRITICAL, Message: "PING failed"}}}
-	h := HandlerFunc(func(context.Context, *forlockv1.JobSpec, func(*forlockv1.Progress)) (Result, error) {
+	h := HandlerFunc(func(context.Context, Assignment, func(*forlockv1.Progress)) (Result, error) {
 		return Result{Details: []string{"redis CRITICAL PING failed"}, Health: report}, errors.New("CRITICAL: redis PING failed")
 	})
 	dir := t.TempDir()
@@ -399,8 +399,8 @@ func TestRolledBackTaskReportsItsResultAndBackup(t *testing.T) {
 	up := &forlockv1.UpgradeResult{RolledBack: true, Reason: "api not healthy within 2m0s",
 		Before: &forlockv1.Release{Id: "aaaaaaaaaaaa"}, After: &forlockv1.Release{Id: "aaaaaaaaaaaa"}}
 	var gotPair *forlockv1.CertificatePair
-	f := newFixture(t, "", map[protocol.Kind]Handler{"health_check": HandlerFunc(func(ctx context.Context, _ *forlockv1.JobSpec, _ func(*forlockv1.Progress)) (Result, error) {
-		gotPair = CertificateFrom(ctx)
+	f := newFixture(t, "", map[protocol.Kind]Handler{"health_check": HandlerFunc(func(_ context.Context, a Assignment, _ func(*forlockv1.Progress)) (Result, error) {
+		gotPair = proto.CloneOf(a.Certificate)
 		return Result{RolledBack: true, Upgrade: up, Artifacts: []*forlockv1.Artifact{art}}, errors.New("api not healthy within 2m0s: rolled back")
 	})})
 	m := assign("t1")

@@ -88,15 +88,16 @@ func (r *Runner) pumpProgress(t *task, done <-chan struct{}) {
 	}
 }
 
-// run runs one task to its end, journals the end, then reports it.
-func (r *Runner) run(ctx context.Context, t *task, h Handler, spec *forlockv1.JobSpec) {
+// run runs one task to its end, wipes its secrets, journals the end, then
+// reports it.
+func (r *Runner) run(ctx context.Context, t *task, h Handler, a Assignment) {
 	defer r.wg.Done()
 	done := make(chan struct{})
 	var pump sync.WaitGroup
 	pump.Go(func() { r.pumpProgress(t, done) })
 
-	res, err := r.call(ctx, t, h, spec)
-	wipeKeys(KeysFrom(ctx))
+	res, err := r.call(ctx, t, h, a)
+	a.wipe()
 	close(done)
 	pump.Wait()
 	state, msg := outcome(ctx, res, err)
@@ -153,14 +154,14 @@ func (r *Runner) run(ctx context.Context, t *task, h Handler, spec *forlockv1.Jo
 var errPanic = errors.New("task handler panicked")
 
 // call runs the handler, turning a panic into an error.
-func (r *Runner) call(ctx context.Context, t *task, h Handler, spec *forlockv1.JobSpec) (res Result, err error) {
+func (r *Runner) call(ctx context.Context, t *task, h Handler, a Assignment) (res Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("task handler panicked", t.attrs("panic", fmt.Sprint(p), "stack", string(debug.Stack()))...)
 			res, err = Result{}, fmt.Errorf("%w: %v", errPanic, p)
 		}
 	}()
-	return h.Run(ctx, spec, t.report)
+	return h.Run(ctx, a, t.report)
 }
 
 // outcome decides a task's end state from what its handler returned and

@@ -36,6 +36,14 @@
 // step, while the previous containers are removed, therefore rolls back the
 // services whose previous container was still there.
 //
+// The task: Handler runs the upgrade and rollback tasks on an Upgrader. An
+// upgrade backs up first (the agent's backup handler, with the task's
+// keys; a failed backup upgrades nothing), a rollback picks its target in
+// the node's History (releases.json in the state directory, the newest 20
+// releases, whole, named by Release.ID, a hash of the image IDs). The
+// releases before and after are recorded and reported with the time the
+// API did not answer, polled every 100 ms.
+//
 // PostgreSQL: a data directory cannot be used by another major version, so
 // swapping images cannot undo a major upgrade. When both images tell their
 // major version (PG_MAJOR, PG_VERSION or /usr/lib/postgresql/N in PATH),

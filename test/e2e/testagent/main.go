@@ -15,7 +15,7 @@ import (
 
 type slow struct{ delay time.Duration }
 
-func (s slow) Run(ctx context.Context, _ *forlockv1.JobSpec, report func(*forlockv1.Progress)) (agent.TaskResult, error) {
+func (s slow) Run(ctx context.Context, _ agent.TaskAssignment, report func(*forlockv1.Progress)) (agent.TaskResult, error) {
 	report(&forlockv1.Progress{Phase: "waiting", Message: "test delay " + s.delay.String()})
 	select {
 	case <-time.After(s.delay):
