@@ -239,7 +239,11 @@ func TestBackupToS3AndRestoreOnAnotherNode(t *testing.T) {
 	want := src.state(t)
 	require.NotEqual(t, want, dst.state(t))
 
-	res, err := c.ctlErr("backup", "--node", src.name, "--s3", "fleet-backups", "--s3-prefix", "e2e")
+	// An operator backs up and may not restore; an admin identity (not
+	// the bootstrap token) restores.
+	operator := c.identity("backup-bot", "operator")
+	oncall := c.identity("oncall", "admin")
+	res, err := c.ctlAs(operator, "backup", "--node", src.name, "--s3", "fleet-backups", "--s3-prefix", "e2e")
 	require.NoError(t, err, "%s", res)
 	rps := c.restorePoints(src.name)
 	require.Len(t, rps, 1)
@@ -247,9 +251,16 @@ func TestBackupToS3AndRestoreOnAnotherNode(t *testing.T) {
 		require.True(t, strings.HasPrefix(a.Location, "s3://fleet-backups/e2e/"), a.Location)
 	}
 
-	res, err = c.ctlErr("restore", "--latest", "--from-node", src.name, "--node", dst.name, "--yes")
+	_, err = c.ctlAs(operator, "restore", "--latest", "--from-node", src.name, "--node", dst.name, "--yes")
+	require.ErrorContains(t, err, "backup-bot (role operator) lacks restore.run")
+	require.NotEqual(t, want, dst.state(t), "the refused restore changed nothing")
+	res, err = c.ctlAs(oncall, "--reason", "DR drill", "restore", "--latest", "--from-node", src.name, "--node", dst.name, "--yes")
 	require.NoError(t, err, "%s", res)
 	require.Equal(t, want, dst.state(t), "the second node holds the first node's data")
+	restores := c.auditRecords("--actor", "oncall", "--method", "SubmitJob")
+	require.Len(t, restores, 1)
+	require.Equal(t, "DR drill", restores[0].Reason)
+	require.Contains(t, restores[0].Summary, "restore={")
 
 	t.Run("a missing object is refused", func(t *testing.T) {
 		mc, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4("forlock-test", "forlock-test-secret", ""), Secure: false})
