@@ -80,3 +80,38 @@ func TestOneRecordPerChange(t *testing.T) {
 	require.True(t, v.GetOk(), v.GetProblem())
 	require.Equal(t, uint64(3), v.GetRecords())
 }
+
+// TestSubmitRecordedWithTheJob: a submit's record is committed with the job
+// (target job/<id>, the submitter as actor); a repeat with the same
+// idempotency key is recorded by the interceptor against the same job; a
+// cancel names its job and keeps its actor.
+func TestSubmitRecordedWithTheJob(t *testing.T) {
+	s := newTestServer(t, serverOptions{})
+	s.enroll("web1", nil)
+	req := &forlockv1.SubmitJobRequest{
+		Spec:           &forlockv1.JobSpec{Kind: &forlockv1.JobSpec_HealthCheck{HealthCheck: &forlockv1.HealthCheckSpec{}}},
+		Target:         &forlockv1.Target{Nodes: []string{"web1"}},
+		IdempotencyKey: "nightly-1",
+	}
+	first, err := s.Jobs.SubmitJob(s.ctx(), req)
+	require.NoError(t, err)
+	require.True(t, first.GetCreated())
+	again, err := s.Jobs.SubmitJob(s.ctx(), req)
+	require.NoError(t, err)
+	require.False(t, again.GetCreated())
+	recs := s.audit("SubmitJob")
+	require.Len(t, recs, 2)
+	for _, r := range recs {
+		require.Equal(t, "job/"+first.GetJob().GetId(), r.GetTarget())
+		require.Equal(t, "admin", r.GetActor())
+		require.Equal(t, "OK", r.GetResult())
+	}
+	require.Equal(t, "admin", first.GetJob().GetCreatedBy())
+
+	_, err = s.Jobs.CancelJob(s.ctx(), &forlockv1.CancelJobRequest{Id: first.GetJob().GetId(), Reason: "wrong night"})
+	require.NoError(t, err)
+	cancels := s.audit("CancelJob")
+	require.Len(t, cancels, 1)
+	require.Equal(t, "admin", cancels[0].GetActor())
+	require.Equal(t, "job/"+first.GetJob().GetId(), cancels[0].GetTarget())
+}

@@ -44,7 +44,14 @@ func (a *JobAPI) SubmitJob(ctx context.Context, req *forlockv1.SubmitJobRequest)
 	if p, ok := auth.PrincipalFromContext(ctx); ok {
 		by.Name = p.Name
 	}
+	recs, done := change(ctx, "")
+	by.Audit = recs
 	j, created, err := a.Jobs.SubmitAs(ctx, req, by)
+	if created {
+		done() // its record was committed with it
+	} else if err == nil {
+		auditTarget(ctx, "job/"+j.GetId()) // the existing job: the auditor records the call
+	}
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}
@@ -140,7 +147,7 @@ func (a *JobAPI) CancelJob(ctx context.Context, req *forlockv1.CancelJobRequest)
 	if j, err := a.Jobs.Get(req.GetId()); err == nil && !seesJob(ctx, a.Registry, j) {
 		return nil, toStatus(ctx, a.Log, jobs.ErrNotFound)
 	}
-	auditActor(ctx, "", "job/"+req.GetId())
+	auditTarget(ctx, "job/"+req.GetId())
 	j, err := a.Jobs.Cancel(ctx, req.GetId(), req.GetReason())
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)

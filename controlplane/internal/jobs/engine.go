@@ -43,6 +43,7 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/forlock/fleet/controlplane/internal/audit"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/internal/protocol"
@@ -136,6 +137,9 @@ type job struct {
 	// committed receives the outcome of the commit that holds the job's
 	// submit: nil, or why it could not be saved.
 	committed chan error
+	// audit are the submit's audit records, written in the commit that
+	// makes the job durable.
+	audit []audit.Record
 	// progressAt is when each task's last progress event was stored;
 	// sampled counts progress reports past the job's event cap.
 	progressAt map[string]time.Time
@@ -305,6 +309,9 @@ func (e *Engine) commit() error {
 		LateTasks: e.lateAdd, LateDone: e.lateDone}
 	dirty := e.dirty
 	for _, j := range dirty {
+		if !j.durable {
+			w.Audit = append(w.Audit, j.audit...)
+		}
 		rec, tasks := j.changes()
 		if rec != nil {
 			w.Jobs = append(w.Jobs, rec)

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/forlock/fleet/controlplane/internal/audit"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/internal/labels"
 	"github.com/forlock/fleet/internal/protocol"
@@ -50,6 +51,10 @@ type Submitter struct {
 	// found, a selector or all targets only the nodes inside it, and a task
 	// whose node has left it by dispatch time is skipped.
 	Scope labels.Selector
+	// Audit are the submit's audit records: committed with the job, in the
+	// same transaction, with their target set to the job. A submit that
+	// finds its idempotency key returns the existing job and writes none.
+	Audit []audit.Record
 }
 
 // Submit validates and stores a job and returns it once it is durable. A
@@ -118,6 +123,10 @@ func (e *Engine) SubmitAs(ctx context.Context, req *forlockv1.SubmitJobRequest, 
 	}
 	j := newJob(pb)
 	j.committed = make(chan error, 1) // the commit marks it durable and schedules it, or drops it
+	for _, r := range by.Audit {
+		r.Target = "job/" + pb.GetId()
+		j.audit = append(j.audit, r)
+	}
 	e.jobs[pb.GetId()] = j
 	if key != "" {
 		e.keys[key] = pb.GetId()

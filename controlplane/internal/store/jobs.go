@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/forlock/fleet/controlplane/internal/audit"
 	"google.golang.org/protobuf/proto"
 
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -61,6 +63,9 @@ type JobWrite struct {
 	// LateDone are removed from it.
 	LateTasks map[string]string
 	LateDone  []string
+	// Audit records the submits this commit makes durable, in the same
+	// transaction.
+	Audit []audit.Record
 }
 
 // TaskWrite is a task of a stored job and its position in the job's task
@@ -120,7 +125,10 @@ func (s *Store) SaveJobs(w JobWrite) error {
 		if err := putLate(tx.Bucket(bucketLateTasks), w.LateTasks, w.LateDone); err != nil {
 			return err
 		}
-		return putNested(tx.Bucket(bucketJobEvents), events)
+		if err := putNested(tx.Bucket(bucketJobEvents), events); err != nil {
+			return err
+		}
+		return s.appendAudit(tx, w.Audit)
 	})
 }
 
