@@ -83,6 +83,14 @@ func auditActor(ctx context.Context, actor, target string) {
 	}
 }
 
+// auditTarget names what a call acted on (a job), keeping the actor the
+// interceptors found, when the auditor writes its record.
+func auditTarget(ctx context.Context, target string) {
+	if p, ok := ctx.Value(pendingKey{}).(*pending); ok {
+		p.rec.Target = target
+	}
+}
+
 // actorOf names the caller of ctx for the audit log.
 func actorOf(ctx context.Context) (actor, role string) {
 	if p, ok := auth.PrincipalFromContext(ctx); ok {

@@ -48,6 +48,7 @@ func (a *JobAPI) SubmitJob(ctx context.Context, req *forlockv1.SubmitJobRequest)
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}
+	auditTarget(ctx, "job/"+j.GetId())
 	if created {
 		a.Log.InfoContext(ctx, "job submitted", "job_id", j.GetId(), "kind", j.GetKind(), "tasks", len(j.GetTasks()))
 	}
@@ -140,7 +141,7 @@ func (a *JobAPI) CancelJob(ctx context.Context, req *forlockv1.CancelJobRequest)
 	if j, err := a.Jobs.Get(req.GetId()); err == nil && !seesJob(ctx, a.Registry, j) {
 		return nil, toStatus(ctx, a.Log, jobs.ErrNotFound)
 	}
-	auditActor(ctx, "", "job/"+req.GetId())
+	auditTarget(ctx, "job/"+req.GetId())
 	j, err := a.Jobs.Cancel(ctx, req.GetId(), req.GetReason())
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
