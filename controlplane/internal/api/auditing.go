@@ -47,8 +47,8 @@ type Auditor struct {
 	Failures *audit.Failures
 	Log      *slog.Logger
 	// RequireReason refuses destructive calls (restores, backup deletions,
-	// rollbacks, upgrades, node removal, identity revocation) that give no
-	// reason.
+	// rollbacks, upgrades, node removal, identity revocation, rewrapping
+	// backup keys) that give no reason.
 	RequireReason bool
 }
 
