@@ -356,4 +356,3 @@ func editAudit(t *testing.T, path string, fn func(*bolt.Bucket)) {
 	}))
 	require.NoError(t, db.Close())
 }
-

@@ -132,7 +132,7 @@ func (a *AuditAPI) VerifyAudit(ctx context.Context, _ *forlockv1.VerifyAuditRequ
 		return nil, toStatus(ctx, a.Log, err)
 	}
 	return &forlockv1.VerifyAuditResponse{
-		Ok: rep.OK(), Records: uint64(rep.Records), FirstSeq: rep.First, LastSeq: rep.Last,
-		Checkpoints: uint64(rep.Checkpoints), BadSeq: rep.Bad, Problem: rep.Problem,
+		Ok: rep.OK(), Records: rep.Records, FirstSeq: rep.First, LastSeq: rep.Last,
+		Checkpoints: rep.Checkpoints, BadSeq: rep.Bad, Problem: rep.Problem,
 	}, nil
 }

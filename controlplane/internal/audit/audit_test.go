@@ -82,9 +82,9 @@ func filled(t *testing.T) *testLog {
 	}
 	rep := l.verify(t)
 	require.True(t, rep.OK(), rep.Problem)
-	require.Equal(t, 1000, rep.Records)
+	require.Equal(t, uint64(1000), rep.Records)
 	require.Equal(t, uint64(1000), rep.Head.Seq)
-	require.Equal(t, 100, rep.Checkpoints, "every committed batch left its checkpoint outside the database")
+	require.Equal(t, uint64(100), rep.Checkpoints, "every committed batch left its checkpoint outside the database")
 	return l
 }
 
@@ -208,7 +208,7 @@ func TestPruneKeepsTheChainVerifiable(t *testing.T) {
 	rep := l.verify(t)
 	require.True(t, rep.OK(), rep.Problem)
 	require.Equal(t, uint64(36), rep.First)
-	require.Equal(t, 15, rep.Records)
+	require.Equal(t, uint64(15), rep.Records)
 
 	// Appending after a prune continues the chain.
 	l.append(t, 1, "/forlock.v1.JobService/SubmitJob")
@@ -233,7 +233,7 @@ func TestPruneNeverTakesTheHead(t *testing.T) {
 	require.Equal(t, 2, n)
 	rep := l.verify(t)
 	require.True(t, rep.OK(), rep.Problem)
-	require.Equal(t, 1, rep.Records)
+	require.Equal(t, uint64(1), rep.Records)
 }
 
 // TestFailedTransactionLeavesNoGap: a transaction that appends and then

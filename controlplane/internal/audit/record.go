@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// Result of a call that succeeded; any other result is a gRPC code name.
+// ResultOK is the result of a call that succeeded; any other result is a
+// gRPC code name.
 const ResultOK = "OK"
 
 // Record is one audited event. Seq and Prev are set by Append.

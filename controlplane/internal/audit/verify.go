@@ -14,12 +14,12 @@ import (
 type Report struct {
 	// Records is how many records were checked; First and Last their
 	// sequence range.
-	Records     int
+	Records     uint64
 	First, Last uint64
 	// Head is the signed head checkpoint, when there is one.
 	Head Checkpoint
 	// Checkpoints is how many outside checkpoints matched the chain.
-	Checkpoints int
+	Checkpoints uint64
 	// Bad is the first record found bad (0 when the problem is not one
 	// record, or there is none); Problem says what is wrong ("" when the
 	// log is intact).
