@@ -47,6 +47,7 @@ func TestSecretFileModes(t *testing.T) {
 		{filepath.Join(dir, "backup-kek.json"), "the backup key-encryption key", base, false},
 		{filepath.Join(dir, "forlockctl.yaml"), "the admin token", base, false},
 		{filepath.Join(dir, "fleet.db"), "the fleet database", base, false},
+		{filepath.Join(dir, "audit.key"), "the audit checkpoint signing key", base, false},
 		{tokenFile, "the Vault token", withVault(VaultConfig{TokenFile: tokenFile}), true},
 		{secretIDFile, "the Vault secret ID", withVault(VaultConfig{RoleID: "role", SecretIDFile: secretIDFile}), true},
 	} {

@@ -94,7 +94,7 @@ func (st *cpSettings) table() *settings.Table {
 		{Key: "audit.retention", Value: settings.Duration(&c.Audit.Retention), Default: "0s",
 			Help: "how long audit records are kept; 0 keeps them all (pruning leaves a signed anchor: verify still works)"},
 		{Key: "audit.require_reason", Value: settings.Bool(&c.Audit.RequireReason), Default: "false",
-			Help: "refuse destructive calls (restore, backup deletion, rollback, upgrade, node removal, identity revocation) that give no --reason"},
+			Help: "refuse destructive calls (restore, backup deletion, rollback, upgrade, node removal, identity revocation, rewrapping backup keys) that give no --reason"},
 
 		// What clients without a valid credential, agents' input and a
 		// full disk may cost.

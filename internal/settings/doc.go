@@ -1,10 +1,10 @@
 package settings
 
 import (
-	"bytes"
 	"fmt"
-	"os"
 	"strings"
+
+	"github.com/forlock/fleet/internal/docblock"
 )
 
 // Markdown renders the table for the operator docs: key, flag, environment
@@ -36,23 +36,5 @@ func (t *Table) Markdown() string {
 // "<!-- settings: NAME -->" and "<!-- /settings: NAME -->"; with update it
 // writes it there instead.
 func (t *Table) SyncDoc(path string, update bool) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	begin, end := fmt.Sprintf("<!-- settings: %s -->\n", t.Name), fmt.Sprintf("<!-- /settings: %s -->", t.Name)
-	i, j := bytes.Index(data, []byte(begin)), bytes.Index(data, []byte(end))
-	if i < 0 || j < i {
-		return fmt.Errorf("%s: no %q ... %q section", path, strings.TrimSpace(begin), end)
-	}
-	i += len(begin)
-	want := t.Markdown()
-	if string(data[i:j]) == want {
-		return nil
-	}
-	if !update {
-		return fmt.Errorf("%s: the %s settings table is not the one the code declares: run go test -run %s -update", path, t.Name, "TestSettingsTableComplete")
-	}
-	out := append(append(append([]byte{}, data[:i]...), want...), data[j:]...)
-	return os.WriteFile(path, out, 0o644) //nolint:gosec // a doc in the repository
+	return docblock.Sync(path, "settings: "+t.Name, t.Markdown(), update, "TestSettingsTableComplete")
 }

@@ -355,7 +355,7 @@ func TestCtlInterruptLeavesTheJobRunning(t *testing.T) {
 func listed(t *testing.T, stdout string) (ids []string, rows map[string][]string) {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	require.Equal(t, []string{"ID", "KIND", "STATE", "TASKS", "CREATED"}, strings.Fields(lines[0]))
+	require.Equal(t, []string{"ID", "KIND", "STATE", "TASKS", "CREATED", "BY"}, strings.Fields(lines[0]))
 	rows = map[string][]string{}
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)

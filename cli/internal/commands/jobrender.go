@@ -10,13 +10,15 @@ import (
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
-// printJobTable lists jobs, one per line. TASKS is ok/failed/skipped/total.
+// printJobTable lists jobs, one per line. TASKS is ok/failed/skipped/total;
+// BY is the identity that submitted the job ("-" for one the control plane
+// started by itself, e.g. a schedule).
 func printJobTable(w io.Writer, now time.Time, jobs []*forlockv1.Job) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "ID\tKIND\tSTATE\tTASKS\tCREATED")
+	fmt.Fprintln(tw, "ID\tKIND\tSTATE\tTASKS\tCREATED\tBY")
 	for _, j := range jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.GetId(), orDash(j.GetKind()), jobStateName(j.GetState()),
-			countTasks(j.GetTasks()), age(now, j.GetCreatedAt()))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.GetId(), orDash(j.GetKind()), jobStateName(j.GetState()),
+			countTasks(j.GetTasks()), age(now, j.GetCreatedAt()), orDash(j.GetCreatedBy()))
 	}
 	return flush(tw)
 }
@@ -32,6 +34,10 @@ func printJobDetail(w io.Writer, now time.Time, j *forlockv1.Job) error {
 	row("Target", "%s", targetString(j.GetTarget()))
 	row("Rollout", "%s", rolloutString(j.GetRollout()))
 	row("Created", "%s", when(now, j.GetCreatedAt()))
+	row("Created by", "%s", submitter(j))
+	if r := j.GetReason(); r != "" {
+		row("Reason", "%s", oneLine(r))
+	}
 	if j.GetFinishedAt() != nil {
 		row("Finished", "%s", when(now, j.GetFinishedAt()))
 	}
@@ -166,6 +172,19 @@ func humanBytes(n uint64) string {
 // oneLine keeps agent text from breaking table rows or the live display.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// submitter names who submitted a job and the scope its nodes were chosen
+// in.
+func submitter(j *forlockv1.Job) string {
+	by := j.GetCreatedBy()
+	if by == "" {
+		return "- (the control plane: a schedule or policy; or a job older than identities)"
+	}
+	if sc := j.GetScope(); sc != "" {
+		return by + " (scope " + sc + ")"
+	}
+	return by
 }
 
 func targetString(t *forlockv1.Target) string {

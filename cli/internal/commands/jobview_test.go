@@ -136,23 +136,48 @@ func TestPrintJobTableAndDetail(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, printJobTable(&out, renderNow, []*forlockv1.Job{j}))
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	require.Equal(t, []string{"ID", "KIND", "STATE", "TASKS", "CREATED"}, strings.Fields(lines[0]))
-	require.Equal(t, []string{"j-01", "health_check", "partially-failed", "1/1/0/2", "3m", "ago"}, strings.Fields(lines[1]))
+	require.Equal(t, []string{"ID", "KIND", "STATE", "TASKS", "CREATED", "BY"}, strings.Fields(lines[0]))
+	require.Equal(t, []string{"j-01", "health_check", "partially-failed", "1/1/0/2", "3m", "ago", "-"}, strings.Fields(lines[1]))
 
 	out.Reset()
 	require.NoError(t, printJobDetail(&out, renderNow, j))
 	for _, line := range []string{
-		"ID:        j-01\n",
-		"State:     partially-failed\n",
-		"Tasks:     1/1/0/2 (ok/failed/skipped/total)\n",
-		"Target:    nodes matching env=prod\n",
-		"Rollout:   max parallel 5, canary 1, offline nodes: skip\n",
-		"Finished:  2026-03-01 11:58:00 UTC (2m ago)\n",
+		"ID:          j-01\n",
+		"State:       partially-failed\n",
+		"Tasks:       1/1/0/2 (ok/failed/skipped/total)\n",
+		"Target:      nodes matching env=prod\n",
+		"Rollout:     max parallel 5, canary 1, offline nodes: skip\n",
+		"Finished:    2026-03-01 11:58:00 UTC (2m ago)\n",
+		"Created by:  - (the control plane: a schedule or policy; or a job older than identities)\n",
 		"\nNODE   STATE      PROGRESS  MESSAGE\n",
 		"web-2  failed     -         -\n",
 	} {
 		require.Contains(t, out.String(), line)
 	}
+}
+
+// TestJobSubmitter: jobs list and jobs get show who submitted a job, the
+// scope its nodes were chosen in and the reason given; a job without a
+// submitter says so instead of showing an empty name.
+func TestJobSubmitter(t *testing.T) {
+	j := &forlockv1.Job{Id: "j-02", Kind: "backup", State: jRunning, CreatedAt: timestamppb.New(renderNow.Add(-time.Minute)),
+		CreatedBy: "junior", Scope: "env=staging", Reason: "CHG-42\nnightly  check",
+		Tasks: []*forlockv1.Task{task("t1", "stg-1", tRunning)}}
+	var out bytes.Buffer
+	require.NoError(t, printJobTable(&out, renderNow, []*forlockv1.Job{j}))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	require.Equal(t, []string{"j-02", "backup", "running", "0/0/0/1", "1m", "ago", "junior"}, strings.Fields(lines[1]))
+
+	out.Reset()
+	require.NoError(t, printJobDetail(&out, renderNow, j))
+	require.Contains(t, out.String(), "Created by:  junior (scope env=staging)\n")
+	require.Contains(t, out.String(), "Reason:      CHG-42 nightly check\n", "a reason stays on one line")
+
+	j.Scope, j.Reason = "", ""
+	out.Reset()
+	require.NoError(t, printJobDetail(&out, renderNow, j))
+	require.Contains(t, out.String(), "Created by:  junior\n")
+	require.NotContains(t, out.String(), "Reason:")
 }
 
 func TestLineView(t *testing.T) {

@@ -11,7 +11,8 @@ import (
 
 // BootstrapName is the identity of the admin token in forlockctl.yaml: it
 // has the admin role and the whole fleet, and cannot be revoked through the
-// API (rotate it with forlock-controlplane admin-token).
+// API (rotate it by restarting forlock-controlplane with
+// --rotate-admin-token).
 const BootstrapName = "admin"
 
 // MaxTTL bounds an identity's lifetime.

@@ -109,7 +109,7 @@ func (a *AccessAPI) RevokeIdentity(ctx context.Context, req *forlockv1.RevokeIde
 		return nil, err
 	}
 	if req.GetName() == access.BootstrapName {
-		return nil, invalid("the bootstrap admin credential cannot be revoked here: replace it with forlock-controlplane admin-token")
+		return nil, invalid("the bootstrap admin credential cannot be revoked here: replace it by restarting forlock-controlplane with --rotate-admin-token")
 	}
 	recs, done := change(ctx, "identity/"+req.GetName())
 	id, err := a.Store.RevokeIdentity(req.GetName(), time.Now().UTC(), recs...)
@@ -127,7 +127,7 @@ func (a *AccessAPI) RotateIdentity(ctx context.Context, req *forlockv1.RotateIde
 		return nil, err
 	}
 	if req.GetName() == access.BootstrapName {
-		return nil, invalid("the bootstrap admin credential is rotated with forlock-controlplane admin-token")
+		return nil, invalid("the bootstrap admin credential is rotated by restarting forlock-controlplane with --rotate-admin-token")
 	}
 	ttl, err := ttlOf(req.GetTtl(), req.Ttl != nil)
 	if err != nil {

@@ -47,8 +47,8 @@ type Auditor struct {
 	Failures *audit.Failures
 	Log      *slog.Logger
 	// RequireReason refuses destructive calls (restores, backup deletions,
-	// rollbacks, upgrades, node removal, identity revocation) that give no
-	// reason.
+	// rollbacks, upgrades, node removal, identity revocation, rewrapping
+	// backup keys) that give no reason.
 	RequireReason bool
 }
 
@@ -83,8 +83,8 @@ func auditActor(ctx context.Context, actor, target string) {
 	}
 }
 
-// auditTarget names what a call acted on, when the auditor writes its
-// record.
+// auditTarget names what a call acted on (a job), keeping the actor the
+// interceptors found, when the auditor writes its record.
 func auditTarget(ctx context.Context, target string) {
 	if p, ok := ctx.Value(pendingKey{}).(*pending); ok {
 		p.rec.Target = target

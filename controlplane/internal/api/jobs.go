@@ -47,13 +47,13 @@ func (a *JobAPI) SubmitJob(ctx context.Context, req *forlockv1.SubmitJobRequest)
 	recs, done := change(ctx, "")
 	by.Audit = recs
 	j, created, err := a.Jobs.SubmitAs(ctx, req, by)
-	if created {
-		done() // its record was committed with it
-	} else if err == nil {
-		auditTarget(ctx, "job/"+j.GetId()) // the existing job: the auditor records the call
-	}
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
+	}
+	if created {
+		done() // its record was committed with it
+	} else {
+		auditTarget(ctx, "job/"+j.GetId()) // the existing job: the auditor records the call
 	}
 	if created {
 		a.Log.InfoContext(ctx, "job submitted", "job_id", j.GetId(), "kind", j.GetKind(), "tasks", len(j.GetTasks()))

@@ -119,7 +119,7 @@ func ReadCheckpoints(path string) ([]Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = f.Close() }() // read only
+	defer func() { _ = f.Close() }() // read only: nothing to flush
 	var out []Checkpoint
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)

@@ -117,11 +117,11 @@ func tip(meta *bolt.Bucket) (uint64, []byte, error) {
 		if v := meta.Get(k); v != nil {
 			c, err := decodeCheckpoint(v)
 			if err != nil {
-				return 0, nil, fmt.Errorf("audit %s does not decode: run forlock-controlplane audit verify: %w", k, err)
+				return 0, nil, fmt.Errorf("audit %s does not decode: run forlockctl audit verify: %w", k, err)
 			}
 			h, err := hex.DecodeString(c.Hash)
 			if err != nil || len(h) != len(genesis) {
-				return 0, nil, fmt.Errorf("audit %s holds a bad hash: run forlock-controlplane audit verify", k)
+				return 0, nil, fmt.Errorf("audit %s holds a bad hash: run forlockctl audit verify", k)
 			}
 			return c.Seq, h, nil
 		}
@@ -191,7 +191,7 @@ func Scan(tx *bolt.Tx, from uint64, fn func(Entry) bool) error {
 	for k, v := c.Seek(seqKey(from)); k != nil; k, v = c.Next() {
 		e, err := decodeEntry(k, v)
 		if err != nil {
-			return fmt.Errorf("%w: run forlock-controlplane audit verify", err)
+			return fmt.Errorf("%w: run forlockctl audit verify", err)
 		}
 		if !fn(e) {
 			return nil

@@ -1,10 +1,11 @@
 // Package secretfile is the one check the control plane applies to every
 // file holding a secret it reads (the fleet CA key, the server key, the
 // backup key-encryption key, the admin credential in forlockctl.yaml, the
-// database, the Vault token and AppRole secret-ID files): only its owner may
-// access it. A file that group or others can read, write or run is refused
-// with an error naming the file, its mode, what it holds and the chmod that
-// fixes it; the control plane then does not start.
+// database, the audit checkpoint key, the Vault token and AppRole secret-ID
+// files): only its owner may access it. A file that group or others can
+// read, write or run is refused with an error naming the file, its mode,
+// what it holds and the chmod that fixes it; the control plane then does not
+// start.
 package secretfile
 
 import (
