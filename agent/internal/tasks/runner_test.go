@@ -57,6 +57,18 @@ func (s *sink) next(t *testing.T) *forlockv1.TaskUpdate {
 	}
 }
 
+// nextFor returns the next update of task id, passing over the others (a
+// final update not acknowledged yet is sent again, and under load such a
+// resend of an earlier task can come first).
+func (s *sink) nextFor(t *testing.T, id string) *forlockv1.TaskUpdate {
+	t.Helper()
+	for {
+		if u := s.next(t); u.GetTaskId() == id {
+			return u
+		}
+	}
+}
+
 // final returns the next update that is not RUNNING.
 func (s *sink) final(t *testing.T) *forlockv1.TaskUpdate {
 	t.Helper()
@@ -269,7 +281,7 @@ func TestHandlerErrorAndUnknownKind(t *testing.T) {
 	require.Equal(t, "this agent does not support job kind health_check (agent version v9.9.9)", u.GetMessage())
 
 	f.r.Handle(&forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_TaskAssignment{TaskAssignment: &forlockv1.TaskAssignment{TaskId: "t2"}}})
-	require.Equal(t, "this agent does not support job kind (unknown to this agent's API) (agent version v9.9.9)", f.out.next(t).GetMessage())
+	require.Equal(t, "this agent does not support job kind (unknown to this agent's API) (agent version v9.9.9)", f.out.nextFor(t, "t2").GetMessage())
 	require.Zero(t, f.logs.count("task started"))
 
 	f2 := newFixture(t, "", map[protocol.Kind]Handler{"health_check": HandlerFunc(func(context.Context, Assignment, func(*forlockv1.Progress)) (Result, error) {
