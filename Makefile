@@ -61,6 +61,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (a duration, or a count such as
 bench: build ## benchmarks (method and figures: docs/benchmarks.md); BENCH_AGENTS=1000, BENCH_DB_MB=1000 by default
 	BENCH_AGENTS=$${BENCH_AGENTS:-1000} $(GO) test -run '^$$' -bench . -benchtime $${BENCHTIME:-5x} -timeout 30m ./test/e2e ./internal/artifact
 	$(GO) test -run '^$$' -bench . -benchtime 300x ./controlplane/internal/store
+	GO=$(GO) test/bench/auth-audit.sh
 	deploy/testnode/build-images.sh >/dev/null
 	BIN=$(BIN) test/bench/backup-vs-guide.sh
 

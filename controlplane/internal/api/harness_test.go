@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/tls"
+	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -43,7 +44,7 @@ import (
 // below call as an operator: TLS without a client certificate; agents dial
 // their own connections with the certificate Enroll gave them (agentConn).
 type testServer struct {
-	t     *testing.T
+	t     testing.TB
 	st    *store.Store
 	reg   *registry.Registry
 	ca    *pki.CA
@@ -71,32 +72,54 @@ type serverOptions struct {
 	requireReason bool
 	// services is called on the services before they are registered.
 	services func(*Services)
+	// preAudit builds the server as it was before identities and the audit
+	// log: the checker accepts the admin token only (no Identities, Denied
+	// or Failed), the chain has no audit interceptor and the store no audit
+	// log. Benchmarks compare it with the server of today.
+	preAudit bool
+	// log, if set, receives the server's log at info level, the control
+	// plane's default, instead of the debug log tests read.
+	log io.Writer
 }
 
-func newTestServer(t *testing.T, o serverOptions) *testServer {
-	t.Helper()
+func newTestServer(tb testing.TB, o serverOptions) *testServer {
+	tb.Helper()
 	buf := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st, err := store.Open(filepath.Join(t.TempDir(), "controlplane.db"))
-	require.NoError(t, err)
+	if o.log != nil {
+		log = slog.New(slog.NewJSONHandler(o.log, nil))
+	}
+	st, err := store.Open(filepath.Join(tb.TempDir(), "controlplane.db"))
+	require.NoError(tb, err)
 	reg, err := registry.New(st, time.Hour, log)
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	eng, err := jobs.New(jobs.Config{Store: st, Registry: reg, Logger: log})
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	ca, err := pki.NewCA(time.Now(), "test fleet CA")
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	admin, err := tokens.NewAdmin()
-	require.NoError(t, err)
+	require.NoError(tb, err)
 
 	agents := &AgentAPI{Store: st, Registry: reg, Jobs: eng, CA: ca, Log: log, CertTTL: time.Hour, CertGrace: time.Minute,
 		Broker: logs.NewBroker()}
 	checker := &auth.Checker{Nodes: reg, Admin: func() []byte { return admin.Hash }, NodeRefused: agents.NodeRefused, Log: log,
 		Failures: limit.NewFailures(limit.FailureConfig{Max: o.failures, Window: time.Hour, Block: time.Hour})}
-	auditKey, err := audit.LoadOrCreateKey(filepath.Join(t.TempDir(), "audit.key"))
-	require.NoError(t, err)
-	st.SetAuditLog(audit.New(auditKey, 0))
+	dir := tb.TempDir()
+	auditKey, err := audit.LoadOrCreateKey(filepath.Join(dir, "audit.key"))
+	require.NoError(tb, err)
 	auditor := &Auditor{Store: st, Failures: &audit.Failures{}, Log: log, RequireReason: o.requireReason}
-	checker.Identities, checker.Denied, checker.Failed = st.IdentityByHash, auditor.Denied, auditor.Failed
+	var opts []grpc.ServerOption
+	if o.preAudit {
+		// Interceptors as it was before the audit interceptor.
+		recoverU, recoverS := Recover(log)
+		logU, logS := Log(log)
+		opts = []grpc.ServerOption{grpc.ChainUnaryInterceptor(recoverU, logU, checker.Unary), grpc.ChainStreamInterceptor(recoverS, logS, checker.Stream)}
+	} else {
+		// As the control plane does: the checkpoint file beside the database.
+		st.SetAuditLog(audit.New(auditKey, 0, &audit.File{Path: filepath.Join(dir, "audit-checkpoints.jsonl")}))
+		checker.Identities, checker.Denied, checker.Failed = st.IdentityByHash, auditor.Denied, auditor.Failed
+		opts = Interceptors(log, checker, auditor)
+	}
 	agents.Gate = checker
 	svc := Services{
 		Agents:       agents,
@@ -113,13 +136,13 @@ func newTestServer(t *testing.T, o serverOptions) *testServer {
 		o.services(&svc)
 	}
 	serverKey, err := pki.GenerateKey()
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	serverCert, err := ca.IssueServer(time.Now(), []string{"controlplane.test"}, serverKey, time.Hour)
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	conns := limit.NewConns(limit.ConnConfig{Log: log})
 	checker.Conns = conns
 	creds := conns.Credentials(credentials.NewTLS(ServerTLS(tls.Certificate{Certificate: [][]byte{serverCert.Raw}, PrivateKey: serverKey}, ca.Pool())))
-	srv := grpc.NewServer(append(Interceptors(log, checker, auditor), grpc.Creds(creds))...)
+	srv := grpc.NewServer(append(opts, grpc.Creds(creds))...)
 	svc.Register(srv)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 
@@ -131,15 +154,15 @@ func newTestServer(t *testing.T, o serverOptions) *testServer {
 	engineErr := make(chan error, 1)
 	go func() { defer wg.Done(); engineErr <- eng.Run(ctx) }()
 
-	s := &testServer{t: t, st: st, reg: reg, ca: ca, admin: admin, lis: lis, logs: buf}
+	s := &testServer{t: tb, st: st, reg: reg, ca: ca, admin: admin, lis: lis, logs: buf}
 	s.conn = s.dial(nil)
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		_ = s.conn.Close()
 		srv.Stop()
 		cancel()
 		wg.Wait()
-		require.NoError(t, <-engineErr)
-		require.NoError(t, st.Close())
+		require.NoError(tb, <-engineErr)
+		require.NoError(tb, st.Close())
 	})
 	conn := s.conn
 	s.Nodes, s.Jobs = forlockv1.NewNodeServiceClient(conn), forlockv1.NewJobServiceClient(conn)
