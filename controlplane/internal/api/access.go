@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/forlock/fleet/controlplane/internal/access"
@@ -31,21 +32,25 @@ type AccessAPI struct {
 	Log   *slog.Logger
 }
 
-func ttlOf(d interface {
-	CheckValid() error
-	AsDuration() time.Duration
-}, set bool) (time.Duration, error) {
-	if !set {
-		return 0, nil
+// newSecret makes an identity secret and says when it expires: ttl from
+// now, or never (the zero time) for an unset or zero ttl.
+func (a *AccessAPI) newSecret(ctx context.Context, ttl *durationpb.Duration) (tok tokens.Token, now, expires time.Time, err error) {
+	if ttl != nil {
+		if err := ttl.CheckValid(); err != nil {
+			return tok, now, expires, invalid("ttl: %v", err)
+		}
+		if d := ttl.AsDuration(); d < 0 || d > access.MaxTTL {
+			return tok, now, expires, invalid("ttl %s out of range: use 0 (no expiry) up to %s", d, access.MaxTTL)
+		}
 	}
-	if err := d.CheckValid(); err != nil {
-		return 0, invalid("ttl: %v", err)
+	if tok, err = tokens.NewAccess(); err != nil {
+		return tok, now, expires, toStatus(ctx, a.Log, err)
 	}
-	ttl := d.AsDuration()
-	if ttl < 0 || ttl > access.MaxTTL {
-		return 0, invalid("ttl %s out of range: use 0 (no expiry) up to %s", ttl, access.MaxTTL)
+	now = time.Now().UTC()
+	if d := ttl.AsDuration(); d > 0 {
+		expires = now.Add(d)
 	}
-	return ttl, nil
+	return tok, now, expires, nil
 }
 
 // CreateIdentity implements AccessService.CreateIdentity.
@@ -64,20 +69,13 @@ func (a *AccessAPI) CreateIdentity(ctx context.Context, req *forlockv1.CreateIde
 	if err != nil {
 		return nil, invalid("scope: %v", err)
 	}
-	ttl, err := ttlOf(req.GetTtl(), req.Ttl != nil)
+	tok, now, expires, err := a.newSecret(ctx, req.GetTtl())
 	if err != nil {
 		return nil, err
 	}
-	tok, err := tokens.NewAccess()
-	if err != nil {
-		return nil, toStatus(ctx, a.Log, err)
-	}
-	now := time.Now().UTC()
 	creator, _ := auth.PrincipalFromContext(ctx)
-	id := access.Identity{Name: req.GetName(), Role: role, Scope: sel.String(), Hash: tok.Hash, CreatedAt: now, CreatedBy: creator.Name}
-	if ttl > 0 {
-		id.ExpiresAt = now.Add(ttl)
-	}
+	id := access.Identity{Name: req.GetName(), Role: role, Scope: sel.String(), Hash: tok.Hash, CreatedAt: now, CreatedBy: creator.Name,
+		ExpiresAt: expires}
 	recs, done := change(ctx, "identity/"+id.Name)
 	if err := a.Store.CreateIdentity(id, recs...); err != nil {
 		return nil, toStatus(ctx, a.Log, err)
@@ -129,18 +127,9 @@ func (a *AccessAPI) RotateIdentity(ctx context.Context, req *forlockv1.RotateIde
 	if req.GetName() == access.BootstrapName {
 		return nil, invalid("the bootstrap admin credential is rotated by restarting forlock-controlplane with --rotate-admin-token")
 	}
-	ttl, err := ttlOf(req.GetTtl(), req.Ttl != nil)
+	tok, now, expires, err := a.newSecret(ctx, req.GetTtl())
 	if err != nil {
 		return nil, err
-	}
-	tok, err := tokens.NewAccess()
-	if err != nil {
-		return nil, toStatus(ctx, a.Log, err)
-	}
-	now := time.Now().UTC()
-	var expires time.Time
-	if ttl > 0 {
-		expires = now.Add(ttl)
 	}
 	recs, done := change(ctx, "identity/"+req.GetName())
 	id, err := a.Store.RotateIdentity(req.GetName(), tok.Hash, expires, now, recs...)
