@@ -30,6 +30,9 @@ func TestEveryMethodHasARule(t *testing.T) {
 				if r.Caller == ByIdentity {
 					require.NotEmpty(t, r.Permission, "%s needs a permission", full)
 				}
+				if r.Destructive {
+					require.True(t, r.Mutating, "%s is destructive, so it changes state", full)
+				}
 				n++
 			}
 		}

@@ -26,6 +26,10 @@ type Rule struct {
 	// Mutating calls change state: each is audited, with its result, and
 	// accepts a change reason.
 	Mutating bool
+	// Destructive calls need a reason when reasons are required
+	// (audit.require_reason). SubmitJob is destructive by its job's kind
+	// (protocol.Kind.Destructive), not here.
+	Destructive bool
 }
 
 const v1 = "/forlock.v1."
@@ -40,7 +44,7 @@ var Methods = map[string]Rule{
 
 	v1 + "NodeService/ListNodes":       {Caller: ByIdentity, Permission: ReadFleet},
 	v1 + "NodeService/GetNode":         {Caller: ByIdentity, Permission: ReadFleet},
-	v1 + "NodeService/RemoveNode":      {Caller: ByIdentity, Permission: RemoveNodes, Mutating: true},
+	v1 + "NodeService/RemoveNode":      {Caller: ByIdentity, Permission: RemoveNodes, Mutating: true, Destructive: true},
 	v1 + "NodeService/CreateJoinToken": {Caller: ByIdentity, Permission: ManageTokens, Mutating: true},
 	v1 + "NodeService/ListJoinTokens":  {Caller: ByIdentity, Permission: ManageTokens},
 	v1 + "NodeService/RevokeJoinToken": {Caller: ByIdentity, Permission: ManageTokens, Mutating: true},
@@ -55,7 +59,7 @@ var Methods = map[string]Rule{
 
 	v1 + "BackupService/ListRestorePoints": {Caller: ByIdentity, Permission: ReadFleet},
 	v1 + "BackupService/GetArtifact":       {Caller: ByIdentity, Permission: ReadFleet},
-	v1 + "BackupService/RewrapKeys":        {Caller: ByIdentity, Permission: ManageKeys, Mutating: true},
+	v1 + "BackupService/RewrapKeys":        {Caller: ByIdentity, Permission: ManageKeys, Mutating: true, Destructive: true},
 
 	v1 + "CertService/ListCertificates": {Caller: ByIdentity, Permission: ReadFleet},
 
@@ -63,7 +67,7 @@ var Methods = map[string]Rule{
 
 	v1 + "AccessService/CreateIdentity": {Caller: ByIdentity, Permission: ManageAccess, Mutating: true},
 	v1 + "AccessService/ListIdentities": {Caller: ByIdentity, Permission: ManageAccess},
-	v1 + "AccessService/RevokeIdentity": {Caller: ByIdentity, Permission: ManageAccess, Mutating: true},
+	v1 + "AccessService/RevokeIdentity": {Caller: ByIdentity, Permission: ManageAccess, Mutating: true, Destructive: true},
 	v1 + "AccessService/RotateIdentity": {Caller: ByIdentity, Permission: ManageAccess, Mutating: true},
 	v1 + "AccessService/WhoAmI":         {Caller: ByIdentity, Permission: ReadFleet},
 

@@ -124,29 +124,25 @@ func reasonOf(ctx context.Context) (string, error) {
 }
 
 // destructive reports whether a call needs a reason when reasons are
-// required.
-func destructive(method string, req any) bool {
-	switch method {
-	case "/forlock.v1.NodeService/RemoveNode", "/forlock.v1.AccessService/RevokeIdentity", "/forlock.v1.BackupService/RewrapKeys":
-		return true
-	case "/forlock.v1.JobService/SubmitJob":
-		if r, ok := req.(*forlockv1.SubmitJobRequest); ok {
-			return protocol.KindOf(r.GetSpec()).Destructive()
-		}
+// required: its rule says so, or it submits a job of a destructive kind.
+func destructive(rule access.Rule, req any) bool {
+	if r, ok := req.(*forlockv1.SubmitJobRequest); ok {
+		return protocol.KindOf(r.GetSpec()).Destructive()
 	}
-	return false
+	return rule.Destructive
 }
 
 // Unary is the unary server interceptor; it runs after authentication.
 func (a *Auditor) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if !access.RuleFor(info.FullMethod).Mutating {
+	rule := access.RuleFor(info.FullMethod)
+	if !rule.Mutating {
 		return h(ctx, req)
 	}
 	reason, err := reasonOf(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if reason == "" && a.RequireReason && destructive(info.FullMethod, req) {
+	if reason == "" && a.RequireReason && destructive(rule, req) {
 		return nil, status.Errorf(codes.FailedPrecondition,
 			"a reason is required for %s: give one with --reason (e.g. a change ticket)", info.FullMethod)
 	}

@@ -8,10 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-
-	"github.com/forlock/fleet/controlplane/internal/limit"
 )
 
 // errPanicked is what the caller of a handler that panicked gets.
@@ -48,11 +45,7 @@ func Log(log *slog.Logger) (grpc.UnaryServerInterceptor, grpc.StreamServerInterc
 		if code != codes.OK {
 			level = slog.LevelInfo
 		}
-		var client string
-		if p, ok := peer.FromContext(ctx); ok {
-			client = limit.Host(p.Addr)
-		}
-		log.Log(ctx, level, "rpc", "method", method, "client", client, "code", code.String(), "duration", time.Since(start))
+		log.Log(ctx, level, "rpc", "method", method, "client", clientOf(ctx), "code", code.String(), "duration", time.Since(start))
 	}
 	// Deferred, so that it also runs while a panic unwinds; it does not
 	// recover: that is Recover's job, outside this interceptor.
