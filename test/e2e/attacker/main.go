@@ -58,9 +58,14 @@ func attack(raw string, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	go func() { // drain assignments and pings; the stream's end shows on Send
+	// Drain assignments and pings. This goroutine is the stream's only
+	// reader: the status the stream ended with comes out of ended (a second
+	// Recv elsewhere would race it and could wait for ever).
+	ended := make(chan error, 1)
+	go func() {
 		for {
 			if _, err := stream.Recv(); err != nil {
+				ended <- err
 				return
 			}
 		}
@@ -94,7 +99,7 @@ func attack(raw string, in io.Reader, out io.Writer) error {
 				err = stream.Send(&forlockv1.ConnectRequest{Msg: &forlockv1.ConnectRequest_Heartbeat{Heartbeat: &forlockv1.Heartbeat{}}})
 			}
 			if errors.Is(err, io.EOF) {
-				_, err = stream.Recv() // the status the stream ended with
+				err = <-ended // the status the stream ended with
 			}
 			fmt.Fprintln(out, "closed", status.Code(err))
 		}
