@@ -57,9 +57,10 @@ var Methods = map[string]Rule{
 
 	v1 + "LogService/StreamLogs": {Caller: ByIdentity, Permission: ReadLogs},
 
-	v1 + "BackupService/ListRestorePoints": {Caller: ByIdentity, Permission: ReadFleet},
-	v1 + "BackupService/GetArtifact":       {Caller: ByIdentity, Permission: ReadFleet},
-	v1 + "BackupService/RewrapKeys":        {Caller: ByIdentity, Permission: ManageKeys, Mutating: true, Destructive: true},
+	v1 + "BackupService/ListRestorePoints":   {Caller: ByIdentity, Permission: ReadFleet},
+	v1 + "BackupService/ListRecoveryWindows": {Caller: ByIdentity, Permission: ReadFleet},
+	v1 + "BackupService/GetArtifact":         {Caller: ByIdentity, Permission: ReadFleet},
+	v1 + "BackupService/RewrapKeys":          {Caller: ByIdentity, Permission: ManageKeys, Mutating: true, Destructive: true},
 
 	v1 + "CertService/ListCertificates": {Caller: ByIdentity, Permission: ReadFleet},
 

@@ -10,6 +10,8 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // BackupAPI implements forlockv1.BackupService: the catalog.
@@ -91,4 +93,10 @@ func (a *BackupAPI) RewrapKeys(ctx context.Context, req *forlockv1.RewrapKeysReq
 		return nil, toStatus(ctx, a.Log, err)
 	}
 	return &forlockv1.RewrapKeysResponse{Rewrapped: uint32(res.Rewrapped), Current: uint32(res.Current), KeyId: res.KeyID}, nil //nolint:gosec // counts of a catalog
+}
+
+// ListRecoveryWindows implements BackupService.ListRecoveryWindows.
+// Not built yet: the WAL catalog it reads is being added (issue 15).
+func (a *BackupAPI) ListRecoveryWindows(context.Context, *forlockv1.ListRecoveryWindowsRequest) (*forlockv1.ListRecoveryWindowsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "recovery windows are not available in this control plane version")
 }

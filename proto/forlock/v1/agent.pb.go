@@ -443,6 +443,7 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Pong
 	//	*ConnectRequest_Goodbye
 	//	*ConnectRequest_TaskUpdate
+	//	*ConnectRequest_WalReport
 	Msg           isConnectRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -539,6 +540,15 @@ func (x *ConnectRequest) GetTaskUpdate() *TaskUpdate {
 	return nil
 }
 
+func (x *ConnectRequest) GetWalReport() *WalReport {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectRequest_WalReport); ok {
+			return x.WalReport
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Msg interface {
 	isConnectRequest_Msg()
 }
@@ -574,6 +584,15 @@ type ConnectRequest_TaskUpdate struct {
 	TaskUpdate *TaskUpdate `protobuf:"bytes,100,opt,name=task_update,json=taskUpdate,proto3,oneof"`
 }
 
+type ConnectRequest_WalReport struct {
+	// The node's continuous WAL archive: every contiguous range the agent
+	// has shipped and not since deleted, and the archiver's state. Sent
+	// after each ServerHello and whenever a range grows or the state
+	// changes (at most every few seconds). The control plane merges the
+	// ranges into its catalog; a range it already has is not an error.
+	WalReport *WalReport `protobuf:"bytes,101,opt,name=wal_report,json=walReport,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Heartbeat) isConnectRequest_Msg() {}
@@ -585,6 +604,8 @@ func (*ConnectRequest_Pong) isConnectRequest_Msg() {}
 func (*ConnectRequest_Goodbye) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_TaskUpdate) isConnectRequest_Msg() {}
+
+func (*ConnectRequest_WalReport) isConnectRequest_Msg() {}
 
 // ConnectResponse is one message from the control plane on the control stream.
 type ConnectResponse struct {
@@ -603,6 +624,7 @@ type ConnectResponse struct {
 	//	*ConnectResponse_TaskCancel
 	//	*ConnectResponse_TaskAck
 	//	*ConnectResponse_LogRequest
+	//	*ConnectResponse_ArchiveKey
 	Msg           isConnectResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -717,6 +739,15 @@ func (x *ConnectResponse) GetLogRequest() *LogRequest {
 	return nil
 }
 
+func (x *ConnectResponse) GetArchiveKey() *ArchiveKey {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectResponse_ArchiveKey); ok {
+			return x.ArchiveKey
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Msg interface {
 	isConnectResponse_Msg()
 }
@@ -766,6 +797,12 @@ type ConnectResponse_LogRequest struct {
 	LogRequest *LogRequest `protobuf:"bytes,103,opt,name=log_request,json=logRequest,proto3,oneof"`
 }
 
+type ConnectResponse_ArchiveKey struct {
+	// The node's current WAL archive key, sent after the ServerHello and
+	// again when the control plane rotates it (daily).
+	ArchiveKey *ArchiveKey `protobuf:"bytes,104,opt,name=archive_key,json=archiveKey,proto3,oneof"`
+}
+
 func (*ConnectResponse_Hello) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_Ping) isConnectResponse_Msg() {}
@@ -782,6 +819,185 @@ func (*ConnectResponse_TaskAck) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_LogRequest) isConnectResponse_Msg() {}
 
+func (*ConnectResponse_ArchiveKey) isConnectResponse_Msg() {}
+
+// ArchiveKey is the key-encryption key the agent wraps each WAL file's
+// fresh data key with. Archiving runs while the control plane is down, so
+// the agent keeps the newest one it was sent in its state directory (mode
+// 0600) and goes on using it until a newer one arrives. The control plane
+// keeps every archive key, wrapped by its own key-encryption key, and sends
+// the plain keys a restore needs inside the restore task (TaskKey.name
+// "archive").
+type ArchiveKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Key ID, written into each WAL file's header, e.g.
+	// "archive:<node-id>:20261203T180000Z".
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The plain 32-byte key. Travels only over the mTLS control stream.
+	PlainKey []byte `protobuf:"bytes,2,opt,name=plain_key,json=plainKey,proto3" json:"plain_key,omitempty"`
+	// When the control plane made it.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When the control plane will send the next one; the agent keeps using
+	// this one after that until a newer one arrives.
+	RotateAfter   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=rotate_after,json=rotateAfter,proto3" json:"rotate_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveKey) Reset() {
+	*x = ArchiveKey{}
+	mi := &file_forlock_v1_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveKey) ProtoMessage() {}
+
+func (x *ArchiveKey) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveKey.ProtoReflect.Descriptor instead.
+func (*ArchiveKey) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ArchiveKey) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *ArchiveKey) GetPlainKey() []byte {
+	if x != nil {
+		return x.PlainKey
+	}
+	return nil
+}
+
+func (x *ArchiveKey) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *ArchiveKey) GetRotateAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RotateAfter
+	}
+	return nil
+}
+
+// WalReport is the state of a node's continuous WAL archive.
+type WalReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every contiguous range of WAL the agent has shipped to its archive
+	// destination and not deleted, oldest first, at most one per timeline
+	// and destination run (a gap starts a new range).
+	Ranges []*WalRange `protobuf:"bytes,1,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	// Whether the archiver is streaming now.
+	Streaming bool `protobuf:"varint,2,opt,name=streaming,proto3" json:"streaming,omitempty"`
+	// The archiver's last error while not streaming, for people; never a
+	// secret.
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// The WAL since the newest base backup is not contiguous (replication
+	// slot lost, segments missing, disk full): point-in-time restore past the
+	// gap is impossible until a new physical base backup is taken.
+	Gap bool `protobuf:"varint,4,opt,name=gap,proto3" json:"gap,omitempty"`
+	// Where the gap starts (the end of the last contiguous WAL), when gap.
+	GapAfterLsn string `protobuf:"bytes,5,opt,name=gap_after_lsn,json=gapAfterLsn,proto3" json:"gap_after_lsn,omitempty"`
+	// Start of the WAL of the newest physical base backup this agent knows of.
+	BaseBackupLsn string `protobuf:"bytes,6,opt,name=base_backup_lsn,json=baseBackupLsn,proto3" json:"base_backup_lsn,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WalReport) Reset() {
+	*x = WalReport{}
+	mi := &file_forlock_v1_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WalReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WalReport) ProtoMessage() {}
+
+func (x *WalReport) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WalReport.ProtoReflect.Descriptor instead.
+func (*WalReport) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *WalReport) GetRanges() []*WalRange {
+	if x != nil {
+		return x.Ranges
+	}
+	return nil
+}
+
+func (x *WalReport) GetStreaming() bool {
+	if x != nil {
+		return x.Streaming
+	}
+	return false
+}
+
+func (x *WalReport) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *WalReport) GetGap() bool {
+	if x != nil {
+		return x.Gap
+	}
+	return false
+}
+
+func (x *WalReport) GetGapAfterLsn() string {
+	if x != nil {
+		return x.GapAfterLsn
+	}
+	return ""
+}
+
+func (x *WalReport) GetBaseBackupLsn() string {
+	if x != nil {
+		return x.BaseBackupLsn
+	}
+	return ""
+}
+
 // AgentHello opens a control stream.
 type AgentHello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -797,7 +1013,7 @@ type AgentHello struct {
 
 func (x *AgentHello) Reset() {
 	*x = AgentHello{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[9]
+	mi := &file_forlock_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +1025,7 @@ func (x *AgentHello) String() string {
 func (*AgentHello) ProtoMessage() {}
 
 func (x *AgentHello) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[9]
+	mi := &file_forlock_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +1038,7 @@ func (x *AgentHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentHello.ProtoReflect.Descriptor instead.
 func (*AgentHello) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AgentHello) GetAgentVersion() string {
@@ -864,7 +1080,7 @@ type ServerHello struct {
 
 func (x *ServerHello) Reset() {
 	*x = ServerHello{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[10]
+	mi := &file_forlock_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +1092,7 @@ func (x *ServerHello) String() string {
 func (*ServerHello) ProtoMessage() {}
 
 func (x *ServerHello) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[10]
+	mi := &file_forlock_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +1105,7 @@ func (x *ServerHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerHello.ProtoReflect.Descriptor instead.
 func (*ServerHello) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ServerHello) GetServerVersion() string {
@@ -936,7 +1152,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[11]
+	mi := &file_forlock_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1164,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[11]
+	mi := &file_forlock_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1177,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Heartbeat) GetSeq() uint64 {
@@ -998,7 +1214,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[12]
+	mi := &file_forlock_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1226,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[12]
+	mi := &file_forlock_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1239,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Ping) GetNonce() uint64 {
@@ -1051,7 +1267,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[13]
+	mi := &file_forlock_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1279,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[13]
+	mi := &file_forlock_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1292,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Pong) GetNonce() uint64 {
@@ -1100,7 +1316,7 @@ type Goodbye struct {
 
 func (x *Goodbye) Reset() {
 	*x = Goodbye{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[14]
+	mi := &file_forlock_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1328,7 @@ func (x *Goodbye) String() string {
 func (*Goodbye) ProtoMessage() {}
 
 func (x *Goodbye) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[14]
+	mi := &file_forlock_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1341,7 @@ func (x *Goodbye) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Goodbye.ProtoReflect.Descriptor instead.
 func (*Goodbye) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Goodbye) GetReason() string {
@@ -1165,7 +1381,7 @@ type TaskAssignment struct {
 
 func (x *TaskAssignment) Reset() {
 	*x = TaskAssignment{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[15]
+	mi := &file_forlock_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1393,7 @@ func (x *TaskAssignment) String() string {
 func (*TaskAssignment) ProtoMessage() {}
 
 func (x *TaskAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[15]
+	mi := &file_forlock_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1406,7 @@ func (x *TaskAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAssignment.ProtoReflect.Descriptor instead.
 func (*TaskAssignment) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TaskAssignment) GetTaskId() string {
@@ -1246,7 +1462,7 @@ type CertificatePair struct {
 
 func (x *CertificatePair) Reset() {
 	*x = CertificatePair{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[16]
+	mi := &file_forlock_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1474,7 @@ func (x *CertificatePair) String() string {
 func (*CertificatePair) ProtoMessage() {}
 
 func (x *CertificatePair) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[16]
+	mi := &file_forlock_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1487,7 @@ func (x *CertificatePair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificatePair.ProtoReflect.Descriptor instead.
 func (*CertificatePair) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CertificatePair) GetCertificatePem() string {
@@ -1320,7 +1536,7 @@ type TaskKey struct {
 
 func (x *TaskKey) Reset() {
 	*x = TaskKey{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[17]
+	mi := &file_forlock_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1332,7 +1548,7 @@ func (x *TaskKey) String() string {
 func (*TaskKey) ProtoMessage() {}
 
 func (x *TaskKey) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[17]
+	mi := &file_forlock_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1345,7 +1561,7 @@ func (x *TaskKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskKey.ProtoReflect.Descriptor instead.
 func (*TaskKey) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TaskKey) GetName() string {
@@ -1389,7 +1605,7 @@ type TaskCancel struct {
 
 func (x *TaskCancel) Reset() {
 	*x = TaskCancel{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[18]
+	mi := &file_forlock_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1617,7 @@ func (x *TaskCancel) String() string {
 func (*TaskCancel) ProtoMessage() {}
 
 func (x *TaskCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[18]
+	mi := &file_forlock_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1630,7 @@ func (x *TaskCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskCancel.ProtoReflect.Descriptor instead.
 func (*TaskCancel) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TaskCancel) GetTaskId() string {
@@ -1442,7 +1658,7 @@ type TaskAck struct {
 
 func (x *TaskAck) Reset() {
 	*x = TaskAck{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[19]
+	mi := &file_forlock_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1454,7 +1670,7 @@ func (x *TaskAck) String() string {
 func (*TaskAck) ProtoMessage() {}
 
 func (x *TaskAck) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[19]
+	mi := &file_forlock_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1467,7 +1683,7 @@ func (x *TaskAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAck.ProtoReflect.Descriptor instead.
 func (*TaskAck) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TaskAck) GetTaskId() string {
@@ -1508,7 +1724,7 @@ type TaskUpdate struct {
 
 func (x *TaskUpdate) Reset() {
 	*x = TaskUpdate{}
-	mi := &file_forlock_v1_agent_proto_msgTypes[20]
+	mi := &file_forlock_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1736,7 @@ func (x *TaskUpdate) String() string {
 func (*TaskUpdate) ProtoMessage() {}
 
 func (x *TaskUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_agent_proto_msgTypes[20]
+	mi := &file_forlock_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +1749,7 @@ func (x *TaskUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskUpdate.ProtoReflect.Descriptor instead.
 func (*TaskUpdate) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_forlock_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TaskUpdate) GetTaskId() string {
@@ -1641,7 +1857,7 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\x03csr\x18\x01 \x01(\fR\x03csr\"d\n" +
 	"\x18RenewCertificateResponse\x12+\n" +
 	"\x11certificate_chain\x18\x01 \x01(\fR\x10certificateChain\x12\x1b\n" +
-	"\tca_bundle\x18\x02 \x01(\fR\bcaBundle\"\xba\x02\n" +
+	"\tca_bundle\x18\x02 \x01(\fR\bcaBundle\"\xf2\x02\n" +
 	"\x0eConnectRequest\x12.\n" +
 	"\x05hello\x18\x01 \x01(\v2\x16.forlock.v1.AgentHelloH\x00R\x05hello\x125\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x15.forlock.v1.HeartbeatH\x00R\theartbeat\x12&\n" +
@@ -1649,8 +1865,10 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"\x04pong\x18\x04 \x01(\v2\x10.forlock.v1.PongH\x00R\x04pong\x12/\n" +
 	"\agoodbye\x18\x05 \x01(\v2\x13.forlock.v1.GoodbyeH\x00R\agoodbye\x129\n" +
 	"\vtask_update\x18d \x01(\v2\x16.forlock.v1.TaskUpdateH\x00R\n" +
-	"taskUpdateB\x05\n" +
-	"\x03msg\"\xb9\x03\n" +
+	"taskUpdate\x126\n" +
+	"\n" +
+	"wal_report\x18e \x01(\v2\x15.forlock.v1.WalReportH\x00R\twalReportB\x05\n" +
+	"\x03msg\"\xf4\x03\n" +
 	"\x0fConnectResponse\x12/\n" +
 	"\x05hello\x18\x01 \x01(\v2\x17.forlock.v1.ServerHelloH\x00R\x05hello\x12&\n" +
 	"\x04ping\x18\x03 \x01(\v2\x10.forlock.v1.PingH\x00R\x04ping\x12&\n" +
@@ -1661,8 +1879,24 @@ const file_forlock_v1_agent_proto_rawDesc = "" +
 	"taskCancel\x120\n" +
 	"\btask_ack\x18f \x01(\v2\x13.forlock.v1.TaskAckH\x00R\ataskAck\x129\n" +
 	"\vlog_request\x18g \x01(\v2\x16.forlock.v1.LogRequestH\x00R\n" +
-	"logRequestB\x05\n" +
-	"\x03msg\"\x82\x01\n" +
+	"logRequest\x129\n" +
+	"\varchive_key\x18h \x01(\v2\x16.forlock.v1.ArchiveKeyH\x00R\n" +
+	"archiveKeyB\x05\n" +
+	"\x03msg\"\xba\x01\n" +
+	"\n" +
+	"ArchiveKey\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1b\n" +
+	"\tplain_key\x18\x02 \x01(\fR\bplainKey\x129\n" +
+	"\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12=\n" +
+	"\frotate_after\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vrotateAfter\"\xcb\x01\n" +
+	"\tWalReport\x12,\n" +
+	"\x06ranges\x18\x01 \x03(\v2\x14.forlock.v1.WalRangeR\x06ranges\x12\x1c\n" +
+	"\tstreaming\x18\x02 \x01(\bR\tstreaming\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x10\n" +
+	"\x03gap\x18\x04 \x01(\bR\x03gap\x12\"\n" +
+	"\rgap_after_lsn\x18\x05 \x01(\tR\vgapAfterLsn\x12&\n" +
+	"\x0fbase_backup_lsn\x18\x06 \x01(\tR\rbaseBackupLsn\"\x82\x01\n" +
 	"\n" +
 	"AgentHello\x12#\n" +
 	"\ragent_version\x18\x01 \x01(\tR\fagentVersion\x12\"\n" +
@@ -1739,7 +1973,7 @@ func file_forlock_v1_agent_proto_rawDescGZIP() []byte {
 	return file_forlock_v1_agent_proto_rawDescData
 }
 
-var file_forlock_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_forlock_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_forlock_v1_agent_proto_goTypes = []any{
 	(*PushLogsRequest)(nil),          // 0: forlock.v1.PushLogsRequest
 	(*PushLogsResponse)(nil),         // 1: forlock.v1.PushLogsResponse
@@ -1750,82 +1984,90 @@ var file_forlock_v1_agent_proto_goTypes = []any{
 	(*RenewCertificateResponse)(nil), // 6: forlock.v1.RenewCertificateResponse
 	(*ConnectRequest)(nil),           // 7: forlock.v1.ConnectRequest
 	(*ConnectResponse)(nil),          // 8: forlock.v1.ConnectResponse
-	(*AgentHello)(nil),               // 9: forlock.v1.AgentHello
-	(*ServerHello)(nil),              // 10: forlock.v1.ServerHello
-	(*Heartbeat)(nil),                // 11: forlock.v1.Heartbeat
-	(*Ping)(nil),                     // 12: forlock.v1.Ping
-	(*Pong)(nil),                     // 13: forlock.v1.Pong
-	(*Goodbye)(nil),                  // 14: forlock.v1.Goodbye
-	(*TaskAssignment)(nil),           // 15: forlock.v1.TaskAssignment
-	(*CertificatePair)(nil),          // 16: forlock.v1.CertificatePair
-	(*TaskKey)(nil),                  // 17: forlock.v1.TaskKey
-	(*TaskCancel)(nil),               // 18: forlock.v1.TaskCancel
-	(*TaskAck)(nil),                  // 19: forlock.v1.TaskAck
-	(*TaskUpdate)(nil),               // 20: forlock.v1.TaskUpdate
-	nil,                              // 21: forlock.v1.EnrollResponse.LabelsEntry
-	(*LogLine)(nil),                  // 22: forlock.v1.LogLine
-	(*LogQuery)(nil),                 // 23: forlock.v1.LogQuery
-	(*HostFacts)(nil),                // 24: forlock.v1.HostFacts
-	(*durationpb.Duration)(nil),      // 25: google.protobuf.Duration
-	(*HealthReport)(nil),             // 26: forlock.v1.HealthReport
+	(*ArchiveKey)(nil),               // 9: forlock.v1.ArchiveKey
+	(*WalReport)(nil),                // 10: forlock.v1.WalReport
+	(*AgentHello)(nil),               // 11: forlock.v1.AgentHello
+	(*ServerHello)(nil),              // 12: forlock.v1.ServerHello
+	(*Heartbeat)(nil),                // 13: forlock.v1.Heartbeat
+	(*Ping)(nil),                     // 14: forlock.v1.Ping
+	(*Pong)(nil),                     // 15: forlock.v1.Pong
+	(*Goodbye)(nil),                  // 16: forlock.v1.Goodbye
+	(*TaskAssignment)(nil),           // 17: forlock.v1.TaskAssignment
+	(*CertificatePair)(nil),          // 18: forlock.v1.CertificatePair
+	(*TaskKey)(nil),                  // 19: forlock.v1.TaskKey
+	(*TaskCancel)(nil),               // 20: forlock.v1.TaskCancel
+	(*TaskAck)(nil),                  // 21: forlock.v1.TaskAck
+	(*TaskUpdate)(nil),               // 22: forlock.v1.TaskUpdate
+	nil,                              // 23: forlock.v1.EnrollResponse.LabelsEntry
+	(*LogLine)(nil),                  // 24: forlock.v1.LogLine
+	(*LogQuery)(nil),                 // 25: forlock.v1.LogQuery
+	(*HostFacts)(nil),                // 26: forlock.v1.HostFacts
 	(*timestamppb.Timestamp)(nil),    // 27: google.protobuf.Timestamp
-	(*JobSpec)(nil),                  // 28: forlock.v1.JobSpec
-	(CertificateSource)(0),           // 29: forlock.v1.CertificateSource
-	(TaskState)(0),                   // 30: forlock.v1.TaskState
-	(*Progress)(nil),                 // 31: forlock.v1.Progress
-	(*Artifact)(nil),                 // 32: forlock.v1.Artifact
-	(*UpgradeResult)(nil),            // 33: forlock.v1.UpgradeResult
-	(*CertificateInfo)(nil),          // 34: forlock.v1.CertificateInfo
+	(*WalRange)(nil),                 // 28: forlock.v1.WalRange
+	(*durationpb.Duration)(nil),      // 29: google.protobuf.Duration
+	(*HealthReport)(nil),             // 30: forlock.v1.HealthReport
+	(*JobSpec)(nil),                  // 31: forlock.v1.JobSpec
+	(CertificateSource)(0),           // 32: forlock.v1.CertificateSource
+	(TaskState)(0),                   // 33: forlock.v1.TaskState
+	(*Progress)(nil),                 // 34: forlock.v1.Progress
+	(*Artifact)(nil),                 // 35: forlock.v1.Artifact
+	(*UpgradeResult)(nil),            // 36: forlock.v1.UpgradeResult
+	(*CertificateInfo)(nil),          // 37: forlock.v1.CertificateInfo
 }
 var file_forlock_v1_agent_proto_depIdxs = []int32{
-	22, // 0: forlock.v1.PushLogsRequest.lines:type_name -> forlock.v1.LogLine
-	23, // 1: forlock.v1.LogRequest.query:type_name -> forlock.v1.LogQuery
-	24, // 2: forlock.v1.EnrollRequest.facts:type_name -> forlock.v1.HostFacts
-	21, // 3: forlock.v1.EnrollResponse.labels:type_name -> forlock.v1.EnrollResponse.LabelsEntry
-	9,  // 4: forlock.v1.ConnectRequest.hello:type_name -> forlock.v1.AgentHello
-	11, // 5: forlock.v1.ConnectRequest.heartbeat:type_name -> forlock.v1.Heartbeat
-	12, // 6: forlock.v1.ConnectRequest.ping:type_name -> forlock.v1.Ping
-	13, // 7: forlock.v1.ConnectRequest.pong:type_name -> forlock.v1.Pong
-	14, // 8: forlock.v1.ConnectRequest.goodbye:type_name -> forlock.v1.Goodbye
-	20, // 9: forlock.v1.ConnectRequest.task_update:type_name -> forlock.v1.TaskUpdate
-	10, // 10: forlock.v1.ConnectResponse.hello:type_name -> forlock.v1.ServerHello
-	12, // 11: forlock.v1.ConnectResponse.ping:type_name -> forlock.v1.Ping
-	13, // 12: forlock.v1.ConnectResponse.pong:type_name -> forlock.v1.Pong
-	14, // 13: forlock.v1.ConnectResponse.goodbye:type_name -> forlock.v1.Goodbye
-	15, // 14: forlock.v1.ConnectResponse.task_assignment:type_name -> forlock.v1.TaskAssignment
-	18, // 15: forlock.v1.ConnectResponse.task_cancel:type_name -> forlock.v1.TaskCancel
-	19, // 16: forlock.v1.ConnectResponse.task_ack:type_name -> forlock.v1.TaskAck
-	2,  // 17: forlock.v1.ConnectResponse.log_request:type_name -> forlock.v1.LogRequest
-	24, // 18: forlock.v1.AgentHello.facts:type_name -> forlock.v1.HostFacts
-	25, // 19: forlock.v1.ServerHello.heartbeat_interval:type_name -> google.protobuf.Duration
-	24, // 20: forlock.v1.Heartbeat.facts:type_name -> forlock.v1.HostFacts
-	26, // 21: forlock.v1.Heartbeat.health:type_name -> forlock.v1.HealthReport
-	27, // 22: forlock.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
-	25, // 23: forlock.v1.Goodbye.reconnect_after:type_name -> google.protobuf.Duration
-	28, // 24: forlock.v1.TaskAssignment.spec:type_name -> forlock.v1.JobSpec
-	17, // 25: forlock.v1.TaskAssignment.keys:type_name -> forlock.v1.TaskKey
-	16, // 26: forlock.v1.TaskAssignment.certificate:type_name -> forlock.v1.CertificatePair
-	29, // 27: forlock.v1.CertificatePair.source:type_name -> forlock.v1.CertificateSource
-	30, // 28: forlock.v1.TaskUpdate.state:type_name -> forlock.v1.TaskState
-	31, // 29: forlock.v1.TaskUpdate.progress:type_name -> forlock.v1.Progress
-	27, // 30: forlock.v1.TaskUpdate.at:type_name -> google.protobuf.Timestamp
-	26, // 31: forlock.v1.TaskUpdate.health:type_name -> forlock.v1.HealthReport
-	32, // 32: forlock.v1.TaskUpdate.artifacts:type_name -> forlock.v1.Artifact
-	33, // 33: forlock.v1.TaskUpdate.upgrade:type_name -> forlock.v1.UpgradeResult
-	34, // 34: forlock.v1.TaskUpdate.certificate:type_name -> forlock.v1.CertificateInfo
-	3,  // 35: forlock.v1.AgentService.Enroll:input_type -> forlock.v1.EnrollRequest
-	7,  // 36: forlock.v1.AgentService.Connect:input_type -> forlock.v1.ConnectRequest
-	5,  // 37: forlock.v1.AgentService.RenewCertificate:input_type -> forlock.v1.RenewCertificateRequest
-	0,  // 38: forlock.v1.AgentService.PushLogs:input_type -> forlock.v1.PushLogsRequest
-	4,  // 39: forlock.v1.AgentService.Enroll:output_type -> forlock.v1.EnrollResponse
-	8,  // 40: forlock.v1.AgentService.Connect:output_type -> forlock.v1.ConnectResponse
-	6,  // 41: forlock.v1.AgentService.RenewCertificate:output_type -> forlock.v1.RenewCertificateResponse
-	1,  // 42: forlock.v1.AgentService.PushLogs:output_type -> forlock.v1.PushLogsResponse
-	39, // [39:43] is the sub-list for method output_type
-	35, // [35:39] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	24, // 0: forlock.v1.PushLogsRequest.lines:type_name -> forlock.v1.LogLine
+	25, // 1: forlock.v1.LogRequest.query:type_name -> forlock.v1.LogQuery
+	26, // 2: forlock.v1.EnrollRequest.facts:type_name -> forlock.v1.HostFacts
+	23, // 3: forlock.v1.EnrollResponse.labels:type_name -> forlock.v1.EnrollResponse.LabelsEntry
+	11, // 4: forlock.v1.ConnectRequest.hello:type_name -> forlock.v1.AgentHello
+	13, // 5: forlock.v1.ConnectRequest.heartbeat:type_name -> forlock.v1.Heartbeat
+	14, // 6: forlock.v1.ConnectRequest.ping:type_name -> forlock.v1.Ping
+	15, // 7: forlock.v1.ConnectRequest.pong:type_name -> forlock.v1.Pong
+	16, // 8: forlock.v1.ConnectRequest.goodbye:type_name -> forlock.v1.Goodbye
+	22, // 9: forlock.v1.ConnectRequest.task_update:type_name -> forlock.v1.TaskUpdate
+	10, // 10: forlock.v1.ConnectRequest.wal_report:type_name -> forlock.v1.WalReport
+	12, // 11: forlock.v1.ConnectResponse.hello:type_name -> forlock.v1.ServerHello
+	14, // 12: forlock.v1.ConnectResponse.ping:type_name -> forlock.v1.Ping
+	15, // 13: forlock.v1.ConnectResponse.pong:type_name -> forlock.v1.Pong
+	16, // 14: forlock.v1.ConnectResponse.goodbye:type_name -> forlock.v1.Goodbye
+	17, // 15: forlock.v1.ConnectResponse.task_assignment:type_name -> forlock.v1.TaskAssignment
+	20, // 16: forlock.v1.ConnectResponse.task_cancel:type_name -> forlock.v1.TaskCancel
+	21, // 17: forlock.v1.ConnectResponse.task_ack:type_name -> forlock.v1.TaskAck
+	2,  // 18: forlock.v1.ConnectResponse.log_request:type_name -> forlock.v1.LogRequest
+	9,  // 19: forlock.v1.ConnectResponse.archive_key:type_name -> forlock.v1.ArchiveKey
+	27, // 20: forlock.v1.ArchiveKey.created_at:type_name -> google.protobuf.Timestamp
+	27, // 21: forlock.v1.ArchiveKey.rotate_after:type_name -> google.protobuf.Timestamp
+	28, // 22: forlock.v1.WalReport.ranges:type_name -> forlock.v1.WalRange
+	26, // 23: forlock.v1.AgentHello.facts:type_name -> forlock.v1.HostFacts
+	29, // 24: forlock.v1.ServerHello.heartbeat_interval:type_name -> google.protobuf.Duration
+	26, // 25: forlock.v1.Heartbeat.facts:type_name -> forlock.v1.HostFacts
+	30, // 26: forlock.v1.Heartbeat.health:type_name -> forlock.v1.HealthReport
+	27, // 27: forlock.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
+	29, // 28: forlock.v1.Goodbye.reconnect_after:type_name -> google.protobuf.Duration
+	31, // 29: forlock.v1.TaskAssignment.spec:type_name -> forlock.v1.JobSpec
+	19, // 30: forlock.v1.TaskAssignment.keys:type_name -> forlock.v1.TaskKey
+	18, // 31: forlock.v1.TaskAssignment.certificate:type_name -> forlock.v1.CertificatePair
+	32, // 32: forlock.v1.CertificatePair.source:type_name -> forlock.v1.CertificateSource
+	33, // 33: forlock.v1.TaskUpdate.state:type_name -> forlock.v1.TaskState
+	34, // 34: forlock.v1.TaskUpdate.progress:type_name -> forlock.v1.Progress
+	27, // 35: forlock.v1.TaskUpdate.at:type_name -> google.protobuf.Timestamp
+	30, // 36: forlock.v1.TaskUpdate.health:type_name -> forlock.v1.HealthReport
+	35, // 37: forlock.v1.TaskUpdate.artifacts:type_name -> forlock.v1.Artifact
+	36, // 38: forlock.v1.TaskUpdate.upgrade:type_name -> forlock.v1.UpgradeResult
+	37, // 39: forlock.v1.TaskUpdate.certificate:type_name -> forlock.v1.CertificateInfo
+	3,  // 40: forlock.v1.AgentService.Enroll:input_type -> forlock.v1.EnrollRequest
+	7,  // 41: forlock.v1.AgentService.Connect:input_type -> forlock.v1.ConnectRequest
+	5,  // 42: forlock.v1.AgentService.RenewCertificate:input_type -> forlock.v1.RenewCertificateRequest
+	0,  // 43: forlock.v1.AgentService.PushLogs:input_type -> forlock.v1.PushLogsRequest
+	4,  // 44: forlock.v1.AgentService.Enroll:output_type -> forlock.v1.EnrollResponse
+	8,  // 45: forlock.v1.AgentService.Connect:output_type -> forlock.v1.ConnectResponse
+	6,  // 46: forlock.v1.AgentService.RenewCertificate:output_type -> forlock.v1.RenewCertificateResponse
+	1,  // 47: forlock.v1.AgentService.PushLogs:output_type -> forlock.v1.PushLogsResponse
+	44, // [44:48] is the sub-list for method output_type
+	40, // [40:44] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_agent_proto_init() }
@@ -1846,6 +2088,7 @@ func file_forlock_v1_agent_proto_init() {
 		(*ConnectRequest_Pong)(nil),
 		(*ConnectRequest_Goodbye)(nil),
 		(*ConnectRequest_TaskUpdate)(nil),
+		(*ConnectRequest_WalReport)(nil),
 	}
 	file_forlock_v1_agent_proto_msgTypes[8].OneofWrappers = []any{
 		(*ConnectResponse_Hello)(nil),
@@ -1856,6 +2099,7 @@ func file_forlock_v1_agent_proto_init() {
 		(*ConnectResponse_TaskCancel)(nil),
 		(*ConnectResponse_TaskAck)(nil),
 		(*ConnectResponse_LogRequest)(nil),
+		(*ConnectResponse_ArchiveKey)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1863,7 +2107,7 @@ func file_forlock_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_forlock_v1_agent_proto_rawDesc), len(file_forlock_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

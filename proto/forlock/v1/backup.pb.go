@@ -415,7 +415,19 @@ type RestoreSpec struct {
 	// node. Its artifacts must be on storage the target can read (S3).
 	SourceNode string `protobuf:"bytes,5,opt,name=source_node,json=sourceNode,proto3" json:"source_node,omitempty"`
 	// Filled by the control plane at submit: the artifacts to restore.
-	Artifacts     []*Artifact `protobuf:"bytes,6,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	Artifacts []*Artifact `protobuf:"bytes,6,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	// Point-in-time restore: the newest physical base backup that ended
+	// before this time, then WAL replayed up to it (recovery_target_time,
+	// inclusive). Refused at submit, before anything stops, when the WAL
+	// needed to reach it is not in the catalog.
+	ToTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=to_time,json=toTime,proto3" json:"to_time,omitempty"`
+	// Point-in-time restore to the end of the archived WAL (the newest
+	// physical base backup, then every contiguous WAL segment after it,
+	// including the last partial one).
+	ToLatest bool `protobuf:"varint,8,opt,name=to_latest,json=toLatest,proto3" json:"to_latest,omitempty"`
+	// Filled by the control plane at submit for to_time and to_latest: the
+	// WAL ranges to replay after the base backup in artifacts, in order.
+	Wal           []*WalRange `protobuf:"bytes,9,rep,name=wal,proto3" json:"wal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -492,6 +504,27 @@ func (x *RestoreSpec) GetArtifacts() []*Artifact {
 	return nil
 }
 
+func (x *RestoreSpec) GetToTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ToTime
+	}
+	return nil
+}
+
+func (x *RestoreSpec) GetToLatest() bool {
+	if x != nil {
+		return x.ToLatest
+	}
+	return false
+}
+
+func (x *RestoreSpec) GetWal() []*WalRange {
+	if x != nil {
+		return x.Wal
+	}
+	return nil
+}
+
 // DeleteBackupSpec deletes artifacts from their storage, on the node that can
 // reach it, and marks them deleted in the catalog.
 type DeleteBackupSpec struct {
@@ -501,7 +534,10 @@ type DeleteBackupSpec struct {
 	// Or every artifact of this restore point.
 	RestorePointId string `protobuf:"bytes,2,opt,name=restore_point_id,json=restorePointId,proto3" json:"restore_point_id,omitempty"`
 	// Filled by the control plane at submit: the artifacts to delete.
-	Artifacts     []*Artifact `protobuf:"bytes,3,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	Artifacts []*Artifact `protobuf:"bytes,3,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	// WAL to delete (retention): every WAL file of these ranges that lies
+	// wholly before its range's end_lsn.
+	Wal           []*WalRange `protobuf:"bytes,4,rep,name=wal,proto3" json:"wal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -557,6 +593,13 @@ func (x *DeleteBackupSpec) GetArtifacts() []*Artifact {
 	return nil
 }
 
+func (x *DeleteBackupSpec) GetWal() []*WalRange {
+	if x != nil {
+		return x.Wal
+	}
+	return nil
+}
+
 // Artifact is one encrypted backup file.
 type Artifact struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -600,8 +643,20 @@ type Artifact struct {
 	// For a physical PostgreSQL artifact: the cluster's major version, e.g.
 	// "15"; a physical restore needs the same.
 	PostgresVersion string `protobuf:"bytes,19,opt,name=postgres_version,json=postgresVersion,proto3" json:"postgres_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// For a physical PostgreSQL artifact: the WAL position where the base
+	// backup starts (pg_basebackup's START WAL LOCATION, e.g. "0/2000028");
+	// WAL replay for a point-in-time restore continues from here.
+	WalStartLsn string `protobuf:"bytes,20,opt,name=wal_start_lsn,json=walStartLsn,proto3" json:"wal_start_lsn,omitempty"`
+	// For a physical PostgreSQL artifact: the WAL position where the backup
+	// became consistent (its end).
+	WalEndLsn string `protobuf:"bytes,21,opt,name=wal_end_lsn,json=walEndLsn,proto3" json:"wal_end_lsn,omitempty"`
+	// For a physical PostgreSQL artifact: the server's timeline then.
+	Timeline uint32 `protobuf:"varint,22,opt,name=timeline,proto3" json:"timeline,omitempty"`
+	// For a physical PostgreSQL artifact: when the backup ended; a
+	// point-in-time restore can reach no earlier time from it.
+	BackupEndTime *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=backup_end_time,json=backupEndTime,proto3" json:"backup_end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Artifact) Reset() {
@@ -765,6 +820,34 @@ func (x *Artifact) GetPostgresVersion() string {
 		return x.PostgresVersion
 	}
 	return ""
+}
+
+func (x *Artifact) GetWalStartLsn() string {
+	if x != nil {
+		return x.WalStartLsn
+	}
+	return ""
+}
+
+func (x *Artifact) GetWalEndLsn() string {
+	if x != nil {
+		return x.WalEndLsn
+	}
+	return ""
+}
+
+func (x *Artifact) GetTimeline() uint32 {
+	if x != nil {
+		return x.Timeline
+	}
+	return 0
+}
+
+func (x *Artifact) GetBackupEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.BackupEndTime
+	}
+	return nil
 }
 
 // RestorePoint is one backup run of one node.
@@ -1180,6 +1263,408 @@ func (x *RewrapKeysResponse) GetKeyId() string {
 	return ""
 }
 
+// WalRange is a contiguous run of WAL segments of one node and timeline in
+// one archive destination. Each segment is one file
+// <destination>/wal/<node-id>/<timeline, 8 hex>/<segment name>.zst.enc in the
+// artifact format (kind "wal", its own data key wrapped by the node's archive
+// key); the newest, still filling, is <segment name>.partial.zst.enc and is
+// replaced as it grows.
+type WalRange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Node the WAL came from (set by the control plane).
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// PostgreSQL timeline.
+	Timeline uint32 `protobuf:"varint,2,opt,name=timeline,proto3" json:"timeline,omitempty"`
+	// Position of the first byte, at a segment boundary, e.g. "0/3000000".
+	StartLsn string `protobuf:"bytes,3,opt,name=start_lsn,json=startLsn,proto3" json:"start_lsn,omitempty"`
+	// Position after the last byte shipped (inside the partial segment
+	// while it fills).
+	EndLsn string `protobuf:"bytes,4,opt,name=end_lsn,json=endLsn,proto3" json:"end_lsn,omitempty"`
+	// When the first segment of the range began to be received (agent clock).
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// When the last byte of the range was shipped (agent clock): every
+	// transaction committed before it is in the range.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Where the files are.
+	Destination *BackupDestination `protobuf:"bytes,7,opt,name=destination,proto3" json:"destination,omitempty"`
+	// Number of files and their total stored size.
+	Segments uint64 `protobuf:"varint,8,opt,name=segments,proto3" json:"segments,omitempty"`
+	// Total size of the stored files, bytes.
+	SizeBytes uint64 `protobuf:"varint,9,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// The archive keys that wrapped the files' data keys.
+	KeyIds        []string `protobuf:"bytes,10,rep,name=key_ids,json=keyIds,proto3" json:"key_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WalRange) Reset() {
+	*x = WalRange{}
+	mi := &file_forlock_v1_backup_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WalRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WalRange) ProtoMessage() {}
+
+func (x *WalRange) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_backup_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WalRange.ProtoReflect.Descriptor instead.
+func (*WalRange) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *WalRange) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *WalRange) GetTimeline() uint32 {
+	if x != nil {
+		return x.Timeline
+	}
+	return 0
+}
+
+func (x *WalRange) GetStartLsn() string {
+	if x != nil {
+		return x.StartLsn
+	}
+	return ""
+}
+
+func (x *WalRange) GetEndLsn() string {
+	if x != nil {
+		return x.EndLsn
+	}
+	return ""
+}
+
+func (x *WalRange) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *WalRange) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *WalRange) GetDestination() *BackupDestination {
+	if x != nil {
+		return x.Destination
+	}
+	return nil
+}
+
+func (x *WalRange) GetSegments() uint64 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+func (x *WalRange) GetSizeBytes() uint64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *WalRange) GetKeyIds() []string {
+	if x != nil {
+		return x.KeyIds
+	}
+	return nil
+}
+
+// ListRecoveryWindowsRequest filters the list.
+type ListRecoveryWindowsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this node's (name or ID); empty means every node in scope.
+	Node          string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRecoveryWindowsRequest) Reset() {
+	*x = ListRecoveryWindowsRequest{}
+	mi := &file_forlock_v1_backup_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRecoveryWindowsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRecoveryWindowsRequest) ProtoMessage() {}
+
+func (x *ListRecoveryWindowsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_backup_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRecoveryWindowsRequest.ProtoReflect.Descriptor instead.
+func (*ListRecoveryWindowsRequest) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListRecoveryWindowsRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+// ListRecoveryWindowsResponse holds one window per node with WAL.
+type ListRecoveryWindowsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ordered by node name.
+	Windows       []*RecoveryWindow `protobuf:"bytes,1,rep,name=windows,proto3" json:"windows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRecoveryWindowsResponse) Reset() {
+	*x = ListRecoveryWindowsResponse{}
+	mi := &file_forlock_v1_backup_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRecoveryWindowsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRecoveryWindowsResponse) ProtoMessage() {}
+
+func (x *ListRecoveryWindowsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_backup_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRecoveryWindowsResponse.ProtoReflect.Descriptor instead.
+func (*ListRecoveryWindowsResponse) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListRecoveryWindowsResponse) GetWindows() []*RecoveryWindow {
+	if x != nil {
+		return x.Windows
+	}
+	return nil
+}
+
+// RecoveryWindow is what point-in-time restore can reach on one node.
+type RecoveryWindow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Node ID.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Its name.
+	NodeName string `protobuf:"bytes,2,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	// Earliest time a restore can reach: the end of the oldest physical base
+	// backup whose WAL is contiguous to latest. Unset when none is.
+	Earliest *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=earliest,proto3" json:"earliest,omitempty"`
+	// Latest time: the end of the newest WAL shipped.
+	Latest *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=latest,proto3" json:"latest,omitempty"`
+	// Timeline of the newest WAL.
+	Timeline uint32 `protobuf:"varint,5,opt,name=timeline,proto3" json:"timeline,omitempty"`
+	// Missing WAL between the oldest base backup and latest, oldest first;
+	// a time before a gap's end is reachable only from a base backup before it.
+	Gaps []*WalGap `protobuf:"bytes,6,rep,name=gaps,proto3" json:"gaps,omitempty"`
+	// Total stored size of the node's WAL, bytes.
+	WalBytes      uint64 `protobuf:"varint,7,opt,name=wal_bytes,json=walBytes,proto3" json:"wal_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoveryWindow) Reset() {
+	*x = RecoveryWindow{}
+	mi := &file_forlock_v1_backup_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoveryWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoveryWindow) ProtoMessage() {}
+
+func (x *RecoveryWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_backup_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoveryWindow.ProtoReflect.Descriptor instead.
+func (*RecoveryWindow) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RecoveryWindow) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RecoveryWindow) GetNodeName() string {
+	if x != nil {
+		return x.NodeName
+	}
+	return ""
+}
+
+func (x *RecoveryWindow) GetEarliest() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Earliest
+	}
+	return nil
+}
+
+func (x *RecoveryWindow) GetLatest() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Latest
+	}
+	return nil
+}
+
+func (x *RecoveryWindow) GetTimeline() uint32 {
+	if x != nil {
+		return x.Timeline
+	}
+	return 0
+}
+
+func (x *RecoveryWindow) GetGaps() []*WalGap {
+	if x != nil {
+		return x.Gaps
+	}
+	return nil
+}
+
+func (x *RecoveryWindow) GetWalBytes() uint64 {
+	if x != nil {
+		return x.WalBytes
+	}
+	return 0
+}
+
+// WalGap is WAL that is missing from a node's archive.
+type WalGap struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Timeline.
+	Timeline uint32 `protobuf:"varint,1,opt,name=timeline,proto3" json:"timeline,omitempty"`
+	// The last position before the gap.
+	AfterLsn string `protobuf:"bytes,2,opt,name=after_lsn,json=afterLsn,proto3" json:"after_lsn,omitempty"`
+	// The first position after it (the next range's start), or empty if
+	// nothing came after.
+	BeforeLsn string `protobuf:"bytes,3,opt,name=before_lsn,json=beforeLsn,proto3" json:"before_lsn,omitempty"`
+	// When the WAL before the gap ends.
+	AfterTime     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=after_time,json=afterTime,proto3" json:"after_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WalGap) Reset() {
+	*x = WalGap{}
+	mi := &file_forlock_v1_backup_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WalGap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WalGap) ProtoMessage() {}
+
+func (x *WalGap) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_backup_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WalGap.ProtoReflect.Descriptor instead.
+func (*WalGap) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *WalGap) GetTimeline() uint32 {
+	if x != nil {
+		return x.Timeline
+	}
+	return 0
+}
+
+func (x *WalGap) GetAfterLsn() string {
+	if x != nil {
+		return x.AfterLsn
+	}
+	return ""
+}
+
+func (x *WalGap) GetBeforeLsn() string {
+	if x != nil {
+		return x.BeforeLsn
+	}
+	return ""
+}
+
+func (x *WalGap) GetAfterTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AfterTime
+	}
+	return nil
+}
+
 var File_forlock_v1_backup_proto protoreflect.FileDescriptor
 
 const file_forlock_v1_backup_proto_rawDesc = "" +
@@ -1198,7 +1683,7 @@ const file_forlock_v1_backup_proto_rawDesc = "" +
 	"BackupSpec\x12,\n" +
 	"\x04only\x18\x01 \x03(\x0e2\x18.forlock.v1.ArtifactKindR\x04only\x12?\n" +
 	"\vdestination\x18\x02 \x01(\v2\x1d.forlock.v1.BackupDestinationR\vdestination\x12C\n" +
-	"\x0fpostgres_format\x18\x03 \x01(\x0e2\x1a.forlock.v1.PostgresFormatR\x0epostgresFormat\"\xf5\x01\n" +
+	"\x0fpostgres_format\x18\x03 \x01(\x0e2\x1a.forlock.v1.PostgresFormatR\x0epostgresFormat\"\xef\x02\n" +
 	"\vRestoreSpec\x12(\n" +
 	"\x10restore_point_id\x18\x01 \x01(\tR\x0erestorePointId\x12!\n" +
 	"\fartifact_ids\x18\x02 \x03(\tR\vartifactIds\x12\x16\n" +
@@ -1206,11 +1691,15 @@ const file_forlock_v1_backup_proto_rawDesc = "" +
 	"\x04only\x18\x04 \x03(\x0e2\x18.forlock.v1.ArtifactKindR\x04only\x12\x1f\n" +
 	"\vsource_node\x18\x05 \x01(\tR\n" +
 	"sourceNode\x122\n" +
-	"\tartifacts\x18\x06 \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\"\x93\x01\n" +
+	"\tartifacts\x18\x06 \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\x123\n" +
+	"\ato_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06toTime\x12\x1b\n" +
+	"\tto_latest\x18\b \x01(\bR\btoLatest\x12&\n" +
+	"\x03wal\x18\t \x03(\v2\x14.forlock.v1.WalRangeR\x03wal\"\xbb\x01\n" +
 	"\x10DeleteBackupSpec\x12!\n" +
 	"\fartifact_ids\x18\x01 \x03(\tR\vartifactIds\x12(\n" +
 	"\x10restore_point_id\x18\x02 \x01(\tR\x0erestorePointId\x122\n" +
-	"\tartifacts\x18\x03 \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\"\x9e\x05\n" +
+	"\tartifacts\x18\x03 \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\x12&\n" +
+	"\x03wal\x18\x04 \x03(\v2\x14.forlock.v1.WalRangeR\x03wal\"\xc2\x06\n" +
 	"\bArtifact\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
@@ -1235,7 +1724,11 @@ const file_forlock_v1_backup_proto_rawDesc = "" +
 	"\vplain_bytes\x18\x11 \x01(\x04R\n" +
 	"plainBytes\x12C\n" +
 	"\x0fpostgres_format\x18\x12 \x01(\x0e2\x1a.forlock.v1.PostgresFormatR\x0epostgresFormat\x12)\n" +
-	"\x10postgres_version\x18\x13 \x01(\tR\x0fpostgresVersion\"\xda\x01\n" +
+	"\x10postgres_version\x18\x13 \x01(\tR\x0fpostgresVersion\x12\"\n" +
+	"\rwal_start_lsn\x18\x14 \x01(\tR\vwalStartLsn\x12\x1e\n" +
+	"\vwal_end_lsn\x18\x15 \x01(\tR\twalEndLsn\x12\x1a\n" +
+	"\btimeline\x18\x16 \x01(\rR\btimeline\x12B\n" +
+	"\x0fbackup_end_time\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\rbackupEndTime\"\xda\x01\n" +
 	"\fRestorePoint\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
@@ -1261,7 +1754,40 @@ const file_forlock_v1_backup_proto_rawDesc = "" +
 	"\x12RewrapKeysResponse\x12\x1c\n" +
 	"\trewrapped\x18\x01 \x01(\rR\trewrapped\x12\x18\n" +
 	"\acurrent\x18\x02 \x01(\rR\acurrent\x12\x15\n" +
-	"\x06key_id\x18\x03 \x01(\tR\x05keyId*|\n" +
+	"\x06key_id\x18\x03 \x01(\tR\x05keyId\"\xfc\x02\n" +
+	"\bWalRange\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1a\n" +
+	"\btimeline\x18\x02 \x01(\rR\btimeline\x12\x1b\n" +
+	"\tstart_lsn\x18\x03 \x01(\tR\bstartLsn\x12\x17\n" +
+	"\aend_lsn\x18\x04 \x01(\tR\x06endLsn\x129\n" +
+	"\n" +
+	"start_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12?\n" +
+	"\vdestination\x18\a \x01(\v2\x1d.forlock.v1.BackupDestinationR\vdestination\x12\x1a\n" +
+	"\bsegments\x18\b \x01(\x04R\bsegments\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\t \x01(\x04R\tsizeBytes\x12\x17\n" +
+	"\akey_ids\x18\n" +
+	" \x03(\tR\x06keyIds\"0\n" +
+	"\x1aListRecoveryWindowsRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\"S\n" +
+	"\x1bListRecoveryWindowsResponse\x124\n" +
+	"\awindows\x18\x01 \x03(\v2\x1a.forlock.v1.RecoveryWindowR\awindows\"\x93\x02\n" +
+	"\x0eRecoveryWindow\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x126\n" +
+	"\bearliest\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bearliest\x122\n" +
+	"\x06latest\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06latest\x12\x1a\n" +
+	"\btimeline\x18\x05 \x01(\rR\btimeline\x12&\n" +
+	"\x04gaps\x18\x06 \x03(\v2\x12.forlock.v1.WalGapR\x04gaps\x12\x1b\n" +
+	"\twal_bytes\x18\a \x01(\x04R\bwalBytes\"\x9b\x01\n" +
+	"\x06WalGap\x12\x1a\n" +
+	"\btimeline\x18\x01 \x01(\rR\btimeline\x12\x1b\n" +
+	"\tafter_lsn\x18\x02 \x01(\tR\bafterLsn\x12\x1d\n" +
+	"\n" +
+	"before_lsn\x18\x03 \x01(\tR\tbeforeLsn\x129\n" +
+	"\n" +
+	"after_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tafterTime*|\n" +
 	"\fArtifactKind\x12\x1d\n" +
 	"\x19ARTIFACT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ARTIFACT_KIND_POSTGRES\x10\x01\x12\x17\n" +
@@ -1274,12 +1800,13 @@ const file_forlock_v1_backup_proto_rawDesc = "" +
 	"\rArtifactState\x12\x1e\n" +
 	"\x1aARTIFACT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18ARTIFACT_STATE_AVAILABLE\x10\x01\x12\x1a\n" +
-	"\x16ARTIFACT_STATE_DELETED\x10\x022\x8e\x02\n" +
+	"\x16ARTIFACT_STATE_DELETED\x10\x022\xf6\x02\n" +
 	"\rBackupService\x12`\n" +
 	"\x11ListRestorePoints\x12$.forlock.v1.ListRestorePointsRequest\x1a%.forlock.v1.ListRestorePointsResponse\x12N\n" +
 	"\vGetArtifact\x12\x1e.forlock.v1.GetArtifactRequest\x1a\x1f.forlock.v1.GetArtifactResponse\x12K\n" +
 	"\n" +
-	"RewrapKeys\x12\x1d.forlock.v1.RewrapKeysRequest\x1a\x1e.forlock.v1.RewrapKeysResponseB5Z3github.com/forlock/fleet/proto/forlock/v1;forlockv1b\x06proto3"
+	"RewrapKeys\x12\x1d.forlock.v1.RewrapKeysRequest\x1a\x1e.forlock.v1.RewrapKeysResponse\x12f\n" +
+	"\x13ListRecoveryWindows\x12&.forlock.v1.ListRecoveryWindowsRequest\x1a'.forlock.v1.ListRecoveryWindowsResponseB5Z3github.com/forlock/fleet/proto/forlock/v1;forlockv1b\x06proto3"
 
 var (
 	file_forlock_v1_backup_proto_rawDescOnce sync.Once
@@ -1294,25 +1821,30 @@ func file_forlock_v1_backup_proto_rawDescGZIP() []byte {
 }
 
 var file_forlock_v1_backup_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_forlock_v1_backup_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_forlock_v1_backup_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_forlock_v1_backup_proto_goTypes = []any{
-	(ArtifactKind)(0),                 // 0: forlock.v1.ArtifactKind
-	(PostgresFormat)(0),               // 1: forlock.v1.PostgresFormat
-	(ArtifactState)(0),                // 2: forlock.v1.ArtifactState
-	(*BackupDestination)(nil),         // 3: forlock.v1.BackupDestination
-	(*S3Location)(nil),                // 4: forlock.v1.S3Location
-	(*BackupSpec)(nil),                // 5: forlock.v1.BackupSpec
-	(*RestoreSpec)(nil),               // 6: forlock.v1.RestoreSpec
-	(*DeleteBackupSpec)(nil),          // 7: forlock.v1.DeleteBackupSpec
-	(*Artifact)(nil),                  // 8: forlock.v1.Artifact
-	(*RestorePoint)(nil),              // 9: forlock.v1.RestorePoint
-	(*ListRestorePointsRequest)(nil),  // 10: forlock.v1.ListRestorePointsRequest
-	(*ListRestorePointsResponse)(nil), // 11: forlock.v1.ListRestorePointsResponse
-	(*GetArtifactRequest)(nil),        // 12: forlock.v1.GetArtifactRequest
-	(*GetArtifactResponse)(nil),       // 13: forlock.v1.GetArtifactResponse
-	(*RewrapKeysRequest)(nil),         // 14: forlock.v1.RewrapKeysRequest
-	(*RewrapKeysResponse)(nil),        // 15: forlock.v1.RewrapKeysResponse
-	(*timestamppb.Timestamp)(nil),     // 16: google.protobuf.Timestamp
+	(ArtifactKind)(0),                   // 0: forlock.v1.ArtifactKind
+	(PostgresFormat)(0),                 // 1: forlock.v1.PostgresFormat
+	(ArtifactState)(0),                  // 2: forlock.v1.ArtifactState
+	(*BackupDestination)(nil),           // 3: forlock.v1.BackupDestination
+	(*S3Location)(nil),                  // 4: forlock.v1.S3Location
+	(*BackupSpec)(nil),                  // 5: forlock.v1.BackupSpec
+	(*RestoreSpec)(nil),                 // 6: forlock.v1.RestoreSpec
+	(*DeleteBackupSpec)(nil),            // 7: forlock.v1.DeleteBackupSpec
+	(*Artifact)(nil),                    // 8: forlock.v1.Artifact
+	(*RestorePoint)(nil),                // 9: forlock.v1.RestorePoint
+	(*ListRestorePointsRequest)(nil),    // 10: forlock.v1.ListRestorePointsRequest
+	(*ListRestorePointsResponse)(nil),   // 11: forlock.v1.ListRestorePointsResponse
+	(*GetArtifactRequest)(nil),          // 12: forlock.v1.GetArtifactRequest
+	(*GetArtifactResponse)(nil),         // 13: forlock.v1.GetArtifactResponse
+	(*RewrapKeysRequest)(nil),           // 14: forlock.v1.RewrapKeysRequest
+	(*RewrapKeysResponse)(nil),          // 15: forlock.v1.RewrapKeysResponse
+	(*WalRange)(nil),                    // 16: forlock.v1.WalRange
+	(*ListRecoveryWindowsRequest)(nil),  // 17: forlock.v1.ListRecoveryWindowsRequest
+	(*ListRecoveryWindowsResponse)(nil), // 18: forlock.v1.ListRecoveryWindowsResponse
+	(*RecoveryWindow)(nil),              // 19: forlock.v1.RecoveryWindow
+	(*WalGap)(nil),                      // 20: forlock.v1.WalGap
+	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
 }
 var file_forlock_v1_backup_proto_depIdxs = []int32{
 	4,  // 0: forlock.v1.BackupDestination.s3:type_name -> forlock.v1.S3Location
@@ -1321,26 +1853,40 @@ var file_forlock_v1_backup_proto_depIdxs = []int32{
 	1,  // 3: forlock.v1.BackupSpec.postgres_format:type_name -> forlock.v1.PostgresFormat
 	0,  // 4: forlock.v1.RestoreSpec.only:type_name -> forlock.v1.ArtifactKind
 	8,  // 5: forlock.v1.RestoreSpec.artifacts:type_name -> forlock.v1.Artifact
-	8,  // 6: forlock.v1.DeleteBackupSpec.artifacts:type_name -> forlock.v1.Artifact
-	0,  // 7: forlock.v1.Artifact.kind:type_name -> forlock.v1.ArtifactKind
-	16, // 8: forlock.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	2,  // 9: forlock.v1.Artifact.state:type_name -> forlock.v1.ArtifactState
-	1,  // 10: forlock.v1.Artifact.postgres_format:type_name -> forlock.v1.PostgresFormat
-	16, // 11: forlock.v1.RestorePoint.created_at:type_name -> google.protobuf.Timestamp
-	8,  // 12: forlock.v1.RestorePoint.artifacts:type_name -> forlock.v1.Artifact
-	9,  // 13: forlock.v1.ListRestorePointsResponse.restore_points:type_name -> forlock.v1.RestorePoint
-	8,  // 14: forlock.v1.GetArtifactResponse.artifact:type_name -> forlock.v1.Artifact
-	10, // 15: forlock.v1.BackupService.ListRestorePoints:input_type -> forlock.v1.ListRestorePointsRequest
-	12, // 16: forlock.v1.BackupService.GetArtifact:input_type -> forlock.v1.GetArtifactRequest
-	14, // 17: forlock.v1.BackupService.RewrapKeys:input_type -> forlock.v1.RewrapKeysRequest
-	11, // 18: forlock.v1.BackupService.ListRestorePoints:output_type -> forlock.v1.ListRestorePointsResponse
-	13, // 19: forlock.v1.BackupService.GetArtifact:output_type -> forlock.v1.GetArtifactResponse
-	15, // 20: forlock.v1.BackupService.RewrapKeys:output_type -> forlock.v1.RewrapKeysResponse
-	18, // [18:21] is the sub-list for method output_type
-	15, // [15:18] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	21, // 6: forlock.v1.RestoreSpec.to_time:type_name -> google.protobuf.Timestamp
+	16, // 7: forlock.v1.RestoreSpec.wal:type_name -> forlock.v1.WalRange
+	8,  // 8: forlock.v1.DeleteBackupSpec.artifacts:type_name -> forlock.v1.Artifact
+	16, // 9: forlock.v1.DeleteBackupSpec.wal:type_name -> forlock.v1.WalRange
+	0,  // 10: forlock.v1.Artifact.kind:type_name -> forlock.v1.ArtifactKind
+	21, // 11: forlock.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	2,  // 12: forlock.v1.Artifact.state:type_name -> forlock.v1.ArtifactState
+	1,  // 13: forlock.v1.Artifact.postgres_format:type_name -> forlock.v1.PostgresFormat
+	21, // 14: forlock.v1.Artifact.backup_end_time:type_name -> google.protobuf.Timestamp
+	21, // 15: forlock.v1.RestorePoint.created_at:type_name -> google.protobuf.Timestamp
+	8,  // 16: forlock.v1.RestorePoint.artifacts:type_name -> forlock.v1.Artifact
+	9,  // 17: forlock.v1.ListRestorePointsResponse.restore_points:type_name -> forlock.v1.RestorePoint
+	8,  // 18: forlock.v1.GetArtifactResponse.artifact:type_name -> forlock.v1.Artifact
+	21, // 19: forlock.v1.WalRange.start_time:type_name -> google.protobuf.Timestamp
+	21, // 20: forlock.v1.WalRange.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 21: forlock.v1.WalRange.destination:type_name -> forlock.v1.BackupDestination
+	19, // 22: forlock.v1.ListRecoveryWindowsResponse.windows:type_name -> forlock.v1.RecoveryWindow
+	21, // 23: forlock.v1.RecoveryWindow.earliest:type_name -> google.protobuf.Timestamp
+	21, // 24: forlock.v1.RecoveryWindow.latest:type_name -> google.protobuf.Timestamp
+	20, // 25: forlock.v1.RecoveryWindow.gaps:type_name -> forlock.v1.WalGap
+	21, // 26: forlock.v1.WalGap.after_time:type_name -> google.protobuf.Timestamp
+	10, // 27: forlock.v1.BackupService.ListRestorePoints:input_type -> forlock.v1.ListRestorePointsRequest
+	12, // 28: forlock.v1.BackupService.GetArtifact:input_type -> forlock.v1.GetArtifactRequest
+	14, // 29: forlock.v1.BackupService.RewrapKeys:input_type -> forlock.v1.RewrapKeysRequest
+	17, // 30: forlock.v1.BackupService.ListRecoveryWindows:input_type -> forlock.v1.ListRecoveryWindowsRequest
+	11, // 31: forlock.v1.BackupService.ListRestorePoints:output_type -> forlock.v1.ListRestorePointsResponse
+	13, // 32: forlock.v1.BackupService.GetArtifact:output_type -> forlock.v1.GetArtifactResponse
+	15, // 33: forlock.v1.BackupService.RewrapKeys:output_type -> forlock.v1.RewrapKeysResponse
+	18, // 34: forlock.v1.BackupService.ListRecoveryWindows:output_type -> forlock.v1.ListRecoveryWindowsResponse
+	31, // [31:35] is the sub-list for method output_type
+	27, // [27:31] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_backup_proto_init() }
@@ -1358,7 +1904,7 @@ func file_forlock_v1_backup_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_forlock_v1_backup_proto_rawDesc), len(file_forlock_v1_backup_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   13,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

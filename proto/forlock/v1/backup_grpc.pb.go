@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	BackupService_ListRestorePoints_FullMethodName = "/forlock.v1.BackupService/ListRestorePoints"
-	BackupService_GetArtifact_FullMethodName       = "/forlock.v1.BackupService/GetArtifact"
-	BackupService_RewrapKeys_FullMethodName        = "/forlock.v1.BackupService/RewrapKeys"
+	BackupService_ListRestorePoints_FullMethodName   = "/forlock.v1.BackupService/ListRestorePoints"
+	BackupService_GetArtifact_FullMethodName         = "/forlock.v1.BackupService/GetArtifact"
+	BackupService_RewrapKeys_FullMethodName          = "/forlock.v1.BackupService/RewrapKeys"
+	BackupService_ListRecoveryWindows_FullMethodName = "/forlock.v1.BackupService/ListRecoveryWindows"
 )
 
 // BackupServiceClient is the client API for BackupService service.
@@ -42,6 +43,11 @@ type BackupServiceClient interface {
 	// keep the old wrapped key: offline decryption needs the old key version
 	// until it is retired.
 	RewrapKeys(ctx context.Context, in *RewrapKeysRequest, opts ...grpc.CallOption) (*RewrapKeysResponse, error)
+	// ListRecoveryWindows returns, per node, the span of time a
+	// point-in-time restore can reach: from the end of the oldest physical
+	// base backup followed by contiguous WAL to the end of the newest WAL
+	// shipped, and any gap inside.
+	ListRecoveryWindows(ctx context.Context, in *ListRecoveryWindowsRequest, opts ...grpc.CallOption) (*ListRecoveryWindowsResponse, error)
 }
 
 type backupServiceClient struct {
@@ -82,6 +88,16 @@ func (c *backupServiceClient) RewrapKeys(ctx context.Context, in *RewrapKeysRequ
 	return out, nil
 }
 
+func (c *backupServiceClient) ListRecoveryWindows(ctx context.Context, in *ListRecoveryWindowsRequest, opts ...grpc.CallOption) (*ListRecoveryWindowsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRecoveryWindowsResponse)
+	err := c.cc.Invoke(ctx, BackupService_ListRecoveryWindows_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackupServiceServer is the server API for BackupService service.
 // All implementations must embed UnimplementedBackupServiceServer
 // for forward compatibility.
@@ -100,6 +116,11 @@ type BackupServiceServer interface {
 	// keep the old wrapped key: offline decryption needs the old key version
 	// until it is retired.
 	RewrapKeys(context.Context, *RewrapKeysRequest) (*RewrapKeysResponse, error)
+	// ListRecoveryWindows returns, per node, the span of time a
+	// point-in-time restore can reach: from the end of the oldest physical
+	// base backup followed by contiguous WAL to the end of the newest WAL
+	// shipped, and any gap inside.
+	ListRecoveryWindows(context.Context, *ListRecoveryWindowsRequest) (*ListRecoveryWindowsResponse, error)
 	mustEmbedUnimplementedBackupServiceServer()
 }
 
@@ -118,6 +139,9 @@ func (UnimplementedBackupServiceServer) GetArtifact(context.Context, *GetArtifac
 }
 func (UnimplementedBackupServiceServer) RewrapKeys(context.Context, *RewrapKeysRequest) (*RewrapKeysResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RewrapKeys not implemented")
+}
+func (UnimplementedBackupServiceServer) ListRecoveryWindows(context.Context, *ListRecoveryWindowsRequest) (*ListRecoveryWindowsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRecoveryWindows not implemented")
 }
 func (UnimplementedBackupServiceServer) mustEmbedUnimplementedBackupServiceServer() {}
 func (UnimplementedBackupServiceServer) testEmbeddedByValue()                       {}
@@ -194,6 +218,24 @@ func _BackupService_RewrapKeys_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BackupService_ListRecoveryWindows_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRecoveryWindowsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackupServiceServer).ListRecoveryWindows(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BackupService_ListRecoveryWindows_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackupServiceServer).ListRecoveryWindows(ctx, req.(*ListRecoveryWindowsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BackupService_ServiceDesc is the grpc.ServiceDesc for BackupService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -212,6 +254,10 @@ var BackupService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RewrapKeys",
 			Handler:    _BackupService_RewrapKeys_Handler,
+		},
+		{
+			MethodName: "ListRecoveryWindows",
+			Handler:    _BackupService_ListRecoveryWindows_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
