@@ -66,6 +66,9 @@ type JobWrite struct {
 	// Audit records the submits this commit makes durable, in the same
 	// transaction.
 	Audit []audit.Record
+	// WalTrims remove from the WAL catalog what succeeded delete_backup
+	// tasks deleted.
+	WalTrims []WalTrim
 }
 
 // TaskWrite is a task of a stored job and its position in the job's task
@@ -123,6 +126,9 @@ func (s *Store) SaveJobs(w JobWrite) error {
 			return err
 		}
 		if err := putLate(tx.Bucket(bucketLateTasks), w.LateTasks, w.LateDone); err != nil {
+			return err
+		}
+		if err := putWalTrims(tx, w.WalTrims); err != nil {
 			return err
 		}
 		if err := putNested(tx.Bucket(bucketJobEvents), events); err != nil {
