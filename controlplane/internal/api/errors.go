@@ -58,6 +58,9 @@ var errorCodes = []struct {
 	{access.ErrRevoked, codes.FailedPrecondition, "IDENTITY_REVOKED"},
 	{access.ErrDenied, codes.PermissionDenied, "PERMISSION_DENIED"},
 	{jobs.ErrInvalid, codes.InvalidArgument, "INVALID_JOB"},
+	// A point-in-time restore whose WAL or base backup is missing; the
+	// message names the gap.
+	{jobs.ErrWALMissing, codes.FailedPrecondition, "WAL_MISSING"},
 	{jobs.ErrNotFound, codes.NotFound, "JOB_NOT_FOUND"},
 	{jobs.ErrEnded, codes.FailedPrecondition, "JOB_ENDED"},
 	// The message names the data dir and the free space, and says to free

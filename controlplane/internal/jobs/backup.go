@@ -49,11 +49,18 @@ func (e *Engine) prepare(spec *forlockv1.JobSpec, targets []registry.Target) (*f
 		if err := validKinds(k.Restore.GetOnly()); err != nil {
 			return nil, err
 		}
+		if k.Restore.GetToTime() != nil || k.Restore.GetToLatest() {
+			if err := e.resolvePITR(k.Restore, targets[0], time.Now()); err != nil {
+				return nil, err
+			}
+			return out, nil
+		}
 		arts, err := e.restoreArtifacts(k.Restore, targets[0])
 		if err != nil {
 			return nil, err
 		}
 		k.Restore.Artifacts = arts
+		k.Restore.Wal = nil
 	case *forlockv1.JobSpec_DeleteBackup:
 		arts, err := e.deleteArtifacts(k.DeleteBackup, targets)
 		if err != nil {
@@ -224,7 +231,8 @@ func (e *Engine) taskKeys(ctx context.Context, spec *forlockv1.JobSpec) ([]*forl
 			}
 			out = append(out, &forlockv1.TaskKey{Name: a.GetId(), KeyId: a.GetKeyId(), WrappedKey: a.GetWrappedKey(), PlainKey: plain})
 		}
-		return out, nil
+		arch, err := e.archiveTaskKeys(ctx, k.Restore.GetWal())
+		return append(out, arch...), err
 	}
 	return nil, nil
 }
@@ -252,6 +260,9 @@ func (e *Engine) catalog(j *job, t *forlockv1.Task, arts []*forlockv1.Artifact, 
 			return fmt.Errorf("the agent made a %s PostgreSQL backup, %s was asked for: upgrade the agent", a.GetPostgresFormat(), j.pb.GetSpec().GetBackup().GetPostgresFormat())
 		}
 		c := proto.CloneOf(a)
+		if !validWalPosition(c) {
+			c.WalStartLsn, c.WalEndLsn, c.Timeline, c.BackupEndTime = "", "", 0, nil // not a PITR base
+		}
 		c.Id = fmt.Sprintf("%s-%s", rp.GetId(), KindName(a.GetKind()))
 		c.NodeId, c.NodeName, c.RestorePointId, c.JobId = t.GetNodeId(), t.GetNodeName(), rp.GetId(), j.pb.GetId()
 		c.State = forlockv1.ArtifactState_ARTIFACT_STATE_AVAILABLE

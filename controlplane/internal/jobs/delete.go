@@ -43,6 +43,8 @@ func (e *Engine) deleteArtifacts(d *forlockv1.DeleteBackupSpec, targets []regist
 		if len(arts) == 0 {
 			return nil, invalid("restore point %s has no artifact left to delete", rp.GetId())
 		}
+	case len(d.GetWal()) > 0:
+		return nil, e.checkWalDelete(d.GetWal(), target)
 	default:
 		return nil, invalid("delete_backup: give artifact IDs or a restore point")
 	}

@@ -101,6 +101,8 @@ type Engine struct {
 	// pendingRels and pendingCerts are node facts for the next commit.
 	pendingRels  []store.NodeRelease
 	pendingCerts []store.NodeCertificate
+	// walTrims are WAL catalog trims of succeeded WAL deletions.
+	walTrims []store.WalTrim
 	// preparing holds the tasks whose material is being made outside the
 	// lock; prep counts those goroutines.
 	preparing map[string]struct{}
@@ -306,7 +308,8 @@ func (e *Engine) commit() error {
 		return nil
 	}
 	w := store.JobWrite{Events: e.events, RestorePoints: e.rps, Releases: e.pendingRels, Certificates: e.pendingCerts,
-		LateTasks: e.lateAdd, LateDone: e.lateDone}
+		LateTasks: e.lateAdd, LateDone: e.lateDone, WalTrims: e.walTrims}
+	e.walTrims = nil
 	dirty := e.dirty
 	for _, j := range dirty {
 		if !j.durable {
@@ -325,7 +328,7 @@ func (e *Engine) commit() error {
 
 	var err error
 	if len(w.Jobs) > 0 || len(w.Tasks) > 0 || len(w.Events) > 0 || len(w.RestorePoints) > 0 || len(w.Releases) > 0 || len(w.Certificates) > 0 ||
-		len(w.LateTasks) > 0 || len(w.LateDone) > 0 {
+		len(w.LateTasks) > 0 || len(w.LateDone) > 0 || len(w.WalTrims) > 0 {
 		err = e.store.SaveJobs(w)
 	} // else only waiters: what they wait for was in earlier commits, all done
 	e.mu.Lock()
@@ -403,6 +406,7 @@ func (e *Engine) putBack(w store.JobWrite, dirty map[string]*job, after []func()
 	e.rps = append(w.RestorePoints, e.rps...)
 	e.pendingRels = append(w.Releases, e.pendingRels...)
 	e.pendingCerts = append(w.Certificates, e.pendingCerts...)
+	e.walTrims = append(w.WalTrims, e.walTrims...)
 	for task, node := range w.LateTasks {
 		if _, open := e.late[task]; open {
 			e.lateAdd[task] = node

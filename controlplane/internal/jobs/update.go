@@ -179,6 +179,9 @@ func (e *Engine) finish(j *job, t *forlockv1.Task, u *forlockv1.TaskUpdate, pref
 			}
 		case protocol.KindDeleteBackup:
 			e.markDeleted(j.pb.GetSpec().GetDeleteBackup().GetArtifacts())
+			for _, r := range j.pb.GetSpec().GetDeleteBackup().GetWal() {
+				e.walTrims = append(e.walTrims, store.WalTrim{NodeID: t.GetNodeId(), Range: r})
+			}
 		case protocol.KindCertRotate:
 			if c := u.GetCertificate(); c != nil {
 				c = proto.CloneOf(c)
