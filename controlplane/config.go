@@ -62,6 +62,12 @@ type Config struct {
 	// RetentionInterval is how often retention looks at the catalog
 	// besides after each scheduled backup; default 1h.
 	RetentionInterval time.Duration
+	// WALRetention is how long archived WAL is kept (what the oldest kept
+	// physical base backup needs is kept longer); default 7 days.
+	WALRetention time.Duration
+	// ArchiveKeyRotation is how long a node's WAL archive key is current;
+	// default 24h.
+	ArchiveKeyRotation time.Duration
 	// Limits bound what clients without a valid credential, agents' input
 	// and a full disk can cost: failed authentications, connections, header
 	// size, handshake time, disk reserve, job history, control messages.
@@ -118,6 +124,12 @@ func (c *Config) validate() error {
 		}
 	default:
 		return fmt.Errorf("backup keys %q: use local or vault-transit", c.BackupKeys)
+	}
+	if c.ArchiveKeyRotation != 0 && (c.ArchiveKeyRotation < time.Second || c.ArchiveKeyRotation > 30*24*time.Hour) {
+		return fmt.Errorf("archive key rotation %s: give 1s to 720h", c.ArchiveKeyRotation)
+	}
+	if c.WALRetention < 0 {
+		return fmt.Errorf("wal retention %s: give a positive duration", c.WALRetention)
 	}
 	if c.Certs.TTL != 0 && (c.Certs.TTL < time.Hour || c.Certs.TTL > 397*24*time.Hour) {
 		return fmt.Errorf("certs ttl %s: give 1h to 9528h (397 days)", c.Certs.TTL)

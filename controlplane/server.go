@@ -36,6 +36,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/scheduler"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/controlplane/internal/vault"
+	"github.com/forlock/fleet/controlplane/internal/wal"
 	"github.com/forlock/fleet/internal/keys"
 	"github.com/forlock/fleet/internal/pki"
 )
@@ -55,6 +56,9 @@ type Server struct {
 	health    *health.Server
 	ctlConfig string
 	vault     *vault.Client // nil without Vault
+	// archiveKeys and wal are the WAL archive's keys and reports.
+	archiveKeys *wal.Keys
+	wal         *wal.Archive
 
 	auditKey     *audit.Key
 	auditOutside []string // checkpoint files outside the database
@@ -142,6 +146,8 @@ func (s *Server) init(now time.Time) error {
 	if err != nil {
 		return err
 	}
+	s.archiveKeys = wal.NewKeys(s.store, wrapper, s.cfg.ArchiveKeyRotation, nil)
+	s.wal = wal.New(wal.Config{Store: s.store, Keys: s.archiveKeys, Checks: s.registry, Jobs: s.jobs, Log: s.log})
 	if s.sched, err = s.newScheduler(); err != nil {
 		return err
 	}
@@ -159,7 +165,7 @@ func (s *Server) init(now time.Time) error {
 func (s *Server) newScheduler() (*scheduler.Scheduler, error) {
 	return scheduler.New(scheduler.Config{
 		Jobs: s.jobs, Catalog: s.store, Nodes: s.registry, Certificates: s.store, Logger: s.log,
-		Backups: s.cfg.BackupSchedules, RetentionInterval: s.cfg.RetentionInterval,
+		Backups: s.cfg.BackupSchedules, RetentionInterval: s.cfg.RetentionInterval, WALRetention: s.cfg.WALRetention, WAL: s.store,
 		CertPolicy: s.cfg.Vault != nil, CertCheckInterval: s.cfg.CertCheckInterval,
 	})
 }
@@ -182,7 +188,8 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 	agents := &api.AgentAPI{
 		Store: s.store, Registry: s.registry, Jobs: s.jobs, CA: s.ca, Log: s.log,
 		CertTTL: s.cfg.AgentCertTTL, CertGrace: s.cfg.AgentCertGrace, Hooks: s.cfg.enrollHooks,
-		Stream: api.StreamLimits{Rate: s.cfg.Limits.AgentControlRate, Burst: s.cfg.Limits.AgentControlBurst},
+		Stream:      api.StreamLimits{Rate: s.cfg.Limits.AgentControlRate, Burst: s.cfg.Limits.AgentControlBurst},
+		ArchiveKeys: s.archiveKeys, WAL: s.wal,
 	}
 	s.auditor = &api.Auditor{Store: s.store, Failures: &audit.Failures{}, Log: s.log, RequireReason: s.cfg.Audit.RequireReason}
 	checker := &auth.Checker{Nodes: s.registry, Admin: func() []byte { return s.admin }, NodeRefused: agents.NodeRefused,
@@ -248,6 +255,7 @@ func (s *Server) Run(ctx context.Context) error {
 	regCtx, stopRegistry := context.WithCancel(context.Background())
 	g.Go(func() error { return s.registry.Run(regCtx) })
 	g.Go(func() error { return s.jobs.Run(regCtx) })
+	g.Go(func() error { return s.wal.Run(regCtx) })
 	if s.vault != nil {
 		g.Go(func() error { return s.vault.Run(gctx) })
 	}

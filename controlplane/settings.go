@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/forlock/fleet/controlplane/internal/enroll"
+	"github.com/forlock/fleet/controlplane/internal/scheduler"
+	"github.com/forlock/fleet/controlplane/internal/wal"
 	"github.com/forlock/fleet/internal/settings"
 )
 
@@ -62,6 +64,10 @@ func (st *cpSettings) table() *settings.Table {
 		{Key: "log_format", Value: settings.LogFormat(&st.logFormat), Default: "json", Help: "json or text"},
 		{Key: "backup_keys", Value: settings.String(&c.BackupKeys), Default: BackupKeysLocal,
 			Help: "what wraps backup data keys: local (the key file in the data dir) or vault-transit"},
+		{Key: "wal_retention", Value: settings.Duration(&c.WALRetention), Default: dur(scheduler.DefaultWALRetention),
+			Help: "how long archived WAL is kept; WAL the oldest kept physical base backup needs is kept longer"},
+		{Key: "archive_key_rotation", Value: settings.Duration(&c.ArchiveKeyRotation), Default: dur(wal.DefaultRotation),
+			Help: "how long a node's WAL archive key is current before the control plane sends a new one, 1s to 720h"},
 		{Key: "backup_schedules", Value: settings.YAML(&st.schedules, "yaml"),
 			Help: "scheduled backups and their retention: a list of {name, cron, selector, only, pg_format, dest, s3_bucket, s3_prefix, max_parallel, keep}"},
 

@@ -10,6 +10,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/logs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/controlplane/internal/wal"
 	"github.com/forlock/fleet/internal/buildinfo"
 	"github.com/forlock/fleet/internal/pki"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -37,6 +38,11 @@ type AgentAPI struct {
 	Gate AuthGate
 	// Stream bounds the control messages of each agent stream.
 	Stream StreamLimits
+	// ArchiveKeys issues each node's WAL archive key, sent after the
+	// ServerHello and again when it rotates; WAL takes the agents' WAL
+	// reports. Nil: no WAL archiving.
+	ArchiveKeys *wal.Keys
+	WAL         *wal.Archive
 }
 
 // EnrollHooks let tests lose an enrollment's answer or delay its commit.

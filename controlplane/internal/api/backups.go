@@ -10,8 +10,6 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // BackupAPI implements forlockv1.BackupService: the catalog.
@@ -95,8 +93,34 @@ func (a *BackupAPI) RewrapKeys(ctx context.Context, req *forlockv1.RewrapKeysReq
 	return &forlockv1.RewrapKeysResponse{Rewrapped: uint32(res.Rewrapped), Current: uint32(res.Current), KeyId: res.KeyID}, nil //nolint:gosec // counts of a catalog
 }
 
-// ListRecoveryWindows implements BackupService.ListRecoveryWindows.
-// Not built yet: the WAL catalog it reads is being added (issue 15).
-func (a *BackupAPI) ListRecoveryWindows(context.Context, *forlockv1.ListRecoveryWindowsRequest) (*forlockv1.ListRecoveryWindowsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "recovery windows are not available in this control plane version")
+// ListRecoveryWindows implements BackupService.ListRecoveryWindows: per
+// node in the caller's scope with cataloged WAL, what a point-in-time
+// restore can reach.
+func (a *BackupAPI) ListRecoveryWindows(ctx context.Context, req *forlockv1.ListRecoveryWindowsRequest) (*forlockv1.ListRecoveryWindowsResponse, error) {
+	var nodes []registry.Target
+	if n := req.GetNode(); n != "" {
+		t, err := a.Registry.Find(n)
+		if err == nil && !sees(ctx, a.Registry, t.ID) {
+			err = store.NodeNotFound(n) // outside the caller's scope is the same as absent
+		}
+		if err != nil {
+			return nil, toStatus(ctx, a.Log, err)
+		}
+		nodes = append(nodes, t)
+	} else {
+		for _, n := range a.Registry.List(scopeOf(ctx), nil) {
+			nodes = append(nodes, registry.Target{ID: n.GetId(), Name: n.GetName()})
+		}
+	}
+	resp := &forlockv1.ListRecoveryWindowsResponse{}
+	for _, n := range nodes {
+		w, err := a.Jobs.RecoveryWindow(n)
+		if err != nil {
+			return nil, toStatus(ctx, a.Log, err)
+		}
+		if w != nil {
+			resp.Windows = append(resp.Windows, w)
+		}
+	}
+	return resp, nil
 }

@@ -104,6 +104,8 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 		return err
 	}
 	a.Jobs.NodeConnected(sess)
+	rotate := a.sendArchiveKey(ctx, stream, id.ID, "")
+	defer rotate.stop()
 
 	gate := newControlGate(a.Stream.withDefaults(interval))
 	dropLog := rate.Sometimes{Interval: 10 * time.Second}
@@ -134,6 +136,10 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 			log.InfoContext(ctx, "closing agent stream", "reason", sess.Reason())
 			_ = stream.Send(&forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_Goodbye{Goodbye: &forlockv1.Goodbye{Reason: sess.Reason()}}})
 			return status.Error(codes.Aborted, sess.Reason())
+		case <-rotate.C():
+			if err := rotate.send(ctx, stream, a, id.ID); err != nil {
+				return err
+			}
 		case m := <-sess.Outbox():
 			if err := stream.Send(m); err != nil {
 				return err
@@ -189,6 +195,22 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 					return err
 				}
 				a.Jobs.TaskUpdate(sess, msg.TaskUpdate)
+			case *forlockv1.ConnectRequest_WalReport:
+				if ok, err := control("wal_report"); !ok {
+					if err != nil {
+						return err
+					}
+					continue
+				}
+				if a.WAL == nil {
+					continue
+				}
+				ranges, err := a.WAL.Validate(id.ID, msg.WalReport)
+				if err != nil {
+					log.WarnContext(ctx, "closing agent stream: WAL report refused", "node", sess.NodeName, "err", err)
+					return toStatus(ctx, a.Log, err)
+				}
+				a.WAL.Report(ctx, id.ID, sess.NodeName, ranges, msg.WalReport)
 			case *forlockv1.ConnectRequest_Goodbye:
 				goodbye = true
 				log.InfoContext(ctx, "agent said goodbye", "reason", msg.Goodbye.GetReason())

@@ -20,6 +20,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/logs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
+	"github.com/forlock/fleet/controlplane/internal/wal"
 )
 
 // ErrorDomain is the google.rpc.ErrorInfo domain of the control plane's
@@ -61,6 +62,7 @@ var errorCodes = []struct {
 	// A point-in-time restore whose WAL or base backup is missing; the
 	// message names the gap.
 	{jobs.ErrWALMissing, codes.FailedPrecondition, "WAL_MISSING"},
+	{wal.ErrBadReport, codes.InvalidArgument, "BAD_WAL_REPORT"},
 	{jobs.ErrNotFound, codes.NotFound, "JOB_NOT_FOUND"},
 	{jobs.ErrEnded, codes.FailedPrecondition, "JOB_ENDED"},
 	// The message names the data dir and the free space, and says to free

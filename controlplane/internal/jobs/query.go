@@ -168,3 +168,24 @@ func sendEvents(evs []*forlockv1.JobEvent, send func(*forlockv1.WatchJobResponse
 	}
 	return nil
 }
+
+// BackupActive reports whether a backup job with a task on the node that
+// has not ended is queued or running.
+func (e *Engine) BackupActive(nodeID string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, j := range e.jobs {
+		if j.kind() != protocol.KindBackup {
+			continue
+		}
+		for _, t := range j.pb.GetTasks() {
+			if t.GetNodeId() == nodeID && !terminal(t.GetState()) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// CheckDestination checks a backup destination as a job's is checked.
+func CheckDestination(d *forlockv1.BackupDestination) error { return validDestination(d) }

@@ -63,6 +63,8 @@ type entry struct {
 	capabilities  []string
 	pingRTT       time.Duration
 	lastPingAt    time.Time
+	// archive is the WAL archiver's check, shown among the health checks.
+	archive *forlockv1.CheckResult
 }
 
 // New loads every node from the store. Nodes recorded online get a grace
@@ -259,4 +261,14 @@ func (r *Registry) flush() error {
 		return err
 	}
 	return nil
+}
+
+// SetCheck shows a check the control plane derives (the WAL archiver's
+// state) among a node's health checks, replacing the previous one.
+func (r *Registry) SetCheck(id string, c *forlockv1.CheckResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.nodes[id]; ok {
+		e.archive = c
+	}
 }

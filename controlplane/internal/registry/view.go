@@ -78,6 +78,12 @@ func (e *entry) view() *forlockv1.Node {
 	if e.health != nil {
 		n.Health = proto.CloneOf(e.health)
 	}
+	if e.archive != nil {
+		if n.Health == nil {
+			n.Health = &forlockv1.HealthReport{}
+		}
+		n.Health.Checks = append(n.Health.Checks, proto.CloneOf(e.archive))
+	}
 	if !e.lastHeartbeat.IsZero() {
 		n.LastHeartbeatAt = timestamppb.New(e.lastHeartbeat)
 	}

@@ -32,6 +32,11 @@ type Config struct {
 	// RetentionInterval is how often retention looks at the catalog
 	// besides after each scheduled backup; 0 means DefaultRetentionInterval.
 	RetentionInterval time.Duration
+	// WAL is the WAL catalog; with it, WAL retention runs every
+	// RetentionInterval (needs Catalog too).
+	WAL WALCatalog
+	// WALRetention is how long WAL is kept; 0 means DefaultWALRetention.
+	WALRetention time.Duration
 	// CertPolicy turns the certificate rotation policy on (the control
 	// plane does when it has Vault to issue certificates from).
 	CertPolicy bool
@@ -86,6 +91,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	if s.cfg.CertPolicy {
 		g.Go(func() error { return s.runCertPolicy(gctx, s.cfg.CertCheckInterval) })
+	}
+	if s.cfg.WAL != nil && s.cfg.Catalog != nil {
+		g.Go(func() error { return s.runWALRetention(gctx, s.cfg.RetentionInterval) })
 	}
 	if len(s.cfg.Backups) > 0 {
 		g.Go(func() error { return s.runBackupSchedules(gctx, s.cfg.Backups, s.cfg.RetentionInterval) })

@@ -1,0 +1,70 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// archiveRetry is the wait before trying again to issue an archive key
+// (the key-encryption key's Vault may be down).
+const archiveRetry = time.Minute
+
+// keyTimer fires when a node's archive key is due for rotation.
+type keyTimer struct {
+	t    *time.Timer
+	last string
+}
+
+// C is the timer's channel, nil without archive keys.
+func (k *keyTimer) C() <-chan time.Time {
+	if k.t == nil {
+		return nil
+	}
+	return k.t.C
+}
+
+func (k *keyTimer) stop() {
+	if k.t != nil {
+		k.t.Stop()
+	}
+}
+
+// sendArchiveKey sends the node's current archive key after the hello and
+// arms the timer for its rotation. Failing to issue one is logged and
+// retried: archiving goes on with the key the agent has.
+func (a *AgentAPI) sendArchiveKey(ctx context.Context, stream grpc.ServerStream, nodeID, last string) *keyTimer {
+	k := &keyTimer{last: last}
+	if a.ArchiveKeys == nil {
+		return k
+	}
+	k.t = time.NewTimer(time.Hour)
+	if err := k.send(ctx, stream, a, nodeID); err != nil {
+		k.t.Reset(archiveRetry)
+	}
+	return k
+}
+
+// send issues (rotating if due) and sends the current key if the agent
+// has not had it, then re-arms the timer. Only a failed Send ends the
+// stream.
+func (k *keyTimer) send(ctx context.Context, stream grpc.ServerStream, a *AgentAPI, nodeID string) error {
+	key, err := a.ArchiveKeys.Current(ctx, nodeID)
+	if err != nil {
+		a.Log.WarnContext(ctx, "cannot issue the node's archive key; retrying", "node_id", nodeID, "err", err.Error())
+		k.t.Reset(archiveRetry)
+		return nil
+	}
+	if key.GetKeyId() != k.last {
+		if err := stream.SendMsg(&forlockv1.ConnectResponse{Msg: &forlockv1.ConnectResponse_ArchiveKey{ArchiveKey: key}}); err != nil {
+			return err
+		}
+		k.last = key.GetKeyId()
+	}
+	clear(key.PlainKey)
+	k.t.Reset(max(time.Until(key.GetRotateAfter().AsTime()), time.Second))
+	return nil
+}
