@@ -32,6 +32,8 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/controlplane/internal/tokens"
+	"github.com/forlock/fleet/controlplane/internal/wal"
+	"github.com/forlock/fleet/internal/keys"
 	"github.com/forlock/fleet/internal/pki"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -52,6 +54,11 @@ type testServer struct {
 	lis   *bufconn.Listener
 	conn  *grpc.ClientConn
 	logs  *syncBuffer
+	eng   *jobs.Engine
+	// kek, archive and archiveKeys are set with serverOptions.walRotation.
+	kek         *keys.File
+	archive     *wal.Archive
+	archiveKeys *wal.Keys
 
 	Nodes   forlockv1.NodeServiceClient
 	Jobs    forlockv1.JobServiceClient
@@ -80,6 +87,9 @@ type serverOptions struct {
 	// log, if set, receives the server's log at info level, the control
 	// plane's default, instead of the debug log tests read.
 	log io.Writer
+	// walRotation, when set, gives the server a key-encryption key (a
+	// key file), archive keys rotated this often and a WAL archive.
+	walRotation time.Duration
 }
 
 func newTestServer(tb testing.TB, o serverOptions) *testServer {
@@ -93,7 +103,16 @@ func newTestServer(tb testing.TB, o serverOptions) *testServer {
 	require.NoError(tb, err)
 	reg, err := registry.New(st, time.Hour, log)
 	require.NoError(tb, err)
-	eng, err := jobs.New(jobs.Config{Store: st, Registry: reg, Logger: log})
+	var kek *keys.File
+	if o.walRotation > 0 {
+		kek, err = keys.LoadOrCreateFile(filepath.Join(tb.TempDir(), "backup.key"))
+		require.NoError(tb, err)
+	}
+	jcfg := jobs.Config{Store: st, Registry: reg, Logger: log}
+	if kek != nil {
+		jcfg.Keys = kek
+	}
+	eng, err := jobs.New(jcfg)
 	require.NoError(tb, err)
 	ca, err := pki.NewCA(time.Now(), "test fleet CA")
 	require.NoError(tb, err)
@@ -102,6 +121,12 @@ func newTestServer(tb testing.TB, o serverOptions) *testServer {
 
 	agents := &AgentAPI{Store: st, Registry: reg, Jobs: eng, CA: ca, Log: log, CertTTL: time.Hour, CertGrace: time.Minute,
 		Broker: logs.NewBroker()}
+	var archive *wal.Archive
+	if kek != nil {
+		agents.ArchiveKeys = wal.NewKeys(st, kek, o.walRotation, nil)
+		archive = wal.New(wal.Config{Store: st, Keys: agents.ArchiveKeys, Checks: reg, Jobs: eng, Log: log})
+		agents.WAL = archive
+	}
 	checker := &auth.Checker{Nodes: reg, Admin: func() []byte { return admin.Hash }, NodeRefused: agents.NodeRefused, Log: log,
 		Failures: limit.NewFailures(limit.FailureConfig{Max: o.failures, Window: time.Hour, Block: time.Hour})}
 	dir := tb.TempDir()
@@ -154,7 +179,7 @@ func newTestServer(tb testing.TB, o serverOptions) *testServer {
 	engineErr := make(chan error, 1)
 	go func() { defer wg.Done(); engineErr <- eng.Run(ctx) }()
 
-	s := &testServer{t: tb, st: st, reg: reg, ca: ca, admin: admin, lis: lis, logs: buf}
+	s := &testServer{t: tb, st: st, reg: reg, ca: ca, admin: admin, lis: lis, logs: buf, eng: eng, kek: kek, archive: archive, archiveKeys: agents.ArchiveKeys}
 	s.conn = s.dial(nil)
 	tb.Cleanup(func() {
 		_ = s.conn.Close()

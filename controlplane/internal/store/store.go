@@ -169,3 +169,6 @@ func (s *Store) SetAdminTokenHash(h []byte) error {
 		return tx.Bucket(bucketMeta).Put(keyAdminHash, h)
 	})
 }
+
+// Path is the database file's path.
+func (s *Store) Path() string { return s.db.Path() }
