@@ -46,7 +46,7 @@ func halfOK(s string) bool {
 		return false
 	}
 	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F' || c >= 'a' && c <= 'f') {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
 			return false
 		}
 	}

@@ -246,7 +246,9 @@ func TestPointInTimeRestoreResolution(t *testing.T) {
 		return s.Jobs.SubmitJob(s.ctx(), &forlockv1.SubmitJobRequest{
 			Spec: &forlockv1.JobSpec{Kind: &forlockv1.JobSpec_Restore{Restore: r}}, Target: &forlockv1.Target{Nodes: []string{a.id}}})
 	}
-	at := func(d time.Duration) *forlockv1.RestoreSpec { return &forlockv1.RestoreSpec{ToTime: timestamppb.New(t0.Add(d))} }
+	at := func(d time.Duration) *forlockv1.RestoreSpec {
+		return &forlockv1.RestoreSpec{ToTime: timestamppb.New(t0.Add(d))}
+	}
 
 	for _, tc := range []struct {
 		name   string
