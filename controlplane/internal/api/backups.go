@@ -36,10 +36,7 @@ func (a *BackupAPI) ListRestorePoints(ctx context.Context, req *forlockv1.ListRe
 	}
 	nodeID := ""
 	if n := req.GetNode(); n != "" {
-		t, err := a.Registry.Find(n)
-		if err == nil && !sees(ctx, a.Registry, t.ID) {
-			err = store.NodeNotFound(n) // outside the caller's scope is the same as absent
-		}
+		t, err := findInScope(ctx, a.Registry, n)
 		if err != nil {
 			return nil, toStatus(ctx, a.Log, err)
 		}
@@ -99,10 +96,7 @@ func (a *BackupAPI) RewrapKeys(ctx context.Context, req *forlockv1.RewrapKeysReq
 func (a *BackupAPI) ListRecoveryWindows(ctx context.Context, req *forlockv1.ListRecoveryWindowsRequest) (*forlockv1.ListRecoveryWindowsResponse, error) {
 	var nodes []registry.Target
 	if n := req.GetNode(); n != "" {
-		t, err := a.Registry.Find(n)
-		if err == nil && !sees(ctx, a.Registry, t.ID) {
-			err = store.NodeNotFound(n) // outside the caller's scope is the same as absent
-		}
+		t, err := findInScope(ctx, a.Registry, n)
 		if err != nil {
 			return nil, toStatus(ctx, a.Log, err)
 		}

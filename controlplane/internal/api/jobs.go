@@ -11,7 +11,6 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/auth"
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
-	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -94,10 +93,7 @@ func (a *JobAPI) ListJobs(ctx context.Context, req *forlockv1.ListJobsRequest) (
 		return nil, invalid("page_size %d: at most %d", f.Limit, maxPageSize)
 	}
 	if n := req.GetNode(); n != "" {
-		t, err := a.Registry.Find(n)
-		if err == nil && !sees(ctx, a.Registry, t.ID) {
-			err = store.NodeNotFound(n) // outside the caller's scope is the same as absent
-		}
+		t, err := findInScope(ctx, a.Registry, n)
 		if err != nil {
 			return nil, toStatus(ctx, a.Log, err)
 		}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/forlock/fleet/controlplane/internal/access"
 	"github.com/forlock/fleet/controlplane/internal/auth"
+	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/internal/labels"
 	"github.com/forlock/fleet/internal/protocol"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -77,4 +79,14 @@ func needKind(ctx context.Context, spec *forlockv1.JobSpec) error {
 		return status.Errorf(codes.PermissionDenied, "%v: ask an admin", err)
 	}
 	return nil
+}
+
+// findInScope finds a node by name or ID; one outside the caller's scope
+// is not found, as if absent.
+func findInScope(ctx context.Context, reg *registry.Registry, ref string) (registry.Target, error) {
+	t, err := reg.Find(ref)
+	if err == nil && !sees(ctx, reg, t.ID) {
+		err = store.NodeNotFound(ref)
+	}
+	return t, err
 }

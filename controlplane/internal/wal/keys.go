@@ -25,6 +25,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/internal/keys"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -33,17 +34,10 @@ import (
 // DefaultRotation is how long an archive key is current.
 const DefaultRotation = 24 * time.Hour
 
-// Wrapper wraps archive keys with the control plane's key-encryption key.
-type Wrapper interface {
-	KeyID() string
-	Wrap(ctx context.Context, plain []byte) ([]byte, error)
-	Unwrap(ctx context.Context, keyID string, wrapped []byte) ([]byte, error)
-}
-
 // Keys issues and rotates the nodes' archive keys.
 type Keys struct {
 	store    *store.Store
-	kek      Wrapper
+	kek      jobs.KeyWrapper
 	rotation time.Duration
 	now      func() time.Time
 
@@ -55,7 +49,7 @@ type Keys struct {
 
 // NewKeys makes a Keys. rotation 0 means DefaultRotation; now nil means
 // time.Now.
-func NewKeys(st *store.Store, kek Wrapper, rotation time.Duration, now func() time.Time) *Keys {
+func NewKeys(st *store.Store, kek jobs.KeyWrapper, rotation time.Duration, now func() time.Time) *Keys {
 	if rotation <= 0 {
 		rotation = DefaultRotation
 	}
