@@ -220,7 +220,7 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 	api.Services{
 		Agents:       agents,
 		Logs:         &api.LogAPI{Registry: s.registry, Broker: broker, Log: s.log},
-		Backups:      &api.BackupAPI{Store: s.store, Registry: s.registry, Jobs: s.jobs, Log: s.log},
+		Backups:      &api.BackupAPI{Store: s.store, Registry: s.registry, Jobs: s.jobs, Log: s.log, ArchiveKeys: s.archiveKeys},
 		Certs:        &api.CertAPI{Store: s.store, Registry: s.registry, Log: s.log},
 		Jobs:         &api.JobAPI{Jobs: s.jobs, Registry: s.registry, Log: s.log},
 		Nodes:        &api.NodeAPI{Store: s.store, Registry: s.registry, Log: s.log},

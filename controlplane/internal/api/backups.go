@@ -9,6 +9,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
+	"github.com/forlock/fleet/controlplane/internal/wal"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -20,6 +21,8 @@ type BackupAPI struct {
 	Registry *registry.Registry
 	Jobs     *jobs.Engine
 	Log      *slog.Logger
+	// ArchiveKeys are re-wrapped with the artifacts' keys; nil: none.
+	ArchiveKeys *wal.Keys
 }
 
 // ListRestorePoints implements BackupService.ListRestorePoints.
@@ -86,6 +89,13 @@ func (a *BackupAPI) RewrapKeys(ctx context.Context, req *forlockv1.RewrapKeysReq
 	res, err := a.Jobs.Rewrap(ctx, req.GetDryRun())
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
+	}
+	if a.ArchiveKeys != nil && !req.GetDryRun() {
+		n, err := a.ArchiveKeys.Rewrap(ctx)
+		if err != nil {
+			return nil, toStatus(ctx, a.Log, fmt.Errorf("rewrap the WAL archive keys (the artifacts' keys are done): %w", err))
+		}
+		a.Log.InfoContext(ctx, "WAL archive keys re-wrapped", "count", n, "key_id", res.KeyID)
 	}
 	return &forlockv1.RewrapKeysResponse{Rewrapped: uint32(res.Rewrapped), Current: uint32(res.Current), KeyId: res.KeyID}, nil //nolint:gosec // counts of a catalog
 }
