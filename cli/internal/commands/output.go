@@ -32,6 +32,11 @@ func printJSON(w io.Writer, m proto.Message) error {
 	if err != nil {
 		return fmt.Errorf("encode %s as JSON: %w", m.ProtoReflect().Descriptor().FullName(), err)
 	}
+	return writeIndented(w, b)
+}
+
+// writeIndented writes JSON indented, with a final newline.
+func writeIndented(w io.Writer, b []byte) error {
 	var buf bytes.Buffer
 	if err := json.Indent(&buf, b, "", "  "); err != nil {
 		return fmt.Errorf("indent JSON: %w", err)

@@ -20,6 +20,13 @@ const restoreHelp = `Restore one node's Forlock stack from the backup catalog, a
 or list the catalog's restore points with --list.
 
 What to restore, exactly one of:
+  --to-time T           the node's PostgreSQL as it was at T (point-in-time
+                        restore): the newest physical base backup that ended
+                        before T, then the archived WAL replayed up to T. T is
+                        RFC 3339 ("2026-12-03T18:02:11Z", any offset) or
+                        "2026-12-03 18:02:11", which is read as UTC
+  --to-latest           the node's PostgreSQL as of the newest archived WAL
+                        (point-in-time restore to the end of the archive)
   --latest              the newest restore point of the node (or, with
                         --from-node M, of node M: disaster recovery onto
                         another node; M's artifacts must be on storage this
@@ -31,6 +38,13 @@ Positional IDs are looked up with 'backups get' first: every ID that is an
 artifact is restored as one; a single ID that is no artifact is taken as a
 restore point ID, and the control plane refuses it if it is neither. --only
 keeps only some kinds of the chosen artifacts.
+
+A point-in-time restore restores PostgreSQL only. The control plane refuses
+it before anything stops when the WAL needed to reach the target is missing,
+naming the gap, or when no base backup precedes it; 'restore --list' shows
+each node's recoverable window. Base backups are physical backups: take one
+with 'forlockctl backup --physical' or schedule them (backup_schedules with
+pg_format: physical in the control plane's config).
 
 The restore is destructive: the agent verifies every artifact's checksum
 and decryptability first, then stops the API, replaces the PostgreSQL
@@ -51,6 +65,8 @@ type restoreFlags struct {
 	latest   bool
 	only     []string
 	fromNode string
+	toTime   string
+	toLatest bool
 	yes      bool
 	jobs     jobFlags
 }
@@ -69,7 +85,9 @@ func newRestoreCmd(a *app) *cobra.Command {
   forlockctl restore --latest --node web-1
   forlockctl restore 18a2c3d4e5f60718293a4b5c --node web-1 --only postgres --yes
   forlockctl restore 18a2c3d4e5f60718293a4b5c-redis --node web-1
-  forlockctl restore --latest --from-node web-1 --node web-2`,
+  forlockctl restore --latest --from-node web-1 --node web-2
+  forlockctl restore --to-time '2026-12-03 18:02:11' --node web-1
+  forlockctl restore --to-latest --node web-1 --yes`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.list {
@@ -82,7 +100,9 @@ func newRestoreCmd(a *app) *cobra.Command {
 	fs.BoolVar(&f.list, "list", false, "list the restore points, newest first (with --node: only that node's)")
 	fs.BoolVar(&f.latest, "latest", false, "restore the newest restore point of --node (or of --from-node)")
 	fs.StringSliceVar(&f.only, "only", nil, "restore only these kinds of the chosen artifacts: "+kindList+" (default all)")
-	fs.StringVar(&f.fromNode, "from-node", "", "with --latest: take the newest restore point of this node instead (disaster recovery)")
+	fs.StringVar(&f.fromNode, "from-node", "", "with --latest, --to-time or --to-latest: restore from this node's backups instead (disaster recovery)")
+	fs.StringVar(&f.toTime, "to-time", "", `point-in-time restore of PostgreSQL to T: RFC 3339, or "YYYY-MM-DD HH:MM:SS" read as UTC`)
+	fs.BoolVar(&f.toLatest, "to-latest", false, "point-in-time restore of PostgreSQL to the end of the archived WAL")
 	fs.BoolVarP(&f.yes, "yes", "y", false, "do not ask for confirmation")
 	jf := pflag.NewFlagSet("job", pflag.ContinueOnError)
 	f.jobs.register(jf)
@@ -99,7 +119,7 @@ func (a *app) listRestore(cmd *cobra.Command, f *restoreFlags, args []string) er
 		return usageErrorf("--list takes no IDs (got %q): see 'forlockctl backups get ID' for one artifact", args)
 	}
 	var extra []string
-	for _, name := range append([]string{"latest", "only", "from-node", "yes"}, restoreJobFlags[1:]...) {
+	for _, name := range append([]string{"latest", "only", "from-node", "to-time", "to-latest", "yes"}, restoreJobFlags[1:]...) {
 		if cmd.Flags().Changed(name) {
 			extra = append(extra, "--"+name)
 		}
@@ -120,8 +140,20 @@ func (a *app) listRestore(cmd *cobra.Command, f *restoreFlags, args []string) er
 		if err != nil {
 			return err
 		}
+		windows, err := listWindows(ctx, c, node)
+		if err != nil {
+			return err
+		}
 		if a.output == outputJSON {
-			return printJSON(a.io.Out, &forlockv1.ListRestorePointsResponse{RestorePoints: rps})
+			return printJSONMerged(a.io.Out, &forlockv1.ListRestorePointsResponse{RestorePoints: rps}, windows)
+		}
+		if len(windows.GetWindows()) > 0 {
+			if err := printWindowTable(a.io.Out, windows.GetWindows()); err != nil {
+				return err
+			}
+			if _, err := fmt.Fprintln(a.io.Out); err != nil {
+				return fmt.Errorf("write output: %w", err)
+			}
 		}
 		if len(rps) == 0 {
 			msg := "no restore points yet: make one with 'forlockctl backup'"
@@ -162,6 +194,9 @@ func (f *restoreFlags) parse(fs *pflag.FlagSet, args []string) (*restoreRequest,
 	node, err := oneNode(f.jobs.nodes)
 	if err != nil {
 		return nil, err
+	}
+	if fs.Changed("to-time") || f.toLatest {
+		return f.parsePITR(fs, node, args)
 	}
 	switch {
 	case f.latest && len(args) > 0:
@@ -267,6 +302,9 @@ func restorePrompt(r *restoreRequest, arts []*forlockv1.Artifact, addr string) s
 		}
 		what = "artifacts " + strings.Join(parts, ", ")
 	}
+	if r.spec.GetToTime() != nil || r.spec.GetToLatest() {
+		return pitrPrompt(r, addr)
+	}
 	kinds := "PostgreSQL, Redis and config"
 	if len(r.spec.GetOnly()) > 0 {
 		var names []string
@@ -296,7 +334,10 @@ var restoreTable = finisher{
 		if _, err := fmt.Fprintln(w, "\nfrom these artifacts:"); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
-		return printArtifactTable(w, arts)
+		if err := printArtifactTable(w, arts); err != nil {
+			return err
+		}
+		return printWalRanges(w, j.GetSpec().GetRestore().GetWal())
 	},
 	result: jobResult,
 }
