@@ -43,7 +43,7 @@ A point-in-time restore restores PostgreSQL only. The control plane refuses
 it before anything stops when the WAL needed to reach the target is missing,
 naming the gap, or when no base backup precedes it; 'restore --list' shows
 each node's recoverable window. Base backups are physical backups: take one
-with 'forlockctl backup --physical' or schedule them (backup_schedules with
+with 'forlockctl backup --pg-format physical' or schedule them (backup_schedules with
 pg_format: physical in the control plane's config).
 
 The restore is destructive: the agent verifies every artifact's checksum

@@ -132,7 +132,7 @@ func (e *Engine) resolvePITR(r *forlockv1.RestoreSpec, target registry.Target, n
 		return err
 	}
 	if len(bases) == 0 {
-		return walMissing("node %s has no physical base backup with its WAL position: take one (forlockctl backup --node %s --physical) and restore to a time after it", source.Name, source.Name)
+		return walMissing("node %s has no physical base backup with its WAL position: take one (forlockctl backup --node %s --pg-format physical) and restore to a time after it", source.Name, source.Name)
 	}
 	var b base
 	var wal []*forlockv1.WalRange
