@@ -13,6 +13,10 @@ import (
 // (the key-encryption key's Vault may be down).
 const archiveRetry = time.Minute
 
+// archiveKeyTimeout bounds issuing a key (a Vault Transit call) while the
+// stream's handler waits.
+const archiveKeyTimeout = 10 * time.Second
+
 // keyTimer fires when a node's archive key is due for rotation.
 type keyTimer struct {
 	t    *time.Timer
@@ -52,7 +56,9 @@ func (a *AgentAPI) sendArchiveKey(ctx context.Context, stream grpc.ServerStream,
 // has not had it, then re-arms the timer. Only a failed Send ends the
 // stream.
 func (k *keyTimer) send(ctx context.Context, stream grpc.ServerStream, a *AgentAPI, nodeID string) error {
-	key, err := a.ArchiveKeys.Current(ctx, nodeID)
+	kctx, cancel := context.WithTimeout(ctx, archiveKeyTimeout)
+	key, err := a.ArchiveKeys.Current(kctx, nodeID)
+	cancel()
 	if err != nil {
 		a.Log.WarnContext(ctx, "cannot issue the node's archive key; retrying", "node_id", nodeID, "err", err.Error())
 		k.t.Reset(archiveRetry)
