@@ -51,20 +51,25 @@ func (s *Store) PutArchiveKey(k ArchiveKey) error {
 func (s *Store) ArchiveKeys(nodeID string) ([]ArchiveKey, error) {
 	var out []ArchiveKey
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketArchiveKeys).Bucket([]byte(nodeID))
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(_, v []byte) error {
-			var k ArchiveKey
-			if err := json.Unmarshal(v, &k); err != nil {
-				return fmt.Errorf("decode archive key of node %s: %w", nodeID, err)
-			}
-			out = append(out, k)
-			return nil
-		})
+		return appendArchiveKeys(tx, []byte(nodeID), &out)
 	})
 	return out, err
+}
+
+// appendArchiveKeys appends a node's stored keys to out, oldest first.
+func appendArchiveKeys(tx *bolt.Tx, node []byte, out *[]ArchiveKey) error {
+	b := tx.Bucket(bucketArchiveKeys).Bucket(node)
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(_, v []byte) error {
+		var k ArchiveKey
+		if err := json.Unmarshal(v, &k); err != nil {
+			return fmt.Errorf("decode archive key of node %s: %w", node, err)
+		}
+		*out = append(*out, k)
+		return nil
+	})
 }
 
 // AllArchiveKeys returns every node's archive keys (for a rewrap).
@@ -72,14 +77,7 @@ func (s *Store) AllArchiveKeys() ([]ArchiveKey, error) {
 	var out []ArchiveKey
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketArchiveKeys).ForEachBucket(func(node []byte) error {
-			return tx.Bucket(bucketArchiveKeys).Bucket(node).ForEach(func(_, v []byte) error {
-				var k ArchiveKey
-				if err := json.Unmarshal(v, &k); err != nil {
-					return fmt.Errorf("decode archive key of node %s: %w", node, err)
-				}
-				out = append(out, k)
-				return nil
-			})
+			return appendArchiveKeys(tx, node, &out)
 		})
 	})
 	return out, err
