@@ -127,13 +127,12 @@ func (a *Archive) Validate(nodeID string, r *forlockv1.WalReport) ([]*forlockv1.
 			return nil, bad("range %d starts after it ends", i)
 		case w.GetTimeline() == 0:
 			return nil, bad("range %d has no timeline", i)
-		case w.GetStartTime() == nil || w.GetEndTime() == nil || w.GetEndTime().AsTime().Before(w.GetStartTime().AsTime()):
-			return nil, bad("range %d: times missing or out of order", i)
-		case w.GetDestination() == nil:
-			return nil, bad("range %d has no destination", i)
+		case w.GetEndTime() == nil || (w.GetStartTime() != nil && w.GetEndTime().AsTime().Before(w.GetStartTime().AsTime())):
+			return nil, bad("range %d: end time missing, or before its start time", i)
 		case len(w.GetKeyIds()) == 0 || len(w.GetKeyIds()) > maxKeyIDs:
 			return nil, bad("range %d names %d archive keys: 1 to %d", i, len(w.GetKeyIds()), maxKeyIDs)
 		}
+		// No destination is the agent's default backup directory.
 		if err := jobs.CheckDestination(w.GetDestination()); err != nil {
 			return nil, bad("range %d: %v", i, err)
 		}
