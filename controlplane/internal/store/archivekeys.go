@@ -83,10 +83,11 @@ func (s *Store) AllArchiveKeys() ([]ArchiveKey, error) {
 	return out, err
 }
 
-// PruneArchiveKeys deletes a node's archive keys that are neither its
-// newest nor named by any of its cataloged WAL ranges, in one transaction
-// with the reading of the catalog. It returns how many it deleted.
-func (s *Store) PruneArchiveKeys(nodeID string) (int, error) {
+// PruneArchiveKeys deletes a node's archive keys made before before that
+// are neither its newest nor named by any of its cataloged WAL ranges, in
+// one transaction with the reading of the catalog. It returns how many it
+// deleted.
+func (s *Store) PruneArchiveKeys(nodeID string, before time.Time) (int, error) {
 	n := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketArchiveKeys).Bucket([]byte(nodeID))
@@ -105,12 +106,18 @@ func (s *Store) PruneArchiveKeys(nodeID string) (int, error) {
 		}
 		newest, _ := b.Cursor().Last()
 		var drop [][]byte
-		_ = b.ForEach(func(k, _ []byte) error {
-			if !used[string(k)] && string(k) != string(newest) {
+		if err := b.ForEach(func(k, v []byte) error {
+			var key ArchiveKey
+			if err := json.Unmarshal(v, &key); err != nil {
+				return fmt.Errorf("decode archive key of node %s: %w", nodeID, err)
+			}
+			if !used[string(k)] && string(k) != string(newest) && key.CreatedAt.Before(before) {
 				drop = append(drop, k)
 			}
 			return nil
-		})
+		}); err != nil {
+			return err
+		}
 		for _, k := range drop {
 			if err := b.Delete(k); err != nil {
 				return err

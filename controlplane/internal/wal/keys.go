@@ -34,6 +34,13 @@ import (
 // DefaultRotation is how long an archive key is current.
 const DefaultRotation = 24 * time.Hour
 
+// KeyGrace is how long a key named by no cataloged WAL range is kept
+// anyway: an agent may have archived with it while the control plane was
+// down and not reported that WAL yet (its report comes after the hello that
+// may rotate the key), and a report naming a key the control plane no
+// longer has is refused.
+const KeyGrace = 30 * 24 * time.Hour
+
 // Keys issues and rotates the nodes' archive keys.
 type Keys struct {
 	store    *store.Store
@@ -119,7 +126,7 @@ func (k *Keys) Current(ctx context.Context, nodeID string) (*forlockv1.ArchiveKe
 	if err := k.store.PutArchiveKey(rec); err != nil {
 		return nil, err
 	}
-	if _, err := k.store.PruneArchiveKeys(nodeID); err != nil {
+	if _, err := k.store.PruneArchiveKeys(nodeID, now.Add(-KeyGrace)); err != nil {
 		return nil, err
 	}
 	delete(k.ids, nodeID) // reloaded: the prune may have removed some
