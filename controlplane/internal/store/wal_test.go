@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -116,4 +117,41 @@ func TestWalTrimOnDeleteCommit(t *testing.T) {
 	require.Len(t, keys, 2)
 	require.Equal(t, "k2", keys[0].KeyID, "named by a range: kept")
 	require.Equal(t, "k3", keys[1].KeyID, "the current key: kept")
+}
+
+// BenchmarkMergeWalRanges: an unchanged report (the common case: agents
+// report every few seconds) is one read transaction; a grown range is a
+// write (one fsync).
+func BenchmarkMergeWalRanges(b *testing.B) {
+	s, err := Open(b.TempDir() + "/fleet.db")
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = s.Close() })
+	report := func(end string) map[string][]*forlockv1.WalRange {
+		out := map[string][]*forlockv1.WalRange{}
+		for n := range 100 {
+			r := wr(1, "0/1000000", end, 1, "k1")
+			r.NodeId = string(rune('a'+n%26)) + string(rune('a'+n/26))
+			out[r.NodeId] = []*forlockv1.WalRange{r}
+		}
+		return out
+	}
+	_, err = s.MergeWalRanges(report("0/2000000"))
+	require.NoError(b, err)
+	b.Run("unchanged-100-nodes", func(b *testing.B) {
+		same := report("0/2000000")
+		for b.Loop() {
+			changed, err := s.MergeWalRanges(same)
+			require.NoError(b, err)
+			require.False(b, changed)
+		}
+	})
+	b.Run("grown-100-nodes", func(b *testing.B) {
+		end := uint64(0x2000000)
+		for b.Loop() {
+			end += 0x1000
+			changed, err := s.MergeWalRanges(report(fmt.Sprintf("0/%X", end)))
+			require.NoError(b, err)
+			require.True(b, changed)
+		}
+	})
 }
