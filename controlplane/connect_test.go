@@ -26,6 +26,10 @@ func (e *env) connect(id *identity) (stream, *forlockv1.ServerHello) {
 	resp, err := s.Recv()
 	require.NoError(e.t, err)
 	require.NotNil(e.t, resp.GetHello(), "first message must be the server hello")
+	// Then the node's WAL archive key, before anything else.
+	key, err := s.Recv()
+	require.NoError(e.t, err)
+	require.Len(e.t, key.GetArchiveKey().GetPlainKey(), 32, "second message must be the archive key: %v", key)
 	return s, resp.GetHello()
 }
 
