@@ -68,6 +68,9 @@ type Config struct {
 	Limits Limits
 	// Audit tunes the audit log: an off-machine sink, retention, reasons.
 	Audit AuditConfig
+	// ConfigFile is the config file the settings were read from, if any;
+	// snapshots carry a copy of it.
+	ConfigFile string
 	// Logger receives the control plane's logs; nil means discard.
 	Logger *slog.Logger
 

@@ -155,6 +155,10 @@ func resolveConfig(fs *pflag.FlagSet, getenv func(string) string) (*Config, *slo
 		return nil, nil, "", fmt.Errorf("backup_schedules: %w", err)
 	}
 	cfg.RotateAdminToken, _ = fs.GetBool("rotate-admin-token")
+	cfg.ConfigFile, _ = fs.GetString("config")
+	if !fs.Changed("config") {
+		cfg.ConfigFile = getenv(t.ConfigEnv)
+	}
 	return &cfg, &st.logLevel, st.logFormat, nil
 }
 
