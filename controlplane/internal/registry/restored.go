@@ -16,9 +16,9 @@ import (
 // their node enrolled after the snapshot.
 const MaxLostNodes = 100
 
-// adoptSkew widens the window of adoptable certificates by the back-dating
-// of NotBefore (pki), so a certificate issued just after the snapshot is in.
-const adoptSkew = 5 * time.Minute
+// adoptSkew widens the window of adoptable certificates by the truncation
+// of NotBefore to whole seconds (pki.IssuedAt).
+const adoptSkew = time.Second
 
 // Adopter makes a certificate its node's live one (store.AdoptCertificate).
 type Adopter interface {
@@ -77,7 +77,7 @@ func (r *Registry) Adopt(id pki.NodeID, leaf *x509.Certificate, refusal error) e
 	if rs == nil || leaf == nil {
 		return refusal
 	}
-	if leaf.NotBefore.Before(rs.takenAt.Add(-adoptSkew)) || !leaf.NotBefore.Before(rs.restoredAt) {
+	if issued := pki.IssuedAt(leaf); issued.Before(rs.takenAt.Add(-adoptSkew)) || !issued.Before(rs.restoredAt) {
 		return refusal
 	}
 	switch {

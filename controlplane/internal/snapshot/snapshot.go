@@ -10,7 +10,7 @@
 //	fleet.db        the bbolt database, copied in one read transaction
 //	                (bolt.Tx.WriteTo) while the server goes on serving
 //	ca.crt ca.key server.crt server.key backup-kek.json audit.key
-//	audit-checkpoints.jsonl   as they are in the data dir
+//	audit-checkpoints.jsonl forlockctl.yaml   as they are in the data dir
 //	config.yaml     the control plane's --config file, if it has one
 //
 // Write builds the file into a temporary file of the data dir first, so the
@@ -60,11 +60,14 @@ var fileModes = map[string]int64{
 	"backup-kek.json":         0o600,
 	"audit.key":               0o600,
 	"audit-checkpoints.jsonl": 0o600,
+	"forlockctl.yaml":         0o600,
 }
 
 // DataDirFiles are the files of the data dir a snapshot copies when they
 // exist (the database is copied through its transaction).
-var DataDirFiles = []string{"ca.crt", "ca.key", "server.crt", "server.key", "backup-kek.json", "audit.key", "audit-checkpoints.jsonl"}
+// forlockctl.yaml holds the admin token the database holds the hash of:
+// without it the restored control plane needs --rotate-admin-token.
+var DataDirFiles = []string{"ca.crt", "ca.key", "server.crt", "server.key", "backup-kek.json", "audit.key", "audit-checkpoints.jsonl", "forlockctl.yaml"}
 
 // maxFile bounds one file of a snapshot when restoring (the database aside),
 // so a hostile file cannot fill the disk through a small compressed body.

@@ -75,8 +75,9 @@ type Adoption struct {
 }
 
 // AdoptCertificate makes a certificate the node's live one if it names the
-// node's recorded epoch or a later one and carries the node's registered
-// key; a quarantined node adopts nothing. Certificates recorded before it
+// node's recorded epoch or a later one, carries the node's registered key
+// and expires after the live one (so it was issued after it: a certificate
+// an adoption replaced never comes back); a quarantined node adopts nothing. Certificates recorded before it
 // stop speaking for the node.
 func (s *Store) AdoptCertificate(a Adoption) (Node, error) {
 	var n Node
@@ -92,6 +93,9 @@ func (s *Store) AdoptCertificate(a Adoption) (Node, error) {
 			return fmt.Errorf("%w: epoch %d is below the node's %d", ErrNotAdoptable, a.Epoch, n.Epoch)
 		case n.KeyID == "" || n.KeyID != a.KeyID:
 			return fmt.Errorf("%w: its public key is not the node's registered key", ErrNotAdoptable)
+		case !a.NotAfter.After(n.CertNotAfter):
+			// Older than the live certificate: one the adopted one replaced.
+			return fmt.Errorf("%w: it is older than the node's live certificate", ErrNotAdoptable)
 		}
 		n.Epoch = a.Epoch
 		n.setCerts(enroll.Certs{Newest: a.Serial})
