@@ -263,6 +263,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return s.sched.Run(gctx) })
 	g.Go(func() error { return s.runAuditRetention(gctx) })
+	g.Go(func() error { return s.snapshots.RunSchedule(gctx, s.cfg.Snapshots, s.log) })
 	flush := s.cfg.Audit.FailureFlush
 	if flush <= 0 {
 		flush = 10 * time.Second

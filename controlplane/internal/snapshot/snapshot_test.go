@@ -275,3 +275,50 @@ func TestRestoreRefusesHostileEntries(t *testing.T) {
 		})
 	}
 }
+
+// TestScheduledSnapshots: each scheduled save is a file named by its UTC
+// time, mode 0600, that restores; beyond keep the oldest go, and files of
+// other names in the directory are left alone. A bad schedule is refused.
+func TestScheduledSnapshots(t *testing.T) {
+	src := dataDir(t)
+	at := time.Date(2026, 12, 3, 1, 30, 0, 0, time.UTC)
+	s, err := NewSaver(Config{DataDir: src, DB: fakeDB("db"), Name: "controlplane", Now: func() time.Time { return at }})
+	require.NoError(t, err)
+	passFile := filepath.Join(t.TempDir(), "pass")
+	require.NoError(t, os.WriteFile(passFile, []byte(pass+"\n"), 0o600))
+	out := filepath.Join(t.TempDir(), "snaps")
+	sched := Schedule{Cron: "@daily", Dir: out, Keep: 2, PassphraseFile: passFile}
+	require.NoError(t, sched.Check())
+	require.NoError(t, os.MkdirAll(out, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(out, "notes.txt"), []byte("mine"), 0o600))
+	var paths []string
+	for range 3 {
+		p, _, err := s.SaveScheduled(t.Context(), sched)
+		require.NoError(t, err)
+		paths = append(paths, p)
+		at = at.Add(24 * time.Hour)
+	}
+	require.Equal(t, filepath.Join(out, "controlplane-20261203T013000Z.snap"), paths[0])
+	ents, err := os.ReadDir(out)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	require.Equal(t, []string{"controlplane-20261204T013000Z.snap", "controlplane-20261205T013000Z.snap", "notes.txt"}, names)
+	st, err := os.Stat(paths[2])
+	require.NoError(t, err)
+	require.Equal(t, fs.FileMode(0o600), st.Mode().Perm())
+	_, err = Restore(opts(t, paths[2], filepath.Join(t.TempDir(), "r"), "not this one, but long"))
+	require.ErrorContains(t, err, "wrong passphrase", "encrypted to the file's passphrase, not another")
+
+	for _, bad := range []Schedule{
+		{Cron: "daily", Dir: out, Keep: 1, PassphraseFile: passFile},
+		{Cron: "@daily", Dir: "relative", Keep: 1, PassphraseFile: passFile},
+		{Cron: "@daily", Dir: out, Keep: 0, PassphraseFile: passFile},
+		{Cron: "@daily", Dir: out, Keep: 1},
+	} {
+		require.Error(t, bad.Check(), "%+v", bad)
+	}
+	require.NoError(t, (&Schedule{}).Check(), "off")
+}
