@@ -16,6 +16,8 @@ import (
 // TASK_STATE_UNKNOWN. After the snapshot the lost control plane may have
 // dispatched it and the agent may have run it, so it is never dispatched
 // again; its job ends, and the outcome stays visible in the job's history.
+// Each is indexed as a late task, so a result its agent still holds in its
+// journal is recorded when the node reconnects (a backup is cataloged).
 // It returns how many tasks it marked.
 func MarkUnknown(st *store.Store, takenAt time.Time) (int, error) {
 	active, err := st.ActiveJobs()
@@ -23,7 +25,7 @@ func MarkUnknown(st *store.Store, takenAt time.Time) (int, error) {
 		return 0, err
 	}
 	now := timestamppb.Now()
-	msg := fmt.Sprintf("outcome unknown: in flight when the control-plane snapshot was taken at %s, and the control plane was restored from it; never dispatched again: check the node (its backups are in the catalog if they ran) and submit again if needed",
+	msg := fmt.Sprintf("outcome unknown: in flight when the control-plane snapshot was taken at %s, and the control plane was restored from it; never dispatched again; if its agent still holds its result, the result replaces this when the node reconnects; otherwise check the node and submit again if needed",
 		takenAt.UTC().Format(time.RFC3339))
 	marked := 0
 	var w store.JobWrite
@@ -44,6 +46,14 @@ func MarkUnknown(st *store.Store, takenAt time.Time) (int, error) {
 			}
 			t.State, t.Message, t.UpdatedAt, t.FinishedAt, t.Progress = forlockv1.TaskState_TASK_STATE_UNKNOWN, msg, now, now, nil
 			marked++
+			if t.GetNodeId() != "" {
+				// Its agent may report a result it still holds: take it
+				// as a late result (late.go).
+				if w.LateTasks == nil {
+					w.LateTasks = map[string]string{}
+				}
+				w.LateTasks[t.GetId()] = t.GetNodeId()
+			}
 			pb.State = deriveState(pb)
 			event(&forlockv1.JobEvent{Message: msg, TaskId: t.GetId(), NodeName: t.GetNodeName(), TaskState: t.GetState(), JobState: pb.GetState()})
 		}

@@ -62,7 +62,42 @@ func TestMarkUnknown(t *testing.T) {
 	}
 	require.Equal(t, "job ended: partially failed", evs[4].GetMessage())
 
+	late, err := st.LateTasks()
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"b": "node-b", "c": "node-c", "d": "node-d"}, late, "each awaits the result its agent may hold")
+
 	e, err := New(Config{Store: st})
 	require.NoError(t, err)
 	require.Empty(t, e.jobs, "the engine loads nothing to dispatch")
+}
+
+// TestUnknownTaskTakesItsLateResult: a task marked unknown after a restore
+// takes the result its agent still holds when the node reconnects, as a
+// late result; another node cannot claim it.
+func TestUnknownTaskTakesItsLateResult(t *testing.T) {
+	st := enrolledStore(t, "web1", "web2")
+	task := &forlockv1.Task{Id: "0123456789abcdef01234567-00000", NodeId: "id-web1", NodeName: "web1", State: forlockv1.TaskState_TASK_STATE_RUNNING}
+	job := &forlockv1.Job{Id: "0123456789abcdef01234567", Kind: "health_check", State: forlockv1.JobState_JOB_STATE_RUNNING,
+		CreatedAt: timestamppb.Now(), Tasks: []*forlockv1.Task{task}}
+	require.NoError(t, st.SaveJobs(store.JobWrite{Jobs: []*forlockv1.Job{job}}))
+	n, err := MarkUnknown(st, time.Now())
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	f := startFleet(t, st, Config{})
+	s2 := f.connect("web2")
+	f.e.TaskUpdate(s2, update(task.GetId(), succeeded, "not mine"))
+	f.flush()
+	got, err := f.e.Get(job.GetId())
+	require.NoError(t, err)
+	require.Equal(t, forlockv1.TaskState_TASK_STATE_UNKNOWN, got.GetTasks()[0].GetState())
+
+	s1 := f.connect("web1")
+	f.e.TaskUpdate(s1, update(task.GetId(), succeeded, "ran after the snapshot"))
+	f.flush()
+	got, err = f.e.Get(job.GetId())
+	require.NoError(t, err)
+	require.Equal(t, succeeded, got.GetTasks()[0].GetState())
+	require.Equal(t, "late result: ran after the snapshot", got.GetTasks()[0].GetMessage())
+	require.Equal(t, forlockv1.JobState_JOB_STATE_SUCCEEDED, got.GetState())
 }
