@@ -11,6 +11,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/api"
 	"github.com/forlock/fleet/controlplane/internal/enroll"
 	"github.com/forlock/fleet/controlplane/internal/scheduler"
+	"github.com/forlock/fleet/controlplane/internal/snapshot"
 )
 
 // Defaults for every option.
@@ -74,6 +75,12 @@ type Config struct {
 	Limits Limits
 	// Audit tunes the audit log: an off-machine sink, retention, reasons.
 	Audit AuditConfig
+	// Snapshots is when the control plane saves its own snapshots, where,
+	// and how many it keeps; off unless a cron is given.
+	Snapshots snapshot.Schedule
+	// ConfigFile is the config file the settings were read from, if any;
+	// snapshots carry a copy of it.
+	ConfigFile string
 	// Logger receives the control plane's logs; nil means discard.
 	Logger *slog.Logger
 
@@ -148,6 +155,9 @@ func (c *Config) validate() error {
 		}
 	}
 	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if err := c.Snapshots.Check(); err != nil {
 		return err
 	}
 	return scheduler.CheckSchedules(c.BackupSchedules)

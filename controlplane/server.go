@@ -34,6 +34,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/logs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/scheduler"
+	"github.com/forlock/fleet/controlplane/internal/snapshot"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/controlplane/internal/vault"
 	"github.com/forlock/fleet/controlplane/internal/wal"
@@ -59,6 +60,9 @@ type Server struct {
 	// archiveKeys and wal are the WAL archive's keys and reports.
 	archiveKeys *wal.Keys
 	wal         *wal.Archive
+
+	snapshots *snapshot.Saver
+	restored  *store.RestoredFrom // nil unless restored from a snapshot
 
 	auditKey     *audit.Key
 	auditOutside []string // checkpoint files outside the database
@@ -127,6 +131,12 @@ func (s *Server) init(now time.Time) error {
 	if err != nil {
 		return err
 	}
+	if err := s.loadRestored(); err != nil {
+		return err
+	}
+	if s.snapshots, err = s.newSnapshots(); err != nil {
+		return err
+	}
 	kek, err := keys.LoadOrCreateFile(filepath.Join(s.cfg.DataDir, kekFile))
 	if err != nil {
 		return fmt.Errorf("backup key-encryption key: %w", err)
@@ -193,7 +203,7 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 	}
 	s.auditor = &api.Auditor{Store: s.store, Failures: &audit.Failures{}, Log: s.log, RequireReason: s.cfg.Audit.RequireReason}
 	checker := &auth.Checker{Nodes: s.registry, Admin: func() []byte { return s.admin }, NodeRefused: agents.NodeRefused,
-		Identities: s.store.IdentityByHash, Denied: s.auditor.Denied, Failed: s.auditor.Failed,
+		Identities: s.store.IdentityByHash, Denied: s.auditor.Denied, Failed: s.auditor.Failed, Adopt: s.registry.Adopt,
 		Conns: conns, Log: s.log,
 		Failures: limit.NewFailures(limit.FailureConfig{Max: lim.AuthFailures, Window: lim.AuthFailureWindow,
 			Block: lim.AuthBlock, MaxAddrs: lim.TrackedAddresses})}
@@ -224,7 +234,7 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		Certs:        &api.CertAPI{Store: s.store, Registry: s.registry, Log: s.log},
 		Jobs:         &api.JobAPI{Jobs: s.jobs, Registry: s.registry, Log: s.log},
 		Nodes:        &api.NodeAPI{Store: s.store, Registry: s.registry, Log: s.log},
-		ControlPlane: &api.ControlPlaneAPI{Disk: s.store},
+		ControlPlane: &api.ControlPlaneAPI{Disk: s.store, Snapshots: s.snapshots, Audit: s.store, Log: s.log, Restored: s.restoredStatus},
 		Access:       &api.AccessAPI{Store: s.store, Log: s.log},
 		Audit:        &api.AuditAPI{Store: s.store, Key: s.auditKey.Public(), Outside: s.auditOutside, Log: s.log},
 	}.Register(srv)
@@ -261,6 +271,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return s.sched.Run(gctx) })
 	g.Go(func() error { return s.runAuditRetention(gctx) })
+	g.Go(func() error { return s.snapshots.RunSchedule(gctx, s.cfg.Snapshots, s.log) })
 	flush := s.cfg.Audit.FailureFlush
 	if flush <= 0 {
 		flush = 10 * time.Second

@@ -11,6 +11,7 @@ import (
 
 	"github.com/forlock/fleet/controlplane/internal/enroll"
 	"github.com/forlock/fleet/controlplane/internal/scheduler"
+	"github.com/forlock/fleet/controlplane/internal/snapshot"
 	"github.com/forlock/fleet/controlplane/internal/wal"
 	"github.com/forlock/fleet/internal/settings"
 )
@@ -94,6 +95,16 @@ func (st *cpSettings) table() *settings.Table {
 		{Key: "certs.kv_path", Value: settings.String(&ct.KVPath), Help: "where certs rotate --source kv reads, under kv_mount; {node} is the node (default forlock/tls/{node})"},
 		{Key: "certs.ttl", Value: settings.Duration(&ct.TTL), Help: "lifetime asked of Vault PKI, 1h to 9528h (default 2160h)"},
 
+		// The control plane's own snapshots.
+		{Key: "snapshots.schedule", Value: settings.String(&c.Snapshots.Cron),
+			Help: "when to save a control-plane snapshot, five cron fields in UTC or @daily; empty: never (default)"},
+		{Key: "snapshots.dir", Value: settings.String(&c.Snapshots.Dir),
+			Help: "absolute directory for scheduled snapshots, named controlplane-<UTC time>.snap (mode 0600)"},
+		{Key: "snapshots.keep", Value: settings.Int(&c.Snapshots.Keep), Default: strconv.Itoa(snapshot.DefaultKeep),
+			Help: "scheduled snapshots kept in snapshots.dir; older ones are deleted"},
+		{Key: "snapshots.passphrase_file", Value: settings.String(&c.Snapshots.PassphraseFile),
+			Help: "file holding the passphrase scheduled snapshots are encrypted to (mode 0600, at least 12 characters)"},
+
 		// The audit log.
 		{Key: "audit.sink", Value: settings.String(&c.Audit.Sink),
 			Help: "JSON-lines file every audit record and checkpoint is appended to, for a log shipper to take off the machine (mode 0600)"},
@@ -161,6 +172,10 @@ func resolveConfig(fs *pflag.FlagSet, getenv func(string) string) (*Config, *slo
 		return nil, nil, "", fmt.Errorf("backup_schedules: %w", err)
 	}
 	cfg.RotateAdminToken, _ = fs.GetBool("rotate-admin-token")
+	cfg.ConfigFile, _ = fs.GetString("config")
+	if !fs.Changed("config") {
+		cfg.ConfigFile = getenv(t.ConfigEnv)
+	}
 	return &cfg, &st.logLevel, st.logFormat, nil
 }
 

@@ -25,6 +25,14 @@ func backdate(now time.Time, ttl time.Duration) time.Time {
 	return now.Add(-min(clockSkew, ttl/10))
 }
 
+// IssuedAt estimates when a certificate made by IssueNode or IssueServer
+// was issued, undoing backdate: NotBefore is whole seconds, so the estimate
+// is up to a second early.
+func IssuedAt(c *x509.Certificate) time.Time {
+	span := c.NotAfter.Sub(c.NotBefore) // ttl + min(clockSkew, ttl/10)
+	return c.NotBefore.Add(min(clockSkew, span/11))
+}
+
 // CA is the fleet certificate authority.
 type CA struct {
 	cert *x509.Certificate

@@ -104,3 +104,25 @@ func FuzzParseCertsPEM(f *testing.F) {
 		}
 	})
 }
+
+// TestIssuedAt: the issue time is recovered from a certificate's validity
+// to within the second NotBefore loses, for back-dating by 5 minutes (long
+// lives) and by a tenth of the life (short ones).
+func TestIssuedAt(t *testing.T) {
+	ca, err := NewCA(time.Now(), "test CA")
+	require.NoError(t, err)
+	key, err := GenerateKey()
+	require.NoError(t, err)
+	der, err := CreateCSR(key, "ignored")
+	require.NoError(t, err)
+	csr, err := ParseCSR(der)
+	require.NoError(t, err)
+	for _, ttl := range []time.Duration{24 * time.Hour, time.Hour, 10 * time.Minute, time.Minute} {
+		now := time.Date(2026, 12, 3, 18, 0, 0, 700e6, time.UTC)
+		cert, err := ca.IssueNode(now, csr, NodeID{ID: "0123456789abcdef0123456789abcdef", Epoch: 1}, ttl)
+		require.NoError(t, err)
+		got := IssuedAt(cert)
+		require.False(t, got.After(now), "ttl %s: %s after %s", ttl, got, now)
+		require.Less(t, now.Sub(got), 2*time.Second, "ttl %s: %s", ttl, got)
+	}
+}

@@ -32,6 +32,7 @@ var taskStateNames = map[forlockv1.TaskState]string{
 	forlockv1.TaskState_TASK_STATE_INTERRUPTED: "interrupted",
 	forlockv1.TaskState_TASK_STATE_SKIPPED:     "skipped",
 	forlockv1.TaskState_TASK_STATE_ROLLED_BACK: "rolled-back",
+	forlockv1.TaskState_TASK_STATE_UNKNOWN:     "unknown",
 }
 
 // jobStateName is the short name of a job state, as --state accepts it.
@@ -140,7 +141,8 @@ func countTasks(tasks []*forlockv1.Task) taskCounts {
 		switch t.GetState() {
 		case forlockv1.TaskState_TASK_STATE_SUCCEEDED:
 			c.ok++
-		case forlockv1.TaskState_TASK_STATE_FAILED, forlockv1.TaskState_TASK_STATE_INTERRUPTED, forlockv1.TaskState_TASK_STATE_ROLLED_BACK:
+		case forlockv1.TaskState_TASK_STATE_FAILED, forlockv1.TaskState_TASK_STATE_INTERRUPTED, forlockv1.TaskState_TASK_STATE_ROLLED_BACK,
+			forlockv1.TaskState_TASK_STATE_UNKNOWN:
 			c.failed++
 		case forlockv1.TaskState_TASK_STATE_SKIPPED, forlockv1.TaskState_TASK_STATE_CANCELLED:
 			c.skipped++

@@ -228,7 +228,8 @@ func showRank(t *forlockv1.Task) int {
 	switch t.GetState() {
 	case forlockv1.TaskState_TASK_STATE_RUNNING, forlockv1.TaskState_TASK_STATE_DISPATCHED:
 		return 0
-	case forlockv1.TaskState_TASK_STATE_FAILED, forlockv1.TaskState_TASK_STATE_INTERRUPTED, forlockv1.TaskState_TASK_STATE_ROLLED_BACK:
+	case forlockv1.TaskState_TASK_STATE_FAILED, forlockv1.TaskState_TASK_STATE_INTERRUPTED, forlockv1.TaskState_TASK_STATE_ROLLED_BACK,
+		forlockv1.TaskState_TASK_STATE_UNKNOWN:
 		return 1
 	case forlockv1.TaskState_TASK_STATE_QUEUED:
 		return 2

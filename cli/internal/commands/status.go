@@ -74,6 +74,11 @@ Run 'forlockctl health' to run the checks now.`,
 				if _, err := fmt.Fprintln(a.io.Out, controlPlaneLine(a.now(), cp)); err != nil {
 					return fmt.Errorf("write output: %w", err)
 				}
+				for _, l := range restoredLines(cp.GetRestoredFrom()) {
+					if _, err := fmt.Fprintln(a.io.Out, l); err != nil {
+						return fmt.Errorf("write output: %w", err)
+					}
+				}
 				return printStatus(a.io.Out, a.now(), resp.GetNodes())
 			})
 		},
@@ -109,6 +114,25 @@ func controlPlaneLine(now time.Time, cp *forlockv1.GetStatusResponse) string {
 	}
 	return fmt.Sprintf("%sDISK FULL%s: submits, token changes, node removal and cancels are refused; reads and heartbeats go on\n  %s",
 		head, since, orDash(d.GetMessage()))
+}
+
+// restoredLines say that the control plane was restored from a snapshot,
+// and list the agents it refused because they enrolled after it.
+func restoredLines(r *forlockv1.RestoredFrom) []string {
+	if r == nil {
+		return nil
+	}
+	out := []string{fmt.Sprintf("control plane restored at %s from the snapshot taken at %s: %d tasks in flight then ended as unknown",
+		r.GetRestoredAt().AsTime().UTC().Format(time.RFC3339), r.GetTakenAt().AsTime().UTC().Format(time.RFC3339), r.GetUnknownTasks())}
+	for _, n := range r.GetLostNodes() {
+		name := n.GetNodeName()
+		if name == "" {
+			name = "(name unknown)"
+		}
+		out = append(out, fmt.Sprintf("  node %s %s enrolled after the snapshot (last refused %s): give it a new join token and delete its state dir",
+			name, n.GetNodeId(), n.GetLastSeen().AsTime().UTC().Format(time.RFC3339)))
+	}
+	return out
 }
 
 // printStatus writes the summary line and the node table.

@@ -65,6 +65,9 @@ var Methods = map[string]Rule{
 	v1 + "CertService/ListCertificates": {Caller: ByIdentity, Permission: ReadFleet},
 
 	v1 + "ControlPlaneService/GetStatus": {Caller: ByIdentity, Permission: ReadFleet},
+	// SaveSnapshot changes nothing, but it hands out every key the control
+	// plane holds (encrypted): its handler audits it.
+	v1 + "ControlPlaneService/SaveSnapshot": {Caller: ByIdentity, Permission: SnapshotControlPlane},
 
 	v1 + "AccessService/CreateIdentity": {Caller: ByIdentity, Permission: ManageAccess, Mutating: true},
 	v1 + "AccessService/ListIdentities": {Caller: ByIdentity, Permission: ManageAccess},

@@ -30,8 +30,8 @@ const (
 	// rotations, cancels jobs and reads logs.
 	Operator Role = "operator"
 	// Admin also restores, deletes backups, rolls back, removes nodes,
-	// changes labels, manages join tokens, identities and backup keys, and
-	// reads the audit log.
+	// changes labels, manages join tokens, identities and backup keys,
+	// reads the audit log and saves snapshots of the control plane.
 	Admin Role = "admin"
 )
 
@@ -56,6 +56,9 @@ const (
 	ManageKeys   Permission = "keys.manage"   // rewrap backup keys
 	ManageAccess Permission = "access.manage" // identities
 	ReadAudit    Permission = "audit.read"    // the audit log
+	// SnapshotControlPlane reads everything the control plane holds, its
+	// keys included, into an encrypted snapshot.
+	SnapshotControlPlane Permission = "controlplane.snapshot"
 	// SubmitJobs lets a caller reach SubmitJob at all; the job's kind then
 	// needs its own permission (KindPermission).
 	SubmitJobs Permission = "jobs.submit"
@@ -65,7 +68,8 @@ var grants = map[Role][]Permission{
 	Viewer:   {ReadFleet},
 	Operator: {ReadFleet, SubmitJobs, RunHealth, RunBackup, RunUpgrade, RotateCerts, CancelJobs, ReadLogs},
 	Admin: {ReadFleet, SubmitJobs, RunHealth, RunBackup, RunUpgrade, RotateCerts, CancelJobs, ReadLogs,
-		Restore, DeleteBackup, Rollback, RemoveNodes, EditLabels, ManageTokens, ManageKeys, ManageAccess, ReadAudit},
+		Restore, DeleteBackup, Rollback, RemoveNodes, EditLabels, ManageTokens, ManageKeys, ManageAccess, ReadAudit,
+		SnapshotControlPlane},
 }
 
 // Roles lists the roles, least first.

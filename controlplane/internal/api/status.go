@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"log/slog"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -13,6 +14,20 @@ type ControlPlaneAPI struct {
 	forlockv1.UnsafeControlPlaneServiceServer
 
 	Disk DiskState
+	// Snapshots, Audit and Log serve SaveSnapshot.
+	Snapshots Snapshots
+	Audit     AuditStore
+	Log       *slog.Logger
+	// Restored, if set, reports the snapshot this control plane was
+	// restored from (nil when it was not).
+	Restored func() *forlockv1.RestoredFrom
+}
+
+func (a *ControlPlaneAPI) log() *slog.Logger {
+	if a.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Log
 }
 
 // GetStatus implements ControlPlaneService.GetStatus.
@@ -25,5 +40,9 @@ func (a *ControlPlaneAPI) GetStatus(context.Context, *forlockv1.GetStatusRequest
 			out.Message = d.Err.Error()
 		}
 	}
-	return &forlockv1.GetStatusResponse{ServerVersion: serverVersion(), DataDisk: out}, nil
+	resp := &forlockv1.GetStatusResponse{ServerVersion: serverVersion(), DataDisk: out}
+	if a.Restored != nil {
+		resp.RestoredFrom = a.Restored()
+	}
+	return resp, nil
 }

@@ -29,6 +29,7 @@ package auth
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -109,6 +110,11 @@ type Checker struct {
 	// superseded certificate as a possible theft, and quarantines its node
 	// when it tried to renew.
 	NodeRefused func(ctx context.Context, method string, id pki.NodeID, serial string, err error)
+	// Adopt, if set, gets a second look at a certificate Nodes refused: on
+	// a control plane restored from a snapshot, a certificate issued after
+	// the snapshot may become its node's live one (registry.Adopt). It
+	// returns nil to accept, else the error to give.
+	Adopt func(id pki.NodeID, leaf *x509.Certificate, refusal error) error
 	// Failures counts refused credentials per client address.
 	Failures *limit.Failures
 	// Conns, if set, learns which connections carried a valid credential.
@@ -215,7 +221,11 @@ func (c *Checker) nodeIdentity(ctx context.Context, fullMethod string) (pki.Node
 	if err != nil {
 		return pki.NodeID{}, status.Error(codes.Unauthenticated, "client certificate carries no node identity")
 	}
-	if err := c.Nodes.Authorize(id, pki.SerialHex(leaf)); err != nil {
+	err = c.Nodes.Authorize(id, pki.SerialHex(leaf))
+	if err != nil && c.Adopt != nil {
+		err = c.Adopt(id, leaf, err)
+	}
+	if err != nil {
 		if c.NodeRefused != nil {
 			c.NodeRefused(ctx, fullMethod, id, pki.SerialHex(leaf), err)
 		}

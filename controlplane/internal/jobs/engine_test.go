@@ -29,6 +29,13 @@ type fleet struct {
 
 func newFleet(t *testing.T, limits Limits, names ...string) *fleet {
 	t.Helper()
+	return startFleet(t, enrolledStore(t, names...), Config{Limits: limits})
+}
+
+// enrolledStore is a real store in t.TempDir() with the named nodes
+// enrolled (node IDs "id-<name>", keys "key-<name>").
+func enrolledStore(t *testing.T, names ...string) *store.Store {
+	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "fleet.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
@@ -42,7 +49,7 @@ func newFleet(t *testing.T, limits Limits, names ...string) *fleet {
 			})
 		require.NoError(t, err)
 	}
-	return startFleet(t, st, Config{Limits: limits})
+	return st
 }
 
 // startFleet starts a registry and an engine (cfg with its store and

@@ -14,7 +14,8 @@ func terminal(s forlockv1.TaskState) bool {
 	switch s {
 	case forlockv1.TaskState_TASK_STATE_SUCCEEDED, forlockv1.TaskState_TASK_STATE_FAILED,
 		forlockv1.TaskState_TASK_STATE_CANCELLED, forlockv1.TaskState_TASK_STATE_INTERRUPTED,
-		forlockv1.TaskState_TASK_STATE_SKIPPED, forlockv1.TaskState_TASK_STATE_ROLLED_BACK:
+		forlockv1.TaskState_TASK_STATE_SKIPPED, forlockv1.TaskState_TASK_STATE_ROLLED_BACK,
+		forlockv1.TaskState_TASK_STATE_UNKNOWN:
 		return true
 	}
 	return false
@@ -23,7 +24,7 @@ func terminal(s forlockv1.TaskState) bool {
 // failed reports the states that count against stop-after-failures.
 func failed(s forlockv1.TaskState) bool {
 	return s == forlockv1.TaskState_TASK_STATE_FAILED || s == forlockv1.TaskState_TASK_STATE_INTERRUPTED ||
-		s == forlockv1.TaskState_TASK_STATE_ROLLED_BACK
+		s == forlockv1.TaskState_TASK_STATE_ROLLED_BACK || s == forlockv1.TaskState_TASK_STATE_UNKNOWN
 }
 
 // deriveState computes a job's state from its tasks.

@@ -200,7 +200,8 @@ func (e *Engine) finish(j *job, t *forlockv1.Task, u *forlockv1.TaskUpdate, pref
 // lateFor reports a result for a task the control plane closed itself.
 func lateFor(t *forlockv1.Task, state forlockv1.TaskState) bool {
 	s := t.GetState()
-	closed := s == forlockv1.TaskState_TASK_STATE_CANCELLED || s == forlockv1.TaskState_TASK_STATE_SKIPPED
+	closed := s == forlockv1.TaskState_TASK_STATE_CANCELLED || s == forlockv1.TaskState_TASK_STATE_SKIPPED ||
+		s == forlockv1.TaskState_TASK_STATE_UNKNOWN
 	return closed && s != state
 }
 

@@ -52,6 +52,9 @@ type Registry struct {
 	nodes  map[string]*entry
 	byName map[string]string
 	dirty  map[string]struct{}
+	// restored is set on a control plane restored from a snapshot
+	// (restored.go).
+	restored *restored
 }
 
 type entry struct {

@@ -22,6 +22,139 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SaveSnapshotRequest says how to encrypt the snapshot.
+type SaveSnapshotRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A passphrase of at least 12 bytes: the snapshot's data key is wrapped
+	// with a key derived from it by scrypt (the salt and cost are in the
+	// file's key ID). Sent over the TLS call only; never logged or audited.
+	// Required: encryption to a Vault Transit key is not offered yet, since
+	// the offline restore could not reach Vault.
+	Passphrase    string `protobuf:"bytes,1,opt,name=passphrase,proto3" json:"passphrase,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveSnapshotRequest) Reset() {
+	*x = SaveSnapshotRequest{}
+	mi := &file_forlock_v1_controlplane_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveSnapshotRequest) ProtoMessage() {}
+
+func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_controlplane_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_controlplane_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SaveSnapshotRequest) GetPassphrase() string {
+	if x != nil {
+		return x.Passphrase
+	}
+	return ""
+}
+
+// SaveSnapshotResponse is one piece of the snapshot file, in order. The
+// last message has done set, with the file's size and SHA-256.
+type SaveSnapshotResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The next bytes of the file (at most 1 MiB).
+	Chunk []byte `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	// Set on the last message only.
+	Done bool `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`
+	// The whole file's size in bytes (last message only).
+	Size uint64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	// The whole file's SHA-256, hex (last message only).
+	Sha256 string `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// When the database was read (first message only).
+	TakenAt       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=taken_at,json=takenAt,proto3" json:"taken_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveSnapshotResponse) Reset() {
+	*x = SaveSnapshotResponse{}
+	mi := &file_forlock_v1_controlplane_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveSnapshotResponse) ProtoMessage() {}
+
+func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_controlplane_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*SaveSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_controlplane_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SaveSnapshotResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *SaveSnapshotResponse) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *SaveSnapshotResponse) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *SaveSnapshotResponse) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *SaveSnapshotResponse) GetTakenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TakenAt
+	}
+	return nil
+}
+
 // GetStatusRequest has no fields.
 type GetStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -31,7 +164,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_forlock_v1_controlplane_proto_msgTypes[0]
+	mi := &file_forlock_v1_controlplane_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +176,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_controlplane_proto_msgTypes[0]
+	mi := &file_forlock_v1_controlplane_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +189,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_controlplane_proto_rawDescGZIP(), []int{0}
+	return file_forlock_v1_controlplane_proto_rawDescGZIP(), []int{2}
 }
 
 // GetStatusResponse is the control plane's own state.
@@ -65,14 +198,17 @@ type GetStatusResponse struct {
 	// The control plane's version, as forlock-controlplane --version prints it.
 	ServerVersion string `protobuf:"bytes,1,opt,name=server_version,json=serverVersion,proto3" json:"server_version,omitempty"`
 	// The data disk holding the database.
-	DataDisk      *DataDiskStatus `protobuf:"bytes,2,opt,name=data_disk,json=dataDisk,proto3" json:"data_disk,omitempty"`
+	DataDisk *DataDiskStatus `protobuf:"bytes,2,opt,name=data_disk,json=dataDisk,proto3" json:"data_disk,omitempty"`
+	// Set when this control plane's state was restored from a snapshot
+	// (forlock-controlplane snapshot restore).
+	RestoredFrom  *RestoredFrom `protobuf:"bytes,3,opt,name=restored_from,json=restoredFrom,proto3" json:"restored_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_forlock_v1_controlplane_proto_msgTypes[1]
+	mi := &file_forlock_v1_controlplane_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -84,7 +220,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_controlplane_proto_msgTypes[1]
+	mi := &file_forlock_v1_controlplane_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -97,7 +233,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_controlplane_proto_rawDescGZIP(), []int{1}
+	return file_forlock_v1_controlplane_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetStatusResponse) GetServerVersion() string {
@@ -110,6 +246,155 @@ func (x *GetStatusResponse) GetServerVersion() string {
 func (x *GetStatusResponse) GetDataDisk() *DataDiskStatus {
 	if x != nil {
 		return x.DataDisk
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetRestoredFrom() *RestoredFrom {
+	if x != nil {
+		return x.RestoredFrom
+	}
+	return nil
+}
+
+// RestoredFrom describes the snapshot a control plane was restored from,
+// so that what it learned afterwards can be told from what it knew.
+type RestoredFrom struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the snapshot's database was read.
+	TakenAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=taken_at,json=takenAt,proto3" json:"taken_at,omitempty"`
+	// When the restore ran.
+	RestoredAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=restored_at,json=restoredAt,proto3" json:"restored_at,omitempty"`
+	// Tasks that were in flight at taken_at and are now TASK_STATE_UNKNOWN.
+	UnknownTasks uint32 `protobuf:"varint,3,opt,name=unknown_tasks,json=unknownTasks,proto3" json:"unknown_tasks,omitempty"`
+	// Agents refused since the restore because their node ID is not in the
+	// restored registry: they enrolled after the snapshot. Newest first, at
+	// most 100.
+	LostNodes     []*LostNode `protobuf:"bytes,4,rep,name=lost_nodes,json=lostNodes,proto3" json:"lost_nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoredFrom) Reset() {
+	*x = RestoredFrom{}
+	mi := &file_forlock_v1_controlplane_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoredFrom) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoredFrom) ProtoMessage() {}
+
+func (x *RestoredFrom) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_controlplane_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoredFrom.ProtoReflect.Descriptor instead.
+func (*RestoredFrom) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_controlplane_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RestoredFrom) GetTakenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TakenAt
+	}
+	return nil
+}
+
+func (x *RestoredFrom) GetRestoredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RestoredAt
+	}
+	return nil
+}
+
+func (x *RestoredFrom) GetUnknownTasks() uint32 {
+	if x != nil {
+		return x.UnknownTasks
+	}
+	return 0
+}
+
+func (x *RestoredFrom) GetLostNodes() []*LostNode {
+	if x != nil {
+		return x.LostNodes
+	}
+	return nil
+}
+
+// LostNode is an agent whose node enrolled after the snapshot the control
+// plane was restored from: give it a new join token and delete its state
+// dir.
+type LostNode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node ID its certificate names.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// The node name its certificate names.
+	NodeName string `protobuf:"bytes,2,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	// When it was last refused.
+	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LostNode) Reset() {
+	*x = LostNode{}
+	mi := &file_forlock_v1_controlplane_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LostNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LostNode) ProtoMessage() {}
+
+func (x *LostNode) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_controlplane_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LostNode.ProtoReflect.Descriptor instead.
+func (*LostNode) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_controlplane_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LostNode) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *LostNode) GetNodeName() string {
+	if x != nil {
+		return x.NodeName
+	}
+	return ""
+}
+
+func (x *LostNode) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
 	}
 	return nil
 }
@@ -137,7 +422,7 @@ type DataDiskStatus struct {
 
 func (x *DataDiskStatus) Reset() {
 	*x = DataDiskStatus{}
-	mi := &file_forlock_v1_controlplane_proto_msgTypes[2]
+	mi := &file_forlock_v1_controlplane_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -149,7 +434,7 @@ func (x *DataDiskStatus) String() string {
 func (*DataDiskStatus) ProtoMessage() {}
 
 func (x *DataDiskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_controlplane_proto_msgTypes[2]
+	mi := &file_forlock_v1_controlplane_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -162,7 +447,7 @@ func (x *DataDiskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataDiskStatus.ProtoReflect.Descriptor instead.
 func (*DataDiskStatus) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_controlplane_proto_rawDescGZIP(), []int{2}
+	return file_forlock_v1_controlplane_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DataDiskStatus) GetDataDir() string {
@@ -212,11 +497,33 @@ var File_forlock_v1_controlplane_proto protoreflect.FileDescriptor
 const file_forlock_v1_controlplane_proto_rawDesc = "" +
 	"\n" +
 	"\x1dforlock/v1/controlplane.proto\x12\n" +
-	"forlock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
-	"\x10GetStatusRequest\"s\n" +
+	"forlock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"5\n" +
+	"\x13SaveSnapshotRequest\x12\x1e\n" +
+	"\n" +
+	"passphrase\x18\x01 \x01(\tR\n" +
+	"passphrase\"\xa3\x01\n" +
+	"\x14SaveSnapshotResponse\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12\x12\n" +
+	"\x04done\x18\x02 \x01(\bR\x04done\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x04 \x01(\tR\x06sha256\x125\n" +
+	"\btaken_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\atakenAt\"\x12\n" +
+	"\x10GetStatusRequest\"\xb2\x01\n" +
 	"\x11GetStatusResponse\x12%\n" +
 	"\x0eserver_version\x18\x01 \x01(\tR\rserverVersion\x127\n" +
-	"\tdata_disk\x18\x02 \x01(\v2\x1a.forlock.v1.DataDiskStatusR\bdataDisk\"\xf1\x01\n" +
+	"\tdata_disk\x18\x02 \x01(\v2\x1a.forlock.v1.DataDiskStatusR\bdataDisk\x12=\n" +
+	"\rrestored_from\x18\x03 \x01(\v2\x18.forlock.v1.RestoredFromR\frestoredFrom\"\xdc\x01\n" +
+	"\fRestoredFrom\x125\n" +
+	"\btaken_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\atakenAt\x12;\n" +
+	"\vrestored_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"restoredAt\x12#\n" +
+	"\runknown_tasks\x18\x03 \x01(\rR\funknownTasks\x123\n" +
+	"\n" +
+	"lost_nodes\x18\x04 \x03(\v2\x14.forlock.v1.LostNodeR\tlostNodes\"y\n" +
+	"\bLostNode\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x127\n" +
+	"\tlast_seen\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\xf1\x01\n" +
 	"\x0eDataDiskStatus\x12\x19\n" +
 	"\bdata_dir\x18\x01 \x01(\tR\adataDir\x12\x1d\n" +
 	"\n" +
@@ -224,9 +531,10 @@ const file_forlock_v1_controlplane_proto_rawDesc = "" +
 	"\rreserve_bytes\x18\x03 \x01(\x04R\freserveBytes\x12%\n" +
 	"\x0ewrites_refused\x18\x04 \x01(\bR\rwritesRefused\x12?\n" +
 	"\rrefused_since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\frefusedSince\x12\x18\n" +
-	"\amessage\x18\x06 \x01(\tR\amessage2_\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage2\xb4\x01\n" +
 	"\x13ControlPlaneService\x12H\n" +
-	"\tGetStatus\x12\x1c.forlock.v1.GetStatusRequest\x1a\x1d.forlock.v1.GetStatusResponseB5Z3github.com/forlock/fleet/proto/forlock/v1;forlockv1b\x06proto3"
+	"\tGetStatus\x12\x1c.forlock.v1.GetStatusRequest\x1a\x1d.forlock.v1.GetStatusResponse\x12S\n" +
+	"\fSaveSnapshot\x12\x1f.forlock.v1.SaveSnapshotRequest\x1a .forlock.v1.SaveSnapshotResponse0\x01B5Z3github.com/forlock/fleet/proto/forlock/v1;forlockv1b\x06proto3"
 
 var (
 	file_forlock_v1_controlplane_proto_rawDescOnce sync.Once
@@ -240,23 +548,35 @@ func file_forlock_v1_controlplane_proto_rawDescGZIP() []byte {
 	return file_forlock_v1_controlplane_proto_rawDescData
 }
 
-var file_forlock_v1_controlplane_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_forlock_v1_controlplane_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_forlock_v1_controlplane_proto_goTypes = []any{
-	(*GetStatusRequest)(nil),      // 0: forlock.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 1: forlock.v1.GetStatusResponse
-	(*DataDiskStatus)(nil),        // 2: forlock.v1.DataDiskStatus
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*SaveSnapshotRequest)(nil),   // 0: forlock.v1.SaveSnapshotRequest
+	(*SaveSnapshotResponse)(nil),  // 1: forlock.v1.SaveSnapshotResponse
+	(*GetStatusRequest)(nil),      // 2: forlock.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),     // 3: forlock.v1.GetStatusResponse
+	(*RestoredFrom)(nil),          // 4: forlock.v1.RestoredFrom
+	(*LostNode)(nil),              // 5: forlock.v1.LostNode
+	(*DataDiskStatus)(nil),        // 6: forlock.v1.DataDiskStatus
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_forlock_v1_controlplane_proto_depIdxs = []int32{
-	2, // 0: forlock.v1.GetStatusResponse.data_disk:type_name -> forlock.v1.DataDiskStatus
-	3, // 1: forlock.v1.DataDiskStatus.refused_since:type_name -> google.protobuf.Timestamp
-	0, // 2: forlock.v1.ControlPlaneService.GetStatus:input_type -> forlock.v1.GetStatusRequest
-	1, // 3: forlock.v1.ControlPlaneService.GetStatus:output_type -> forlock.v1.GetStatusResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	7,  // 0: forlock.v1.SaveSnapshotResponse.taken_at:type_name -> google.protobuf.Timestamp
+	6,  // 1: forlock.v1.GetStatusResponse.data_disk:type_name -> forlock.v1.DataDiskStatus
+	4,  // 2: forlock.v1.GetStatusResponse.restored_from:type_name -> forlock.v1.RestoredFrom
+	7,  // 3: forlock.v1.RestoredFrom.taken_at:type_name -> google.protobuf.Timestamp
+	7,  // 4: forlock.v1.RestoredFrom.restored_at:type_name -> google.protobuf.Timestamp
+	5,  // 5: forlock.v1.RestoredFrom.lost_nodes:type_name -> forlock.v1.LostNode
+	7,  // 6: forlock.v1.LostNode.last_seen:type_name -> google.protobuf.Timestamp
+	7,  // 7: forlock.v1.DataDiskStatus.refused_since:type_name -> google.protobuf.Timestamp
+	2,  // 8: forlock.v1.ControlPlaneService.GetStatus:input_type -> forlock.v1.GetStatusRequest
+	0,  // 9: forlock.v1.ControlPlaneService.SaveSnapshot:input_type -> forlock.v1.SaveSnapshotRequest
+	3,  // 10: forlock.v1.ControlPlaneService.GetStatus:output_type -> forlock.v1.GetStatusResponse
+	1,  // 11: forlock.v1.ControlPlaneService.SaveSnapshot:output_type -> forlock.v1.SaveSnapshotResponse
+	10, // [10:12] is the sub-list for method output_type
+	8,  // [8:10] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_controlplane_proto_init() }
@@ -270,7 +590,7 @@ func file_forlock_v1_controlplane_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_forlock_v1_controlplane_proto_rawDesc), len(file_forlock_v1_controlplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

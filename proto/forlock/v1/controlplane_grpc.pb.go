@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ControlPlaneService_GetStatus_FullMethodName = "/forlock.v1.ControlPlaneService/GetStatus"
+	ControlPlaneService_GetStatus_FullMethodName    = "/forlock.v1.ControlPlaneService/GetStatus"
+	ControlPlaneService_SaveSnapshot_FullMethodName = "/forlock.v1.ControlPlaneService/SaveSnapshot"
 )
 
 // ControlPlaneServiceClient is the client API for ControlPlaneService service.
@@ -34,6 +35,14 @@ type ControlPlaneServiceClient interface {
 	// disk: while that disk is full, writes (submits, token changes, node
 	// removal, cancels) are refused and reads and heartbeats go on.
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
+	// SaveSnapshot streams an encrypted, consistent copy of the control
+	// plane's state: the database (read in one transaction while the server
+	// goes on serving), the fleet CA, the server's certificate and key, the
+	// backup key-encryption key (or, with Vault Transit, its configuration),
+	// the audit signing key and checkpoints, and the config file. Everything is
+	// encrypted inside the control plane before the first byte is sent.
+	// Admin only; audited with the encryption used, never the passphrase.
+	SaveSnapshot(ctx context.Context, in *SaveSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SaveSnapshotResponse], error)
 }
 
 type controlPlaneServiceClient struct {
@@ -54,6 +63,25 @@ func (c *controlPlaneServiceClient) GetStatus(ctx context.Context, in *GetStatus
 	return out, nil
 }
 
+func (c *controlPlaneServiceClient) SaveSnapshot(ctx context.Context, in *SaveSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SaveSnapshotResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ControlPlaneService_ServiceDesc.Streams[0], ControlPlaneService_SaveSnapshot_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SaveSnapshotRequest, SaveSnapshotResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlPlaneService_SaveSnapshotClient = grpc.ServerStreamingClient[SaveSnapshotResponse]
+
 // ControlPlaneServiceServer is the server API for ControlPlaneService service.
 // All implementations must embed UnimplementedControlPlaneServiceServer
 // for forward compatibility.
@@ -66,6 +94,14 @@ type ControlPlaneServiceServer interface {
 	// disk: while that disk is full, writes (submits, token changes, node
 	// removal, cancels) are refused and reads and heartbeats go on.
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
+	// SaveSnapshot streams an encrypted, consistent copy of the control
+	// plane's state: the database (read in one transaction while the server
+	// goes on serving), the fleet CA, the server's certificate and key, the
+	// backup key-encryption key (or, with Vault Transit, its configuration),
+	// the audit signing key and checkpoints, and the config file. Everything is
+	// encrypted inside the control plane before the first byte is sent.
+	// Admin only; audited with the encryption used, never the passphrase.
+	SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SaveSnapshotResponse]) error
 	mustEmbedUnimplementedControlPlaneServiceServer()
 }
 
@@ -78,6 +114,9 @@ type UnimplementedControlPlaneServiceServer struct{}
 
 func (UnimplementedControlPlaneServiceServer) GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetStatus not implemented")
+}
+func (UnimplementedControlPlaneServiceServer) SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SaveSnapshotResponse]) error {
+	return status.Error(codes.Unimplemented, "method SaveSnapshot not implemented")
 }
 func (UnimplementedControlPlaneServiceServer) mustEmbedUnimplementedControlPlaneServiceServer() {}
 func (UnimplementedControlPlaneServiceServer) testEmbeddedByValue()                             {}
@@ -118,6 +157,17 @@ func _ControlPlaneService_GetStatus_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControlPlaneService_SaveSnapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SaveSnapshotRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ControlPlaneServiceServer).SaveSnapshot(m, &grpc.GenericServerStream[SaveSnapshotRequest, SaveSnapshotResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlPlaneService_SaveSnapshotServer = grpc.ServerStreamingServer[SaveSnapshotResponse]
+
 // ControlPlaneService_ServiceDesc is the grpc.ServiceDesc for ControlPlaneService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -130,6 +180,12 @@ var ControlPlaneService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ControlPlaneService_GetStatus_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SaveSnapshot",
+			Handler:       _ControlPlaneService_SaveSnapshot_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "forlock/v1/controlplane.proto",
 }

@@ -104,21 +104,27 @@ const (
 	// (an upgrade whose new release did not become healthy). Counts as a
 	// failure for the rollout.
 	TaskState_TASK_STATE_ROLLED_BACK TaskState = 9
+	// In flight (queued, dispatched or running) when the control plane's
+	// snapshot was taken, and the control plane was restored from that
+	// snapshot: what happened to it afterwards is not known here. Never
+	// re-dispatched; check the node. Counts as a failure.
+	TaskState_TASK_STATE_UNKNOWN TaskState = 10
 )
 
 // Enum value maps for TaskState.
 var (
 	TaskState_name = map[int32]string{
-		0: "TASK_STATE_UNSPECIFIED",
-		1: "TASK_STATE_QUEUED",
-		2: "TASK_STATE_DISPATCHED",
-		3: "TASK_STATE_RUNNING",
-		4: "TASK_STATE_SUCCEEDED",
-		5: "TASK_STATE_FAILED",
-		6: "TASK_STATE_CANCELLED",
-		7: "TASK_STATE_INTERRUPTED",
-		8: "TASK_STATE_SKIPPED",
-		9: "TASK_STATE_ROLLED_BACK",
+		0:  "TASK_STATE_UNSPECIFIED",
+		1:  "TASK_STATE_QUEUED",
+		2:  "TASK_STATE_DISPATCHED",
+		3:  "TASK_STATE_RUNNING",
+		4:  "TASK_STATE_SUCCEEDED",
+		5:  "TASK_STATE_FAILED",
+		6:  "TASK_STATE_CANCELLED",
+		7:  "TASK_STATE_INTERRUPTED",
+		8:  "TASK_STATE_SKIPPED",
+		9:  "TASK_STATE_ROLLED_BACK",
+		10: "TASK_STATE_UNKNOWN",
 	}
 	TaskState_value = map[string]int32{
 		"TASK_STATE_UNSPECIFIED": 0,
@@ -131,6 +137,7 @@ var (
 		"TASK_STATE_INTERRUPTED": 7,
 		"TASK_STATE_SKIPPED":     8,
 		"TASK_STATE_ROLLED_BACK": 9,
+		"TASK_STATE_UNKNOWN":     10,
 	}
 )
 
@@ -1895,7 +1902,7 @@ const file_forlock_v1_job_proto_rawDesc = "" +
 	"\rOfflinePolicy\x12\x1e\n" +
 	"\x1aOFFLINE_POLICY_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13OFFLINE_POLICY_WAIT\x10\x01\x12\x17\n" +
-	"\x13OFFLINE_POLICY_SKIP\x10\x02*\x8c\x02\n" +
+	"\x13OFFLINE_POLICY_SKIP\x10\x02*\xa4\x02\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11TASK_STATE_QUEUED\x10\x01\x12\x19\n" +
@@ -1906,7 +1913,9 @@ const file_forlock_v1_job_proto_rawDesc = "" +
 	"\x14TASK_STATE_CANCELLED\x10\x06\x12\x1a\n" +
 	"\x16TASK_STATE_INTERRUPTED\x10\a\x12\x16\n" +
 	"\x12TASK_STATE_SKIPPED\x10\b\x12\x1a\n" +
-	"\x16TASK_STATE_ROLLED_BACK\x10\t*\xa4\x01\n" +
+	"\x16TASK_STATE_ROLLED_BACK\x10\t\x12\x16\n" +
+	"\x12TASK_STATE_UNKNOWN\x10\n" +
+	"*\xa4\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_RUNNING\x10\x01\x12\x17\n" +

@@ -1,0 +1,160 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/forlock/fleet/controlplane/internal/jobs"
+	"github.com/forlock/fleet/controlplane/internal/snapshot"
+	"github.com/forlock/fleet/controlplane/internal/store"
+	"github.com/forlock/fleet/internal/artifact"
+	"github.com/forlock/fleet/internal/buildinfo"
+	"github.com/forlock/fleet/internal/keys"
+	"github.com/forlock/fleet/internal/settings"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+)
+
+// snapshotName is the control plane's name in its snapshots' headers.
+const snapshotName = "controlplane"
+
+// newSnapshots returns the saver of this control plane's snapshots.
+func (s *Server) newSnapshots() (*snapshot.Saver, error) {
+	keysFrom := s.cfg.BackupKeys
+	if keysFrom == "" {
+		keysFrom = BackupKeysLocal
+	}
+	return snapshot.NewSaver(snapshot.Config{DataDir: s.cfg.DataDir, DB: s.store, ConfigFile: s.cfg.ConfigFile,
+		Name: snapshotName, ServerVersion: buildinfo.Version(), BackupKeys: keysFrom, Vault: vaultManifest(s.cfg.Vault)})
+}
+
+// vaultManifest is the Vault configuration a snapshot records, without
+// credentials: with Vault Transit the backup key stays in Vault, and the
+// restored control plane must be pointed at the same Vault and keys.
+func vaultManifest(v *VaultConfig) map[string]string {
+	if v == nil {
+		return nil
+	}
+	m := map[string]string{"address": v.Address, "namespace": v.Namespace, "pki_mount": v.PKIMount, "pki_role": v.PKIRole,
+		"kv_mount": v.KVMount, "transit_mount": v.TransitMount, "transit_key": v.TransitKey, "approle_mount": v.AppRoleMount}
+	for k, val := range m {
+		if val == "" {
+			delete(m, k)
+		}
+	}
+	return m
+}
+
+// loadRestored tells the registry about the snapshot the database was
+// restored from, if it was.
+func (s *Server) loadRestored() error {
+	r, ok, err := s.store.Restored()
+	if err != nil || !ok {
+		return err
+	}
+	s.registry.Restored(r.TakenAt, r.RestoredAt, s.store)
+	s.restored = &r
+	s.log.Info("this control plane was restored from a snapshot: certificates its agents got after the snapshot are adopted",
+		"taken_at", r.TakenAt, "restored_at", r.RestoredAt, "unknown_tasks", r.UnknownTasks)
+	return nil
+}
+
+// restoredStatus is GetStatus's restored_from.
+func (s *Server) restoredStatus() *forlockv1.RestoredFrom {
+	if s.restored == nil {
+		return nil
+	}
+	out := &forlockv1.RestoredFrom{TakenAt: timestamppb.New(s.restored.TakenAt), RestoredAt: timestamppb.New(s.restored.RestoredAt),
+		UnknownTasks: uint32(min(s.restored.UnknownTasks, 1<<31))} //nolint:gosec // G115: bounded above
+	for _, l := range s.registry.LostNodes() {
+		out.LostNodes = append(out.LostNodes, &forlockv1.LostNode{NodeId: l.ID, LastSeen: timestamppb.New(l.LastSeen)})
+	}
+	return out
+}
+
+// newSnapshotCommand is "forlock-controlplane snapshot restore".
+func newSnapshotCommand(stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "snapshot", Short: "Restore the control plane from a snapshot (forlockctl controlplane snapshot save makes them)"}
+	var dataDir, passFile string
+	var force bool
+	restore := &cobra.Command{
+		Use:   "restore FILE --data-dir DIR [--passphrase-file P] [--force]",
+		Short: "Restore a control-plane snapshot into a data dir, offline",
+		Long: `restore decrypts and checks a snapshot and writes the database, the fleet CA, the server's key and
+certificate, the backup key and the audit key into the data dir with their modes (keys 0600). The
+control plane must not be running on it. A non-empty data dir is refused unless --force, which
+moves it aside to <data-dir>.before-restore-<time> (it is never deleted). On any error the data
+dir is left as it was.
+
+Tasks in flight when the snapshot was taken are marked unknown and never dispatched again, and the
+database records that it was restored, so that the control plane accepts the certificates its
+agents got after the snapshot. The config file, if the snapshot holds one, is written to
+<data-dir>/config.yaml: review it and start the control plane with --config pointing at it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dataDir == "" || passFile == "" {
+				return settings.UsageError(errors.New("give --data-dir and --passphrase-file"))
+			}
+			pass, err := keys.ReadPassphraseFile(passFile)
+			if err != nil {
+				return settings.UsageError(err)
+			}
+			res, err := restoreSnapshot(cmd.Context(), args[0], dataDir, pass, force, time.Now())
+			if err != nil {
+				return err
+			}
+			m := res.Manifest
+			_, _ = fmt.Fprintf(stdout, "restored the control plane from the snapshot taken at %s (version %s) into %s\n",
+				m.TakenAt.UTC().Format(time.RFC3339), m.ServerVersion, dataDir)
+			if res.Aside != "" {
+				_, _ = fmt.Fprintf(stdout, "the previous data dir was moved to %s\n", res.Aside)
+			}
+			_, _ = fmt.Fprintf(stdout, "tasks in flight at the snapshot, now unknown: %d\n", res.unknown)
+			if m.BackupKeys == BackupKeysVaultTransit {
+				_, _ = fmt.Fprintf(stdout, "backup keys are in Vault Transit (%s key %s): configure the same Vault before starting\n", m.Vault["address"], m.Vault["transit_key"])
+			}
+			_, _ = fmt.Fprintln(stdout, "start forlock-controlplane on this data dir (with --config "+filepath.Join(dataDir, snapshot.ConfigName)+" if it was restored)")
+			return nil
+		},
+	}
+	restore.Flags().StringVar(&dataDir, "data-dir", "", "the data dir to restore into (required)")
+	restore.Flags().StringVar(&passFile, "passphrase-file", "", "file holding the snapshot's passphrase, mode 0600 (required)")
+	restore.Flags().BoolVar(&force, "force", false, "restore over a non-empty data dir, moving it aside (never deleted)")
+	cmd.AddCommand(restore)
+	return cmd
+}
+
+type restoreResult struct {
+	snapshot.Restored
+	unknown int
+}
+
+// restoreSnapshot restores file into dataDir and marks the restored state.
+func restoreSnapshot(ctx context.Context, file, dataDir string, passphrase []byte, force bool, now time.Time) (restoreResult, error) {
+	var out restoreResult
+	r, err := snapshot.Restore(snapshot.RestoreOptions{File: file, DataDir: dataDir, Force: force,
+		Unwrap: artifact.UnwrapWith(ctx, keys.OpenPassphrase(passphrase)), Now: func() time.Time { return now },
+		Mark: func(dbPath string, m snapshot.Manifest) error {
+			st, err := store.Open(dbPath)
+			if err != nil {
+				return fmt.Errorf("restored database: %w", err)
+			}
+			n, err := jobs.MarkUnknown(st, m.TakenAt)
+			if err == nil {
+				out.unknown = n
+				err = st.SetRestored(store.RestoredFrom{TakenAt: m.TakenAt, RestoredAt: now.UTC(), UnknownTasks: n})
+			}
+			if cerr := st.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		}})
+	out.Restored = r
+	return out, err
+}
