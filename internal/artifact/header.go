@@ -20,7 +20,7 @@ import (
 //	6      1     format version, 1
 //	7      2     B = length of the bound section, at most MaxSectionLen
 //	9      B     bound section (associated data of the body, with bytes 0..8):
-//	               u8 n, kind         "postgres" | "redis" | "config"
+//	               u8 n, kind         "postgres" | "redis" | "config" | "wal"
 //	               u8 n, node name    as pki.ValidateNodeName
 //	               8     created      int64 Unix nanoseconds, UTC, ≥ 0
 //	               u8 n, compression  "zstd"
@@ -66,6 +66,7 @@ const (
 	KindPostgres Kind = "postgres" // pg_dump -Fc output
 	KindRedis    Kind = "redis"    // dump.rdb
 	KindConfig   Kind = "config"   // tar of compose dir, .env and nginx config
+	KindWal      Kind = "wal"      // one PostgreSQL WAL segment (or its partial start) or timeline history file
 )
 
 // Header describes an artifact. It is stored in clear at the start of the
@@ -226,9 +227,9 @@ func (h *Header) validate() error {
 		return fmt.Errorf("format version %d not supported, want %d", h.Version, FormatVersion)
 	}
 	switch h.Kind {
-	case KindPostgres, KindRedis, KindConfig:
+	case KindPostgres, KindRedis, KindConfig, KindWal:
 	default:
-		return fmt.Errorf("kind %q: want postgres, redis or config", h.Kind)
+		return fmt.Errorf("kind %q: want postgres, redis, config or wal", h.Kind)
 	}
 	if err := pki.ValidateNodeName(h.Node); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/forlock/fleet/agent/internal/backupstore"
+	"github.com/forlock/fleet/agent/internal/dbsource"
 	"github.com/forlock/fleet/agent/internal/dockerrt"
 )
 
@@ -76,6 +77,9 @@ type Config struct {
 	BackupDirs []string
 	// S3 is the agent's S3 server, if any.
 	S3 S3Config
+	// OnBaseBackup, if set, is told the WAL position of every physical base
+	// backup that succeeded (the WAL archiver heals a gap with it).
+	OnBaseBackup func(pos dbsource.BasePosition)
 	// APIReady, if set, asks the API's health endpoint once; a restore
 	// takes a running API that answers it as healthy without waiting for
 	// the Docker healthcheck's next run (which may be 30 s away).
