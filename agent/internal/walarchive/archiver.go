@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/forlock/fleet/agent/internal/backupstore"
+	"github.com/forlock/fleet/agent/internal/checks"
 	"github.com/forlock/fleet/agent/internal/dockerrt"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -67,6 +68,7 @@ type Archiver struct {
 	st      state
 	running bool
 	lastErr string
+	failing time.Time // when shipping began to fail; zero when it works
 	changed chan struct{}
 }
 
@@ -126,6 +128,14 @@ func (a *Archiver) Report() *forlockv1.WalReport {
 		rep.Error = a.lastErr
 	}
 	return rep
+}
+
+// Health is the archive's state for the wal_archive check.
+func (a *Archiver) Health() checks.WalState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	gap, after := a.st.gap()
+	return checks.WalState{Streaming: a.running, Error: a.lastErr, Gap: gap, GapAfter: after.String(), FailingSince: a.failing}
 }
 
 // NoteBaseBackup records the start of a new physical base backup. WAL
@@ -206,11 +216,14 @@ func (a *Archiver) stream(ctx context.Context) error {
 		if now := a.cfg.Now(); now.Before(next) {
 			continue
 		}
-		if err := a.shipSpool(ctx); err != nil {
+		if err := a.shipSpool(ctx); err != nil && ctx.Err() == nil {
 			// The destination is full or away: keep streaming into the
 			// spool, try again later, not at every tick.
 			a.mu.Lock()
 			a.lastErr = err.Error()
+			if a.failing.IsZero() {
+				a.failing = a.cfg.Now()
+			}
 			a.mu.Unlock()
 			a.cfg.Logger.Warn("cannot ship WAL; it stays in the spool", "error", err, "retry_in", wait.String())
 			next = a.cfg.Now().Add(wait)
@@ -218,5 +231,8 @@ func (a *Archiver) stream(ctx context.Context) error {
 			continue
 		}
 		wait, next = a.cfg.ShipInterval, time.Time{}
+		a.mu.Lock()
+		a.failing = time.Time{}
+		a.mu.Unlock()
 	}
 }

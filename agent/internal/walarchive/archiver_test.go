@@ -19,7 +19,7 @@ import (
 func TestArchiveShipsSegmentsAndPartial(t *testing.T) {
 	n := startNode(t)
 	r := newRig(t, n)
-	n.psql(t, "CREATE TABLE wal_probe (v text)")
+	n.psql(t, "CREATE TABLE IF NOT EXISTS wal_probe (v text)")
 	r.start(t)
 	eventually(t, 30*time.Second, "streaming", func() bool { return r.arch.Report().GetStreaming() })
 
@@ -30,7 +30,7 @@ func TestArchiveShipsSegmentsAndPartial(t *testing.T) {
 		seg := n.currentSegment(t)
 		committed := time.Now()
 		n.psql(t, "INSERT INTO wal_probe VALUES ('"+marker+"')")
-		eventually(t, time.Minute, "the commit in the stored partial "+seg, func() bool {
+		eventually(t, 3*time.Minute, "the commit in the stored partial "+seg, func() bool {
 			return bytes.Contains(r.fetch(t, 1, seg+".partial"), []byte(marker))
 		})
 		lags = append(lags, time.Since(committed))
@@ -42,10 +42,11 @@ func TestArchiveShipsSegmentsAndPartial(t *testing.T) {
 	seg := n.currentSegment(t)
 	n.psql(t, "INSERT INTO wal_probe VALUES ('before-switch')")
 	n.psql(t, "SELECT pg_switch_wal()")
-	eventually(t, time.Minute, "the complete segment stored", func() bool { return r.fetch(t, 1, seg) != nil })
+	// Hashed now: once archived, a checkpoint may recycle the server's file.
+	want := n.sh(t, "exec", "-u", "postgres", n.name+"-postgres", "sha256sum", "/var/lib/postgresql/data/pg_wal/"+seg)
+	eventually(t, 3*time.Minute, "the complete segment stored", func() bool { return r.fetch(t, 1, seg) != nil })
 	got := r.fetch(t, 1, seg)
 	require.Len(t, got, SegmentSize)
-	want := n.sh(t, "exec", "-u", "postgres", n.name+"-postgres", "sha256sum", "/var/lib/postgresql/data/pg_wal/"+seg)
 	require.Equal(t, want[:64], sha256hex(got), "the stored segment is the server's")
 	require.Contains(t, string(got), "before-switch")
 	eventually(t, 5*time.Second, "the stored partial removed", func() bool { return r.fetch(t, 1, seg+".partial") == nil })
@@ -60,7 +61,7 @@ func TestArchiveShipsSegmentsAndPartial(t *testing.T) {
 	seg2 := n.currentSegment(t)
 	n.psql(t, "SELECT pg_switch_wal()")
 	r.start(t)
-	eventually(t, 30*time.Second, "the segment written while stopped stored", func() bool { return r.fetch(t, 1, seg2) != nil })
+	eventually(t, 3*time.Minute, "the segment written while stopped stored", func() bool { return r.fetch(t, 1, seg2) != nil })
 	require.Contains(t, string(r.fetch(t, 1, seg2)), "while-stopped")
 	rep = r.arch.Report()
 	require.Len(t, rep.GetRanges(), 1, "one contiguous range: %v", rep.GetRanges())
