@@ -111,9 +111,15 @@ func (st *state) gap() (bool, LSN) {
 	if st.BaseLSN == 0 {
 		return false, 0
 	}
-	i := slices.IndexFunc(st.Ranges, func(r Range) bool {
-		return r.Timeline == st.BaseTimeline && r.Start <= st.BaseLSN && st.BaseLSN <= r.End
-	})
+	// The range holding the base's start; for the newest range, WAL past
+	// its end is WAL not shipped yet, not missing.
+	last, i := len(st.Ranges)-1, -1
+	for j, r := range st.Ranges {
+		if r.Timeline == st.BaseTimeline && r.Start <= st.BaseLSN && (st.BaseLSN <= r.End || j == last) {
+			i = j
+			break
+		}
+	}
 	if i < 0 {
 		// The base backup's WAL was never shipped (archiving started late,
 		// or the slot was lost before it).
