@@ -48,7 +48,9 @@ func TestParseSegmentRefusesTricks(t *testing.T) {
 // a base backup after the jump heals it.
 func TestRangesAndGap(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0).UTC()
-	seg := func(n int, partial bool) Segment { return Segment{Timeline: 1, Start: LSN(n * SegmentSize), Partial: partial} }
+	seg := func(n int, partial bool) Segment {
+		return Segment{Timeline: 1, Start: LSN(n * SegmentSize), Partial: partial}
+	}
 	var st state
 	st.add(seg(2, true), 2*SegmentSize+100, 10, "k1", now)
 	st.add(seg(2, false), 3*SegmentSize, 1000, "k1", now)
