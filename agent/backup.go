@@ -108,6 +108,7 @@ func (a *Agent) backupConfig(hc *health) backup.Config {
 		BackupDirs:   b.BackupDirs,
 		Logger:       a.log,
 		OnBaseBackup: a.noteBaseBackup,
+		DeleteWAL:    a.deleteWAL,
 	}
 	if hc.docker != nil {
 		cfg.Docker = hc.docker

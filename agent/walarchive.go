@@ -169,3 +169,12 @@ func (a *Agent) walCheck() checks.Check {
 		return arch.Health(), true
 	}}
 }
+
+// deleteWAL is the WAL part of a delete_backup task.
+func (a *Agent) deleteWAL(ctx context.Context, ranges []*forlockv1.WalRange) (int, error) {
+	arch, id := a.archiver.Load(), a.identity()
+	if arch == nil || id == nil {
+		return 0, errors.New("WAL archiving is not running on this agent")
+	}
+	return arch.Delete(ctx, id.NodeID, ranges)
+}

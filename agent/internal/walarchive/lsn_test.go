@@ -125,3 +125,16 @@ func TestKeyStore(t *testing.T) {
 	_, err = OpenKeyStore(dir)
 	require.ErrorIs(t, err, keys.ErrInsecureKeyFile)
 }
+
+// TestTrim: retention drops whole segments before the cut and keeps the rest.
+func TestTrim(t *testing.T) {
+	st := state{Ranges: []Range{
+		{Timeline: 1, Start: 0, End: 2 * SegmentSize, Segments: 2, Size: 200, Full: 2 * SegmentSize},
+		{Timeline: 1, Start: 5 * SegmentSize, End: 9*SegmentSize + 7, Segments: 4, Size: 400, Full: 9 * SegmentSize},
+		{Timeline: 2, Start: 9 * SegmentSize, End: 10 * SegmentSize, Segments: 1, Size: 100, Full: 10 * SegmentSize},
+	}}
+	st.trim(1, 7*SegmentSize+5)
+	require.Len(t, st.Ranges, 2)
+	require.Equal(t, Range{Timeline: 1, Start: 7 * SegmentSize, End: 9*SegmentSize + 7, Segments: 2, Size: 200, Full: 9 * SegmentSize}, st.Ranges[0])
+	require.Equal(t, uint32(2), st.Ranges[1].Timeline)
+}
