@@ -37,7 +37,9 @@ import (
 	"github.com/forlock/fleet/agent/internal/backoff"
 	"github.com/forlock/fleet/agent/internal/hostinfo"
 	"github.com/forlock/fleet/agent/internal/identity"
+	"github.com/forlock/fleet/agent/internal/session"
 	"github.com/forlock/fleet/agent/internal/tasks"
+	"github.com/forlock/fleet/agent/internal/walarchive"
 	"github.com/forlock/fleet/internal/buildinfo"
 )
 
@@ -56,6 +58,12 @@ type Agent struct {
 
 	// tasks runs assigned tasks; set by Run.
 	tasks atomic.Pointer[tasks.Runner]
+
+	// The WAL archive: its key store (loaded at Run), the archiver once
+	// running, and the outbox of the current session for its reports.
+	archiveKeys *walarchive.KeyStore
+	archiver    atomic.Pointer[walarchive.Archiver]
+	walOutbox   atomic.Pointer[session.Outbox]
 	// health runs the health checks; set by Run before any session starts.
 	health *health
 
@@ -183,9 +191,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	default:
 		return fmt.Errorf("%w: repair or move the damaged file (the agent never deletes its state directory)", err)
 	}
+	if err := a.openArchiveKeys(); err != nil {
+		return err
+	}
 	hc := a.cfg.newHealth()
 	defer hc.close()
 	a.health = hc
+	hc.suite.Services = append(hc.suite.Services, a.walCheck())
 	taskJournal, runner, err := a.openTasks(hc)
 	if err != nil {
 		return err
@@ -196,6 +208,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer bg.Wait()
 	monitorCtx := ctx // ctx is replaced below
 	bg.Go(func() { _ = hc.monitor.Run(monitorCtx) })
+	bg.Go(func() { a.runArchiver(monitorCtx, hc) })
 	ctx, stop := stopTasksFirst(ctx, runner)
 	defer stop()
 

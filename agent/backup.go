@@ -102,11 +102,13 @@ func absClean(p string) error {
 func (a *Agent) backupConfig(hc *health) backup.Config {
 	b, h := a.cfg.Backup, a.cfg.Health
 	cfg := backup.Config{
-		Node:       a.nodeName,
-		RedisAddr:  h.RedisAddr,
-		ComposeDir: b.ComposeDir,
-		BackupDirs: b.BackupDirs,
-		Logger:     a.log,
+		Node:         a.nodeName,
+		RedisAddr:    h.RedisAddr,
+		ComposeDir:   b.ComposeDir,
+		BackupDirs:   b.BackupDirs,
+		Logger:       a.log,
+		OnBaseBackup: a.noteBaseBackup,
+		DeleteWAL:    a.deleteWAL,
 	}
 	if hc.docker != nil {
 		cfg.Docker = hc.docker

@@ -55,6 +55,8 @@ type Config struct {
 	Health HealthConfig
 	// Backup configures the backup and restore tasks.
 	Backup BackupConfig
+	// WAL configures continuous WAL archiving.
+	WAL WalConfig
 	// TLS says where the node's nginx serves TLS and keeps its
 	// certificate, for the cert_rotate task and the certificate check.
 	TLS TLSConfig
@@ -110,6 +112,9 @@ func (cfg Config) validate() (Config, error) {
 	}
 	if cfg.Backup, err = cfg.Backup.validate(); err != nil {
 		return cfg, fmt.Errorf("backups: %w", err)
+	}
+	if cfg.WAL, err = cfg.WAL.validate(cfg.Backup); err != nil {
+		return cfg, err
 	}
 	if cfg.TLS, err = cfg.TLS.validate(cfg.Health); err != nil {
 		return cfg, fmt.Errorf("tls: %w", err)

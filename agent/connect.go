@@ -67,9 +67,15 @@ func (a *Agent) session(ctx context.Context, store *identity.Store, runner *task
 			}
 			a.setConnected(true)
 			runner.Attach(outbox)
+			a.walOutbox.Store(outbox)
+			a.sendWalReport()
 			wg.Go(renew)
 		},
 		OnMessage: func(m *forlockv1.ConnectResponse) {
+			if k := m.GetArchiveKey(); k != nil {
+				a.archiveKey(k)
+				return
+			}
 			if req := m.GetLogRequest(); req != nil {
 				wg.Go(func() { a.serveLogs(sctx, client, req) })
 				return
@@ -78,6 +84,7 @@ func (a *Agent) session(ctx context.Context, store *identity.Store, runner *task
 		},
 	})
 	runner.Detach(outbox)
+	a.walOutbox.CompareAndSwap(outbox, nil)
 	a.setConnected(false)
 	cancel(nil)
 	wg.Wait()

@@ -12,6 +12,7 @@ import (
 	"github.com/forlock/fleet/agent/internal/certs"
 	"github.com/forlock/fleet/agent/internal/checks"
 	"github.com/forlock/fleet/agent/internal/dockerrt"
+	"github.com/forlock/fleet/agent/internal/walarchive"
 	"github.com/forlock/fleet/internal/settings"
 )
 
@@ -91,6 +92,15 @@ func (st *agentSettings) table() *settings.Table {
 		{Key: "s3_tls", Value: settings.Bool(&b.S3TLS), Help: "talk https to the S3 server"},
 		{Key: "s3_region", Value: settings.String(&b.S3Region), Help: "S3 region (default us-east-1)"},
 
+		// Continuous WAL archiving.
+		{Key: "wal_archive", Value: settings.Bool(&c.WAL.Archive), Default: "true",
+			Help: "stream PostgreSQL's WAL to wal_archive_dir for point-in-time restore, once the control plane sends an archive key"},
+		{Key: "wal_archive_dir", Value: settings.String(&c.WAL.Dir), Path: true,
+			Help: "host directory for the WAL, inside backup_dirs (default: the first backup dir); files go to <dir>/wal/<node-id>/"},
+		{Key: "wal_ship_interval", Value: settings.Duration(&c.WAL.ShipInterval), Default: walarchive.DefaultShipInterval.String(),
+			Help: "how often new WAL is shipped: the RPO's main term"},
+		{Key: "wal_slot", Value: settings.String(&c.WAL.Slot), Default: walarchive.DefaultSlot, Help: "PostgreSQL physical replication slot of the archive"},
+
 		// The node's TLS certificate: cert_rotate tasks, the certificate check.
 		{Key: "tls_addr", Value: settings.String(&tl.Addr),
 			Help: "where nginx's 443 is reachable, HOST:PORT (default: the API URL's host:port if https, else 127.0.0.1:443)"},
@@ -121,6 +131,11 @@ func (st *agentSettings) checkFile() error {
 	}
 	if _, err := st.cfg.Backup.check(false); err != nil {
 		return fmt.Errorf("backup settings: %w", err)
+	}
+	if b, err := st.cfg.Backup.check(false); err == nil {
+		if _, err := st.cfg.WAL.validate(b); err != nil {
+			return err
+		}
 	}
 	if _, err := st.cfg.TLS.validate(h); err != nil {
 		return fmt.Errorf("tls settings: %w", err)

@@ -20,7 +20,7 @@ import (
 //	6      1     format version, 1
 //	7      2     B = length of the bound section, at most MaxSectionLen
 //	9      B     bound section (associated data of the body, with bytes 0..8):
-//	               u8 n, kind         "postgres" | "redis" | "config" | "snapshot"
+//	               u8 n, kind         "postgres" | "redis" | "config" | "wal" | "snapshot"
 //	               u8 n, node name    as pki.ValidateNodeName
 //	               8     created      int64 Unix nanoseconds, UTC, ≥ 0
 //	               u8 n, compression  "zstd"
@@ -66,6 +66,7 @@ const (
 	KindPostgres Kind = "postgres" // pg_dump -Fc output
 	KindRedis    Kind = "redis"    // dump.rdb
 	KindConfig   Kind = "config"   // tar of compose dir, .env and nginx config
+	KindWal      Kind = "wal"      // one PostgreSQL WAL segment (or its partial start) or timeline history file
 	// KindSnapshot is a control plane's own snapshot: a tar of its
 	// database and key files (controlplane/internal/snapshot). Its node
 	// name is the control plane's.
@@ -230,9 +231,9 @@ func (h *Header) validate() error {
 		return fmt.Errorf("format version %d not supported, want %d", h.Version, FormatVersion)
 	}
 	switch h.Kind {
-	case KindPostgres, KindRedis, KindConfig, KindSnapshot:
+	case KindPostgres, KindRedis, KindConfig, KindWal, KindSnapshot:
 	default:
-		return fmt.Errorf("kind %q: want postgres, redis, config or snapshot", h.Kind)
+		return fmt.Errorf("kind %q: want postgres, redis, config, wal or snapshot", h.Kind)
 	}
 	if err := pki.ValidateNodeName(h.Node); err != nil {
 		return err

@@ -166,6 +166,25 @@ func newFile(key []byte) (*File, error) {
 	return &File{id: LocalKeyID(key), aead: aead}, nil
 }
 
+// NewNamed returns a Wrapper holding key under the given key ID, with the
+// same wrap format as a key file. The agent wraps its WAL files' data keys
+// with the archive key the control plane sent it (ID "archive:…"); a
+// restore unwraps them with the same key sent back in the task.
+func NewNamed(keyID string, key []byte) (*File, error) {
+	if keyID == "" {
+		return nil, errors.New("named key: empty key ID")
+	}
+	if len(key) != DataKeySize {
+		return nil, fmt.Errorf("named key %s: key is %d bytes, want %d", keyID, len(key), DataKeySize)
+	}
+	f, err := newFile(key)
+	if err != nil {
+		return nil, err
+	}
+	f.id = keyID
+	return f, nil
+}
+
 // LocalKeyID derives the key ID of a local key: "local:" and the first 8 hex
 // digits of SHA-256 of the key.
 func LocalKeyID(key []byte) string {

@@ -131,6 +131,7 @@ func (h *Handler) Run(ctx context.Context, a tasks.Assignment, report func(*forl
 		return tasks.Result{}, err
 	}
 	var pgVersion string
+	var base *dbsource.BasePosition // of a physical backup, told once all succeeded
 	if physical && slices.Contains(kinds, forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES) {
 		if pgVersion, err = c.postgresMajor(ctx); err != nil {
 			return tasks.Result{}, fmt.Errorf("physical backup: %w", err)
@@ -142,7 +143,15 @@ func (h *Handler) Run(ctx context.Context, a tasks.Assignment, report func(*forl
 			info = physicalInfo
 		}
 		phase := fmt.Sprintf("%s (%d/%d)", info.phase, i+1, len(kinds))
-		a, name, err := c.one(ctx, dst, node, info, keys[k], created, func(size func() int64) {
+		src := c.sourceOf(info)
+		var pos dbsource.BasePosition
+		if info == physicalInfo {
+			src = func(ctx context.Context, w io.Writer) (err error) {
+				pos, err = dbsource.Postgres{Exec: c.cfg.Docker}.BaseBackupAt(ctx, w)
+				return err
+			}
+		}
+		a, name, err := c.one(ctx, dst, node, info, keys[k], created, src, func(size func() int64) {
 			p.step(phase, uint32(i*100/len(kinds)), size) //nolint:gosec // at most 3 kinds
 		})
 		p.finish(int64(a.GetSizeBytes())) //nolint:gosec // a file size
@@ -157,6 +166,9 @@ func (h *Handler) Run(ctx context.Context, a tasks.Assignment, report func(*forl
 			a.PostgresFormat = forlockv1.PostgresFormat_POSTGRES_FORMAT_LOGICAL
 			if physical {
 				a.PostgresFormat, a.PostgresVersion = forlockv1.PostgresFormat_POSTGRES_FORMAT_PHYSICAL, pgVersion
+				a.WalStartLsn, a.WalEndLsn, a.Timeline = pos.StartLSN, pos.EndLSN, pos.Timeline
+				a.BackupEndTime = timestamppb.New(pos.EndTime)
+				base = &pos
 			}
 		}
 		arts = append(arts, a)
@@ -165,6 +177,9 @@ func (h *Handler) Run(ctx context.Context, a tasks.Assignment, report func(*forl
 		return fail(fmt.Errorf("backup stopped: %w", err))
 	}
 	p.stop()
+	if base != nil && c.cfg.OnBaseBackup != nil {
+		c.cfg.OnBaseBackup(*base)
+	}
 	return summary(arts, dst.store.Location(strings.TrimSuffix(dst.prefix, "/"))), nil
 }
 
@@ -201,13 +216,12 @@ func backupKeys(keys []*forlockv1.TaskKey, kinds []forlockv1.ArtifactKind) (map[
 // one writes one artifact. It returns the name it wrote (or began to
 // write) so a later failure can remove it.
 func (c *core) one(ctx context.Context, dst target, node string, info kindInfo, key *forlockv1.TaskKey, created time.Time,
-	track func(size func() int64)) (*forlockv1.Artifact, string, error) {
+	src func(context.Context, io.Writer) error, track func(size func() int64)) (*forlockv1.Artifact, string, error) {
 	plainName := fmt.Sprintf("%s_%s%s", info.name, created.Format("20060102_150405"), info.ext)
 	fileName := plainName + encSuffix
 	name := dst.prefix + fileName
 	hdr := artifact.Header{Kind: info.name, Node: node, Created: created, KeyID: key.GetKeyId(),
 		WrappedKey: key.GetWrappedKey(), FileName: plainName}
-	src := c.sourceOf(info)
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/forlock/fleet/agent/internal/backupstore"
+	"github.com/forlock/fleet/agent/internal/dbsource"
 	"github.com/forlock/fleet/agent/internal/dockerrt"
+	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
 // Defaults of Config.
@@ -76,6 +78,13 @@ type Config struct {
 	BackupDirs []string
 	// S3 is the agent's S3 server, if any.
 	S3 S3Config
+	// OnBaseBackup, if set, is told the WAL position of every physical base
+	// backup that succeeded (the WAL archiver heals a gap with it).
+	OnBaseBackup func(pos dbsource.BasePosition)
+	// DeleteWAL, if set, carries out the WAL part of a delete_backup task
+	// (DeleteBackupSpec.wal) and returns how many files it removed; nil
+	// refuses such a task.
+	DeleteWAL func(ctx context.Context, ranges []*forlockv1.WalRange) (int, error)
 	// APIReady, if set, asks the API's health endpoint once; a restore
 	// takes a running API that answers it as healthy without waiting for
 	// the Docker healthcheck's next run (which may be 30 s away).

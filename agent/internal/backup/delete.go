@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/forlock/fleet/agent/internal/tasks"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -30,11 +31,21 @@ func (h *DeleteHandler) Run(ctx context.Context, a tasks.Assignment, _ func(*for
 	if d == nil {
 		return tasks.Result{}, errors.New("not a delete_backup task")
 	}
-	if len(d.GetArtifacts()) == 0 {
+	if len(d.GetArtifacts()) == 0 && len(d.GetWal()) == 0 {
 		return tasks.Result{}, errors.New("no artifacts to delete")
 	}
 	var details []string
 	var errs []error
+	if len(d.GetWal()) > 0 {
+		if h.c.cfg.DeleteWAL == nil {
+			return tasks.Result{}, errors.New("this agent does not archive WAL: nothing to delete")
+		}
+		n, err := h.c.cfg.DeleteWAL(ctx, d.GetWal())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("WAL: %w", err))
+		}
+		details = append(details, fmt.Sprintf("deleted %d WAL files", n))
+	}
 	for _, a := range d.GetArtifacts() {
 		if err := h.c.delete(ctx, a.GetLocation()); err != nil {
 			errs = append(errs, fmt.Errorf("artifact %s: %w", a.GetId(), err))
@@ -44,11 +55,11 @@ func (h *DeleteHandler) Run(ctx context.Context, a tasks.Assignment, _ func(*for
 	}
 	if err := errors.Join(errs...); err != nil {
 		if len(details) > 0 {
-			err = fmt.Errorf("%w (deleted %d of %d)", err, len(details), len(d.GetArtifacts()))
+			err = fmt.Errorf("%w (%s)", err, strings.Join(details, "; "))
 		}
 		return tasks.Result{}, err
 	}
-	return tasks.Result{Message: fmt.Sprintf("deleted %d artifacts", len(details)), Details: details}, nil
+	return tasks.Result{Message: fmt.Sprintf("deleted %d artifacts", len(d.GetArtifacts())), Details: details}, nil
 }
 
 func (c *core) delete(ctx context.Context, location string) error {

@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/forlock/fleet/agent/internal/dbsource"
 	"github.com/forlock/fleet/agent/internal/dockerrt"
 	"github.com/forlock/fleet/internal/artifact"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -31,6 +33,8 @@ func TestPhysicalBackupAndRestore(t *testing.T) {
 
 	root := t.TempDir()
 	cfg := nodeConfig(n, root)
+	var bases []dbsource.BasePosition
+	cfg.OnBaseBackup = func(p dbsource.BasePosition) { bases = append(bases, p) }
 	bh, err := NewHandler(cfg)
 	require.NoError(t, err)
 	rh, err := NewRestoreHandler(cfg)
@@ -48,6 +52,12 @@ func TestPhysicalBackupAndRestore(t *testing.T) {
 	require.Regexp(t, `^postgres_\d{8}_\d{6}\.base\.tar\.zst\.enc$`, pg.GetFileName())
 	require.Equal(t, forlockv1.PostgresFormat_POSTGRES_FORMAT_PHYSICAL, pg.GetPostgresFormat())
 	require.Equal(t, "15", pg.GetPostgresVersion())
+	require.Regexp(t, `^[0-9A-F]+/[0-9A-F]+$`, pg.GetWalStartLsn())
+	require.Regexp(t, `^[0-9A-F]+/[0-9A-F]+$`, pg.GetWalEndLsn())
+	require.Equal(t, uint32(1), pg.GetTimeline())
+	require.WithinDuration(t, time.Now(), pg.GetBackupEndTime().AsTime(), time.Minute)
+	require.Equal(t, []dbsource.BasePosition{{StartLSN: pg.GetWalStartLsn(), EndLSN: pg.GetWalEndLsn(), Timeline: 1,
+		EndTime: pg.GetBackupEndTime().AsTime()}}, bases, "told once, with the artifact's position")
 	require.Greater(t, pg.GetPlainBytes(), uint64(5<<20), "the cluster holds the 5 MB of rows")
 	pg.Id = "rp1-postgres"
 

@@ -1,0 +1,60 @@
+package walarchive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/forlock/fleet/agent/internal/backupstore"
+	"github.com/forlock/fleet/internal/artifact"
+	"github.com/forlock/fleet/internal/keys"
+)
+
+// Keyring unwraps WAL files' data keys with the archive keys a restore task
+// carries, by key ID.
+type Keyring map[string]*keys.File
+
+// Unwrap is an artifact.UnwrapFunc.
+func (k Keyring) Unwrap(keyID string, wrapped []byte) ([]byte, error) {
+	f, ok := k[keyID]
+	if !ok {
+		return nil, fmt.Errorf("%w %q: the task carries no archive key of that ID", keys.ErrUnknownKey, keyID)
+	}
+	return f.Unwrap(context.Background(), keyID, wrapped)
+}
+
+// StoredName is where a WAL file (segment, partial or history file name)
+// of timeline tl lives under a node's prefix ("wal/<node-id>/").
+func StoredName(prefix string, tl uint32, name string) string {
+	return prefix + TimelineDir(tl) + "/" + name + encSuffix
+}
+
+// Fetch decrypts one stored WAL file into dst, checking that its header
+// names the file asked for (a file moved to another name is refused).
+// Every byte written to dst was authenticated, but on error dst may hold a
+// prefix: write to a temporary place.
+func Fetch(ctx context.Context, st backupstore.Store, prefix string, tl uint32, name string, kr Keyring, dst io.Writer) (int64, error) {
+	stored := StoredName(prefix, tl, name)
+	rc, _, err := st.Open(ctx, stored)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = rc.Close() }()
+	h, body, err := artifact.Open(backupstore.ContextReader(ctx, rc), kr.Unwrap)
+	if err != nil {
+		return 0, fmt.Errorf("WAL %s: %w", st.Location(stored), err)
+	}
+	defer func() { _ = body.Close() }()
+	if h.Kind != artifact.KindWal || h.FileName != name {
+		return 0, fmt.Errorf("WAL %s: %w: it holds %s %q", st.Location(stored), artifact.ErrCorrupted, h.Kind, h.FileName)
+	}
+	n, err := io.Copy(dst, body)
+	if err != nil {
+		return n, fmt.Errorf("WAL %s: %w", st.Location(stored), err)
+	}
+	return n, nil
+}
+
+// ErrMissing is the error of WAL a restore needs that is not in the archive.
+var ErrMissing = errors.New("WAL segment missing from the archive")
