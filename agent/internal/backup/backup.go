@@ -13,7 +13,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/forlock/fleet/agent/internal/backupstore"
-	"github.com/forlock/fleet/agent/internal/dbsource"
 	"github.com/forlock/fleet/agent/internal/tasks"
 	"github.com/forlock/fleet/internal/artifact"
 	"github.com/forlock/fleet/internal/pki"
@@ -208,6 +207,7 @@ func (c *core) one(ctx context.Context, dst target, node string, info kindInfo, 
 	hdr := artifact.Header{Kind: info.name, Node: node, Created: created, KeyID: key.GetKeyId(),
 		WrappedKey: key.GetWrappedKey(), FileName: plainName}
 	src := c.sourceOf(info)
+	var rec recorded
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -232,7 +232,7 @@ func (c *core) one(ctx context.Context, dst target, node string, info kindInfo, 
 		aw, err := artifact.NewWriter(pw, hdr, key.GetPlainKey())
 		if err == nil {
 			w.Store(aw)
-			err = src(sctx, countingWriter{w: aw, c: &plain})
+			err = src(sctx, countingWriter{w: aw, c: &plain}, &rec)
 			if cerr := aw.Close(); err == nil {
 				err = cerr
 			}
@@ -265,41 +265,39 @@ func (c *core) one(ctx context.Context, dst target, node string, info kindInfo, 
 		return nil, name, fmt.Errorf("write %s artifact %s: nothing was written", info.name, loc)
 	}
 	return &forlockv1.Artifact{
-		CreatedAt:   timestamppb.New(created),
-		SizeBytes:   uint64(n),
-		Sha256:      sha,
-		Compression: artifact.Compression,
-		Cipher:      artifact.Cipher,
-		KeyId:       key.GetKeyId(),
-		WrappedKey:  key.GetWrappedKey(),
-		Location:    loc,
-		FileName:    fileName,
-		PlainBytes:  uint64(max(plain.load(), 0)), //nolint:gosec // not negative
+		TableCounts:    rec.tables,
+		RedisKeys:      rec.redis,
+		CountsRecorded: rec.ok,
+		CreatedAt:      timestamppb.New(created),
+		SizeBytes:      uint64(n),
+		Sha256:         sha,
+		Compression:    artifact.Compression,
+		Cipher:         artifact.Cipher,
+		KeyId:          key.GetKeyId(),
+		WrappedKey:     key.GetWrappedKey(),
+		Location:       loc,
+		FileName:       fileName,
+		PlainBytes:     uint64(max(plain.load(), 0)), //nolint:gosec // not negative
 	}, name, nil
 }
 
+// source writes the plain data of a kind into w and records in rec what a
+// restore drill will compare.
+type source func(ctx context.Context, w io.Writer, rec *recorded) error
+
 // sourceOf returns what writes the plain data of a kind.
-func (c *core) sourceOf(info kindInfo) func(context.Context, io.Writer) error {
+func (c *core) sourceOf(info kindInfo) source {
 	switch info.name {
 	case artifact.KindPostgres:
 		if info == physicalInfo {
-			return dbsource.Postgres{Exec: c.cfg.Docker}.BaseBackup
+			return c.baseBackup
 		}
-		return dbsource.Postgres{Exec: c.cfg.Docker}.Dump
+		return c.dumpPostgres
 	case artifact.KindRedis:
 		return c.snapshotRedis
 	default:
-		return c.archiveConfig
+		return func(ctx context.Context, w io.Writer, _ *recorded) error { return c.archiveConfig(ctx, w) }
 	}
-}
-
-func (c *core) snapshotRedis(ctx context.Context, w io.Writer) error {
-	client, err := c.redisClient()
-	if err != nil {
-		return err
-	}
-	defer func() { _ = client.Close() }()
-	return dbsource.Redis{Client: client, Exec: c.cfg.Docker}.Snapshot(ctx, w)
 }
 
 // remove deletes what a failed backup wrote, with its own deadline (the
