@@ -133,8 +133,8 @@ func (p Postgres) DumpCounted(ctx context.Context, w io.Writer) ([]TableRows, er
 func (p Postgres) CountRows(ctx context.Context) ([]TableRows, error) {
 	var out strings.Builder
 	res, err := p.Exec.Exec(ctx, "postgres", p.user(),
-		[]string{"psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", "--dbname=" + p.db(),
-			"-c", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "-c", countSQL, "-c", "COMMIT"}, nil, &out)
+		append(p.hostArgs("psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", "--dbname="+p.db()),
+			"-c", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "-c", countSQL, "-c", "COMMIT"), nil, &out)
 	if err != nil {
 		return nil, fmt.Errorf("psql count rows: %w", err)
 	}
@@ -146,4 +146,12 @@ func (p Postgres) CountRows(ctx context.Context) ([]TableRows, error) {
 		return nil, fmt.Errorf("psql count rows: %w", err)
 	}
 	return counts, nil
+}
+
+// hostArgs is a command with --host when p names a socket directory.
+func (p Postgres) hostArgs(cmd ...string) []string {
+	if p.Host != "" {
+		cmd = append(cmd, "--host="+p.Host)
+	}
+	return cmd
 }
