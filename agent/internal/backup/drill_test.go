@@ -200,4 +200,3 @@ func forgeArtifact(t *testing.T, root, node string, key *forlockv1.TaskKey, plai
 	return &forlockv1.Artifact{Location: p, FileName: filepath.Base(p), Sha256: w.SHA256(), SizeBytes: uint64(buf.Len()), //nolint:gosec // a size
 		KeyId: key.GetKeyId(), WrappedKey: key.GetWrappedKey(), PlainBytes: uint64(len(plain))}
 }
-
