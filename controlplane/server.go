@@ -159,7 +159,7 @@ func (s *Server) init(now time.Time) error {
 func (s *Server) newScheduler() (*scheduler.Scheduler, error) {
 	return scheduler.New(scheduler.Config{
 		Jobs: s.jobs, Catalog: s.store, Nodes: s.registry, Certificates: s.store, Logger: s.log,
-		Backups: s.cfg.BackupSchedules, RetentionInterval: s.cfg.RetentionInterval,
+		Backups: s.cfg.BackupSchedules, Verify: s.cfg.VerifySchedules, RetentionInterval: s.cfg.RetentionInterval,
 		CertPolicy: s.cfg.Vault != nil, CertCheckInterval: s.cfg.CertCheckInterval,
 	})
 }

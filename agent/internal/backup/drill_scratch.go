@@ -108,7 +108,7 @@ func (c *core) drillPostgres(ctx context.Context, it *item) ([]*forlockv1.DrillC
 			return nil, err
 		}
 	}
-	if err := run(ctx, s, "postgres", "start the scratch server", nil, io.Discard, "touch", scratchDir+"/go"); err != nil {
+	if err := run(ctx, s, "postgres", "start the scratch server", nil, io.Discard, "sh", "-c", "mkdir -p "+scratchDir+" && touch "+scratchDir+"/go"); err != nil {
 		return nil, err
 	}
 	if err := c.waitReady(ctx, s, "postgres", "the scratch PostgreSQL", "pg_isready", "-q", sock); err != nil {
