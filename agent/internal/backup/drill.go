@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -137,13 +136,4 @@ func drillResult(res *forlockv1.DrillResult, items []*item) tasks.Result {
 		out.Message = fmt.Sprintf("drill failed after %s: %s", d, res.GetReason())
 	}
 	return out
-}
-
-// plainOf opens an artifact's plaintext for a copy into scratch.
-func plainOf(ctx context.Context, it *item) (io.ReadCloser, error) {
-	body, err := it.openPlain(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("open: %w", err)
-	}
-	return body, nil
 }

@@ -34,18 +34,25 @@ func (e scratchExec) Exec(ctx context.Context, _, user string, cmd []string, std
 }
 
 // scratch starts a scratch container beside service running script after
-// the go file, and returns it with its removal.
-func (c *core) scratch(ctx context.Context, service, user, script string) (*dockerrt.Scratch, func(), error) {
+// the go file, opens the artifact's plaintext, and returns both with what
+// closes the one and removes the other.
+func (c *core) scratch(ctx context.Context, it *item, service, user, script string) (*dockerrt.Scratch, io.Reader, func(), error) {
 	s, err := c.cfg.Docker.StartScratch(ctx, dockerrt.ScratchConfig{Service: service, User: user,
 		Cmd: []string{"sh", "-c", waitGo + script}, NanoCPUs: c.cfg.DrillNanoCPUs, MemoryBytes: c.cfg.DrillMemory})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return s, func() {
+	remove := func() {
 		if err := s.Remove(ctx); err != nil {
 			c.cfg.Logger.Error("drill: cannot remove a scratch container", "container", s.Name, "error", err.Error())
 		}
-	}, nil
+	}
+	body, err := it.openPlain(ctx)
+	if err != nil {
+		remove()
+		return nil, nil, nil, fmt.Errorf("open: %w", err)
+	}
+	return s, body, func() { _ = body.Close(); remove() }, nil
 }
 
 // run runs cmd in s and fails with its stderr.
@@ -90,18 +97,15 @@ func (c *core) waitReady(ctx context.Context, s *dockerrt.Scratch, user, what st
 // there (counts are shown, not compared: see baseBackup).
 func (c *core) drillPostgres(ctx context.Context, it *item) ([]*forlockv1.DrillCount, error) {
 	const sock = "--host=" + scratchDir
-	server := `if [ ! -s $d/pg/PG_VERSION ]; then initdb -D $d/pg -U postgres --auth-local=trust >$d/initdb.log 2>&1; fi; ` +
-		`exec postgres -D $d/pg -c listen_addresses= -c unix_socket_directories=$d -c archive_mode=off`
-	s, remove, err := c.scratch(ctx, "postgres", "postgres", server)
+	server := `if [ ! -s $d/pg/PG_VERSION ]; then initdb --no-sync -D $d/pg -U postgres --auth-local=trust >$d/initdb.log 2>&1; fi; ` +
+		// A scratch cluster is thrown away: no fsync (several times faster
+		// on a loaded host), no archiving.
+		`exec postgres -D $d/pg -c listen_addresses= -c unix_socket_directories=$d -c archive_mode=off -c fsync=off -c full_page_writes=off`
+	s, body, done, err := c.scratch(ctx, it, "postgres", "postgres", server)
 	if err != nil {
 		return nil, err
 	}
-	defer remove()
-	body, err := plainOf(ctx, it)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = body.Close() }()
+	defer done()
 	if it.physical {
 		if err := run(ctx, s, "postgres", "unpack the base backup", body, io.Discard,
 			"sh", "-c", "mkdir -p "+scratchDir+"/pg && chmod 700 "+scratchDir+"/pg && tar -x -C "+scratchDir+"/pg"); err != nil {
@@ -178,16 +182,11 @@ func (c *core) drillRedis(ctx context.Context, it *item) ([]*forlockv1.DrillCoun
 	}
 	server := "exec redis-server --port 0 --unixsocket $d/redis.sock --dir $d --dbfilename dump.rdb --save '' --appendonly no " +
 		"--databases " + strconv.Itoa(dbs) + " --replicaof 127.0.0.1 1"
-	s, remove, err := c.scratch(ctx, "redis", "", server)
+	s, body, done, err := c.scratch(ctx, it, "redis", "", server)
 	if err != nil {
 		return nil, err
 	}
-	defer remove()
-	body, err := plainOf(ctx, it)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = body.Close() }()
+	defer done()
 	if err := run(ctx, s, "", "copy the RDB into scratch", body, io.Discard,
 		"sh", "-c", "mkdir -p "+scratchDir+" && cat > "+scratchDir+"/dump.rdb && touch "+scratchDir+"/go"); err != nil {
 		return nil, err

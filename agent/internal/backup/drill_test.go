@@ -61,7 +61,8 @@ func verifySpec(arts ...*forlockv1.Artifact) *forlockv1.JobSpec {
 // keep their IDs and start times throughout.
 func TestDrill(t *testing.T) {
 	n := startNode(t)
-	ctx := testCtx(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // three drills on a shared host
+	defer cancel()
 	n.sh(t, "exec", n.name+"-api", "forlockapi", "load", "--mb", "2")
 	rc := redis.NewClient(&redis.Options{Addr: n.redisAddr})
 	defer func() { _ = rc.Close() }()
@@ -75,6 +76,7 @@ func TestDrill(t *testing.T) {
 	cfg := nodeConfig(n, root)
 	cfg.ComposeDir = composeDir(t)
 	cfg.DrillMemory = 512 << 20
+	cfg.DrillStartTimeout = 5 * time.Minute
 	bh, err := NewHandler(cfg)
 	require.NoError(t, err)
 	dh, err := NewDrillHandler(cfg)
