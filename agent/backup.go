@@ -28,6 +28,10 @@ type BackupConfig struct {
 	// holds the default destination, <dir>/<node>/. Default
 	// [/var/backups/forlock].
 	BackupDirs []string
+	// DrillCPUs and DrillMemory limit each scratch container of a restore
+	// drill (CPUs, bytes). Default 1 CPU, 1 GiB.
+	DrillCPUs   float64
+	DrillMemory int64
 	// S3Endpoint is the S3-compatible server's host:port, without scheme;
 	// empty means no S3.
 	S3Endpoint string
@@ -107,6 +111,9 @@ func (a *Agent) backupConfig(hc *health) backup.Config {
 		ComposeDir: b.ComposeDir,
 		BackupDirs: b.BackupDirs,
 		Logger:     a.log,
+		// 0 or less: backup.Config's defaults.
+		DrillNanoCPUs: int64(b.DrillCPUs * 1e9),
+		DrillMemory:   b.DrillMemory,
 	}
 	if hc.docker != nil {
 		cfg.Docker = hc.docker
