@@ -38,58 +38,18 @@ func (p *parser) skipValue(at int64, t byte) error {
 		}
 		return p.skipStrings(n)
 	case typeHash:
-		n, err := p.length()
-		if err != nil {
-			return err
-		}
-		for range n {
-			if err := p.skipStrings(2); err != nil {
-				return err
-			}
-		}
-		return nil
+		return p.skipEach(func() error { return p.skipStrings(2) })
 	case typeZSet:
-		n, err := p.length()
-		if err != nil {
-			return err
-		}
-		for range n {
-			if err := p.skipStrings(1); err != nil {
-				return err
-			}
-			if err := p.skipOldDouble(); err != nil {
-				return err
-			}
-		}
-		return nil
+		return p.skipEach(func() error { return first(p.skipStrings(1), p.skipOldDouble) })
 	case typeZSet2:
-		n, err := p.length()
-		if err != nil {
-			return err
-		}
-		for range n {
-			if err := p.skipStrings(1); err != nil {
-				return err
-			}
-			if err := p.skip(8); err != nil {
-				return err
-			}
-		}
-		return nil
+		return p.skipEach(func() error { return first(p.skipStrings(1), func() error { return p.skip(8) }) })
 	case typeListQuicklist2:
-		n, err := p.length()
-		if err != nil {
-			return err
-		}
-		for range n {
-			if _, err := p.length(); err != nil { // container: plain or packed
+		return p.skipEach(func() error { // container (plain or packed), then its blob
+			if _, err := p.length(); err != nil {
 				return err
 			}
-			if err := p.skipStrings(1); err != nil {
-				return err
-			}
-		}
-		return nil
+			return p.skipStrings(1)
+		})
 	case typeStreamLP, typeStreamLP2, typeStreamLP3:
 		return p.skipStream(t)
 	case typeModule, typeModule2:
@@ -196,4 +156,28 @@ func (p *parser) skipLengths(n int) error {
 		}
 	}
 	return nil
+}
+
+// skipEach reads a count, then skips that many elements with one. Each
+// element reads at least one byte, so a lying count ends at the input's end.
+func (p *parser) skipEach(one func() error) error {
+	n, err := p.length()
+	if err != nil {
+		return err
+	}
+	for range n {
+		if err := one(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// first returns err, or then's error when err is nil: then reads only
+// after a read that succeeded.
+func first(err error, then func() error) error {
+	if err != nil {
+		return err
+	}
+	return then()
 }
