@@ -28,6 +28,10 @@ type BackupConfig struct {
 	// holds the default destination, <dir>/<node>/. Default
 	// [/var/backups/forlock].
 	BackupDirs []string
+	// DrillCPUs and DrillMemory limit each scratch container of a restore
+	// drill (CPUs, bytes). Default 1 CPU, 1 GiB.
+	DrillCPUs   float64
+	DrillMemory int64
 	// S3Endpoint is the S3-compatible server's host:port, without scheme;
 	// empty means no S3.
 	S3Endpoint string
@@ -109,6 +113,9 @@ func (a *Agent) backupConfig(hc *health) backup.Config {
 		Logger:       a.log,
 		OnBaseBackup: a.noteBaseBackup,
 		DeleteWAL:    a.deleteWAL,
+		// 0 or less: backup.Config's defaults.
+		DrillNanoCPUs: int64(b.DrillCPUs * 1e9),
+		DrillMemory:   b.DrillMemory,
 	}
 	if hc.docker != nil {
 		cfg.Docker = hc.docker

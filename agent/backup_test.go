@@ -16,7 +16,7 @@ func TestBackupSettings(t *testing.T) {
 
 	st, err := resolve(t, []string{"--config", cfgFile}, nil)
 	require.NoError(t, err)
-	require.Equal(t, BackupConfig{ComposeDir: "/srv/forlock", BackupDirs: []string{"/b1", "/b2"}, S3Endpoint: "s3:9000",
+	require.Equal(t, BackupConfig{ComposeDir: "/srv/forlock", BackupDirs: []string{"/b1", "/b2"}, DrillCPUs: 1, DrillMemory: 1 << 30, S3Endpoint: "s3:9000",
 		S3AccessKeyFile: filepath.Join(dir, "ak"), S3SecretKeyFile: filepath.Join(dir, "sk"), S3Region: "eu-1"}, st.cfg.Backup)
 
 	// The environment beats the file's key files; a flag beats both.
@@ -24,7 +24,7 @@ func TestBackupSettings(t *testing.T) {
 		"--s3-secret-key-file", "/f/sk", "--s3-endpoint", "f:1", "--s3-region", "r"},
 		map[string]string{S3AccessKeyEnv: "env-ak", S3SecretKeyEnv: "env-sk"})
 	require.NoError(t, err)
-	require.Equal(t, BackupConfig{ComposeDir: "/f/c", BackupDirs: []string{"/f1", "/f2"}, S3Endpoint: "f:1",
+	require.Equal(t, BackupConfig{ComposeDir: "/f/c", BackupDirs: []string{"/f1", "/f2"}, DrillCPUs: 1, DrillMemory: 1 << 30, S3Endpoint: "f:1",
 		S3AccessKey: "env-ak", S3SecretKey: "env-sk", S3SecretKeyFile: "/f/sk", S3TLS: true, S3Region: "r"}, st.cfg.Backup)
 
 	// Defaults, and the checks New makes.

@@ -51,7 +51,12 @@ func (a *Agent) taskHandlers(hc *health) (map[protocol.Kind]TaskHandler, error) 
 	if err != nil {
 		return nil, err
 	}
+	vh, err := backup.NewDrillHandler(bcfg)
+	if err != nil {
+		return nil, err
+	}
 	h := map[protocol.Kind]TaskHandler{
+		protocol.KindVerifyBackup: vh,
 		protocol.KindHealthCheck:  checks.Handler{Suite: hc.suite, Publish: hc.monitor.Publish},
 		protocol.KindBackup:       bh,
 		protocol.KindRestore:      rh,

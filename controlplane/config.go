@@ -60,6 +60,9 @@ type Config struct {
 	// BackupSchedules are the backups the control plane makes on its own,
 	// and their retention.
 	BackupSchedules []scheduler.BackupSchedule
+	// VerifySchedules are the restore drills the control plane runs on
+	// its own (default: scheduler.DefaultVerifySchedule).
+	VerifySchedules []scheduler.VerifySchedule
 	// RetentionInterval is how often retention looks at the catalog
 	// besides after each scheduled backup; default 1h.
 	RetentionInterval time.Duration
@@ -160,7 +163,10 @@ func (c *Config) validate() error {
 	if err := c.Snapshots.Check(); err != nil {
 		return err
 	}
-	return scheduler.CheckSchedules(c.BackupSchedules)
+	if err := scheduler.CheckSchedules(c.BackupSchedules); err != nil {
+		return err
+	}
+	return scheduler.CheckVerifySchedules(c.VerifySchedules)
 }
 
 func validHostName(n string) bool {

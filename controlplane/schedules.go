@@ -74,3 +74,23 @@ func backupSchedules(entries []FileBackupSchedule) ([]scheduler.BackupSchedule, 
 	}
 	return out, nil
 }
+
+// FileVerifySchedule is one entry of verify_schedules.
+type FileVerifySchedule struct {
+	Name     string `yaml:"name"`
+	Cron     string `yaml:"cron"`
+	Selector string `yaml:"selector"`
+}
+
+// verifySchedules turns verify_schedules entries into checked schedules;
+// none given (nil) is the weekly default, an empty list turns drills off.
+func verifySchedules(entries []FileVerifySchedule) ([]scheduler.VerifySchedule, error) {
+	if entries == nil {
+		return []scheduler.VerifySchedule{scheduler.DefaultVerifySchedule}, nil
+	}
+	out := []scheduler.VerifySchedule{}
+	for _, f := range entries {
+		out = append(out, scheduler.VerifySchedule{Name: f.Name, Cron: f.Cron, Selector: f.Selector})
+	}
+	return out, scheduler.CheckVerifySchedules(out)
+}

@@ -164,3 +164,30 @@ func (e *env) onlineNode(name string) string {
 	e.waitState(name, forlockv1.NodeState_NODE_STATE_ONLINE, 5*time.Second)
 	return id.resp.GetNodeId()
 }
+
+func TestVerifyScheduleConfig(t *testing.T) {
+	for _, tt := range []struct {
+		name, file string
+		want       []scheduler.VerifySchedule
+	}{
+		{"unset: weekly", "version: 1\n", []scheduler.VerifySchedule{scheduler.DefaultVerifySchedule}},
+		{"empty: off", "version: 1\nverify_schedules: []\n", []scheduler.VerifySchedule{}},
+		{"given", "version: 1\nverify_schedules:\n  - {name: prod-daily, cron: \"@daily\", selector: env=prod}\n",
+			[]scheduler.VerifySchedule{{Name: "prod-daily", Cron: "@daily", Selector: "env=prod"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := parseFile([]byte(tt.file))
+			require.NoError(t, err)
+			got, err := verifySchedules(st.verify)
+			require.NoError(t, err)
+			require.Len(t, got, len(tt.want))
+			for i := range got {
+				require.Equal(t, []string{tt.want[i].Name, tt.want[i].Cron, tt.want[i].Selector}, []string{got[i].Name, got[i].Cron, got[i].Selector})
+			}
+		})
+	}
+	st, err := parseFile([]byte("version: 1\nverify_schedules:\n  - {name: d, cron: \"every week\"}\n"))
+	require.NoError(t, err)
+	_, err = verifySchedules(st.verify)
+	require.ErrorContains(t, err, `verify schedule d: cron "every week": give five fields in UTC`)
+}

@@ -175,7 +175,8 @@ func (s *Server) init(now time.Time) error {
 func (s *Server) newScheduler() (*scheduler.Scheduler, error) {
 	return scheduler.New(scheduler.Config{
 		Jobs: s.jobs, Catalog: s.store, Nodes: s.registry, Certificates: s.store, Logger: s.log,
-		Backups: s.cfg.BackupSchedules, RetentionInterval: s.cfg.RetentionInterval, WALRetention: s.cfg.WALRetention, WAL: s.store,
+		Backups: s.cfg.BackupSchedules, Verify: s.cfg.VerifySchedules, RetentionInterval: s.cfg.RetentionInterval,
+		WALRetention: s.cfg.WALRetention, WAL: s.store,
 		CertPolicy: s.cfg.Vault != nil, CertCheckInterval: s.cfg.CertCheckInterval,
 	})
 }

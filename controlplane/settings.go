@@ -24,6 +24,7 @@ type cpSettings struct {
 	cfg       Config
 	vault     VaultConfig
 	schedules []FileBackupSchedule
+	verify    []FileVerifySchedule
 	logLevel  slog.Level
 	logFormat string
 }
@@ -71,6 +72,8 @@ func (st *cpSettings) table() *settings.Table {
 			Help: "how long a node's WAL archive key is current before the control plane sends a new one, 1s to 720h"},
 		{Key: "backup_schedules", Value: settings.YAML(&st.schedules, "yaml"),
 			Help: "scheduled backups and their retention: a list of {name, cron, selector, only, pg_format, dest, s3_bucket, s3_prefix, max_parallel, keep}"},
+		{Key: "verify_schedules", Value: settings.YAML(&st.verify, "yaml"),
+			Help: "scheduled restore drills of each node's newest restore point: a list of {name, cron, selector}; unset: weekly, Sundays 04:00 UTC, every node; [] turns them off"},
 
 		// HashiCorp Vault; set when any vault setting is.
 		{Key: "vault.address", Value: settings.String(&v.Address), Help: "Vault address, https://HOST:8200"},
@@ -170,6 +173,9 @@ func resolveConfig(fs *pflag.FlagSet, getenv func(string) string) (*Config, *slo
 	var err error
 	if cfg.BackupSchedules, err = backupSchedules(st.schedules); err != nil {
 		return nil, nil, "", fmt.Errorf("backup_schedules: %w", err)
+	}
+	if cfg.VerifySchedules, err = verifySchedules(st.verify); err != nil {
+		return nil, nil, "", fmt.Errorf("verify_schedules: %w", err)
 	}
 	cfg.RotateAdminToken, _ = fs.GetBool("rotate-admin-token")
 	cfg.ConfigFile, _ = fs.GetString("config")

@@ -35,6 +35,11 @@ const (
 	// KindDeleteBackup deletes artifacts from their storage and marks them
 	// deleted in the catalog. Requires CapabilityTasks. Destructive.
 	KindDeleteBackup Kind = "delete_backup"
+	// KindVerifyBackup is a restore drill: a restore point restored into
+	// scratch containers beside a node and its recorded counts compared.
+	// Requires CapabilityTasks. Not destructive (the live containers are
+	// never touched).
+	KindVerifyBackup Kind = "verify_backup"
 )
 
 // kindInfo is one row of the kinds table.
@@ -58,6 +63,7 @@ var kinds = []struct {
 	{KindRollback, kindInfo{CapabilityTasks, true}},
 	{KindCertRotate, kindInfo{CapabilityTasks, false}},
 	{KindDeleteBackup, kindInfo{CapabilityTasks, true}},
+	{KindVerifyBackup, kindInfo{CapabilityTasks, false}},
 }
 
 func (k Kind) info() (kindInfo, bool) {

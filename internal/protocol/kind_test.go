@@ -48,7 +48,7 @@ func TestKindOfNoneIsInvalid(t *testing.T) {
 // TestWireValues pins the strings that go over the wire and into stored
 // jobs and journals: they must never change.
 func TestWireValues(t *testing.T) {
-	require.Equal(t, []Kind{"health_check", "backup", "restore", "upgrade", "rollback", "cert_rotate", "delete_backup"}, Kinds())
+	require.Equal(t, []Kind{"health_check", "backup", "restore", "upgrade", "rollback", "cert_rotate", "delete_backup", "verify_backup"}, Kinds())
 	require.Equal(t, []string{"heartbeat.v1", "ping.v1", "tasks.v1", "logs.v1"},
 		Strings(CapabilityHeartbeat, CapabilityPing, CapabilityTasks, CapabilityLogs))
 	for _, k := range Kinds() {
@@ -66,5 +66,5 @@ func TestDestructive(t *testing.T) {
 		}
 	}
 	require.Equal(t, []Kind{KindRestore, KindUpgrade, KindRollback, KindDeleteBackup}, destructive)
-	require.Equal(t, []Kind{KindHealthCheck, KindBackup, KindCertRotate}, safe)
+	require.Equal(t, []Kind{KindHealthCheck, KindBackup, KindCertRotate, KindVerifyBackup}, safe)
 }

@@ -143,15 +143,8 @@ func (h *Handler) Run(ctx context.Context, a tasks.Assignment, report func(*forl
 			info = physicalInfo
 		}
 		phase := fmt.Sprintf("%s (%d/%d)", info.phase, i+1, len(kinds))
-		src := c.sourceOf(info)
-		var pos dbsource.BasePosition
-		if info == physicalInfo {
-			src = func(ctx context.Context, w io.Writer) (err error) {
-				pos, err = dbsource.Postgres{Exec: c.cfg.Docker}.BaseBackupAt(ctx, w)
-				return err
-			}
-		}
-		a, name, err := c.one(ctx, dst, node, info, keys[k], created, src, func(size func() int64) {
+		var rec recorded
+		a, name, err := c.one(ctx, dst, node, info, keys[k], created, c.sourceOf(info), &rec, func(size func() int64) {
 			p.step(phase, uint32(i*100/len(kinds)), size) //nolint:gosec // at most 3 kinds
 		})
 		p.finish(int64(a.GetSizeBytes())) //nolint:gosec // a file size
@@ -166,6 +159,7 @@ func (h *Handler) Run(ctx context.Context, a tasks.Assignment, report func(*forl
 			a.PostgresFormat = forlockv1.PostgresFormat_POSTGRES_FORMAT_LOGICAL
 			if physical {
 				a.PostgresFormat, a.PostgresVersion = forlockv1.PostgresFormat_POSTGRES_FORMAT_PHYSICAL, pgVersion
+				pos := rec.base
 				a.WalStartLsn, a.WalEndLsn, a.Timeline = pos.StartLSN, pos.EndLSN, pos.Timeline
 				a.BackupEndTime = timestamppb.New(pos.EndTime)
 				base = &pos
@@ -216,7 +210,7 @@ func backupKeys(keys []*forlockv1.TaskKey, kinds []forlockv1.ArtifactKind) (map[
 // one writes one artifact. It returns the name it wrote (or began to
 // write) so a later failure can remove it.
 func (c *core) one(ctx context.Context, dst target, node string, info kindInfo, key *forlockv1.TaskKey, created time.Time,
-	src func(context.Context, io.Writer) error, track func(size func() int64)) (*forlockv1.Artifact, string, error) {
+	src source, rec *recorded, track func(size func() int64)) (*forlockv1.Artifact, string, error) {
 	plainName := fmt.Sprintf("%s_%s%s", info.name, created.Format("20060102_150405"), info.ext)
 	fileName := plainName + encSuffix
 	name := dst.prefix + fileName
@@ -246,7 +240,7 @@ func (c *core) one(ctx context.Context, dst target, node string, info kindInfo, 
 		aw, err := artifact.NewWriter(pw, hdr, key.GetPlainKey())
 		if err == nil {
 			w.Store(aw)
-			err = src(sctx, countingWriter{w: aw, c: &plain})
+			err = src(sctx, countingWriter{w: aw, c: &plain}, rec)
 			if cerr := aw.Close(); err == nil {
 				err = cerr
 			}
@@ -279,41 +273,39 @@ func (c *core) one(ctx context.Context, dst target, node string, info kindInfo, 
 		return nil, name, fmt.Errorf("write %s artifact %s: nothing was written", info.name, loc)
 	}
 	return &forlockv1.Artifact{
-		CreatedAt:   timestamppb.New(created),
-		SizeBytes:   uint64(n),
-		Sha256:      sha,
-		Compression: artifact.Compression,
-		Cipher:      artifact.Cipher,
-		KeyId:       key.GetKeyId(),
-		WrappedKey:  key.GetWrappedKey(),
-		Location:    loc,
-		FileName:    fileName,
-		PlainBytes:  uint64(max(plain.load(), 0)), //nolint:gosec // not negative
+		TableCounts:    rec.tables,
+		RedisKeys:      rec.redis,
+		CountsRecorded: rec.ok,
+		CreatedAt:      timestamppb.New(created),
+		SizeBytes:      uint64(n),
+		Sha256:         sha,
+		Compression:    artifact.Compression,
+		Cipher:         artifact.Cipher,
+		KeyId:          key.GetKeyId(),
+		WrappedKey:     key.GetWrappedKey(),
+		Location:       loc,
+		FileName:       fileName,
+		PlainBytes:     uint64(max(plain.load(), 0)), //nolint:gosec // not negative
 	}, name, nil
 }
 
+// source writes the plain data of a kind into w and records in rec what a
+// restore drill will compare.
+type source func(ctx context.Context, w io.Writer, rec *recorded) error
+
 // sourceOf returns what writes the plain data of a kind.
-func (c *core) sourceOf(info kindInfo) func(context.Context, io.Writer) error {
+func (c *core) sourceOf(info kindInfo) source {
 	switch info.name {
 	case artifact.KindPostgres:
 		if info == physicalInfo {
-			return dbsource.Postgres{Exec: c.cfg.Docker}.BaseBackup
+			return c.baseBackup
 		}
-		return dbsource.Postgres{Exec: c.cfg.Docker}.Dump
+		return c.dumpPostgres
 	case artifact.KindRedis:
 		return c.snapshotRedis
 	default:
-		return c.archiveConfig
+		return func(ctx context.Context, w io.Writer, _ *recorded) error { return c.archiveConfig(ctx, w) }
 	}
-}
-
-func (c *core) snapshotRedis(ctx context.Context, w io.Writer) error {
-	client, err := c.redisClient()
-	if err != nil {
-		return err
-	}
-	defer func() { _ = client.Close() }()
-	return dbsource.Redis{Client: client, Exec: c.cfg.Docker}.Snapshot(ctx, w)
 }
 
 // remove deletes what a failed backup wrote, with its own deadline (the

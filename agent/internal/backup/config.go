@@ -34,6 +34,8 @@ type Docker interface {
 	Start(ctx context.Context, service string) error
 	CopyTo(ctx context.Context, service, dir string, tarball io.Reader) error
 	RunBeside(ctx context.Context, service, user string, cmd []string) (dockerrt.ExecResult, error)
+	StartScratch(ctx context.Context, cfg dockerrt.ScratchConfig) (*dockerrt.Scratch, error)
+	RemoveScratch(ctx context.Context, services ...string) ([]string, error)
 }
 
 // Secret returns a credential when a task needs it (a file is read again
@@ -95,6 +97,13 @@ type Config struct {
 	// HealthTimeout bounds the wait for the API (and Redis) to be healthy
 	// again after a restore. Default DefaultHealthTimeout.
 	HealthTimeout time.Duration
+	// DrillNanoCPUs and DrillMemory limit each scratch container of a
+	// restore drill. Defaults DefaultDrillNanoCPUs, DefaultDrillMemory.
+	DrillNanoCPUs int64
+	DrillMemory   int64
+	// DrillStartTimeout bounds the wait for a scratch server to accept
+	// connections. Default DefaultDrillStartTimeout.
+	DrillStartTimeout time.Duration
 	// Logger receives task events; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock, for tests; nil means time.Now.
@@ -142,6 +151,15 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.HealthTimeout <= 0 {
 		cfg.HealthTimeout = DefaultHealthTimeout
+	}
+	if cfg.DrillNanoCPUs <= 0 {
+		cfg.DrillNanoCPUs = DefaultDrillNanoCPUs
+	}
+	if cfg.DrillMemory <= 0 {
+		cfg.DrillMemory = DefaultDrillMemory
+	}
+	if cfg.DrillStartTimeout <= 0 {
+		cfg.DrillStartTimeout = DefaultDrillStartTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -33,6 +33,9 @@ type Postgres struct {
 	// PostgreSQL role (peer authentication on the local socket); default
 	// "postgres".
 	OSUser string
+	// Host is the socket directory psql connects through (a scratch
+	// server's); empty: the server's default.
+	Host string
 }
 
 func (p Postgres) db() string   { return cmpOr(p.Database, "forlock") }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -107,4 +108,63 @@ func TestPostgresDumpAndRestoreRoundTrip(t *testing.T) {
 		require.NoError(t, r.Snapshot(ctx, &rdb))
 		require.Contains(t, rdb.String(), "fleet-test-key-2")
 	})
+}
+
+// TestDumpCountedSnapshot writes rows all the time the dump runs: the
+// counts taken in the dump's snapshot must equal what a restore of that dump
+// holds, and differ from the live table's count after the writes.
+func TestDumpCountedSnapshot(t *testing.T) {
+	rt, name, _ := node(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.Command("docker", "exec", name+"-api", "forlockapi", "load", "--mb", "4").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	psql(t, name, "CREATE TABLE drill_writes (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())")
+
+	stop := make(chan struct{})
+	writer := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				writer <- nil
+				return
+			default:
+			}
+			if out, err := exec.Command("docker", "exec", "-u", "postgres", name+"-postgres", "psql", "-X", "-q", "-d", "forlock",
+				"-c", "INSERT INTO drill_writes DEFAULT VALUES").CombinedOutput(); err != nil {
+				writer <- fmt.Errorf("%w: %s", err, out)
+				return
+			}
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	pg := Postgres{Exec: rt}
+	var dump bytes.Buffer
+	counts, err := pg.DumpCounted(ctx, &dump)
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	require.NoError(t, <-writer)
+	require.NoError(t, err)
+	require.True(t, bytes.HasPrefix(dump.Bytes(), []byte("PGDMP")))
+	byName := map[string]uint64{}
+	for _, c := range counts {
+		byName[c.Table] = c.Rows
+	}
+	require.Contains(t, byName, "public.vault_items")
+	require.Positive(t, byName["public.vault_items"])
+	require.Contains(t, byName, "public.drill_writes")
+
+	live, err := pg.CountRows(ctx)
+	require.NoError(t, err)
+	liveBy := map[string]uint64{}
+	for _, c := range live {
+		liveBy[c.Table] = c.Rows
+	}
+	require.Greater(t, liveBy["public.drill_writes"], byName["public.drill_writes"], "rows were written after the snapshot")
+
+	require.NoError(t, pg.Restore(ctx, bytes.NewReader(dump.Bytes())))
+	restored, err := pg.CountRows(ctx)
+	require.NoError(t, err)
+	require.Equal(t, counts, restored, "the restored dump holds exactly the counts taken in its snapshot")
 }

@@ -41,6 +41,11 @@ func (r *Runtime) Exec(ctx context.Context, service, user string, cmd []string, 
 	if err != nil {
 		return ExecResult{}, err
 	}
+	return r.execIn(ctx, id, cname, user, cmd, stdin, stdout)
+}
+
+// execIn is Exec in the container id (named cname).
+func (r *Runtime) execIn(ctx context.Context, id, cname, user string, cmd []string, stdin io.Reader, stdout io.Writer) (ExecResult, error) {
 	created, err := r.cli.ExecCreate(ctx, id, client.ExecCreateOptions{
 		User: user, Cmd: cmd, AttachStdin: stdin != nil, AttachStdout: true, AttachStderr: true,
 	})

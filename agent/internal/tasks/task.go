@@ -109,9 +109,10 @@ func (r *Runner) run(ctx context.Context, t *task, h Handler, a Assignment) {
 			o.Health = nil
 		}
 	}
-	if state == journal.Succeeded || res.Upgrade != nil {
-		// A succeeded task's artifacts are reported, and an upgrade's
-		// pre-upgrade backup whatever its end: the backup is whole.
+	if state == journal.Succeeded || res.Upgrade != nil || drilled(res.Artifacts) {
+		// A succeeded task's artifacts are reported, an upgrade's
+		// pre-upgrade backup whatever its end (the backup is whole), and a
+		// failed restore drill's artifacts with the drill's result.
 		for _, a := range res.Artifacts {
 			b, merr := proto.Marshal(a)
 			if merr != nil {
@@ -184,4 +185,14 @@ func outcome(ctx context.Context, res Result, err error) (journal.State, string)
 		return journal.RolledBack, err.Error()
 	}
 	return journal.Failed, err.Error()
+}
+
+// drilled reports whether artifacts carry a restore drill's result.
+func drilled(arts []*forlockv1.Artifact) bool {
+	for _, a := range arts {
+		if a.GetDrill() != nil {
+			return true
+		}
+	}
+	return false
 }

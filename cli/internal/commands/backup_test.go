@@ -167,13 +167,14 @@ func TestPrintRestorePointTable(t *testing.T) {
 			sampleArtifact(forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES, "p", 1<<20),
 			sampleArtifact(forlockv1.ArtifactKind_ARTIFACT_KIND_REDIS, "r", 1<<20), del,
 		},
-	}, {Id: "18a2c3d4e5f60718293a4b00", NodeName: "web-2"}}
+		LastDrill: &forlockv1.DrillResult{Passed: true, StartedAt: timestamppb.New(renderNow.Add(-time.Hour))},
+	}, {Id: "18a2c3d4e5f60718293a4b00", NodeName: "web-2", LastDrill: &forlockv1.DrillResult{Reason: "pg_restore", StartedAt: timestamppb.New(renderNow.Add(-5 * time.Minute))}}}
 	var out bytes.Buffer
 	require.NoError(t, printRestorePointTable(&out, renderNow, rps))
 	require.Equal(t, ""+
-		"ID                        NODE   CREATED                     KINDS                           SIZE\n"+
-		"18a2c3d4e5f60718293a4b5c  web-1  2026-03-01 10:00Z (2h ago)  postgres,redis,config(deleted)  2.0 MiB\n"+
-		"18a2c3d4e5f60718293a4b00  web-2  -                           -                               0 B\n", out.String())
+		"ID                        NODE   CREATED                     KINDS                           SIZE     DRILL\n"+
+		"18a2c3d4e5f60718293a4b5c  web-1  2026-03-01 10:00Z (2h ago)  postgres,redis,config(deleted)  2.0 MiB  passed 1h ago\n"+
+		"18a2c3d4e5f60718293a4b00  web-2  -                           -                               0 B      FAILED 5m ago\n", out.String())
 }
 
 func TestPrintArtifactDetail(t *testing.T) {

@@ -19,7 +19,7 @@ with 'forlockctl backups delete'.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRun,
 	}
-	cmd.AddCommand(newBackupsGetCmd(a), newBackupsDeleteCmd(a), newBackupsRewrapCmd(a))
+	cmd.AddCommand(newBackupsGetCmd(a), newBackupsDeleteCmd(a), newBackupsRewrapCmd(a), newBackupsVerifyCmd(a))
 	return cmd
 }
 

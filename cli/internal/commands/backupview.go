@@ -36,7 +36,7 @@ func printArtifactTable(w io.Writer, arts []*forlockv1.Artifact) error {
 // sum of the stored artifacts' sizes.
 func printRestorePointTable(w io.Writer, now time.Time, rps []*forlockv1.RestorePoint) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "ID\tNODE\tCREATED\tKINDS\tSIZE")
+	fmt.Fprintln(tw, "ID\tNODE\tCREATED\tKINDS\tSIZE\tDRILL")
 	for _, rp := range rps {
 		var kinds []string
 		var size uint64
@@ -48,8 +48,8 @@ func printRestorePointTable(w io.Writer, now time.Time, rps []*forlockv1.Restore
 			kinds = append(kinds, k)
 			size += a.GetSizeBytes()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", rp.GetId(), orDash(rp.GetNodeName()), createdCell(now, rp.GetCreatedAt()),
-			orDash(strings.Join(kinds, ",")), humanBytes(size))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", rp.GetId(), orDash(rp.GetNodeName()), createdCell(now, rp.GetCreatedAt()),
+			orDash(strings.Join(kinds, ",")), humanBytes(size), drillCell(now, rp.GetLastDrill()))
 	}
 	return flush(tw)
 }
@@ -110,4 +110,17 @@ func printArtifactDetail(w io.Writer, now time.Time, a *forlockv1.Artifact) erro
 	row("Key ID", "%s", orDash(a.GetKeyId()))
 	row("Job", "%s", orDash(a.GetJobId()))
 	return flush(tw)
+}
+
+// drillCell is a restore point's last drill for a table: "passed 2h ago",
+// "FAILED 5m ago" (the reason is in the JSON output and the drill's job),
+// or "-" when none ran.
+func drillCell(now time.Time, d *forlockv1.DrillResult) string {
+	if d == nil {
+		return "-"
+	}
+	if d.GetPassed() {
+		return "passed " + age(now, d.GetStartedAt())
+	}
+	return "FAILED " + age(now, d.GetStartedAt())
 }

@@ -42,6 +42,9 @@ last health report, the images of its containers, the time its agent
 certificate has left (flagged with "!" under an hour: renewal overdue), and
 the time the TLS certificate its nginx serves has left (flagged with "!"
 under 14 days, the operations guide's alert threshold; 'forlockctl certs').
+Last, flagged with "!", the nodes with restore points none of which passed a
+restore drill in the last 7 days, or whose newest drill failed ('forlockctl
+backups verify').
 
 Run 'forlockctl health' to run the checks now.`,
 		Example: `  forlockctl status
@@ -79,7 +82,17 @@ Run 'forlockctl health' to run the checks now.`,
 						return fmt.Errorf("write output: %w", err)
 					}
 				}
-				return printStatus(a.io.Out, a.now(), resp.GetNodes())
+				if err := printStatus(a.io.Out, a.now(), resp.GetNodes()); err != nil {
+					return err
+				}
+				rps, err := listRestorePoints(ctx, c.backups, "")
+				if status.Code(err) == codes.PermissionDenied || status.Code(err) == codes.Unimplemented {
+					return nil // drills need the catalog, which this caller may not read
+				}
+				if err != nil {
+					return err
+				}
+				return printDrillFlags(a.io.Out, drillFlags(a.now(), resp.GetNodes(), rps))
 			})
 		},
 	}
@@ -90,10 +103,11 @@ Run 'forlockctl health' to run the checks now.`,
 type statusClients struct {
 	nodes        forlockv1.NodeServiceClient
 	controlPlane forlockv1.ControlPlaneServiceClient
+	backups      forlockv1.BackupServiceClient
 }
 
 func newStatusClients(cc grpc.ClientConnInterface) statusClients {
-	return statusClients{forlockv1.NewNodeServiceClient(cc), forlockv1.NewControlPlaneServiceClient(cc)}
+	return statusClients{forlockv1.NewNodeServiceClient(cc), forlockv1.NewControlPlaneServiceClient(cc), forlockv1.NewBackupServiceClient(cc)}
 }
 
 // controlPlaneLine is the control plane's own state: "control plane v1.2:

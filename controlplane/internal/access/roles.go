@@ -100,7 +100,7 @@ func KindPermission(kind protocol.Kind) Permission {
 	switch kind {
 	case protocol.KindHealthCheck:
 		return RunHealth
-	case protocol.KindBackup:
+	case protocol.KindBackup, protocol.KindVerifyBackup:
 		return RunBackup
 	case protocol.KindUpgrade:
 		return RunUpgrade

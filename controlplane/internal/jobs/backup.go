@@ -61,6 +61,18 @@ func (e *Engine) prepare(spec *forlockv1.JobSpec, targets []registry.Target) (*f
 		}
 		k.Restore.Artifacts = arts
 		k.Restore.Wal = nil
+	case *forlockv1.JobSpec_VerifyBackup:
+		if e.kek == nil {
+			return nil, invalid("restore drills need a key-encryption key, and this control plane has none")
+		}
+		if len(targets) != 1 {
+			return nil, invalid("a verify_backup job targets exactly one node; %d matched (forlockctl backups verify submits one job per node)", len(targets))
+		}
+		arts, err := e.drillArtifacts(k.VerifyBackup, targets[0])
+		if err != nil {
+			return nil, err
+		}
+		k.VerifyBackup.Artifacts = arts
 	case *forlockv1.JobSpec_DeleteBackup:
 		arts, err := e.deleteArtifacts(k.DeleteBackup, targets)
 		if err != nil {
@@ -222,16 +234,20 @@ func (e *Engine) taskKeys(ctx context.Context, spec *forlockv1.JobSpec) ([]*forl
 			out = append(out, &forlockv1.TaskKey{Name: KindName(kind), KeyId: e.kek.KeyID(), WrappedKey: wrapped, PlainKey: plain})
 		}
 		return out, nil
-	case *forlockv1.JobSpec_Restore:
+	case *forlockv1.JobSpec_Restore, *forlockv1.JobSpec_VerifyBackup:
+		arts := spec.GetRestore().GetArtifacts()
+		if k, ok := k.(*forlockv1.JobSpec_VerifyBackup); ok {
+			arts = k.VerifyBackup.GetArtifacts()
+		}
 		var out []*forlockv1.TaskKey
-		for _, a := range k.Restore.GetArtifacts() {
+		for _, a := range arts {
 			plain, err := e.kek.Unwrap(ctx, a.GetKeyId(), a.GetWrappedKey())
 			if err != nil {
 				return nil, fmt.Errorf("unwrap the data key of artifact %s: %w", a.GetId(), err)
 			}
 			out = append(out, &forlockv1.TaskKey{Name: a.GetId(), KeyId: a.GetKeyId(), WrappedKey: a.GetWrappedKey(), PlainKey: plain})
 		}
-		arch, err := e.archiveTaskKeys(ctx, k.Restore.GetWal())
+		arch, err := e.archiveTaskKeys(ctx, spec.GetRestore().GetWal())
 		return append(out, arch...), err
 	}
 	return nil, nil

@@ -36,7 +36,7 @@ type material struct {
 // certificate, made by a key wrapper or Vault, possibly over the network.
 func needsMaterial(spec *forlockv1.JobSpec) bool {
 	switch spec.GetKind().(type) {
-	case *forlockv1.JobSpec_Backup, *forlockv1.JobSpec_Restore, *forlockv1.JobSpec_CertRotate:
+	case *forlockv1.JobSpec_Backup, *forlockv1.JobSpec_Restore, *forlockv1.JobSpec_VerifyBackup, *forlockv1.JobSpec_CertRotate:
 		return true
 	case *forlockv1.JobSpec_Upgrade:
 		return !spec.GetUpgrade().GetSkipBackup()

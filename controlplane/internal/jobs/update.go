@@ -53,7 +53,7 @@ func (e *Engine) TaskUpdate(sess *registry.Session, u *forlockv1.TaskUpdate) {
 	// Artifacts' data keys are checked outside the lock: with Vault
 	// Transit that is a network call.
 	var keysErr error
-	if len(u.GetArtifacts()) > 0 {
+	if len(u.GetArtifacts()) > 0 && !drillOnly(u.GetArtifacts()) {
 		keysErr = e.checkKeys(u.GetArtifacts())
 	}
 	if e.applyResult(sess, u, keysErr) {
@@ -190,6 +190,9 @@ func (e *Engine) finish(j *job, t *forlockv1.Task, u *forlockv1.TaskUpdate, pref
 				e.pendingCerts = append(e.pendingCerts, store.NodeCertificate{NodeID: t.GetNodeId(), Cert: c})
 			}
 		}
+	}
+	if j.kind() == protocol.KindVerifyBackup && terminal(state) {
+		e.recordDrill(j, u.GetArtifacts(), state)
 	}
 	if up := u.GetUpgrade(); up != nil && (j.kind() == protocol.KindUpgrade || j.kind() == protocol.KindRollback) {
 		e.recordUpgrade(j, t, u, keysErr)

@@ -29,6 +29,9 @@ type Config struct {
 	// Backups are the backup schedules; none runs neither backups nor
 	// retention. Each is checked by New (see CheckSchedules).
 	Backups []BackupSchedule
+	// Verify are the restore drill schedules (see VerifySchedule); each is
+	// checked by New. They need Nodes.
+	Verify []VerifySchedule
 	// RetentionInterval is how often retention looks at the catalog
 	// besides after each scheduled backup; 0 means DefaultRetentionInterval.
 	RetentionInterval time.Duration
@@ -74,11 +77,17 @@ func New(cfg Config) (*Scheduler, error) {
 		return nil, errors.New("scheduler: no job engine")
 	case len(cfg.Backups) > 0 && cfg.Catalog == nil:
 		return nil, errors.New("scheduler: backup schedules without a catalog")
+	case len(cfg.Verify) > 0 && cfg.Nodes == nil:
+		return nil, errors.New("scheduler: verify schedules without nodes")
 	case cfg.CertPolicy && (cfg.Nodes == nil || cfg.Certificates == nil):
 		return nil, errors.New("scheduler: certificate policy without nodes or certificates")
 	}
 	cfg.Backups = append([]BackupSchedule(nil), cfg.Backups...)
 	if err := CheckSchedules(cfg.Backups); err != nil {
+		return nil, err
+	}
+	cfg.Verify = append([]VerifySchedule(nil), cfg.Verify...)
+	if err := CheckVerifySchedules(cfg.Verify); err != nil {
 		return nil, err
 	}
 	return &Scheduler{cfg: cfg, log: cfg.Logger}, nil
@@ -94,6 +103,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	if s.cfg.WAL != nil && s.cfg.Catalog != nil {
 		g.Go(func() error { return s.runWALRetention(gctx, s.cfg.RetentionInterval) })
+	}
+	if len(s.cfg.Verify) > 0 {
+		g.Go(func() error { return s.runVerifySchedules(gctx, s.cfg.Verify) })
 	}
 	if len(s.cfg.Backups) > 0 {
 		g.Go(func() error { return s.runBackupSchedules(gctx, s.cfg.Backups, s.cfg.RetentionInterval) })

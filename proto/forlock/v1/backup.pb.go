@@ -655,6 +655,21 @@ type Artifact struct {
 	// For a physical PostgreSQL artifact: when the backup ended; a
 	// point-in-time restore can reach no earlier time from it.
 	BackupEndTime *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=backup_end_time,json=backupEndTime,proto3" json:"backup_end_time,omitempty"`
+	// For a PostgreSQL artifact: the row count of every table of the Forlock
+	// database at backup time, ordered by table name. Logical: counted in
+	// the dump's own snapshot, so a restore of the dump must give exactly
+	// these. Physical: counted while the base backup ran, not in its
+	// snapshot: a drill checks that every table is present, not the counts.
+	TableCounts []*TableCount `protobuf:"bytes,24,rep,name=table_counts,json=tableCounts,proto3" json:"table_counts,omitempty"`
+	// For a Redis artifact: the key count of each database that holds keys,
+	// read from the RDB file itself (RESIZEDB, checked against the keys in
+	// the file), ordered by database.
+	RedisKeys []*RedisKeyCount `protobuf:"bytes,25,rep,name=redis_keys,json=redisKeys,proto3" json:"redis_keys,omitempty"`
+	// Whether table_counts or redis_keys were recorded (an artifact made
+	// before drills existed has none; an empty Redis has none either).
+	CountsRecorded bool `protobuf:"varint,26,opt,name=counts_recorded,json=countsRecorded,proto3" json:"counts_recorded,omitempty"`
+	// In a verify_backup task's update: the drill's result for this artifact.
+	Drill         *DrillResult `protobuf:"bytes,27,opt,name=drill,proto3" json:"drill,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -850,6 +865,377 @@ func (x *Artifact) GetBackupEndTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Artifact) GetTableCounts() []*TableCount {
+	if x != nil {
+		return x.TableCounts
+	}
+	return nil
+}
+
+func (x *Artifact) GetRedisKeys() []*RedisKeyCount {
+	if x != nil {
+		return x.RedisKeys
+	}
+	return nil
+}
+
+func (x *Artifact) GetCountsRecorded() bool {
+	if x != nil {
+		return x.CountsRecorded
+	}
+	return false
+}
+
+func (x *Artifact) GetDrill() *DrillResult {
+	if x != nil {
+		return x.Drill
+	}
+	return nil
+}
+
+// TableCount is the row count of one table.
+type TableCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Schema-qualified name, e.g. "public.vault_items".
+	Table string `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	// Rows.
+	Rows          uint64 `protobuf:"varint,2,opt,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TableCount) Reset() {
+	*x = TableCount{}
+	mi := &file_forlock_v1_backup_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TableCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TableCount) ProtoMessage() {}
+
+func (x *TableCount) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_backup_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TableCount.ProtoReflect.Descriptor instead.
+func (*TableCount) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TableCount) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *TableCount) GetRows() uint64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+// RedisKeyCount is the key count of one Redis database.
+type RedisKeyCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Database number.
+	Db uint32 `protobuf:"varint,1,opt,name=db,proto3" json:"db,omitempty"`
+	// Keys.
+	Keys          uint64 `protobuf:"varint,2,opt,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedisKeyCount) Reset() {
+	*x = RedisKeyCount{}
+	mi := &file_forlock_v1_backup_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedisKeyCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedisKeyCount) ProtoMessage() {}
+
+func (x *RedisKeyCount) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_backup_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedisKeyCount.ProtoReflect.Descriptor instead.
+func (*RedisKeyCount) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RedisKeyCount) GetDb() uint32 {
+	if x != nil {
+		return x.Db
+	}
+	return 0
+}
+
+func (x *RedisKeyCount) GetKeys() uint64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+// VerifyBackupSpec runs a restore drill on each target node: the restore
+// point's artifacts are verified (checksum, decryption) and restored into
+// scratch containers beside the node (its own images, no network, CPU and
+// memory limits, removed after), and the counts recorded at backup time are
+// compared with what the scratch servers hold. The live containers are
+// never touched.
+type VerifyBackupSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Drill this restore point.
+	RestorePointId string `protobuf:"bytes,1,opt,name=restore_point_id,json=restorePointId,proto3" json:"restore_point_id,omitempty"`
+	// Or the newest restore point of the target node.
+	Latest bool `protobuf:"varint,2,opt,name=latest,proto3" json:"latest,omitempty"`
+	// Filled by the control plane at submit: the artifacts to drill.
+	Artifacts     []*Artifact `protobuf:"bytes,3,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyBackupSpec) Reset() {
+	*x = VerifyBackupSpec{}
+	mi := &file_forlock_v1_backup_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyBackupSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyBackupSpec) ProtoMessage() {}
+
+func (x *VerifyBackupSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_backup_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyBackupSpec.ProtoReflect.Descriptor instead.
+func (*VerifyBackupSpec) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *VerifyBackupSpec) GetRestorePointId() string {
+	if x != nil {
+		return x.RestorePointId
+	}
+	return ""
+}
+
+func (x *VerifyBackupSpec) GetLatest() bool {
+	if x != nil {
+		return x.Latest
+	}
+	return false
+}
+
+func (x *VerifyBackupSpec) GetArtifacts() []*Artifact {
+	if x != nil {
+		return x.Artifacts
+	}
+	return nil
+}
+
+// DrillResult is the outcome of one restore drill.
+type DrillResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When it started (agent clock).
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// How long it took, milliseconds.
+	DurationMs uint64 `protobuf:"varint,2,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// Whether every check passed.
+	Passed bool `protobuf:"varint,3,opt,name=passed,proto3" json:"passed,omitempty"`
+	// Why it failed (the first failed step or count); empty when passed.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Every count compared: expected (recorded at backup time) and got.
+	Counts []*DrillCount `protobuf:"bytes,5,rep,name=counts,proto3" json:"counts,omitempty"`
+	// The verify_backup job that ran it.
+	JobId         string `protobuf:"bytes,6,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrillResult) Reset() {
+	*x = DrillResult{}
+	mi := &file_forlock_v1_backup_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrillResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrillResult) ProtoMessage() {}
+
+func (x *DrillResult) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_backup_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrillResult.ProtoReflect.Descriptor instead.
+func (*DrillResult) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DrillResult) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *DrillResult) GetDurationMs() uint64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *DrillResult) GetPassed() bool {
+	if x != nil {
+		return x.Passed
+	}
+	return false
+}
+
+func (x *DrillResult) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *DrillResult) GetCounts() []*DrillCount {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *DrillResult) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+// DrillCount is one compared count.
+type DrillCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The artifact kind it belongs to.
+	Kind ArtifactKind `protobuf:"varint,1,opt,name=kind,proto3,enum=forlock.v1.ArtifactKind" json:"kind,omitempty"`
+	// A table ("public.vault_items") or a Redis database ("db0").
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Recorded at backup time.
+	Expected uint64 `protobuf:"varint,3,opt,name=expected,proto3" json:"expected,omitempty"`
+	// Found in the scratch server.
+	Got           uint64 `protobuf:"varint,4,opt,name=got,proto3" json:"got,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrillCount) Reset() {
+	*x = DrillCount{}
+	mi := &file_forlock_v1_backup_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrillCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrillCount) ProtoMessage() {}
+
+func (x *DrillCount) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_backup_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrillCount.ProtoReflect.Descriptor instead.
+func (*DrillCount) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DrillCount) GetKind() ArtifactKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ArtifactKind_ARTIFACT_KIND_UNSPECIFIED
+}
+
+func (x *DrillCount) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DrillCount) GetExpected() uint64 {
+	if x != nil {
+		return x.Expected
+	}
+	return 0
+}
+
+func (x *DrillCount) GetGot() uint64 {
+	if x != nil {
+		return x.Got
+	}
+	return 0
+}
+
 // RestorePoint is one backup run of one node.
 type RestorePoint struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -864,14 +1250,19 @@ type RestorePoint struct {
 	// Its artifacts.
 	Artifacts []*Artifact `protobuf:"bytes,5,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
 	// The job that made it.
-	JobId         string `protobuf:"bytes,6,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	JobId string `protobuf:"bytes,6,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// The newest restore drill of this restore point (its artifacts' results
+	// merged), if any ran.
+	LastDrill *DrillResult `protobuf:"bytes,7,opt,name=last_drill,json=lastDrill,proto3" json:"last_drill,omitempty"`
+	// When a drill of this restore point last passed.
+	LastPassedDrillAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_passed_drill_at,json=lastPassedDrillAt,proto3" json:"last_passed_drill_at,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RestorePoint) Reset() {
 	*x = RestorePoint{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[6]
+	mi := &file_forlock_v1_backup_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +1274,7 @@ func (x *RestorePoint) String() string {
 func (*RestorePoint) ProtoMessage() {}
 
 func (x *RestorePoint) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[6]
+	mi := &file_forlock_v1_backup_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +1287,7 @@ func (x *RestorePoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePoint.ProtoReflect.Descriptor instead.
 func (*RestorePoint) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{6}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RestorePoint) GetId() string {
@@ -941,6 +1332,20 @@ func (x *RestorePoint) GetJobId() string {
 	return ""
 }
 
+func (x *RestorePoint) GetLastDrill() *DrillResult {
+	if x != nil {
+		return x.LastDrill
+	}
+	return nil
+}
+
+func (x *RestorePoint) GetLastPassedDrillAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastPassedDrillAt
+	}
+	return nil
+}
+
 // ListRestorePointsRequest filters the list.
 type ListRestorePointsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -956,7 +1361,7 @@ type ListRestorePointsRequest struct {
 
 func (x *ListRestorePointsRequest) Reset() {
 	*x = ListRestorePointsRequest{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[7]
+	mi := &file_forlock_v1_backup_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1373,7 @@ func (x *ListRestorePointsRequest) String() string {
 func (*ListRestorePointsRequest) ProtoMessage() {}
 
 func (x *ListRestorePointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[7]
+	mi := &file_forlock_v1_backup_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1386,7 @@ func (x *ListRestorePointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestorePointsRequest.ProtoReflect.Descriptor instead.
 func (*ListRestorePointsRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{7}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListRestorePointsRequest) GetNode() string {
@@ -1018,7 +1423,7 @@ type ListRestorePointsResponse struct {
 
 func (x *ListRestorePointsResponse) Reset() {
 	*x = ListRestorePointsResponse{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[8]
+	mi := &file_forlock_v1_backup_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1435,7 @@ func (x *ListRestorePointsResponse) String() string {
 func (*ListRestorePointsResponse) ProtoMessage() {}
 
 func (x *ListRestorePointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[8]
+	mi := &file_forlock_v1_backup_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1448,7 @@ func (x *ListRestorePointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestorePointsResponse.ProtoReflect.Descriptor instead.
 func (*ListRestorePointsResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{8}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListRestorePointsResponse) GetRestorePoints() []*RestorePoint {
@@ -1071,7 +1476,7 @@ type GetArtifactRequest struct {
 
 func (x *GetArtifactRequest) Reset() {
 	*x = GetArtifactRequest{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[9]
+	mi := &file_forlock_v1_backup_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1488,7 @@ func (x *GetArtifactRequest) String() string {
 func (*GetArtifactRequest) ProtoMessage() {}
 
 func (x *GetArtifactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[9]
+	mi := &file_forlock_v1_backup_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1501,7 @@ func (x *GetArtifactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetArtifactRequest.ProtoReflect.Descriptor instead.
 func (*GetArtifactRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{9}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetArtifactRequest) GetId() string {
@@ -1117,7 +1522,7 @@ type GetArtifactResponse struct {
 
 func (x *GetArtifactResponse) Reset() {
 	*x = GetArtifactResponse{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[10]
+	mi := &file_forlock_v1_backup_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1534,7 @@ func (x *GetArtifactResponse) String() string {
 func (*GetArtifactResponse) ProtoMessage() {}
 
 func (x *GetArtifactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[10]
+	mi := &file_forlock_v1_backup_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1547,7 @@ func (x *GetArtifactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetArtifactResponse.ProtoReflect.Descriptor instead.
 func (*GetArtifactResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{10}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetArtifactResponse) GetArtifact() *Artifact {
@@ -1164,7 +1569,7 @@ type RewrapKeysRequest struct {
 
 func (x *RewrapKeysRequest) Reset() {
 	*x = RewrapKeysRequest{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[11]
+	mi := &file_forlock_v1_backup_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1581,7 @@ func (x *RewrapKeysRequest) String() string {
 func (*RewrapKeysRequest) ProtoMessage() {}
 
 func (x *RewrapKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[11]
+	mi := &file_forlock_v1_backup_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1594,7 @@ func (x *RewrapKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewrapKeysRequest.ProtoReflect.Descriptor instead.
 func (*RewrapKeysRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{11}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RewrapKeysRequest) GetDryRun() bool {
@@ -1214,7 +1619,7 @@ type RewrapKeysResponse struct {
 
 func (x *RewrapKeysResponse) Reset() {
 	*x = RewrapKeysResponse{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[12]
+	mi := &file_forlock_v1_backup_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1631,7 @@ func (x *RewrapKeysResponse) String() string {
 func (*RewrapKeysResponse) ProtoMessage() {}
 
 func (x *RewrapKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[12]
+	mi := &file_forlock_v1_backup_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1644,7 @@ func (x *RewrapKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewrapKeysResponse.ProtoReflect.Descriptor instead.
 func (*RewrapKeysResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{12}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RewrapKeysResponse) GetRewrapped() uint32 {
@@ -1299,7 +1704,7 @@ type WalRange struct {
 
 func (x *WalRange) Reset() {
 	*x = WalRange{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[13]
+	mi := &file_forlock_v1_backup_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1716,7 @@ func (x *WalRange) String() string {
 func (*WalRange) ProtoMessage() {}
 
 func (x *WalRange) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[13]
+	mi := &file_forlock_v1_backup_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1729,7 @@ func (x *WalRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalRange.ProtoReflect.Descriptor instead.
 func (*WalRange) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{13}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WalRange) GetNodeId() string {
@@ -1408,7 +1813,7 @@ type ListRecoveryWindowsRequest struct {
 
 func (x *ListRecoveryWindowsRequest) Reset() {
 	*x = ListRecoveryWindowsRequest{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[14]
+	mi := &file_forlock_v1_backup_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1825,7 @@ func (x *ListRecoveryWindowsRequest) String() string {
 func (*ListRecoveryWindowsRequest) ProtoMessage() {}
 
 func (x *ListRecoveryWindowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[14]
+	mi := &file_forlock_v1_backup_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1838,7 @@ func (x *ListRecoveryWindowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecoveryWindowsRequest.ProtoReflect.Descriptor instead.
 func (*ListRecoveryWindowsRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{14}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListRecoveryWindowsRequest) GetNode() string {
@@ -1454,7 +1859,7 @@ type ListRecoveryWindowsResponse struct {
 
 func (x *ListRecoveryWindowsResponse) Reset() {
 	*x = ListRecoveryWindowsResponse{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[15]
+	mi := &file_forlock_v1_backup_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1871,7 @@ func (x *ListRecoveryWindowsResponse) String() string {
 func (*ListRecoveryWindowsResponse) ProtoMessage() {}
 
 func (x *ListRecoveryWindowsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[15]
+	mi := &file_forlock_v1_backup_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1884,7 @@ func (x *ListRecoveryWindowsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecoveryWindowsResponse.ProtoReflect.Descriptor instead.
 func (*ListRecoveryWindowsResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{15}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListRecoveryWindowsResponse) GetWindows() []*RecoveryWindow {
@@ -1514,7 +1919,7 @@ type RecoveryWindow struct {
 
 func (x *RecoveryWindow) Reset() {
 	*x = RecoveryWindow{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[16]
+	mi := &file_forlock_v1_backup_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1931,7 @@ func (x *RecoveryWindow) String() string {
 func (*RecoveryWindow) ProtoMessage() {}
 
 func (x *RecoveryWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[16]
+	mi := &file_forlock_v1_backup_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1944,7 @@ func (x *RecoveryWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoveryWindow.ProtoReflect.Descriptor instead.
 func (*RecoveryWindow) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{16}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RecoveryWindow) GetNodeId() string {
@@ -1609,7 +2014,7 @@ type WalGap struct {
 
 func (x *WalGap) Reset() {
 	*x = WalGap{}
-	mi := &file_forlock_v1_backup_proto_msgTypes[17]
+	mi := &file_forlock_v1_backup_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +2026,7 @@ func (x *WalGap) String() string {
 func (*WalGap) ProtoMessage() {}
 
 func (x *WalGap) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_backup_proto_msgTypes[17]
+	mi := &file_forlock_v1_backup_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +2039,7 @@ func (x *WalGap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalGap.ProtoReflect.Descriptor instead.
 func (*WalGap) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{17}
+	return file_forlock_v1_backup_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WalGap) GetTimeline() uint32 {
@@ -1699,7 +2104,7 @@ const file_forlock_v1_backup_proto_rawDesc = "" +
 	"\fartifact_ids\x18\x01 \x03(\tR\vartifactIds\x12(\n" +
 	"\x10restore_point_id\x18\x02 \x01(\tR\x0erestorePointId\x122\n" +
 	"\tartifacts\x18\x03 \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\x12&\n" +
-	"\x03wal\x18\x04 \x03(\v2\x14.forlock.v1.WalRangeR\x03wal\"\xc2\x06\n" +
+	"\x03wal\x18\x04 \x03(\v2\x14.forlock.v1.WalRangeR\x03wal\"\x8f\b\n" +
 	"\bArtifact\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
@@ -1728,7 +2133,38 @@ const file_forlock_v1_backup_proto_rawDesc = "" +
 	"\rwal_start_lsn\x18\x14 \x01(\tR\vwalStartLsn\x12\x1e\n" +
 	"\vwal_end_lsn\x18\x15 \x01(\tR\twalEndLsn\x12\x1a\n" +
 	"\btimeline\x18\x16 \x01(\rR\btimeline\x12B\n" +
-	"\x0fbackup_end_time\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\rbackupEndTime\"\xda\x01\n" +
+	"\x0fbackup_end_time\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\rbackupEndTime\x129\n" +
+	"\ftable_counts\x18\x18 \x03(\v2\x16.forlock.v1.TableCountR\vtableCounts\x128\n" +
+	"\n" +
+	"redis_keys\x18\x19 \x03(\v2\x19.forlock.v1.RedisKeyCountR\tredisKeys\x12'\n" +
+	"\x0fcounts_recorded\x18\x1a \x01(\bR\x0ecountsRecorded\x12-\n" +
+	"\x05drill\x18\x1b \x01(\v2\x17.forlock.v1.DrillResultR\x05drill\"6\n" +
+	"\n" +
+	"TableCount\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
+	"\x04rows\x18\x02 \x01(\x04R\x04rows\"3\n" +
+	"\rRedisKeyCount\x12\x0e\n" +
+	"\x02db\x18\x01 \x01(\rR\x02db\x12\x12\n" +
+	"\x04keys\x18\x02 \x01(\x04R\x04keys\"\x88\x01\n" +
+	"\x10VerifyBackupSpec\x12(\n" +
+	"\x10restore_point_id\x18\x01 \x01(\tR\x0erestorePointId\x12\x16\n" +
+	"\x06latest\x18\x02 \x01(\bR\x06latest\x122\n" +
+	"\tartifacts\x18\x03 \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\"\xe0\x01\n" +
+	"\vDrillResult\x129\n" +
+	"\n" +
+	"started_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1f\n" +
+	"\vduration_ms\x18\x02 \x01(\x04R\n" +
+	"durationMs\x12\x16\n" +
+	"\x06passed\x18\x03 \x01(\bR\x06passed\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12.\n" +
+	"\x06counts\x18\x05 \x03(\v2\x16.forlock.v1.DrillCountR\x06counts\x12\x15\n" +
+	"\x06job_id\x18\x06 \x01(\tR\x05jobId\"|\n" +
+	"\n" +
+	"DrillCount\x12,\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x18.forlock.v1.ArtifactKindR\x04kind\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\bexpected\x18\x03 \x01(\x04R\bexpected\x12\x10\n" +
+	"\x03got\x18\x04 \x01(\x04R\x03got\"\xdf\x02\n" +
 	"\fRestorePoint\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
@@ -1736,7 +2172,10 @@ const file_forlock_v1_backup_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x122\n" +
 	"\tartifacts\x18\x05 \x03(\v2\x14.forlock.v1.ArtifactR\tartifacts\x12\x15\n" +
-	"\x06job_id\x18\x06 \x01(\tR\x05jobId\"j\n" +
+	"\x06job_id\x18\x06 \x01(\tR\x05jobId\x126\n" +
+	"\n" +
+	"last_drill\x18\a \x01(\v2\x17.forlock.v1.DrillResultR\tlastDrill\x12K\n" +
+	"\x14last_passed_drill_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x11lastPassedDrillAt\"j\n" +
 	"\x18ListRestorePointsRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\rR\bpageSize\x12\x1d\n" +
@@ -1821,7 +2260,7 @@ func file_forlock_v1_backup_proto_rawDescGZIP() []byte {
 }
 
 var file_forlock_v1_backup_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_forlock_v1_backup_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_forlock_v1_backup_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_forlock_v1_backup_proto_goTypes = []any{
 	(ArtifactKind)(0),                   // 0: forlock.v1.ArtifactKind
 	(PostgresFormat)(0),                 // 1: forlock.v1.PostgresFormat
@@ -1832,19 +2271,24 @@ var file_forlock_v1_backup_proto_goTypes = []any{
 	(*RestoreSpec)(nil),                 // 6: forlock.v1.RestoreSpec
 	(*DeleteBackupSpec)(nil),            // 7: forlock.v1.DeleteBackupSpec
 	(*Artifact)(nil),                    // 8: forlock.v1.Artifact
-	(*RestorePoint)(nil),                // 9: forlock.v1.RestorePoint
-	(*ListRestorePointsRequest)(nil),    // 10: forlock.v1.ListRestorePointsRequest
-	(*ListRestorePointsResponse)(nil),   // 11: forlock.v1.ListRestorePointsResponse
-	(*GetArtifactRequest)(nil),          // 12: forlock.v1.GetArtifactRequest
-	(*GetArtifactResponse)(nil),         // 13: forlock.v1.GetArtifactResponse
-	(*RewrapKeysRequest)(nil),           // 14: forlock.v1.RewrapKeysRequest
-	(*RewrapKeysResponse)(nil),          // 15: forlock.v1.RewrapKeysResponse
-	(*WalRange)(nil),                    // 16: forlock.v1.WalRange
-	(*ListRecoveryWindowsRequest)(nil),  // 17: forlock.v1.ListRecoveryWindowsRequest
-	(*ListRecoveryWindowsResponse)(nil), // 18: forlock.v1.ListRecoveryWindowsResponse
-	(*RecoveryWindow)(nil),              // 19: forlock.v1.RecoveryWindow
-	(*WalGap)(nil),                      // 20: forlock.v1.WalGap
-	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
+	(*TableCount)(nil),                  // 9: forlock.v1.TableCount
+	(*RedisKeyCount)(nil),               // 10: forlock.v1.RedisKeyCount
+	(*VerifyBackupSpec)(nil),            // 11: forlock.v1.VerifyBackupSpec
+	(*DrillResult)(nil),                 // 12: forlock.v1.DrillResult
+	(*DrillCount)(nil),                  // 13: forlock.v1.DrillCount
+	(*RestorePoint)(nil),                // 14: forlock.v1.RestorePoint
+	(*ListRestorePointsRequest)(nil),    // 15: forlock.v1.ListRestorePointsRequest
+	(*ListRestorePointsResponse)(nil),   // 16: forlock.v1.ListRestorePointsResponse
+	(*GetArtifactRequest)(nil),          // 17: forlock.v1.GetArtifactRequest
+	(*GetArtifactResponse)(nil),         // 18: forlock.v1.GetArtifactResponse
+	(*RewrapKeysRequest)(nil),           // 19: forlock.v1.RewrapKeysRequest
+	(*RewrapKeysResponse)(nil),          // 20: forlock.v1.RewrapKeysResponse
+	(*WalRange)(nil),                    // 21: forlock.v1.WalRange
+	(*ListRecoveryWindowsRequest)(nil),  // 22: forlock.v1.ListRecoveryWindowsRequest
+	(*ListRecoveryWindowsResponse)(nil), // 23: forlock.v1.ListRecoveryWindowsResponse
+	(*RecoveryWindow)(nil),              // 24: forlock.v1.RecoveryWindow
+	(*WalGap)(nil),                      // 25: forlock.v1.WalGap
+	(*timestamppb.Timestamp)(nil),       // 26: google.protobuf.Timestamp
 }
 var file_forlock_v1_backup_proto_depIdxs = []int32{
 	4,  // 0: forlock.v1.BackupDestination.s3:type_name -> forlock.v1.S3Location
@@ -1853,40 +2297,49 @@ var file_forlock_v1_backup_proto_depIdxs = []int32{
 	1,  // 3: forlock.v1.BackupSpec.postgres_format:type_name -> forlock.v1.PostgresFormat
 	0,  // 4: forlock.v1.RestoreSpec.only:type_name -> forlock.v1.ArtifactKind
 	8,  // 5: forlock.v1.RestoreSpec.artifacts:type_name -> forlock.v1.Artifact
-	21, // 6: forlock.v1.RestoreSpec.to_time:type_name -> google.protobuf.Timestamp
-	16, // 7: forlock.v1.RestoreSpec.wal:type_name -> forlock.v1.WalRange
+	26, // 6: forlock.v1.RestoreSpec.to_time:type_name -> google.protobuf.Timestamp
+	21, // 7: forlock.v1.RestoreSpec.wal:type_name -> forlock.v1.WalRange
 	8,  // 8: forlock.v1.DeleteBackupSpec.artifacts:type_name -> forlock.v1.Artifact
-	16, // 9: forlock.v1.DeleteBackupSpec.wal:type_name -> forlock.v1.WalRange
+	21, // 9: forlock.v1.DeleteBackupSpec.wal:type_name -> forlock.v1.WalRange
 	0,  // 10: forlock.v1.Artifact.kind:type_name -> forlock.v1.ArtifactKind
-	21, // 11: forlock.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	26, // 11: forlock.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
 	2,  // 12: forlock.v1.Artifact.state:type_name -> forlock.v1.ArtifactState
 	1,  // 13: forlock.v1.Artifact.postgres_format:type_name -> forlock.v1.PostgresFormat
-	21, // 14: forlock.v1.Artifact.backup_end_time:type_name -> google.protobuf.Timestamp
-	21, // 15: forlock.v1.RestorePoint.created_at:type_name -> google.protobuf.Timestamp
-	8,  // 16: forlock.v1.RestorePoint.artifacts:type_name -> forlock.v1.Artifact
-	9,  // 17: forlock.v1.ListRestorePointsResponse.restore_points:type_name -> forlock.v1.RestorePoint
-	8,  // 18: forlock.v1.GetArtifactResponse.artifact:type_name -> forlock.v1.Artifact
-	21, // 19: forlock.v1.WalRange.start_time:type_name -> google.protobuf.Timestamp
-	21, // 20: forlock.v1.WalRange.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 21: forlock.v1.WalRange.destination:type_name -> forlock.v1.BackupDestination
-	19, // 22: forlock.v1.ListRecoveryWindowsResponse.windows:type_name -> forlock.v1.RecoveryWindow
-	21, // 23: forlock.v1.RecoveryWindow.earliest:type_name -> google.protobuf.Timestamp
-	21, // 24: forlock.v1.RecoveryWindow.latest:type_name -> google.protobuf.Timestamp
-	20, // 25: forlock.v1.RecoveryWindow.gaps:type_name -> forlock.v1.WalGap
-	21, // 26: forlock.v1.WalGap.after_time:type_name -> google.protobuf.Timestamp
-	10, // 27: forlock.v1.BackupService.ListRestorePoints:input_type -> forlock.v1.ListRestorePointsRequest
-	12, // 28: forlock.v1.BackupService.GetArtifact:input_type -> forlock.v1.GetArtifactRequest
-	14, // 29: forlock.v1.BackupService.RewrapKeys:input_type -> forlock.v1.RewrapKeysRequest
-	17, // 30: forlock.v1.BackupService.ListRecoveryWindows:input_type -> forlock.v1.ListRecoveryWindowsRequest
-	11, // 31: forlock.v1.BackupService.ListRestorePoints:output_type -> forlock.v1.ListRestorePointsResponse
-	13, // 32: forlock.v1.BackupService.GetArtifact:output_type -> forlock.v1.GetArtifactResponse
-	15, // 33: forlock.v1.BackupService.RewrapKeys:output_type -> forlock.v1.RewrapKeysResponse
-	18, // 34: forlock.v1.BackupService.ListRecoveryWindows:output_type -> forlock.v1.ListRecoveryWindowsResponse
-	31, // [31:35] is the sub-list for method output_type
-	27, // [27:31] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	26, // 14: forlock.v1.Artifact.backup_end_time:type_name -> google.protobuf.Timestamp
+	9,  // 15: forlock.v1.Artifact.table_counts:type_name -> forlock.v1.TableCount
+	10, // 16: forlock.v1.Artifact.redis_keys:type_name -> forlock.v1.RedisKeyCount
+	12, // 17: forlock.v1.Artifact.drill:type_name -> forlock.v1.DrillResult
+	8,  // 18: forlock.v1.VerifyBackupSpec.artifacts:type_name -> forlock.v1.Artifact
+	26, // 19: forlock.v1.DrillResult.started_at:type_name -> google.protobuf.Timestamp
+	13, // 20: forlock.v1.DrillResult.counts:type_name -> forlock.v1.DrillCount
+	0,  // 21: forlock.v1.DrillCount.kind:type_name -> forlock.v1.ArtifactKind
+	26, // 22: forlock.v1.RestorePoint.created_at:type_name -> google.protobuf.Timestamp
+	8,  // 23: forlock.v1.RestorePoint.artifacts:type_name -> forlock.v1.Artifact
+	12, // 24: forlock.v1.RestorePoint.last_drill:type_name -> forlock.v1.DrillResult
+	26, // 25: forlock.v1.RestorePoint.last_passed_drill_at:type_name -> google.protobuf.Timestamp
+	14, // 26: forlock.v1.ListRestorePointsResponse.restore_points:type_name -> forlock.v1.RestorePoint
+	8,  // 27: forlock.v1.GetArtifactResponse.artifact:type_name -> forlock.v1.Artifact
+	26, // 28: forlock.v1.WalRange.start_time:type_name -> google.protobuf.Timestamp
+	26, // 29: forlock.v1.WalRange.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 30: forlock.v1.WalRange.destination:type_name -> forlock.v1.BackupDestination
+	24, // 31: forlock.v1.ListRecoveryWindowsResponse.windows:type_name -> forlock.v1.RecoveryWindow
+	26, // 32: forlock.v1.RecoveryWindow.earliest:type_name -> google.protobuf.Timestamp
+	26, // 33: forlock.v1.RecoveryWindow.latest:type_name -> google.protobuf.Timestamp
+	25, // 34: forlock.v1.RecoveryWindow.gaps:type_name -> forlock.v1.WalGap
+	26, // 35: forlock.v1.WalGap.after_time:type_name -> google.protobuf.Timestamp
+	15, // 36: forlock.v1.BackupService.ListRestorePoints:input_type -> forlock.v1.ListRestorePointsRequest
+	17, // 37: forlock.v1.BackupService.GetArtifact:input_type -> forlock.v1.GetArtifactRequest
+	19, // 38: forlock.v1.BackupService.RewrapKeys:input_type -> forlock.v1.RewrapKeysRequest
+	22, // 39: forlock.v1.BackupService.ListRecoveryWindows:input_type -> forlock.v1.ListRecoveryWindowsRequest
+	16, // 40: forlock.v1.BackupService.ListRestorePoints:output_type -> forlock.v1.ListRestorePointsResponse
+	18, // 41: forlock.v1.BackupService.GetArtifact:output_type -> forlock.v1.GetArtifactResponse
+	20, // 42: forlock.v1.BackupService.RewrapKeys:output_type -> forlock.v1.RewrapKeysResponse
+	23, // 43: forlock.v1.BackupService.ListRecoveryWindows:output_type -> forlock.v1.ListRecoveryWindowsResponse
+	40, // [40:44] is the sub-list for method output_type
+	36, // [36:40] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_backup_proto_init() }
@@ -1904,7 +2357,7 @@ func file_forlock_v1_backup_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_forlock_v1_backup_proto_rawDesc), len(file_forlock_v1_backup_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   18,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

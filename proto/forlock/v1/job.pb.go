@@ -248,6 +248,7 @@ type JobSpec struct {
 	//	*JobSpec_Rollback
 	//	*JobSpec_CertRotate
 	//	*JobSpec_DeleteBackup
+	//	*JobSpec_VerifyBackup
 	Kind          isJobSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -353,6 +354,15 @@ func (x *JobSpec) GetDeleteBackup() *DeleteBackupSpec {
 	return nil
 }
 
+func (x *JobSpec) GetVerifyBackup() *VerifyBackupSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*JobSpec_VerifyBackup); ok {
+			return x.VerifyBackup
+		}
+	}
+	return nil
+}
+
 type isJobSpec_Kind interface {
 	isJobSpec_Kind()
 }
@@ -394,6 +404,12 @@ type JobSpec_DeleteBackup struct {
 	DeleteBackup *DeleteBackupSpec `protobuf:"bytes,7,opt,name=delete_backup,json=deleteBackup,proto3,oneof"`
 }
 
+type JobSpec_VerifyBackup struct {
+	// Restore a restore point into scratch containers beside each target
+	// node and compare its recorded counts (a restore drill).
+	VerifyBackup *VerifyBackupSpec `protobuf:"bytes,8,opt,name=verify_backup,json=verifyBackup,proto3,oneof"`
+}
+
 func (*JobSpec_HealthCheck) isJobSpec_Kind() {}
 
 func (*JobSpec_Backup) isJobSpec_Kind() {}
@@ -407,6 +423,8 @@ func (*JobSpec_Rollback) isJobSpec_Kind() {}
 func (*JobSpec_CertRotate) isJobSpec_Kind() {}
 
 func (*JobSpec_DeleteBackup) isJobSpec_Kind() {}
+
+func (*JobSpec_VerifyBackup) isJobSpec_Kind() {}
 
 // HealthCheckSpec runs the host's health checks.
 type HealthCheckSpec struct {
@@ -1780,7 +1798,7 @@ var File_forlock_v1_job_proto protoreflect.FileDescriptor
 const file_forlock_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"\x14forlock/v1/job.proto\x12\n" +
-	"forlock.v1\x1a\x17forlock/v1/backup.proto\x1a\x15forlock/v1/cert.proto\x1a\x15forlock/v1/node.proto\x1a\x18forlock/v1/upgrade.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x03\n" +
+	"forlock.v1\x1a\x17forlock/v1/backup.proto\x1a\x15forlock/v1/cert.proto\x1a\x15forlock/v1/node.proto\x1a\x18forlock/v1/upgrade.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\x03\n" +
 	"\aJobSpec\x12@\n" +
 	"\fhealth_check\x18\x01 \x01(\v2\x1b.forlock.v1.HealthCheckSpecH\x00R\vhealthCheck\x120\n" +
 	"\x06backup\x18\x02 \x01(\v2\x16.forlock.v1.BackupSpecH\x00R\x06backup\x123\n" +
@@ -1789,7 +1807,8 @@ const file_forlock_v1_job_proto_rawDesc = "" +
 	"\brollback\x18\x05 \x01(\v2\x18.forlock.v1.RollbackSpecH\x00R\brollback\x12=\n" +
 	"\vcert_rotate\x18\x06 \x01(\v2\x1a.forlock.v1.CertRotateSpecH\x00R\n" +
 	"certRotate\x12C\n" +
-	"\rdelete_backup\x18\a \x01(\v2\x1c.forlock.v1.DeleteBackupSpecH\x00R\fdeleteBackupB\x06\n" +
+	"\rdelete_backup\x18\a \x01(\v2\x1c.forlock.v1.DeleteBackupSpecH\x00R\fdeleteBackup\x12C\n" +
+	"\rverify_backup\x18\b \x01(\v2\x1c.forlock.v1.VerifyBackupSpecH\x00R\fverifyBackupB\x06\n" +
 	"\x04kind\"\x11\n" +
 	"\x0fHealthCheckSpec\"W\n" +
 	"\x06Target\x12\x14\n" +
@@ -1973,12 +1992,13 @@ var file_forlock_v1_job_proto_goTypes = []any{
 	(*RollbackSpec)(nil),          // 24: forlock.v1.RollbackSpec
 	(*CertRotateSpec)(nil),        // 25: forlock.v1.CertRotateSpec
 	(*DeleteBackupSpec)(nil),      // 26: forlock.v1.DeleteBackupSpec
-	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
-	(*HealthReport)(nil),          // 29: forlock.v1.HealthReport
-	(*Artifact)(nil),              // 30: forlock.v1.Artifact
-	(*UpgradeResult)(nil),         // 31: forlock.v1.UpgradeResult
-	(*CertificateInfo)(nil),       // 32: forlock.v1.CertificateInfo
+	(*VerifyBackupSpec)(nil),      // 27: forlock.v1.VerifyBackupSpec
+	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
+	(*HealthReport)(nil),          // 30: forlock.v1.HealthReport
+	(*Artifact)(nil),              // 31: forlock.v1.Artifact
+	(*UpgradeResult)(nil),         // 32: forlock.v1.UpgradeResult
+	(*CertificateInfo)(nil),       // 33: forlock.v1.CertificateInfo
 }
 var file_forlock_v1_job_proto_depIdxs = []int32{
 	4,  // 0: forlock.v1.JobSpec.health_check:type_name -> forlock.v1.HealthCheckSpec
@@ -1988,57 +2008,58 @@ var file_forlock_v1_job_proto_depIdxs = []int32{
 	24, // 4: forlock.v1.JobSpec.rollback:type_name -> forlock.v1.RollbackSpec
 	25, // 5: forlock.v1.JobSpec.cert_rotate:type_name -> forlock.v1.CertRotateSpec
 	26, // 6: forlock.v1.JobSpec.delete_backup:type_name -> forlock.v1.DeleteBackupSpec
-	27, // 7: forlock.v1.Rollout.deadline:type_name -> google.protobuf.Duration
-	0,  // 8: forlock.v1.Rollout.offline_policy:type_name -> forlock.v1.OfflinePolicy
-	1,  // 9: forlock.v1.Task.state:type_name -> forlock.v1.TaskState
-	7,  // 10: forlock.v1.Task.progress:type_name -> forlock.v1.Progress
-	28, // 11: forlock.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
-	28, // 12: forlock.v1.Task.started_at:type_name -> google.protobuf.Timestamp
-	28, // 13: forlock.v1.Task.finished_at:type_name -> google.protobuf.Timestamp
-	29, // 14: forlock.v1.Task.health:type_name -> forlock.v1.HealthReport
-	30, // 15: forlock.v1.Task.artifacts:type_name -> forlock.v1.Artifact
-	31, // 16: forlock.v1.Task.upgrade:type_name -> forlock.v1.UpgradeResult
-	32, // 17: forlock.v1.Task.certificate:type_name -> forlock.v1.CertificateInfo
-	3,  // 18: forlock.v1.Job.spec:type_name -> forlock.v1.JobSpec
-	5,  // 19: forlock.v1.Job.target:type_name -> forlock.v1.Target
-	6,  // 20: forlock.v1.Job.rollout:type_name -> forlock.v1.Rollout
-	2,  // 21: forlock.v1.Job.state:type_name -> forlock.v1.JobState
-	28, // 22: forlock.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	28, // 23: forlock.v1.Job.finished_at:type_name -> google.protobuf.Timestamp
-	28, // 24: forlock.v1.Job.deadline:type_name -> google.protobuf.Timestamp
-	8,  // 25: forlock.v1.Job.tasks:type_name -> forlock.v1.Task
-	28, // 26: forlock.v1.JobEvent.at:type_name -> google.protobuf.Timestamp
-	1,  // 27: forlock.v1.JobEvent.task_state:type_name -> forlock.v1.TaskState
-	7,  // 28: forlock.v1.JobEvent.progress:type_name -> forlock.v1.Progress
-	2,  // 29: forlock.v1.JobEvent.job_state:type_name -> forlock.v1.JobState
-	3,  // 30: forlock.v1.SubmitJobRequest.spec:type_name -> forlock.v1.JobSpec
-	5,  // 31: forlock.v1.SubmitJobRequest.target:type_name -> forlock.v1.Target
-	6,  // 32: forlock.v1.SubmitJobRequest.rollout:type_name -> forlock.v1.Rollout
-	9,  // 33: forlock.v1.SubmitJobResponse.job:type_name -> forlock.v1.Job
-	9,  // 34: forlock.v1.GetJobResponse.job:type_name -> forlock.v1.Job
-	10, // 35: forlock.v1.GetJobResponse.history:type_name -> forlock.v1.JobEvent
-	2,  // 36: forlock.v1.ListJobsRequest.states:type_name -> forlock.v1.JobState
-	28, // 37: forlock.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
-	28, // 38: forlock.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
-	9,  // 39: forlock.v1.ListJobsResponse.jobs:type_name -> forlock.v1.Job
-	9,  // 40: forlock.v1.WatchJobResponse.snapshot:type_name -> forlock.v1.Job
-	10, // 41: forlock.v1.WatchJobResponse.event:type_name -> forlock.v1.JobEvent
-	9,  // 42: forlock.v1.CancelJobResponse.job:type_name -> forlock.v1.Job
-	11, // 43: forlock.v1.JobService.SubmitJob:input_type -> forlock.v1.SubmitJobRequest
-	13, // 44: forlock.v1.JobService.GetJob:input_type -> forlock.v1.GetJobRequest
-	15, // 45: forlock.v1.JobService.ListJobs:input_type -> forlock.v1.ListJobsRequest
-	17, // 46: forlock.v1.JobService.WatchJob:input_type -> forlock.v1.WatchJobRequest
-	19, // 47: forlock.v1.JobService.CancelJob:input_type -> forlock.v1.CancelJobRequest
-	12, // 48: forlock.v1.JobService.SubmitJob:output_type -> forlock.v1.SubmitJobResponse
-	14, // 49: forlock.v1.JobService.GetJob:output_type -> forlock.v1.GetJobResponse
-	16, // 50: forlock.v1.JobService.ListJobs:output_type -> forlock.v1.ListJobsResponse
-	18, // 51: forlock.v1.JobService.WatchJob:output_type -> forlock.v1.WatchJobResponse
-	20, // 52: forlock.v1.JobService.CancelJob:output_type -> forlock.v1.CancelJobResponse
-	48, // [48:53] is the sub-list for method output_type
-	43, // [43:48] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	27, // 7: forlock.v1.JobSpec.verify_backup:type_name -> forlock.v1.VerifyBackupSpec
+	28, // 8: forlock.v1.Rollout.deadline:type_name -> google.protobuf.Duration
+	0,  // 9: forlock.v1.Rollout.offline_policy:type_name -> forlock.v1.OfflinePolicy
+	1,  // 10: forlock.v1.Task.state:type_name -> forlock.v1.TaskState
+	7,  // 11: forlock.v1.Task.progress:type_name -> forlock.v1.Progress
+	29, // 12: forlock.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
+	29, // 13: forlock.v1.Task.started_at:type_name -> google.protobuf.Timestamp
+	29, // 14: forlock.v1.Task.finished_at:type_name -> google.protobuf.Timestamp
+	30, // 15: forlock.v1.Task.health:type_name -> forlock.v1.HealthReport
+	31, // 16: forlock.v1.Task.artifacts:type_name -> forlock.v1.Artifact
+	32, // 17: forlock.v1.Task.upgrade:type_name -> forlock.v1.UpgradeResult
+	33, // 18: forlock.v1.Task.certificate:type_name -> forlock.v1.CertificateInfo
+	3,  // 19: forlock.v1.Job.spec:type_name -> forlock.v1.JobSpec
+	5,  // 20: forlock.v1.Job.target:type_name -> forlock.v1.Target
+	6,  // 21: forlock.v1.Job.rollout:type_name -> forlock.v1.Rollout
+	2,  // 22: forlock.v1.Job.state:type_name -> forlock.v1.JobState
+	29, // 23: forlock.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	29, // 24: forlock.v1.Job.finished_at:type_name -> google.protobuf.Timestamp
+	29, // 25: forlock.v1.Job.deadline:type_name -> google.protobuf.Timestamp
+	8,  // 26: forlock.v1.Job.tasks:type_name -> forlock.v1.Task
+	29, // 27: forlock.v1.JobEvent.at:type_name -> google.protobuf.Timestamp
+	1,  // 28: forlock.v1.JobEvent.task_state:type_name -> forlock.v1.TaskState
+	7,  // 29: forlock.v1.JobEvent.progress:type_name -> forlock.v1.Progress
+	2,  // 30: forlock.v1.JobEvent.job_state:type_name -> forlock.v1.JobState
+	3,  // 31: forlock.v1.SubmitJobRequest.spec:type_name -> forlock.v1.JobSpec
+	5,  // 32: forlock.v1.SubmitJobRequest.target:type_name -> forlock.v1.Target
+	6,  // 33: forlock.v1.SubmitJobRequest.rollout:type_name -> forlock.v1.Rollout
+	9,  // 34: forlock.v1.SubmitJobResponse.job:type_name -> forlock.v1.Job
+	9,  // 35: forlock.v1.GetJobResponse.job:type_name -> forlock.v1.Job
+	10, // 36: forlock.v1.GetJobResponse.history:type_name -> forlock.v1.JobEvent
+	2,  // 37: forlock.v1.ListJobsRequest.states:type_name -> forlock.v1.JobState
+	29, // 38: forlock.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
+	29, // 39: forlock.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
+	9,  // 40: forlock.v1.ListJobsResponse.jobs:type_name -> forlock.v1.Job
+	9,  // 41: forlock.v1.WatchJobResponse.snapshot:type_name -> forlock.v1.Job
+	10, // 42: forlock.v1.WatchJobResponse.event:type_name -> forlock.v1.JobEvent
+	9,  // 43: forlock.v1.CancelJobResponse.job:type_name -> forlock.v1.Job
+	11, // 44: forlock.v1.JobService.SubmitJob:input_type -> forlock.v1.SubmitJobRequest
+	13, // 45: forlock.v1.JobService.GetJob:input_type -> forlock.v1.GetJobRequest
+	15, // 46: forlock.v1.JobService.ListJobs:input_type -> forlock.v1.ListJobsRequest
+	17, // 47: forlock.v1.JobService.WatchJob:input_type -> forlock.v1.WatchJobRequest
+	19, // 48: forlock.v1.JobService.CancelJob:input_type -> forlock.v1.CancelJobRequest
+	12, // 49: forlock.v1.JobService.SubmitJob:output_type -> forlock.v1.SubmitJobResponse
+	14, // 50: forlock.v1.JobService.GetJob:output_type -> forlock.v1.GetJobResponse
+	16, // 51: forlock.v1.JobService.ListJobs:output_type -> forlock.v1.ListJobsResponse
+	18, // 52: forlock.v1.JobService.WatchJob:output_type -> forlock.v1.WatchJobResponse
+	20, // 53: forlock.v1.JobService.CancelJob:output_type -> forlock.v1.CancelJobResponse
+	49, // [49:54] is the sub-list for method output_type
+	44, // [44:49] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_job_proto_init() }
@@ -2058,6 +2079,7 @@ func file_forlock_v1_job_proto_init() {
 		(*JobSpec_Rollback)(nil),
 		(*JobSpec_CertRotate)(nil),
 		(*JobSpec_DeleteBackup)(nil),
+		(*JobSpec_VerifyBackup)(nil),
 	}
 	file_forlock_v1_job_proto_msgTypes[15].OneofWrappers = []any{
 		(*WatchJobResponse_Snapshot)(nil),
