@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -177,10 +178,18 @@ func (c *cluster) tokenFile(args ...string) string {
 	return f
 }
 
+//
+// WAL archiving is on by default in the agent; on the shared two cores of a
+// test run every node streaming its WAL would slow the tests that are not
+// about it, so it is off unless the test passes its own --wal-archive flag.
 func (c *cluster) startAgent(name, stateDir string, extra ...string) *proc {
 	c.t.Helper()
-	args := append([]string{"--control-plane", c.addr, "--ca-file", filepath.Join(c.dataDir, "ca.crt"),
-		"--state-dir", stateDir, "--name", name, "--log-format", "text"}, extra...)
+	args := []string{"--control-plane", c.addr, "--ca-file", filepath.Join(c.dataDir, "ca.crt"),
+		"--state-dir", stateDir, "--name", name, "--log-format", "text"}
+	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--wal-archive") }) {
+		args = append(args, "--wal-archive=false")
+	}
+	args = append(args, extra...)
 	return startBin(c.t, c.binaries(), nil, "forlock-agent", args...)
 }
 
