@@ -178,7 +178,6 @@ func (c *cluster) tokenFile(args ...string) string {
 	return f
 }
 
-//
 // WAL archiving is on by default in the agent; on the shared two cores of a
 // test run every node streaming its WAL would slow the tests that are not
 // about it, so it is off unless the test passes its own --wal-archive flag.
