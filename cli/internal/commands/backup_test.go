@@ -3,6 +3,7 @@ package commands
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -273,4 +274,16 @@ func TestRestoreTable(t *testing.T) {
 	require.Contains(t, out.String(), "web-2  failed  -         no handler for restore\n\nfrom these artifacts:\nNODE   KIND")
 	require.Contains(t, out.String(), "web-1  postgres  postgres_20260301_100000.dump.zst.enc  1.0 KiB")
 	require.Error(t, restoreTable.result(j))
+}
+
+func TestFleetDrillResult(t *testing.T) {
+	require.NoError(t, fleetResult([]string{"a", "b"}, nil))
+	err := fleetResult([]string{"a"}, []string{"b (drill failed)"})
+	var ee *exitError
+	require.ErrorAs(t, err, &ee)
+	require.Equal(t, ExitJobPartial, ee.code)
+	require.EqualError(t, err, "1 of 2 drills failed: b (drill failed)")
+	err = fleetResult(nil, []string{"a (x)", "b (y)"})
+	require.EqualError(t, err, "every drill failed: a (x); b (y)")
+	require.False(t, errors.As(err, &ee), "none passed: the plain failure exit code")
 }
