@@ -33,7 +33,10 @@ func StoredName(prefix string, tl uint32, name string) string {
 // Fetch decrypts one stored WAL file into dst, checking that its header
 // names the file asked for (a file moved to another name is refused).
 // Every byte written to dst was authenticated, but on error dst may hold a
-// prefix: write to a temporary place.
+// prefix: write to a temporary place. A partial segment is stored only up
+// to what was flushed when it was shipped; Fetch writes it back whole, the
+// rest zeros as pg_receivewal left it, so it can be replayed under the
+// segment's own name.
 func Fetch(ctx context.Context, st backupstore.Store, prefix string, tl uint32, name string, kr Keyring, dst io.Writer) (int64, error) {
 	stored := StoredName(prefix, tl, name)
 	rc, _, err := st.Open(ctx, stored)
@@ -53,8 +56,22 @@ func Fetch(ctx context.Context, st backupstore.Store, prefix string, tl uint32, 
 	if err != nil {
 		return n, fmt.Errorf("WAL %s: %w", st.Location(stored), err)
 	}
+	if seg, perr := ParseSegment(name); perr == nil && seg.Partial && n < SegmentSize {
+		z, err := io.CopyN(dst, zeros{}, SegmentSize-n)
+		if n += z; err != nil {
+			return n, fmt.Errorf("WAL %s: %w", st.Location(stored), err)
+		}
+	}
 	return n, nil
 }
 
 // ErrMissing is the error of WAL a restore needs that is not in the archive.
 var ErrMissing = errors.New("WAL segment missing from the archive")
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}

@@ -150,7 +150,7 @@ func (a *Archiver) shipSpool(ctx context.Context) error {
 	for i, f := range files {
 		if isHistory(f.name) {
 			tl, _ := strconv.ParseUint(f.name[:8], 16, 32)
-			if _, _, err := a.ship(ctx, uint32(tl), f.name); err != nil { //nolint:gosec // 8 hex digits
+			if _, _, err := a.ship(ctx, uint32(tl), f.name, -1); err != nil { //nolint:gosec // 8 hex digits
 				return err
 			}
 			if err := a.sh(ctx, io.Discard, "rm", "-f", "--", a.cfg.SpoolDir+"/"+f.name); err != nil {
@@ -181,7 +181,7 @@ func (a *Archiver) shipSpool(ctx context.Context) error {
 	}
 	seg, _ := ParseSegment(partial.name)
 	t0 := a.cfg.Now()
-	size, used, err := a.ship(ctx, seg.Timeline, partial.name)
+	size, used, err := a.ship(ctx, seg.Timeline, partial.name, a.flushedIn(ctx, seg))
 	if err != nil {
 		return err
 	}
@@ -194,7 +194,7 @@ func (a *Archiver) shipSpool(ctx context.Context) error {
 }
 
 func (a *Archiver) shipSegment(ctx context.Context, seg Segment) error {
-	size, _, err := a.ship(ctx, seg.Timeline, seg.Name())
+	size, _, err := a.ship(ctx, seg.Timeline, seg.Name(), -1)
 	if err != nil {
 		return err
 	}
@@ -236,10 +236,29 @@ func (a *Archiver) storeName(tl uint32, name string) string {
 	return a.cfg.Prefix + TimelineDir(tl) + "/" + name + encSuffix
 }
 
+// flushedIn returns how many bytes of the partial segment seg pg_receivewal
+// has written and flushed, as the server knows from the slot's walsender
+// (with --synchronous the receiver reports each flush at once), or -1 when
+// that cannot be told (then the whole file is read). The rest of a partial
+// segment is the zeros pg_receivewal filled it with, so shipping only this
+// prefix costs what was written, not 16 MiB, each time the partial changes.
+func (a *Archiver) flushedIn(ctx context.Context, seg Segment) int64 {
+	out, err := a.psql(ctx, fmt.Sprintf(`SELECT r.flush_lsn FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = '%s'`, a.cfg.Slot))
+	if err != nil || out == "" {
+		return -1
+	}
+	lsn, err := ParseLSN(out)
+	if err != nil || lsn < seg.Start || lsn > seg.Start+SegmentSize {
+		return -1 // another segment: the file may hold more than the server says of this one
+	}
+	return int64(lsn - seg.Start) //nolint:gosec // at most SegmentSize
+}
+
 // ship streams one spool file through the artifact pipeline into the
-// store. It returns the stored size and, for a segment, the bytes up to
-// the last non-zero one (how far it is filled).
-func (a *Archiver) ship(ctx context.Context, tl uint32, name string) (size int64, used int64, err error) {
+// store: its first limit bytes, or all of it when limit < 0. It returns the
+// stored size and, for a segment, the bytes up to the last non-zero one (how
+// far it is filled).
+func (a *Archiver) ship(ctx context.Context, tl uint32, name string, limit int64) (size int64, used int64, err error) {
 	k, err := a.cfg.Keys.Current()
 	if err != nil {
 		return 0, 0, err
@@ -261,7 +280,11 @@ func (a *Archiver) ship(ctx context.Context, tl uint32, name string) (size int64
 	go func() {
 		aw, err := artifact.NewWriter(pw, hdr, dk)
 		if err == nil {
-			err = a.sh(sctx, io.MultiWriter(aw, fill), "cat", "--", a.cfg.SpoolDir+"/"+name)
+			read := []string{"cat", "--", a.cfg.SpoolDir + "/" + name}
+			if limit >= 0 {
+				read = []string{"head", "-c", strconv.FormatInt(limit, 10), "--", a.cfg.SpoolDir + "/" + name}
+			}
+			err = a.sh(sctx, io.MultiWriter(aw, fill), read...)
 			if cerr := aw.Close(); err == nil {
 				err = cerr
 			}
