@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -65,7 +66,10 @@ func (r *Runtime) execIn(ctx context.Context, id, cname, user string, cmd []stri
 	if stdin != nil {
 		wg.Go(func() {
 			_, stdinErr = io.Copy(att.Conn, stdin)
-			if cerr := att.CloseWrite(); stdinErr == nil {
+			// Once every byte is written, a process that exits at once
+			// closes the stream before CloseWrite: then the connection is
+			// already closed, and nothing was lost.
+			if cerr := att.CloseWrite(); stdinErr == nil && !errors.Is(cerr, net.ErrClosed) {
 				stdinErr = cerr
 			}
 		})
