@@ -2,6 +2,7 @@ package backup
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -213,11 +214,25 @@ func (c *core) stageWAL(ctx context.Context, pl *pitrPlan, dataDir string, p *pr
 	if !safeDataDir.MatchString(dataDir) {
 		return fmt.Errorf("data directory %q: a point-in-time restore needs one of letters, digits and / _ . -", dataDir)
 	}
+	// The files must belong to the staged data directory's owner (the
+	// helpers run as that user, and so does PostgreSQL).
+	var owner bytes.Buffer
+	res, err := c.cfg.Docker.Exec(ctx, "postgres", "", []string{"stat", "-c", "%u %g", dataDir + "/" + incomingDir + "/PG_VERSION"}, nil, &owner)
+	if err == nil {
+		err = res.Err("stat the staged PG_VERSION")
+	}
+	var uid, gid int
+	if err == nil {
+		_, err = fmt.Sscanf(owner.String(), "%d %d", &uid, &gid)
+	}
+	if err != nil {
+		return fmt.Errorf("the owner of the staged data directory: %w", err)
+	}
 	var n counter
 	p.step(fmt.Sprintf("stage %d WAL segments", len(pl.files)), 40, n.load)
 	r, w := io.Pipe()
-	go func() { w.CloseWithError(pl.writeTar(ctx, w, &n)) }()
-	err := c.cfg.Docker.CopyTo(ctx, "postgres", dataDir, r)
+	go func() { w.CloseWithError(pl.writeTar(ctx, w, uid, gid, &n)) }()
+	err = c.cfg.Docker.CopyTo(ctx, "postgres", dataDir, r)
 	_ = r.CloseWithError(errCopyEnded)
 	if err != nil {
 		return fmt.Errorf("stage the WAL: %w", err)
@@ -229,20 +244,20 @@ cat >> postgresql.auto.conf <<'FORLOCK_EOF'
 ` + pl.recoveryConf(dataDir) + `FORLOCK_EOF
 : > recovery.signal
 chmod 600 recovery.signal postgresql.auto.conf
-chown -R "$own" postgresql.auto.conf recovery.signal ` + walStageDir + `
+chown "$own" postgresql.auto.conf recovery.signal
 `
 	return c.helper(ctx, "write the recovery settings", script, dataDir)
 }
 
 // writeTar writes the segments as a tar of <incoming>/forlock-wal/.
-func (pl *pitrPlan) writeTar(ctx context.Context, w io.Writer, n *counter) error {
+func (pl *pitrPlan) writeTar(ctx context.Context, w io.Writer, uid, gid int, n *counter) error {
 	tw := tar.NewWriter(w)
 	dir := incomingDir + "/" + walStageDir + "/"
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o700, ModTime: time.Now()}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o700, Uid: uid, Gid: gid, ModTime: time.Now()}); err != nil {
 		return err
 	}
 	for _, f := range pl.files {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: dir + f.seg.Name(), Mode: 0o600, Size: walarchive.SegmentSize, ModTime: time.Now()}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: dir + f.seg.Name(), Mode: 0o600, Uid: uid, Gid: gid, Size: walarchive.SegmentSize, ModTime: time.Now()}); err != nil {
 			return err
 		}
 		got, err := walarchive.Fetch(ctx, pl.store, pl.prefix, pl.tl, f.stored.Name(), pl.keys, tw)

@@ -83,7 +83,7 @@ func TestPlanPITR(t *testing.T) {
 
 	var tarBuf bytes.Buffer
 	var n counter
-	require.NoError(t, pl.writeTar(ctx, &tarBuf, &n))
+	require.NoError(t, pl.writeTar(ctx, &tarBuf, 999, 999, &n))
 	require.Equal(t, int64(2*walarchive.SegmentSize), n.load(), "each segment padded to its full size")
 
 	t.Run("a key the task does not carry", func(t *testing.T) {
