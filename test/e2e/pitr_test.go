@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +14,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/internal/artifact"
+	"github.com/forlock/fleet/internal/keys"
 )
 
 // window is one node's recovery window in `restore --list -o json`.
@@ -56,6 +61,13 @@ func (n *testNode) containerStamps(t *testing.T) string {
 		b.WriteString(s + " " + strings.TrimSpace(string(out)) + "\n")
 	}
 	return b.String()
+}
+
+func mustHex(t *testing.T, s string) uint64 {
+	t.Helper()
+	v, err := strconv.ParseUint(s, 16, 32)
+	require.NoError(t, err)
+	return v
 }
 
 // segmentName is the WAL file name holding lsn ("X/Y") on timeline tl.
@@ -137,7 +149,10 @@ func TestPointInTimeRestore(t *testing.T) {
 		seg := segmentName(t, base.Timeline, base.WalStartLsn)
 		file := filepath.Join(backups, "wal", w.NodeID, fmt.Sprintf("%08X", base.Timeline), seg+".zst.enc")
 		require.FileExists(t, file)
+		saved, err := os.ReadFile(file)
+		require.NoError(t, err)
 		require.NoError(t, os.Remove(file))
+		defer func() { require.NoError(t, os.WriteFile(file, saved, 0o600)) }()
 		before := n.containerStamps(t)
 		rowsBefore := n.state(t).Rows
 		out, err := c.ctlErr("restore", "--node", n.name, "--to-time", target.UTC().Format(time.RFC3339Nano), "--yes")
@@ -156,6 +171,48 @@ func TestPointInTimeRestore(t *testing.T) {
 			w, ok := c.window(n.name)
 			return ok && w.Timeline > base.Timeline && w.Latest.After(after)
 		}, 90*time.Second, 500*time.Millisecond, "WAL of the new timeline is archived")
+	})
+	t.Run("a replay that cannot reach the target puts the previous data back, with PostgreSQL's reason", func(t *testing.T) {
+		// The WAL holding t1..t3 replaced by zeros, encrypted with the
+		// node's own archive key: it verifies, but recovery ends early.
+		raw, err := os.ReadFile(filepath.Join(n.agentDir, "archive-key.json"))
+		require.NoError(t, err)
+		var kj struct {
+			KeyID string `json:"key_id"`
+			Key   []byte `json:"key"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &kj))
+		k, err := keys.NewNamed(kj.KeyID, kj.Key)
+		require.NoError(t, err)
+		tlDir := filepath.Join(backups, "wal", w.NodeID, fmt.Sprintf("%08X", base.Timeline))
+		next := segmentName(t, base.Timeline, base.WalStartLsn)
+		next = next[:16] + fmt.Sprintf("%08X", mustHex(t, next[16:])+1)
+		files, err := filepath.Glob(filepath.Join(tlDir, next+"*.zst.enc"))
+		require.NoError(t, err)
+		require.NotEmpty(t, files, "the segment after the base's start is archived")
+		for _, f := range files {
+			name := strings.TrimSuffix(filepath.Base(f), ".zst.enc")
+			dk, err := keys.NewDataKey()
+			require.NoError(t, err)
+			wrapped, err := k.Wrap(context.Background(), dk)
+			require.NoError(t, err)
+			var buf bytes.Buffer
+			aw, err := artifact.NewWriter(&buf, artifact.Header{Kind: artifact.KindWal, Node: n.name, Created: time.Now(), KeyID: kj.KeyID, WrappedKey: wrapped, FileName: name}, dk)
+			require.NoError(t, err)
+			_, err = aw.Write(make([]byte, 16<<20))
+			require.NoError(t, err)
+			require.NoError(t, aw.Close())
+			require.NoError(t, os.WriteFile(f, buf.Bytes(), 0o600))
+		}
+		rowsBefore := n.state(t).Rows
+		t0 := time.Now()
+		out, err := c.ctlErr("restore", "--node", n.name, "--to-time", target.UTC().Format(time.RFC3339Nano), "--yes")
+		require.Error(t, err, "%s", out)
+		t.Logf("failed replay and rollback took %s", time.Since(t0).Round(100*time.Millisecond))
+		require.Contains(t, out, "the previous data is back")
+		require.Contains(t, out, "recovery ended before configured recovery target was reached", "PostgreSQL's reason")
+		require.Equal(t, rowsBefore, n.state(t).Rows, "the data as it was before the restore")
+		require.True(t, running(t, n.name+"-api"))
 	})
 	t.Logf("whole test %s", time.Since(start).Round(time.Second))
 }
