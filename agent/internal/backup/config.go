@@ -97,6 +97,10 @@ type Config struct {
 	// HealthTimeout bounds the wait for the API (and Redis) to be healthy
 	// again after a restore. Default DefaultHealthTimeout.
 	HealthTimeout time.Duration
+	// RecoveryTimeout bounds the WAL replay of a point-in-time restore,
+	// from the server's start to the end of recovery. Default
+	// DefaultRecoveryTimeout.
+	RecoveryTimeout time.Duration
 	// DrillNanoCPUs and DrillMemory limit each scratch container of a
 	// restore drill. Defaults DefaultDrillNanoCPUs, DefaultDrillMemory.
 	DrillNanoCPUs int64
@@ -148,6 +152,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	cfg.BackupDirs = slices.Clone(cfg.BackupDirs)
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = DefaultStopTimeout
+	}
+	if cfg.RecoveryTimeout <= 0 {
+		cfg.RecoveryTimeout = DefaultRecoveryTimeout
 	}
 	if cfg.HealthTimeout <= 0 {
 		cfg.HealthTimeout = DefaultHealthTimeout

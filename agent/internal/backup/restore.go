@@ -73,12 +73,23 @@ func (h *RestoreHandler) Run(ctx context.Context, a tasks.Assignment, report fun
 			return tasks.Result{}, fmt.Errorf("restore redis: %w; nothing was stopped or changed", err)
 		}
 	}
+	if isPITR(r) {
+		if pg.pitr, err = c.planPITR(ctx, r, pg, a.Keys, p); err != nil {
+			return tasks.Result{}, fmt.Errorf("point-in-time restore: %w; nothing was stopped or changed", err)
+		}
+		defer pg.pitr.close()
+	}
 	if pg != nil && pg.physical {
 		if pg.dataDir, err = c.stagePhysical(ctx, pg, p); err != nil {
 			return tasks.Result{}, fmt.Errorf("restore postgres: %w; nothing was stopped or changed", err)
 		}
 		defer c.unstage(ctx, pg)
 		c.cfg.Logger.Info("restore: staged the base backup", "dir", pg.dataDir)
+		if pg.pitr != nil {
+			if err := c.stageWAL(ctx, pg.pitr, pg.dataDir, p); err != nil {
+				return tasks.Result{}, fmt.Errorf("point-in-time restore: %w; nothing was stopped or changed", err)
+			}
+		}
 	}
 	var res tasks.Result
 	var done []string
@@ -127,7 +138,7 @@ func (c *core) apply(ctx context.Context, pg, rd *item, rt redisTarget, p *progr
 		var err error
 		if pg.physical {
 			pg.swapped = true
-			err = c.swapPhysical(ctx, pg.dataDir, p)
+			err = c.swapPhysical(ctx, pg.dataDir, pg.pitr != nil, p)
 		} else {
 			err = c.restorePostgres(ctx, pg, p)
 		}
@@ -135,6 +146,13 @@ func (c *core) apply(ctx context.Context, pg, rd *item, rt redisTarget, p *progr
 			return details, fmt.Errorf("restore postgres: %w", err)
 		}
 		details = append(details, fmt.Sprintf("postgres: restored %s (%s, %s) from %s", pg.art.GetFileName(), formatName(pg.physical), humanBytes(int64(pg.art.GetPlainBytes())), pg.art.GetLocation())) //nolint:gosec // a size
+		if pl := pg.pitr; pl != nil {
+			to := "the end of the archived WAL"
+			if pl.target != nil {
+				to = pl.target.UTC().Format(time.RFC3339Nano)
+			}
+			details = append(details, fmt.Sprintf("postgres: replayed %d WAL segments of timeline %d to %s and promoted", len(pl.files), pl.tl, to))
+		}
 	}
 	if rd != nil {
 		if err := c.restoreRedis(ctx, rd, rt, p); err != nil {

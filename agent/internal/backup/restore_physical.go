@@ -91,9 +91,10 @@ func (c *core) postgresMajor(ctx context.Context) (string, error) {
 }
 
 // swapPhysical replaces the data directory's files with the staged ones,
-// with the server stopped, and starts it. On any failure it puts the
-// previous files back and starts the server on them.
-func (c *core) swapPhysical(ctx context.Context, dataDir string, p *progress) (err error) {
+// with the server stopped, and starts it; with pitr, it then waits for the
+// end of recovery (waitRecovery). On any failure it puts the previous
+// files back and starts the server on them.
+func (c *core) swapPhysical(ctx context.Context, dataDir string, pitr bool, p *progress) (err error) {
 	d := c.cfg.Docker
 	p.step("stop postgres", 70, nil)
 	if err := d.Stop(ctx, "postgres", c.cfg.StopTimeout); err != nil {
@@ -107,7 +108,17 @@ func (c *core) swapPhysical(ctx context.Context, dataDir string, p *progress) (e
 		return errors.Join(err, c.undoSwap(bg, dataDir))
 	}
 	p.step("start postgres", 75, nil)
-	if err := c.startPostgres(ctx); err != nil {
+	started := time.Now()
+	err = c.startPostgres(ctx)
+	if err == nil && pitr {
+		err = c.waitRecovery(ctx, dataDir, p)
+	}
+	if err != nil {
+		if pitr {
+			if why := c.postgresReason(bg, started); why != "" {
+				err = fmt.Errorf("%w; PostgreSQL says: %s", err, why)
+			}
+		}
 		_ = d.Stop(bg, "postgres", c.cfg.StopTimeout)
 		return errors.Join(fmt.Errorf("the restored cluster did not start: %w", err), c.undoSwap(bg, dataDir))
 	}

@@ -35,6 +35,8 @@ type item struct {
 	physical bool
 	dataDir  string
 	swapped  bool
+	// pitr is the WAL a point-in-time restore replays after the base.
+	pitr *pitrPlan
 }
 
 func (it *item) open(ctx context.Context) (io.ReadCloser, error) {

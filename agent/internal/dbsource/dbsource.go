@@ -81,13 +81,19 @@ func (p Postgres) BaseBackup(ctx context.Context, w io.Writer) error {
 // Show returns the value of a server setting (SHOW name), e.g.
 // data_directory or server_version_num.
 func (p Postgres) Show(ctx context.Context, name string) (string, error) {
+	return p.Query(ctx, "SHOW "+name)
+}
+
+// Query runs one SQL statement with psql and returns its output, unaligned
+// and without headers, trimmed (e.g. "t" for a boolean).
+func (p Postgres) Query(ctx context.Context, sql string) (string, error) {
 	var out bytes.Buffer
 	res, err := p.Exec.Exec(ctx, "postgres", p.user(),
-		[]string{"psql", "-X", "-A", "-t", "-q", "--no-password", "--dbname=" + p.db(), "-c", "SHOW " + name}, nil, &out)
+		[]string{"psql", "-X", "-A", "-t", "-q", "--no-password", "--dbname=" + p.db(), "-c", sql}, nil, &out)
 	if err != nil {
-		return "", fmt.Errorf("psql SHOW %s: %w", name, err)
+		return "", fmt.Errorf("psql %s: %w", sql, err)
 	}
-	if err := res.Err("psql SHOW " + name); err != nil {
+	if err := res.Err("psql " + sql); err != nil {
 		return "", err
 	}
 	return strings.TrimSpace(out.String()), nil

@@ -1,36 +1,29 @@
 package walarchive
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
-	"strings"
+
+	"github.com/forlock/fleet/internal/pglsn"
 )
 
 // SegmentSize is the WAL segment size of a default PostgreSQL build (16 MiB);
 // a cluster initialised with another --wal-segsize is refused at start.
 const SegmentSize = 16 << 20
 
-// LSN is a WAL position.
-type LSN uint64
+// LSN is a WAL position: internal/pglsn's, with the segment arithmetic of
+// the archive.
+type LSN pglsn.LSN
 
-// ParseLSN parses PostgreSQL's "X/Y" form (both hex, at most 8 digits each).
+// ParseLSN parses PostgreSQL's "X/Y" form (pglsn.Parse).
 func ParseLSN(s string) (LSN, error) {
-	hi, lo, ok := strings.Cut(s, "/")
-	if !ok || hi == "" || lo == "" || len(hi) > 8 || len(lo) > 8 {
-		return 0, fmt.Errorf("WAL position %q: want X/Y in hex", s)
-	}
-	h, err1 := strconv.ParseUint(hi, 16, 32)
-	l, err2 := strconv.ParseUint(lo, 16, 32)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("WAL position %q: want X/Y in hex", s)
-	}
-	return LSN(h<<32 | l), nil
+	l, err := pglsn.Parse(s)
+	return LSN(l), err
 }
 
 // String formats as PostgreSQL does, e.g. "0/3000028".
-func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint64(l)>>32, uint64(l)&0xffffffff) }
+func (l LSN) String() string { return pglsn.LSN(l).String() }
 
 // segmentStart is the first position of the segment holding l.
 func (l LSN) segmentStart() LSN { return l - l%SegmentSize }
