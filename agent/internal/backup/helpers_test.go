@@ -2,9 +2,6 @@ package backup
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,28 +31,11 @@ type testNode struct {
 // the command that builds them.
 func startNode(t *testing.T) testNode {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("real Docker test node")
-	}
-	testenv.RequireImage(t, "forlock-test/api", "forlock-test/postgres", "forlock-test/redis", "forlock-test/nginx")
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	name := "fl-bk-" + hex.EncodeToString(b)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	redisAddr := l.Addr().String()
-	require.NoError(t, l.Close())
-	_, rport, _ := net.SplitHostPort(redisAddr)
-	scripts := filepath.Join("..", "..", "..", "deploy", "testnode")
-	up := exec.Command("bash", filepath.Join(scripts, "up.sh"), name)
-	up.Env = append(os.Environ(), "REDIS_PORT="+rport)
-	out, err := up.CombinedOutput()
-	t.Cleanup(func() { _ = exec.Command("bash", filepath.Join(scripts, "down.sh"), name).Run() })
-	require.NoError(t, err, "%s", out)
-	rt, err := dockerrt.New(dockerrt.Config{Names: []string{name + "-api", name + "-postgres", name + "-redis", name + "-nginx"}})
+	n := testenv.UpTestNode(t, "fl-bk")
+	rt, err := dockerrt.New(dockerrt.Config{Names: n.Containers()})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rt.Close() })
-	return testNode{name: name, rt: rt, redisAddr: redisAddr}
+	return testNode{name: n.Name, rt: rt, redisAddr: n.RedisAddr}
 }
 
 func (n testNode) sh(t *testing.T, args ...string) string {

@@ -3,13 +3,8 @@ package dbsource
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,28 +22,11 @@ import (
 // images the test fails naming the command that builds them.
 func node(t *testing.T) (*dockerrt.Runtime, string, string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("real Docker test node")
-	}
-	testenv.RequireImage(t, "forlock-test/api", "forlock-test/postgres", "forlock-test/redis", "forlock-test/nginx")
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	name := "fl-db-" + hex.EncodeToString(b)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	redisAddr := l.Addr().String()
-	require.NoError(t, l.Close())
-	_, rport, _ := net.SplitHostPort(redisAddr)
-	scripts := filepath.Join("..", "..", "..", "deploy", "testnode")
-	up := exec.Command("bash", filepath.Join(scripts, "up.sh"), name)
-	up.Env = append(os.Environ(), "REDIS_PORT="+rport)
-	out, err := up.CombinedOutput()
-	t.Cleanup(func() { _ = exec.Command("bash", filepath.Join(scripts, "down.sh"), name).Run() })
-	require.NoError(t, err, "%s", out)
-	rt, err := dockerrt.New(dockerrt.Config{Names: []string{name + "-api", name + "-postgres", name + "-redis", name + "-nginx"}})
+	n := testenv.UpTestNode(t, "fl-db")
+	rt, err := dockerrt.New(dockerrt.Config{Names: n.Containers()})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rt.Close() })
-	return rt, name, redisAddr
+	return rt, n.Name, n.RedisAddr
 }
 
 // summary is the stand-in API's checksum over every vault row.

@@ -15,6 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/test/testenv"
 	"go.uber.org/goleak"
 )
 
@@ -26,13 +28,7 @@ var update = flag.Bool("update", false, "rewrite the RDB files in testdata from 
 // directory and returns a client and the path of its dump file.
 func server(t *testing.T) (*redis.Client, string) {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if testing.Short() {
-			t.Skip("needs redis-server")
-		}
-		t.Fatal("redis-server not found: apt-get install redis-server (the tests read RDB files it writes)")
-	}
+	bin := testenv.RequireCommand(t, "redis-server", "redis-server")
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "redis.sock")
 	cmd := exec.Command(bin, "--port", "0", "--unixsocket", sock, "--dir", dir, "--save", "", "--appendonly", "no", "--databases", "16")

@@ -3,7 +3,6 @@ package walarchive
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
@@ -33,26 +32,17 @@ type testNode struct {
 
 func startNode(t *testing.T) testNode {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("real Docker test node")
-	}
-	testenv.RequireImage(t, "forlock-test/api", "forlock-test/postgres", "forlock-test/redis", "forlock-test/nginx")
-	if name := os.Getenv("FORLOCK_WAL_TEST_NODE"); name != "" {
+	var names []string
+	name := os.Getenv("FORLOCK_WAL_TEST_NODE")
+	if name != "" {
 		// A node already up (deploy/testnode/up.sh NAME), to iterate
 		// without its start-up; never set in CI.
-		rt, err := dockerrt.New(dockerrt.Config{Names: []string{name + "-api", name + "-postgres", name + "-redis", name + "-nginx"}})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = rt.Close() })
-		return testNode{name: name, rt: rt}
+		names = testenv.TestNode{Name: name}.Containers()
+	} else {
+		n := testenv.UpTestNode(t, "fl-wal")
+		name, names = n.Name, n.Containers()
 	}
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	name := "fl-wal-" + hex.EncodeToString(b)
-	scripts := filepath.Join("..", "..", "..", "deploy", "testnode")
-	out, err := exec.Command("bash", filepath.Join(scripts, "up.sh"), name).CombinedOutput()
-	t.Cleanup(func() { _ = exec.Command("bash", filepath.Join(scripts, "down.sh"), name).Run() })
-	require.NoError(t, err, "%s", out)
-	rt, err := dockerrt.New(dockerrt.Config{Names: []string{name + "-api", name + "-postgres", name + "-redis", name + "-nginx"}})
+	rt, err := dockerrt.New(dockerrt.Config{Names: names})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rt.Close() })
 	return testNode{name: name, rt: rt}
