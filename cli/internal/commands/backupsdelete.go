@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -51,11 +50,7 @@ func newBackupsDeleteCmd(a *app) *cobra.Command {
 	fs := cmd.Flags()
 	fs.StringVar(&f.restorePoint, "restore-point", "", "delete every artifact of this restore point")
 	fs.BoolVarP(&f.yes, "yes", "y", false, "do not ask for confirmation")
-	jf := pflag.NewFlagSet("job", pflag.ContinueOnError)
-	f.jobs.register(jf)
-	for _, name := range restoreJobFlags {
-		fs.AddFlag(jf.Lookup(name))
-	}
+	f.jobs.registerOnly(fs, restoreJobFlags...)
 	fs.Lookup("node").Usage = "the node that deletes (default: the node that wrote the artifacts)"
 	return cmd
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -57,11 +56,7 @@ func newBackupsVerifyCmd(a *app) *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.BoolVar(&f.latest, "latest", false, "drill the node's newest restore point")
-	jf := pflag.NewFlagSet("job", pflag.ContinueOnError)
-	f.jobs.register(jf)
-	for _, name := range append([]string{"selector", "all"}, restoreJobFlags...) {
-		fs.AddFlag(jf.Lookup(name))
-	}
+	f.jobs.registerOnly(fs, append([]string{"selector", "all"}, restoreJobFlags...)...)
 	fs.Lookup("node").Usage = "the node whose restore point is drilled, by name or ID"
 	fs.Lookup("selector").Usage = "with --latest: drill every node matching this label selector, one after another"
 	fs.Lookup("all").Usage = "with --latest: drill every node, one after another"

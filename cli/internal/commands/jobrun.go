@@ -61,6 +61,16 @@ func (f *jobFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.detach, "detach", false, "print the job ID and return without watching")
 }
 
+// registerOnly adds to fs only the job flags named, for commands that take
+// a few of them (a restore targets one node, with no rollout).
+func (f *jobFlags) registerOnly(fs *pflag.FlagSet, names ...string) {
+	all := pflag.NewFlagSet("job", pflag.ContinueOnError)
+	f.register(all)
+	for _, name := range names {
+		fs.AddFlag(all.Lookup(name))
+	}
+}
+
 // request validates the flags and builds the SubmitJob request for spec.
 func (f *jobFlags) request(fs *pflag.FlagSet, spec *forlockv1.JobSpec) (*forlockv1.SubmitJobRequest, error) {
 	target, err := f.target(fs)

@@ -104,11 +104,7 @@ func newRestoreCmd(a *app) *cobra.Command {
 	fs.StringVar(&f.toTime, "to-time", "", `point-in-time restore of PostgreSQL to T: RFC 3339, or "YYYY-MM-DD HH:MM:SS" read as UTC`)
 	fs.BoolVar(&f.toLatest, "to-latest", false, "point-in-time restore of PostgreSQL to the end of the archived WAL")
 	fs.BoolVarP(&f.yes, "yes", "y", false, "do not ask for confirmation")
-	jf := pflag.NewFlagSet("job", pflag.ContinueOnError)
-	f.jobs.register(jf)
-	for _, name := range restoreJobFlags {
-		fs.AddFlag(jf.Lookup(name))
-	}
+	f.jobs.registerOnly(fs, restoreJobFlags...)
 	fs.Lookup("node").Usage = "the node to restore onto, by name or ID (exactly one); with --list, only its restore points"
 	return cmd
 }
