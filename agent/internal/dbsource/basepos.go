@@ -10,7 +10,6 @@ import (
 	"io"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -72,16 +71,9 @@ func (p Postgres) BaseBackupAt(ctx context.Context, w io.Writer) (BasePosition, 
 		return BasePosition{}, fmt.Errorf("backup_label: timeline %q", tl[1])
 	}
 	pos.StartLSN, pos.Timeline = string(start[1]), uint32(n)
-	var out bytes.Buffer
-	res, err := p.Exec.Exec(ctx, "postgres", p.user(),
-		[]string{"psql", "-X", "-A", "-t", "-q", "--no-password", "--dbname=" + p.db(), "-c", "SELECT pg_current_wal_lsn()"}, nil, &out)
-	if err != nil {
+	if pos.EndLSN, err = p.Query(ctx, "SELECT pg_current_wal_lsn()"); err != nil {
 		return BasePosition{}, fmt.Errorf("read the WAL position after the base backup: %w", err)
 	}
-	if err := res.Err("psql pg_current_wal_lsn"); err != nil {
-		return BasePosition{}, err
-	}
-	pos.EndLSN = strings.TrimSpace(out.String())
 	return pos, nil
 }
 

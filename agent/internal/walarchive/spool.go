@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/forlock/fleet/agent/internal/dbsource"
 	"github.com/forlock/fleet/internal/artifact"
 	"github.com/forlock/fleet/internal/keys"
 )
@@ -24,16 +25,7 @@ const encSuffix = ".zst.enc"
 
 // psql runs one SQL statement as the archiver's user and returns its output.
 func (a *Archiver) psql(ctx context.Context, sql string) (string, error) {
-	var out bytes.Buffer
-	res, err := a.cfg.Docker.Exec(ctx, "postgres", a.cfg.User,
-		[]string{"psql", "-X", "-A", "-t", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--dbname=postgres", "-c", sql}, nil, &out)
-	if err != nil {
-		return "", fmt.Errorf("psql: %w", err)
-	}
-	if err := res.Err("psql"); err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(out.String()), nil
+	return dbsource.Postgres{Exec: a.cfg.Docker, Database: "postgres", OSUser: a.cfg.User}.Query(ctx, sql)
 }
 
 func (a *Archiver) sh(ctx context.Context, stdout io.Writer, cmd ...string) error {
