@@ -272,6 +272,11 @@ func (e *Engine) catalog(j *job, t *forlockv1.Task, arts []*forlockv1.Artifact, 
 		if !slices.Contains(want, a.GetKind()) || len(a.GetSha256()) != 64 || a.GetLocation() == "" || a.GetSizeBytes() == 0 {
 			return fmt.Errorf("artifact %d is incomplete or of a kind not asked for", i)
 		}
+		// A drill's report is the one result whose keys TaskUpdate does not
+		// check: a backup's artifacts must carry the key that was checked.
+		if a.GetDrill() != nil || len(a.GetWrappedKey()) == 0 || a.GetKeyId() == "" {
+			return fmt.Errorf("artifact %d carries no data key, or a drill result: not a backup's artifact", i)
+		}
 		if a.GetKind() == forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES && !samePostgresFormat(a.GetPostgresFormat(), j.pb.GetSpec().GetBackup().GetPostgresFormat()) {
 			return fmt.Errorf("the agent made a %s PostgreSQL backup, %s was asked for: upgrade the agent", a.GetPostgresFormat(), j.pb.GetSpec().GetBackup().GetPostgresFormat())
 		}

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,4 +115,40 @@ func TestDrillJobRecordsResultOnRestorePoint(t *testing.T) {
 	rp = drill(&forlockv1.DrillResult{StartedAt: timestamppb.Now(), Passed: true}, forlockv1.TaskState_TASK_STATE_FAILED)
 	require.False(t, rp.GetLastDrill().GetPassed())
 	require.Equal(t, at.AsTime(), rp.GetLastPassedDrillAt().AsTime())
+}
+
+// TestBackupResultDressedAsADrillIsNotCataloged: the data keys of a drill's
+// report are not checked (it names cataloged artifacts and carries none), so
+// an agent could dress a backup's result as a drill report to get
+// artifacts with no key, or a key never checked, into the catalog. The
+// backup fails, and nothing is cataloged.
+func TestBackupResultDressedAsADrillIsNotCataloged(t *testing.T) {
+	f, _ := drillFleet(t)
+	s := f.connect("web2")
+	j, _, err := f.e.Submit(context.Background(), &forlockv1.SubmitJobRequest{
+		Spec:   &forlockv1.JobSpec{Kind: &forlockv1.JobSpec_Backup{Backup: &forlockv1.BackupSpec{Only: []forlockv1.ArtifactKind{forlockv1.ArtifactKind_ARTIFACT_KIND_REDIS}}}},
+		Target: &forlockv1.Target{Nodes: []string{"web2"}},
+	})
+	require.NoError(t, err)
+	taskID := j.GetTasks()[0].GetId()
+	f.running(s, j.GetId(), taskID)
+	u := update(taskID, forlockv1.TaskState_TASK_STATE_SUCCEEDED, "")
+	u.Artifacts = []*forlockv1.Artifact{{Kind: forlockv1.ArtifactKind_ARTIFACT_KIND_REDIS, Sha256: strings.Repeat("a", 64),
+		Location: "/var/backups/forlock/web2/redis.rdb.zst.enc", SizeBytes: 10, KeyId: "local:forged",
+		Drill: &forlockv1.DrillResult{Passed: true}}}
+	f.e.TaskUpdate(s, u)
+	f.ended(j.GetId())
+	f.flush()
+	got, err := f.e.Get(j.GetId())
+	require.NoError(t, err)
+	require.Equal(t, forlockv1.TaskState_TASK_STATE_FAILED, got.GetTasks()[0].GetState())
+	require.Contains(t, got.GetTasks()[0].GetMessage(), "backup not cataloged")
+	var web2 int
+	require.NoError(t, f.st.ScanRestorePoints("", func(rp *forlockv1.RestorePoint) bool {
+		if rp.GetNodeName() == "web2" {
+			web2++
+		}
+		return true
+	}))
+	require.Zero(t, web2, "nothing cataloged for web2")
 }
