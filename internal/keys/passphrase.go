@@ -33,9 +33,12 @@ const (
 	scryptR   = 8
 	scryptP   = 1
 	saltBytes = 16
-	// maxScryptN bounds what a key ID read from a file may ask for (1 GiB
-	// of memory at r=8), so a hostile file cannot exhaust memory.
-	maxScryptN = 1 << 20
+	// maxScryptMemory and maxScryptWork bound what a key ID read from a
+	// file may ask for: scrypt needs 128·N·r bytes and about N·r·p block
+	// mixes, so a hostile file could otherwise ask for gigabytes or hours.
+	// Both allow N up to 2^20 at r=8, p=1 (1 GiB).
+	maxScryptMemory = 1 << 30
+	maxScryptWork   = 1 << 23
 )
 
 // ErrWeakPassphrase means a passphrase is shorter than MinPassphrase.
@@ -135,19 +138,15 @@ func derive(passphrase []byte, keyID string) (*File, error) {
 		}
 	}
 	salt, err := hex.DecodeString(saltHex)
-	if err != nil || len(salt) < saltBytes || n < 2 || n > maxScryptN || r < 1 || r > 32 || pp < 1 || pp > 16 {
+	if err != nil || len(salt) < saltBytes || n < 2 || r < 1 || r > 32 || pp < 1 || pp > 16 ||
+		n > maxScryptMemory/(128*r) || n*r*pp > maxScryptWork {
 		return nil, fmt.Errorf("unwrap: %w %q: scrypt parameters or salt out of range", ErrUnknownKey, keyID)
 	}
 	key, err := scrypt.Key(passphrase, salt, n, r, pp, DataKeySize)
 	if err != nil {
 		return nil, fmt.Errorf("passphrase key: %w", err)
 	}
-	f, err := newFile(key)
-	if err != nil {
-		return nil, err
-	}
-	f.id = keyID
-	return f, nil
+	return NewNamed(keyID, key)
 }
 
 // maxPassphraseFile bounds what ReadPassphraseFile reads.

@@ -30,7 +30,8 @@ func TestPassphrase(t *testing.T) {
 	require.ErrorContains(t, err, "wrong passphrase")
 
 	salt := w.KeyID()[strings.LastIndex(w.KeyID(), ":")+1:]
-	for _, id := range []string{"scrypt:N=1073741824,r=8,p=1:" + salt, "scrypt:N=32768,r=8,p=1:00", "local:1a2b3c4d", "scrypt:N=32768,r=99,p=1:" + salt} {
+	for _, id := range []string{"scrypt:N=1073741824,r=8,p=1:" + salt, "scrypt:N=32768,r=8,p=1:00", "local:1a2b3c4d", "scrypt:N=32768,r=99,p=1:" + salt,
+		"scrypt:N=1048576,r=32,p=1:" + salt, "scrypt:N=1048576,r=8,p=16:" + salt} {
 		_, err = OpenPassphrase([]byte("twelve chars or more")).Unwrap(t.Context(), id, wrapped)
 		require.ErrorIs(t, err, ErrUnknownKey, id)
 	}
