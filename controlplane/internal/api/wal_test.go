@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"os"
 	"strings"
@@ -354,4 +355,42 @@ func TestListRecoveryWindows(t *testing.T) {
 	require.Equal(t, stg, resp.GetWindows()[0].GetNodeId())
 	_, err = s.Backups.ListRecoveryWindows(ctx, &forlockv1.ListRecoveryWindowsRequest{Node: "rw-prod"})
 	requireStatus(t, err, codes.NotFound, "rw-prod", "NODE_NOT_FOUND")
+}
+
+// TestRestoreReadsOnlyBackupsInScope: an operator scoped to staging may
+// restore a staging node, but not from a production node's backups or WAL
+// (source_node, or the artifact IDs of its restore point): those are "not
+// found", no job is made and no archive key leaves for it. Unscoped, the
+// same restore is accepted.
+func TestRestoreReadsOnlyBackupsInScope(t *testing.T) {
+	s := newTestServer(t, serverOptions{walRotation: time.Hour})
+	prod := s.enroll("sc-prod", map[string]string{"env": "prod"})
+	s.enroll("sc-stg", map[string]string{"env": "staging"})
+	k, err := s.archiveKeys.Current(t.Context(), prod)
+	require.NoError(t, err)
+	t0 := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Second)
+	_, base2 := pitrCatalog(t, s, prod, t0, k.GetKeyId())
+
+	acc := forlockv1.NewAccessServiceClient(s.conn)
+	id, err := acc.CreateIdentity(s.ctx(), &forlockv1.CreateIdentityRequest{Name: "stg-admin", Role: "admin", Scope: "env=staging"})
+	require.NoError(t, err)
+	scoped := s.as(id.GetSecret())
+	restore := func(ctx context.Context, r *forlockv1.RestoreSpec) error {
+		_, err := s.Jobs.SubmitJob(ctx, &forlockv1.SubmitJobRequest{
+			Spec: &forlockv1.JobSpec{Kind: &forlockv1.JobSpec_Restore{Restore: r}}, Target: &forlockv1.Target{Nodes: []string{"sc-stg"}}})
+		return err
+	}
+	for _, r := range []*forlockv1.RestoreSpec{
+		{ToLatest: true, SourceNode: "sc-prod"},
+		{Latest: true, SourceNode: "sc-prod"},
+		{ArtifactIds: []string{base2}},
+	} {
+		err := restore(scoped, r)
+		requireStatus(t, err, codes.InvalidArgument, "not found", "INVALID_JOB")
+	}
+	jobs, err := s.Jobs.ListJobs(s.ctx(), &forlockv1.ListJobsRequest{})
+	require.NoError(t, err)
+	require.Empty(t, jobs.GetJobs(), "nothing submitted")
+
+	require.NoError(t, restore(s.ctx(), &forlockv1.RestoreSpec{ToLatest: true, SourceNode: "sc-prod"}), "unscoped, the same restore is accepted")
 }

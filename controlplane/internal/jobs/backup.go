@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/internal/labels"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -31,7 +32,7 @@ var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 // prepare validates a job's spec against its targets and returns the spec to
 // store: for a restore, with the artifacts it will restore filled in.
-func (e *Engine) prepare(spec *forlockv1.JobSpec, targets []registry.Target) (*forlockv1.JobSpec, error) {
+func (e *Engine) prepare(spec *forlockv1.JobSpec, targets []registry.Target, scope labels.Selector) (*forlockv1.JobSpec, error) {
 	out := proto.CloneOf(spec)
 	switch k := out.GetKind().(type) {
 	case *forlockv1.JobSpec_Backup:
@@ -50,12 +51,12 @@ func (e *Engine) prepare(spec *forlockv1.JobSpec, targets []registry.Target) (*f
 			return nil, err
 		}
 		if k.Restore.GetToTime() != nil || k.Restore.GetToLatest() {
-			if err := e.resolvePITR(k.Restore, targets[0], time.Now()); err != nil {
+			if err := e.resolvePITR(k.Restore, targets[0], scope, time.Now()); err != nil {
 				return nil, err
 			}
 			return out, nil
 		}
-		arts, err := e.restoreArtifacts(k.Restore, targets[0])
+		arts, err := e.restoreArtifacts(k.Restore, targets[0], scope)
 		if err != nil {
 			return nil, err
 		}
@@ -152,8 +153,31 @@ func validDestination(d *forlockv1.BackupDestination) error {
 	return nil
 }
 
-// restoreArtifacts resolves what a restore restores.
-func (e *Engine) restoreArtifacts(r *forlockv1.RestoreSpec, target registry.Target) ([]*forlockv1.Artifact, error) {
+// readsNode reports whether a submitter with scope may read node id's
+// backups: an unscoped one any node's, even a node removed since (its
+// backups stay restorable onto another), a scoped one only those of the
+// registered nodes its scope matches.
+func (e *Engine) readsNode(id string, scope labels.Selector) bool {
+	return scope.String() == "" || e.reg.Matches(id, scope)
+}
+
+// sourceNode is the node whose backups a restore reads: its source_node,
+// or else the target. One outside the submitter's scope is not found.
+func (e *Engine) sourceNode(r *forlockv1.RestoreSpec, target registry.Target, scope labels.Selector) (registry.Target, error) {
+	n := r.GetSourceNode()
+	if n == "" {
+		return target, nil
+	}
+	if t, ok := e.reg.Lookup(n); ok && e.readsNode(t.ID, scope) {
+		return t, nil
+	}
+	return registry.Target{}, invalid("source node %q not found", n)
+}
+
+// restoreArtifacts resolves what a restore restores: only backups of nodes
+// in the submitter's scope (one outside it is "not found", as for any
+// other call).
+func (e *Engine) restoreArtifacts(r *forlockv1.RestoreSpec, target registry.Target, scope labels.Selector) ([]*forlockv1.Artifact, error) {
 	var arts []*forlockv1.Artifact
 	switch {
 	case len(r.GetArtifactIds()) > 0:
@@ -171,13 +195,9 @@ func (e *Engine) restoreArtifacts(r *forlockv1.RestoreSpec, target registry.Targ
 		}
 		arts = rp.GetArtifacts()
 	case r.GetLatest():
-		source := target
-		if n := r.GetSourceNode(); n != "" {
-			t, ok := e.reg.Lookup(n)
-			if !ok {
-				return nil, invalid("source node %q not found", n)
-			}
-			source = t
+		source, err := e.sourceNode(r, target, scope)
+		if err != nil {
+			return nil, err
 		}
 		var found *forlockv1.RestorePoint
 		if err := e.store.ScanRestorePoints("", func(rp *forlockv1.RestorePoint) bool {
@@ -198,6 +218,9 @@ func (e *Engine) restoreArtifacts(r *forlockv1.RestoreSpec, target registry.Targ
 	}
 	var out []*forlockv1.Artifact
 	for _, a := range arts {
+		if !e.readsNode(a.GetNodeId(), scope) {
+			return nil, invalid("artifact %q not found in the catalog", a.GetId())
+		}
 		if len(r.GetOnly()) > 0 && !slices.Contains(r.GetOnly(), a.GetKind()) {
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
+	"github.com/forlock/fleet/internal/labels"
 	"github.com/forlock/fleet/internal/pglsn"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -103,7 +104,7 @@ func gapText(at string, when time.Time, next string) string {
 
 // resolvePITR fills a point-in-time restore: its base artifact and its
 // WAL ranges.
-func (e *Engine) resolvePITR(r *forlockv1.RestoreSpec, target registry.Target, now time.Time) error {
+func (e *Engine) resolvePITR(r *forlockv1.RestoreSpec, target registry.Target, scope labels.Selector, now time.Time) error {
 	if r.GetRestorePointId() != "" || len(r.GetArtifactIds()) > 0 || r.GetLatest() {
 		return invalid("restore: give to_time or to_latest, or a restore point, artifact IDs or latest, not both")
 	}
@@ -115,13 +116,9 @@ func (e *Engine) resolvePITR(r *forlockv1.RestoreSpec, target registry.Target, n
 			return invalid("a point-in-time restore restores PostgreSQL only")
 		}
 	}
-	source := target
-	if n := r.GetSourceNode(); n != "" {
-		t, ok := e.reg.Lookup(n)
-		if !ok {
-			return invalid("source node %q not found", n)
-		}
-		source = t
+	source, err := e.sourceNode(r, target, scope)
+	if err != nil {
+		return err
 	}
 	bases, err := e.walBases(source.ID)
 	if err != nil {

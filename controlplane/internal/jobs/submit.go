@@ -81,7 +81,7 @@ func (e *Engine) SubmitAs(ctx context.Context, req *forlockv1.SubmitJobRequest, 
 	if err != nil {
 		return nil, false, err
 	}
-	spec, err := e.prepare(req.GetSpec(), targets)
+	spec, err := e.prepare(req.GetSpec(), targets, by.Scope)
 	if err != nil {
 		return nil, false, err
 	}
