@@ -39,17 +39,15 @@ func (k *keyTimer) stop() {
 
 // sendArchiveKey sends the node's current archive key after the hello and
 // arms the timer for its rotation. Failing to issue one is logged and
-// retried: archiving goes on with the key the agent has.
-func (a *AgentAPI) sendArchiveKey(ctx context.Context, stream grpc.ServerStream, nodeID, last string) *keyTimer {
-	k := &keyTimer{last: last}
+// retried: archiving goes on with the key the agent has. A failed send
+// ends the stream.
+func (a *AgentAPI) sendArchiveKey(ctx context.Context, stream grpc.ServerStream, nodeID string) (*keyTimer, error) {
+	k := &keyTimer{}
 	if a.ArchiveKeys == nil {
-		return k
+		return k, nil
 	}
 	k.t = time.NewTimer(time.Hour)
-	if err := k.send(ctx, stream, a, nodeID); err != nil {
-		k.t.Reset(archiveRetry)
-	}
-	return k
+	return k, k.send(ctx, stream, a, nodeID)
 }
 
 // send issues (rotating if due) and sends the current key if the agent

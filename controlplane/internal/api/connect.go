@@ -104,8 +104,11 @@ func (a *AgentAPI) Connect(stream grpc.BidiStreamingServer[forlockv1.ConnectRequ
 		return err
 	}
 	a.Jobs.NodeConnected(sess)
-	rotate := a.sendArchiveKey(ctx, stream, id.ID, "")
+	rotate, err := a.sendArchiveKey(ctx, stream, id.ID)
 	defer rotate.stop()
+	if err != nil {
+		return err
+	}
 
 	gate := newControlGate(a.Stream.withDefaults(interval))
 	dropLog := rate.Sometimes{Interval: 10 * time.Second}
