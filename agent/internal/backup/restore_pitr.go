@@ -29,12 +29,14 @@ import (
 //  1. before anything is staged or stopped, every WAL segment from the base
 //     backup's start through the end of the last range the control plane
 //     chose is looked up in the archive (the last may be only its
-//     .partial) and decrypted whole with the task's archive keys, to
-//     nowhere: a missing or undecryptable file refuses the task, naming
-//     the segment;
-//  2. after the base backup is staged, the segments are decrypted again
-//     into <staged>/forlock-wal (the partial under its full segment name,
-//     padded to the segment size), recovery.signal is written and the
+//     .partial) and its header read: a missing file, one of another name
+//     or one wrapped by a key the task does not carry refuses the task,
+//     naming the segment;
+//  2. after the base backup is staged, the segments are decrypted, every
+//     byte authenticated, into <staged>/forlock-wal (the partial under its
+//     full segment name, padded to the segment size by Fetch); a segment
+//     that does not decrypt, or is not a whole segment, refuses the task,
+//     still with nothing stopped; recovery.signal is written and the
 //     recovery settings are appended to the staged postgresql.auto.conf;
 //  3. the swap and start are the physical restore's; then the server must
 //     leave recovery (promoted at the target, or at the end of the WAL)
@@ -94,7 +96,7 @@ func (c *core) planPITR(ctx context.Context, r *forlockv1.RestoreSpec, base *ite
 	}
 	first := ranges[0]
 	var end pglsn.LSN
-	for _, w := range ranges {
+	for i, w := range ranges {
 		if w.GetNodeId() == "" || w.GetNodeId() != first.GetNodeId() || strings.ContainsAny(w.GetNodeId(), "/\\.") {
 			return nil, fmt.Errorf("WAL range of node %q: want one node's WAL", w.GetNodeId())
 		}
@@ -104,9 +106,15 @@ func (c *core) planPITR(ctx context.Context, r *forlockv1.RestoreSpec, base *ite
 		if !proto.Equal(w.GetDestination(), first.GetDestination()) {
 			return nil, errors.New("WAL ranges in two destinations: want one archive")
 		}
-		if end, err = pglsn.Parse(w.GetEndLsn()); err != nil {
-			return nil, fmt.Errorf("WAL range: end %w", err)
+		ws, err1 := pglsn.Parse(w.GetStartLsn())
+		we, err2 := pglsn.Parse(w.GetEndLsn())
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("WAL range: %w", err)
 		}
+		if we < ws || i > 0 && ws > end {
+			return nil, fmt.Errorf("WAL ranges not in order or not contiguous at %s: want the control plane's ranges as it sent them", ws)
+		}
+		end = max(end, we)
 	}
 	if end <= start {
 		return nil, fmt.Errorf("the WAL ends at %s, before the base backup's start %s", end, start)
@@ -140,13 +148,13 @@ func (c *core) planPITR(ctx context.Context, r *forlockv1.RestoreSpec, base *ite
 		pl.files = append(pl.files, walFile{seg: s, stored: s})
 	}
 	var done counter
-	p.step(fmt.Sprintf("verify %d WAL segments", len(pl.files)), 5, done.load)
+	p.step(fmt.Sprintf("find %d WAL segments", len(pl.files)), 5, done.load)
 	for i := range pl.files {
 		f := &pl.files[i]
-		_, err := walarchive.Fetch(ctx, pl.store, pl.prefix, pl.tl, f.seg.Name(), pl.keys, io.Discard)
+		err := walarchive.Check(ctx, pl.store, pl.prefix, pl.tl, f.seg.Name(), pl.keys)
 		if err != nil && missing(err) && i == len(pl.files)-1 {
 			f.stored.Partial = true
-			_, err = walarchive.Fetch(ctx, pl.store, pl.prefix, pl.tl, f.stored.Name(), pl.keys, io.Discard)
+			err = walarchive.Check(ctx, pl.store, pl.prefix, pl.tl, f.stored.Name(), pl.keys)
 		}
 		if missing(err) {
 			err = fmt.Errorf("%w: %w", walarchive.ErrMissing, err)
@@ -157,7 +165,7 @@ func (c *core) planPITR(ctx context.Context, r *forlockv1.RestoreSpec, base *ite
 		}
 		done.add(walarchive.SegmentSize)
 	}
-	c.cfg.Logger.Info("restore: verified the WAL", "segments", len(pl.files), "from", start.String(), "to", end.String())
+	c.cfg.Logger.Info("restore: found the WAL", "segments", len(pl.files), "from", start.String(), "to", end.String())
 	return pl, nil
 }
 
@@ -260,25 +268,19 @@ func (pl *pitrPlan) writeTar(ctx context.Context, w io.Writer, uid, gid int, n *
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: dir + f.seg.Name(), Mode: 0o600, Uid: uid, Gid: gid, Size: walarchive.SegmentSize, ModTime: time.Now()}); err != nil {
 			return err
 		}
+		// Fetch gives a partial back whole; a complete segment of another
+		// size is damaged, not "the end of the WAL" (a longer one the tar
+		// writer refuses as it is written).
 		got, err := walarchive.Fetch(ctx, pl.store, pl.prefix, pl.tl, f.stored.Name(), pl.keys, tw)
 		if err != nil {
 			return fmt.Errorf("WAL segment %s: %w", f.seg.Name(), err)
 		}
-		// A partial segment shorter than a segment is padded with zeros,
-		// which PostgreSQL reads as the end of the WAL.
-		if _, err := io.CopyN(tw, zeros{}, walarchive.SegmentSize-got); err != nil {
-			return fmt.Errorf("WAL segment %s: %w", f.seg.Name(), err)
+		if got != walarchive.SegmentSize {
+			return fmt.Errorf("WAL segment %s: %d bytes, not a whole segment: the archive is damaged", f.seg.Name(), got)
 		}
 		n.add(walarchive.SegmentSize)
 	}
 	return tw.Close()
-}
-
-type zeros struct{}
-
-func (zeros) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
 }
 
 // waitRecovery is step 3 once the server answers: it waits until recovery

@@ -48,15 +48,19 @@ func newKey(t *testing.T, id string) (*keys.File, *forlockv1.TaskKey) {
 }
 
 // TestPlanPITR: every segment from the base's start to the WAL's end is
-// verified before anything happens; the last may be only partial; a
-// missing or foreign-keyed file is refused naming the segment.
+// found before anything happens; the last may be only partial; a missing,
+// renamed or foreign-keyed file is refused naming the segment; staging
+// decrypts every byte and refuses a segment that does not decrypt or is not
+// whole (damage, not the end of the WAL).
 func TestPlanPITR(t *testing.T) {
 	root := t.TempDir()
 	h, err := NewRestoreHandler(Config{Node: func() string { return "n" }, BackupDirs: []string{root}})
 	require.NoError(t, err)
 	c := h.c
 	k, tk := newKey(t, "archive:n:1")
-	seg3 := archiveWAL(t, root, "node-1", k, "000000010000000000000003", []byte("segment three"))
+	whole := make([]byte, walarchive.SegmentSize)
+	copy(whole, "segment three")
+	seg3 := archiveWAL(t, root, "node-1", k, "000000010000000000000003", whole)
 	archiveWAL(t, root, "node-1", k, "000000010000000000000004.partial", []byte("partial four"))
 
 	base := &item{physical: true, art: &forlockv1.Artifact{Id: "b1", WalStartLsn: "0/3000028", Timeline: 1}}
@@ -85,6 +89,26 @@ func TestPlanPITR(t *testing.T) {
 	var n counter
 	require.NoError(t, pl.writeTar(ctx, &tarBuf, 999, 999, &n))
 	require.Equal(t, int64(2*walarchive.SegmentSize), n.load(), "each segment padded to its full size")
+
+	t.Run("staging refuses a damaged segment", func(t *testing.T) {
+		data, err := os.ReadFile(seg3)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, os.WriteFile(seg3, data, 0o600)) }()
+		flipped := append([]byte(nil), data...)
+		flipped[len(flipped)-100] ^= 1
+		require.NoError(t, os.WriteFile(seg3, flipped, 0o600))
+		pl, err := c.planPITR(ctx, spec(), base, []*forlockv1.TaskKey{tk}, p)
+		require.NoError(t, err, "the header is intact")
+		err = pl.writeTar(ctx, &bytes.Buffer{}, 999, 999, &counter{})
+		require.ErrorContains(t, err, "WAL segment 000000010000000000000003")
+		require.ErrorIs(t, err, artifact.ErrCorrupted)
+
+		archiveWAL(t, root, "node-1", k, "000000010000000000000003", []byte("segment three"))
+		pl, err = c.planPITR(ctx, spec(), base, []*forlockv1.TaskKey{tk}, p)
+		require.NoError(t, err)
+		err = pl.writeTar(ctx, &bytes.Buffer{}, 999, 999, &counter{})
+		require.ErrorContains(t, err, "13 bytes, not a whole segment")
+	})
 
 	t.Run("a key the task does not carry", func(t *testing.T) {
 		_, other := newKey(t, "archive:n:2")
@@ -123,6 +147,10 @@ func TestPlanPITR(t *testing.T) {
 		require.ErrorIs(t, err, ErrNotAllowed)
 		_, err = c.planPITR(ctx, spec(), base, nil, p)
 		require.ErrorContains(t, err, "no archive key")
+		s = spec()
+		s.Wal = append(s.Wal, &forlockv1.WalRange{NodeId: "node-1", Timeline: 1, StartLsn: "0/6000000", EndLsn: "0/7000000", Destination: s.Wal[0].Destination})
+		_, err = c.planPITR(ctx, s, base, []*forlockv1.TaskKey{tk}, p)
+		require.ErrorContains(t, err, "not contiguous at 0/6000000")
 	})
 	require.False(t, safeDataDir.MatchString("/data/x'; DROP"), "a data dir that would need quoting")
 	require.True(t, strings.HasPrefix(conf, "\n"))

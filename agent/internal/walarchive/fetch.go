@@ -65,6 +65,30 @@ func Fetch(ctx context.Context, st backupstore.Store, prefix string, tl uint32, 
 	return n, nil
 }
 
+// Check finds one stored WAL file and reads its header only: it must be a
+// WAL file of that name, wrapped by a key of kr. It is the cheap test a
+// restore runs on every segment before it stages anything; Fetch, which
+// authenticates every byte, comes later (still before anything stops).
+func Check(ctx context.Context, st backupstore.Store, prefix string, tl uint32, name string, kr Keyring) error {
+	stored := StoredName(prefix, tl, name)
+	rc, _, err := st.Open(ctx, stored)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rc.Close() }()
+	h, err := artifact.ReadHeader(backupstore.ContextReader(ctx, rc))
+	if err != nil {
+		return fmt.Errorf("WAL %s: %w", st.Location(stored), err)
+	}
+	if h.Kind != artifact.KindWal || h.FileName != name {
+		return fmt.Errorf("WAL %s: %w: it holds %s %q", st.Location(stored), artifact.ErrCorrupted, h.Kind, h.FileName)
+	}
+	if _, ok := kr[h.KeyID]; !ok {
+		return fmt.Errorf("WAL %s: %w %q: the task carries no archive key of that ID", st.Location(stored), keys.ErrUnknownKey, h.KeyID)
+	}
+	return nil
+}
+
 // ErrMissing is the error of WAL a restore needs that is not in the archive.
 var ErrMissing = errors.New("WAL segment missing from the archive")
 
