@@ -15,6 +15,15 @@ import (
 // LSN is a WAL byte position.
 type LSN uint64
 
+// SegmentSize is the size of a WAL segment file of a default PostgreSQL
+// build (16 MiB), the one the archive handles: the agent refuses a cluster
+// initialised with another --wal-segsize, and the control plane counts and
+// trims WAL in these.
+const SegmentSize = 16 << 20
+
+// SegmentStart is the first position of the segment holding l.
+func (l LSN) SegmentStart() LSN { return l - l%SegmentSize }
+
 // ErrSyntax is returned for text that is not an LSN.
 var ErrSyntax = errors.New(`not a WAL position: want "X/Y" with 1-8 hex digits each`)
 
@@ -30,15 +39,6 @@ func Parse(s string) (LSN, error) {
 		return 0, fmt.Errorf("%q: %w", truncate(s), ErrSyntax)
 	}
 	return LSN(h<<32 | l), nil
-}
-
-// MustParse is Parse for constants in tests; it panics on bad text.
-func MustParse(s string) LSN {
-	l, err := Parse(s)
-	if err != nil {
-		panic(err)
-	}
-	return l
 }
 
 func halfOK(s string) bool {

@@ -10,7 +10,7 @@ import (
 
 // SegmentSize is the WAL segment size of a default PostgreSQL build (16 MiB);
 // a cluster initialised with another --wal-segsize is refused at start.
-const SegmentSize = 16 << 20
+const SegmentSize = pglsn.SegmentSize
 
 // LSN is a WAL position: internal/pglsn's, with the segment arithmetic of
 // the archive.
@@ -26,7 +26,7 @@ func ParseLSN(s string) (LSN, error) {
 func (l LSN) String() string { return pglsn.LSN(l).String() }
 
 // segmentStart is the first position of the segment holding l.
-func (l LSN) segmentStart() LSN { return l - l%SegmentSize }
+func (l LSN) segmentStart() LSN { return LSN(pglsn.LSN(l).SegmentStart()) }
 
 // segmentRe is a WAL segment file name: timeline, then the segment number
 // split in two 8-digit halves (the low half below 0x100 for 16 MiB

@@ -234,11 +234,16 @@ func (e *Engine) RecoveryWindow(node registry.Target) (*forlockv1.RecoveryWindow
 func (e *Engine) archiveTaskKeys(ctx context.Context, wal []*forlockv1.WalRange) ([]*forlockv1.TaskKey, error) {
 	var out []*forlockv1.TaskKey
 	seen := map[string]bool{}
+	stored := map[string][]store.ArchiveKey{} // by node: one read each
 	for _, r := range wal {
-		stored, err := e.store.ArchiveKeys(r.GetNodeId())
-		if err != nil {
-			return nil, err
+		if _, ok := stored[r.GetNodeId()]; !ok {
+			keys, err := e.store.ArchiveKeys(r.GetNodeId())
+			if err != nil {
+				return nil, err
+			}
+			stored[r.GetNodeId()] = keys
 		}
+		stored := stored[r.GetNodeId()]
 		for _, id := range r.GetKeyIds() {
 			if seen[id] {
 				continue

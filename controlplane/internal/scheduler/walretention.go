@@ -14,10 +14,6 @@ import (
 // DefaultWALRetention is how long archived WAL is kept by default.
 const DefaultWALRetention = 7 * 24 * time.Hour
 
-// walSegment is the WAL segment size (PostgreSQL's default): the agent
-// deletes whole files only.
-const walSegment = 16 << 20
-
 // WALCatalog is what WAL retention reads of the WAL catalog.
 type WALCatalog interface {
 	WalNodes() ([]string, error)
@@ -110,7 +106,7 @@ func (s *Scheduler) walDeletions(now time.Time) (map[string][]*forlockv1.WalRang
 			if hasBase && r.GetTimeline() > base.timeline {
 				continue // newer than the base's timeline: needed after it
 			}
-			if stop-stop%walSegment <= start {
+			if stop-stop%pglsn.SegmentSize <= start {
 				continue // no whole file before stop
 			}
 			d := proto.CloneOf(r)

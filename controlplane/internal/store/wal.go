@@ -29,10 +29,6 @@ import (
 // delete task succeeds (JobWrite.WalTrims).
 var bucketWalRanges = []byte("wal_ranges")
 
-// WalSegmentSize is the WAL segment size the catalog assumes when it trims
-// a range (PostgreSQL's default, which the Forlock images keep).
-const WalSegmentSize = 16 << 20
-
 // WalTrim removes from the catalog the WAL of a node's range (its
 // timeline and destination) that lies wholly before Before: the WAL a
 // delete_backup task deleted.
@@ -290,7 +286,7 @@ func TrimRanges(cur []*forlockv1.WalRange, t *forlockv1.WalRange) ([]*forlockv1.
 	if err != nil {
 		return nil, false, err
 	}
-	cut -= cut % WalSegmentSize
+	cut -= cut % pglsn.SegmentSize
 	changed := false
 	var out []*forlockv1.WalRange
 	for _, r := range cur {
