@@ -133,13 +133,12 @@ func (st *agentSettings) checkFile() error {
 	if err != nil {
 		return fmt.Errorf("health check settings: %w", err)
 	}
-	if _, err := st.cfg.Backup.check(false); err != nil {
+	b, err := st.cfg.Backup.check(false)
+	if err != nil {
 		return fmt.Errorf("backup settings: %w", err)
 	}
-	if b, err := st.cfg.Backup.check(false); err == nil {
-		if _, err := st.cfg.WAL.validate(b); err != nil {
-			return err
-		}
+	if _, err := st.cfg.WAL.validate(b); err != nil {
+		return err
 	}
 	if _, err := st.cfg.TLS.validate(h); err != nil {
 		return fmt.Errorf("tls settings: %w", err)

@@ -173,32 +173,15 @@ func missing(err error) bool {
 	return errors.Is(err, backupstore.ErrNotFound) || errors.Is(err, fs.ErrNotExist)
 }
 
-// openWAL opens the archive the WAL ranges are in.
+// openWAL opens the archive the WAL ranges are in, as a backup's
+// destination is opened (an allowed directory, or the agent's S3 server);
+// the WAL's own prefix is the plan's.
 func (c *core) openWAL(ctx context.Context, pl *pitrPlan, d *forlockv1.BackupDestination) error {
-	switch k := d.GetKind().(type) {
-	case *forlockv1.BackupDestination_Dir:
-		root, err := c.allowedDir(k.Dir)
-		if err != nil {
-			return fmt.Errorf("WAL archive: %w", err)
-		}
-		st, err := backupstore.NewDir(backupstore.DirConfig{Root: root})
-		if err != nil {
-			return fmt.Errorf("WAL archive: %w", err)
-		}
-		pl.store = st
-	case *forlockv1.BackupDestination_S3:
-		st, err := c.s3(k.S3.GetBucket(), strings.Trim(k.S3.GetPrefix(), "/"))
-		if err != nil {
-			return fmt.Errorf("WAL archive: %w", err)
-		}
-		if err := st.Check(ctx); err != nil {
-			_ = st.Close()
-			return fmt.Errorf("WAL archive: %w", err)
-		}
-		pl.store, pl.close = st, func() { _ = st.Close() }
-	default:
-		return errors.New("WAL archive: the ranges name no destination this agent knows")
+	t, err := c.destination(ctx, d, "")
+	if err != nil {
+		return fmt.Errorf("WAL archive: %w", err)
 	}
+	pl.store, pl.close = t.store, t.close
 	return nil
 }
 
