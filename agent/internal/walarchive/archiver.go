@@ -38,8 +38,9 @@ type Config struct {
 	// Node is the node's name, written into each file's header.
 	Node string
 	// Store and Prefix are where the files go: Prefix is
-	// "wal/<node-id>/" (plus the store's own prefix).
-	Store  backupstore.Store
+	// "wal/<node-id>/". The archive is a host directory (retention lists
+	// it to delete old files).
+	Store  *backupstore.Dir
 	Prefix string
 	// Destination names Store in WalReports.
 	Destination *forlockv1.BackupDestination

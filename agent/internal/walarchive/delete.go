@@ -41,10 +41,7 @@ func (a *Archiver) Delete(ctx context.Context, nodeID string, ranges []*forlockv
 	for _, c := range cuts {
 		dir := a.cfg.Store.Location(a.cfg.Prefix + TimelineDir(c.tl))
 		entries, err := os.ReadDir(dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) { // gone: nothing to delete, still trimmed
 			return n, fmt.Errorf("list the WAL of timeline %d: %w", c.tl, err)
 		}
 		for _, e := range entries {

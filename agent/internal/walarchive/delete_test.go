@@ -78,4 +78,12 @@ func TestDeleteWAL(t *testing.T) {
 	n, err = a.Delete(t.Context(), "node-1", []*forlockv1.WalRange{{Timeline: 1, EndLsn: "0/3000100"}}) // again: nothing left to do
 	require.NoError(t, err)
 	require.Equal(t, 0, n)
+
+	// The files of a range already gone from disk (deleted by hand): the
+	// range is still trimmed, so the agent stops reporting WAL it lacks.
+	require.NoError(t, os.RemoveAll(filepath.Join(root, testPrefix, "00000001")))
+	n, err = a.Delete(t.Context(), "node-1", []*forlockv1.WalRange{{Timeline: 1, EndLsn: "0/5000000"}})
+	require.NoError(t, err)
+	require.Equal(t, 0, n)
+	require.Empty(t, a.Report().GetRanges())
 }

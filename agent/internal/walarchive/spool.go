@@ -224,7 +224,9 @@ func (a *Archiver) record(seg Segment, end LSN, size int64, also func(*state)) e
 }
 
 // storeName is where a spool file goes in the store.
-func (a *Archiver) storeName(tl uint32, name string) string { return StoredName(a.cfg.Prefix, tl, name) }
+func (a *Archiver) storeName(tl uint32, name string) string {
+	return StoredName(a.cfg.Prefix, tl, name)
+}
 
 // flushedIn returns how many bytes of the partial segment seg pg_receivewal
 // has written and flushed, as the server knows from the slot's walsender
