@@ -135,8 +135,7 @@ func TestHostileWalReport(t *testing.T) {
 			got, err := s.st.WalRanges(a.id)
 			require.NoError(t, err)
 			require.Empty(t, got)
-			_, ok := s.archive.State(a.id)
-			require.False(t, ok, "no state kept of a refused report")
+			require.Nil(t, walCheck(t, s, a.id), "no state kept of a refused report")
 		})
 	}
 

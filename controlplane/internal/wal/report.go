@@ -62,13 +62,13 @@ type Config struct {
 	Now       func() time.Time
 }
 
-// State is a node's archiver state as last reported.
+// State is a node's archiver state as reported; the registry holds it as
+// the node's wal_archive check.
 type State struct {
 	Streaming bool
 	Error     string
 	Gap       bool
 	GapAfter  string
-	At        time.Time
 }
 
 // Archive takes agents' WAL reports.
@@ -77,7 +77,6 @@ type Archive struct {
 
 	mu      sync.Mutex
 	pending map[string][]*forlockv1.WalRange
-	state   map[string]State
 	healed  map[string]time.Time
 }
 
@@ -92,7 +91,7 @@ func New(cfg Config) *Archive {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Archive{cfg: cfg, pending: map[string][]*forlockv1.WalRange{}, state: map[string]State{}, healed: map[string]time.Time{}}
+	return &Archive{cfg: cfg, pending: map[string][]*forlockv1.WalRange{}, healed: map[string]time.Time{}}
 }
 
 // Validate checks a report from nodeID and returns its ranges with the
@@ -159,10 +158,9 @@ func (a *Archive) Validate(nodeID string, r *forlockv1.WalReport) ([]*forlockv1.
 // state shows at once, and a gap starts healing.
 func (a *Archive) Report(ctx context.Context, nodeID, nodeName string, ranges []*forlockv1.WalRange, r *forlockv1.WalReport) {
 	now := a.cfg.Now()
-	st := State{Streaming: r.GetStreaming(), Error: r.GetError(), Gap: r.GetGap(), GapAfter: r.GetGapAfterLsn(), At: now}
+	st := State{Streaming: r.GetStreaming(), Error: r.GetError(), Gap: r.GetGap(), GapAfter: r.GetGapAfterLsn()}
 	a.mu.Lock()
 	a.pending[nodeID] = ranges
-	a.state[nodeID] = st
 	heal := st.Gap && now.Sub(a.healed[nodeID]) >= a.cfg.HealEvery
 	a.mu.Unlock()
 	if a.cfg.Checks != nil {
@@ -187,14 +185,6 @@ func check(st State) *forlockv1.CheckResult {
 		}
 	}
 	return c
-}
-
-// State returns a node's archiver state as last reported.
-func (a *Archive) State(nodeID string) (State, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	s, ok := a.state[nodeID]
-	return s, ok
 }
 
 // heal submits a physical base backup of the node, as the control plane,
