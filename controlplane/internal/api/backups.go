@@ -116,15 +116,9 @@ func (a *BackupAPI) ListRecoveryWindows(ctx context.Context, req *forlockv1.List
 			nodes = append(nodes, registry.Target{ID: n.GetId(), Name: n.GetName()})
 		}
 	}
-	resp := &forlockv1.ListRecoveryWindowsResponse{}
-	for _, n := range nodes {
-		w, err := a.Jobs.RecoveryWindow(n)
-		if err != nil {
-			return nil, toStatus(ctx, a.Log, err)
-		}
-		if w != nil {
-			resp.Windows = append(resp.Windows, w)
-		}
+	windows, err := a.Jobs.RecoveryWindows(nodes)
+	if err != nil {
+		return nil, toStatus(ctx, a.Log, err)
 	}
-	return resp, nil
+	return &forlockv1.ListRecoveryWindowsResponse{Windows: windows}, nil
 }

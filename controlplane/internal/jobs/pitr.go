@@ -36,35 +36,12 @@ func walMissing(format string, args ...any) error {
 func timeText(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // base is a physical base backup with its parsed WAL start.
-type base struct {
-	art   *forlockv1.Artifact
-	start pglsn.LSN
-	end   time.Time
-}
+type base = store.WalBase
 
-// walBases returns a node's available physical base backups that carry
-// their WAL position, newest end first.
+// walBases returns a node's WAL bases, newest end first.
 func (e *Engine) walBases(nodeID string) ([]base, error) {
-	var out []base
-	err := e.store.ScanRestorePoints("", func(rp *forlockv1.RestorePoint) bool {
-		if rp.GetNodeId() != nodeID {
-			return true
-		}
-		for _, a := range rp.GetArtifacts() {
-			if a.GetKind() != forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES || a.GetPostgresFormat() != forlockv1.PostgresFormat_POSTGRES_FORMAT_PHYSICAL ||
-				a.GetState() != forlockv1.ArtifactState_ARTIFACT_STATE_AVAILABLE || a.GetBackupEndTime() == nil || a.GetTimeline() == 0 {
-				continue
-			}
-			s, err := pglsn.Parse(a.GetWalStartLsn())
-			if err != nil {
-				continue
-			}
-			out = append(out, base{art: a, start: s, end: a.GetBackupEndTime().AsTime()})
-		}
-		return true
-	})
-	slices.SortStableFunc(out, func(a, b base) int { return b.end.Compare(a.end) })
-	return out, err
+	all, err := e.store.WalBases()
+	return all[nodeID], err
 }
 
 // chain follows the ranges of b's timeline from b's WAL start while they
@@ -72,10 +49,10 @@ func (e *Engine) walBases(nodeID string) ([]base, error) {
 // returns the ranges and, when it ran out first, the position and time
 // the WAL stops at and the start of the next range ("" if none).
 func chain(b base, ranges []*forlockv1.WalRange, done func(*forlockv1.WalRange) bool) (got []*forlockv1.WalRange, reached bool, gapAt string, gapTime time.Time, next string) {
-	pos := b.start
-	gapAt, gapTime = b.start.String(), b.end
+	pos := b.Start
+	gapAt, gapTime = b.Start.String(), b.End
 	for _, r := range ranges { // ordered by timeline and start
-		if r.GetTimeline() != b.art.GetTimeline() {
+		if r.GetTimeline() != b.Artifact.GetTimeline() {
 			continue
 		}
 		s, _ := pglsn.Parse(r.GetStartLsn())
@@ -157,9 +134,9 @@ func (e *Engine) resolvePITR(r *forlockv1.RestoreSpec, target registry.Target, s
 		if t.After(now) {
 			return invalid("%s is in the future (now %s)", timeText(t), timeText(now))
 		}
-		i := slices.IndexFunc(bases, func(x base) bool { return !x.end.After(t) })
+		i := slices.IndexFunc(bases, func(x base) bool { return !x.End.After(t) })
 		if i < 0 {
-			return invalid("%s is before every base backup of node %s: the earliest reachable time is %s", timeText(t), source.Name, timeText(bases[len(bases)-1].end))
+			return invalid("%s is before every base backup of node %s: the earliest reachable time is %s", timeText(t), source.Name, timeText(bases[len(bases)-1].End))
 		}
 		b = bases[i]
 		got, ok, at, when, next := chain(b, ranges, func(x *forlockv1.WalRange) bool { return !x.GetEndTime().AsTime().Before(t) })
@@ -168,7 +145,7 @@ func (e *Engine) resolvePITR(r *forlockv1.RestoreSpec, target registry.Target, s
 		}
 		wal = got
 	}
-	r.Artifacts = []*forlockv1.Artifact{b.art}
+	r.Artifacts = []*forlockv1.Artifact{b.Artifact}
 	r.Wal = nil
 	for _, w := range wal {
 		r.Wal = append(r.Wal, proto.CloneOf(w))
@@ -193,28 +170,40 @@ func lsnCompare(a, b string) int {
 	return cmp.Compare(x, y)
 }
 
-// RecoveryWindow computes what point-in-time restore can reach on a node
-// from the catalog; nil when the node has no WAL.
-func (e *Engine) RecoveryWindow(node registry.Target) (*forlockv1.RecoveryWindow, error) {
-	ranges, err := e.store.WalRanges(node.ID)
-	if err != nil || len(ranges) == 0 {
-		return nil, err
-	}
-	bases, err := e.walBases(node.ID)
+// RecoveryWindows computes what point-in-time restore can reach on each
+// node from the catalog (one scan of it for all); nodes without WAL have
+// none.
+func (e *Engine) RecoveryWindows(nodes []registry.Target) ([]*forlockv1.RecoveryWindow, error) {
+	all, err := e.store.WalBases()
 	if err != nil {
 		return nil, err
 	}
+	var out []*forlockv1.RecoveryWindow
+	for _, n := range nodes {
+		ranges, err := e.store.WalRanges(n.ID)
+		if err != nil {
+			return nil, err
+		}
+		if len(ranges) > 0 {
+			out = append(out, recoveryWindow(n, ranges, all[n.ID]))
+		}
+	}
+	return out, nil
+}
+
+// recoveryWindow is one node's window from its WAL ranges and bases.
+func recoveryWindow(node registry.Target, ranges []*forlockv1.WalRange, bases []base) *forlockv1.RecoveryWindow {
 	last := newestRange(ranges)
 	w := &forlockv1.RecoveryWindow{NodeId: node.ID, NodeName: node.Name, Latest: last.GetEndTime(), Timeline: last.GetTimeline()}
 	oldest := pglsn.LSN(0)
 	for i := len(bases) - 1; i >= 0; i-- { // oldest first
 		if _, ok, _, _, _ := chain(bases[i], ranges, func(x *forlockv1.WalRange) bool { return x == last }); ok {
-			w.Earliest = timestamppb.New(bases[i].end)
+			w.Earliest = timestamppb.New(bases[i].End)
 			break
 		}
 	}
 	if len(bases) > 0 {
-		oldest = bases[len(bases)-1].start
+		oldest = bases[len(bases)-1].Start
 	}
 	for i, r := range ranges {
 		w.WalBytes += r.GetSizeBytes()
@@ -226,7 +215,7 @@ func (e *Engine) RecoveryWindow(node registry.Target) (*forlockv1.RecoveryWindow
 			}
 		}
 	}
-	return w, nil
+	return w
 }
 
 // archiveTaskKeys unwraps the archive keys the WAL ranges of a restore

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/internal/pglsn"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -18,6 +19,7 @@ const DefaultWALRetention = 7 * 24 * time.Hour
 type WALCatalog interface {
 	WalNodes() ([]string, error)
 	WalRanges(nodeID string) ([]*forlockv1.WalRange, error)
+	WalBases() (map[string][]store.WalBase, error)
 }
 
 // ApplyWALRetention submits, per node, a delete_backup job for the WAL
@@ -59,28 +61,8 @@ func (s *Scheduler) walDeletions(now time.Time) (map[string][]*forlockv1.WalRang
 		keep = DefaultWALRetention
 	}
 	cutoff := now.Add(-keep)
-	type pin struct {
-		timeline uint32
-		start    pglsn.LSN
-		end      time.Time
-	}
-	oldest := map[string]pin{} // node -> oldest available base backup
-	if err := s.cfg.Catalog.ScanRestorePoints("", func(rp *forlockv1.RestorePoint) bool {
-		for _, a := range rp.GetArtifacts() {
-			if a.GetPostgresFormat() != forlockv1.PostgresFormat_POSTGRES_FORMAT_PHYSICAL || !available(a) || a.GetBackupEndTime() == nil {
-				continue
-			}
-			l, err := pglsn.Parse(a.GetWalStartLsn())
-			if err != nil {
-				continue
-			}
-			p, seen := oldest[rp.GetNodeId()]
-			if !seen || a.GetBackupEndTime().AsTime().Before(p.end) {
-				oldest[rp.GetNodeId()] = pin{timeline: a.GetTimeline(), start: l, end: a.GetBackupEndTime().AsTime()}
-			}
-		}
-		return true
-	}); err != nil {
+	bases, err := s.cfg.WAL.WalBases()
+	if err != nil {
 		return nil, err
 	}
 	nodes, err := s.cfg.WAL.WalNodes()
@@ -93,17 +75,21 @@ func (s *Scheduler) walDeletions(now time.Time) (map[string][]*forlockv1.WalRang
 		if err != nil {
 			return nil, err
 		}
-		base, hasBase := oldest[node]
+		var base store.WalBase // the oldest: bases are newest first
+		hasBase := len(bases[node]) > 0
+		if hasBase {
+			base = bases[node][len(bases[node])-1]
+		}
 		for _, r := range ranges {
 			if r.GetEndTime().AsTime().After(cutoff) {
 				continue // young, or spanning the edge
 			}
 			start, _ := pglsn.Parse(r.GetStartLsn())
 			stop, _ := pglsn.Parse(r.GetEndLsn())
-			if hasBase && r.GetTimeline() == base.timeline && base.start < stop {
-				stop = base.start // the base backup replays from here
+			if hasBase && r.GetTimeline() == base.Artifact.GetTimeline() && base.Start < stop {
+				stop = base.Start // the base backup replays from here
 			}
-			if hasBase && r.GetTimeline() > base.timeline {
+			if hasBase && r.GetTimeline() > base.Artifact.GetTimeline() {
 				continue // newer than the base's timeline: needed after it
 			}
 			if stop-stop%pglsn.SegmentSize <= start {

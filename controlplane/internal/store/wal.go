@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -307,4 +308,37 @@ func TrimRanges(cur []*forlockv1.WalRange, t *forlockv1.WalRange) ([]*forlockv1.
 		}
 	}
 	return out, changed, nil
+}
+
+// WalBase is a physical base backup that a point-in-time restore can start
+// from: available, with its WAL start and end time.
+type WalBase struct {
+	Artifact *forlockv1.Artifact
+	Start    pglsn.LSN
+	End      time.Time
+}
+
+// WalBases returns every node's WAL bases, by node ID, newest end first,
+// from one scan of the catalog (restore resolution, recovery windows and
+// WAL retention all start from them).
+func (s *Store) WalBases() (map[string][]WalBase, error) {
+	out := map[string][]WalBase{}
+	err := s.ScanRestorePoints("", func(rp *forlockv1.RestorePoint) bool {
+		for _, a := range rp.GetArtifacts() {
+			if a.GetKind() != forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES || a.GetPostgresFormat() != forlockv1.PostgresFormat_POSTGRES_FORMAT_PHYSICAL ||
+				a.GetState() != forlockv1.ArtifactState_ARTIFACT_STATE_AVAILABLE || a.GetBackupEndTime() == nil || a.GetTimeline() == 0 {
+				continue
+			}
+			start, err := pglsn.Parse(a.GetWalStartLsn())
+			if err != nil {
+				continue
+			}
+			out[rp.GetNodeId()] = append(out[rp.GetNodeId()], WalBase{Artifact: a, Start: start, End: a.GetBackupEndTime().AsTime()})
+		}
+		return true
+	})
+	for _, bases := range out {
+		slices.SortStableFunc(bases, func(a, b WalBase) int { return b.End.Compare(a.End) })
+	}
+	return out, err
 }
