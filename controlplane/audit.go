@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/forlock/fleet/controlplane/internal/audit"
+	"github.com/forlock/fleet/controlplane/internal/datadir"
 )
 
 // Audit log files in the data dir.
 const (
-	auditKeyFile         = "audit.key"
-	auditCheckpointsFile = "audit-checkpoints.jsonl"
+	auditKeyFile         = datadir.AuditKey
+	auditCheckpointsFile = datadir.AuditCheckpoints
 )
 
 // AuditConfig tunes the audit log.

@@ -11,19 +11,20 @@ import (
 	"slices"
 	"time"
 
+	"github.com/forlock/fleet/controlplane/internal/datadir"
 	"github.com/forlock/fleet/internal/atomicfile"
 	"github.com/forlock/fleet/internal/pki"
 )
 
 // Files in the data dir.
 const (
-	caCertFile     = "ca.crt"
-	caKeyFile      = "ca.key"
-	serverCertFile = "server.crt"
-	serverKeyFile  = "server.key"
-	dbFile         = "fleet.db"
-	ctlConfigFile  = "forlockctl.yaml"
-	kekFile        = "backup-kek.json"
+	caCertFile     = datadir.CACert
+	caKeyFile      = datadir.CAKey
+	serverCertFile = datadir.ServerCert
+	serverKeyFile  = datadir.ServerKey
+	dbFile         = datadir.DB
+	ctlConfigFile  = datadir.CtlConfig
+	kekFile        = datadir.KEK
 )
 
 const serverCertTTL = 365 * 24 * time.Hour

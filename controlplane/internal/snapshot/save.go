@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/forlock/fleet/controlplane/internal/datadir"
 	"github.com/forlock/fleet/internal/artifact"
 	"github.com/forlock/fleet/internal/keys"
 )
@@ -25,7 +26,7 @@ type DB interface {
 
 // Config is what a Saver copies.
 type Config struct {
-	// DataDir holds the key files (DataDirFiles) and is where Spool keeps
+	// DataDir holds the key files (datadir.Files) and is where Spool keeps
 	// its temporary file.
 	DataDir string
 	// DB is the database.
@@ -191,7 +192,8 @@ func (s *Saver) readFiles() ([]fileData, error) {
 		out = append(out, fileData{FileInfo: FileInfo{Name: name, Mode: uint32(st.Mode().Perm()), Size: int64(len(b))}, data: b})
 		return nil
 	}
-	for _, name := range DataDirFiles {
+	for _, f := range datadir.Files {
+		name := f.Name
 		if err := add(name, filepath.Join(s.cfg.DataDir, name)); err != nil {
 			return nil, err
 		}

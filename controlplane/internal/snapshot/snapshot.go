@@ -37,37 +37,26 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/forlock/fleet/controlplane/internal/datadir"
 )
 
-// Files of the data dir that a snapshot carries, by name in the tar. The
-// database and the config are handled on their own.
+// Names in the snapshot's tar besides the data dir's files.
 const (
 	ManifestName = "manifest.json"
-	DBName       = "fleet.db"
+	DBName       = datadir.DB
 	ConfigName   = "config.yaml"
 )
 
 // fileModes are the files a snapshot may hold and the widest mode each may
 // be restored with.
-var fileModes = map[string]int64{
-	ManifestName:              0o600,
-	DBName:                    0o600,
-	ConfigName:                0o600,
-	"ca.crt":                  0o644,
-	"ca.key":                  0o600,
-	"server.crt":              0o644,
-	"server.key":              0o600,
-	"backup-kek.json":         0o600,
-	"audit.key":               0o600,
-	"audit-checkpoints.jsonl": 0o600,
-	"forlockctl.yaml":         0o600,
-}
-
-// DataDirFiles are the files of the data dir a snapshot copies when they
-// exist (the database is copied through its transaction).
-// forlockctl.yaml holds the admin token the database holds the hash of:
-// without it the restored control plane needs --rotate-admin-token.
-var DataDirFiles = []string{"ca.crt", "ca.key", "server.crt", "server.key", "backup-kek.json", "audit.key", "audit-checkpoints.jsonl", "forlockctl.yaml"}
+var fileModes = func() map[string]int64 {
+	m := map[string]int64{ManifestName: 0o600, DBName: 0o600, ConfigName: 0o600}
+	for _, f := range datadir.Files {
+		m[f.Name] = f.Mode
+	}
+	return m
+}()
 
 // maxFile bounds one file of a snapshot when restoring (the database aside),
 // so a hostile file cannot fill the disk through a small compressed body.

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/forlock/fleet/controlplane/internal/datadir"
 	"github.com/forlock/fleet/internal/artifact"
 	"github.com/forlock/fleet/internal/keys"
 )
@@ -44,7 +45,8 @@ func (d fakeDB) SnapshotView(fn func(int64, io.WriterTo) error) error {
 func dataDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, name := range DataDirFiles {
+	for _, f := range datadir.Files {
+		name := f.Name
 		mode := fs.FileMode(0o600)
 		if filepath.Ext(name) == ".crt" {
 			mode = 0o644
@@ -70,7 +72,7 @@ func save(t *testing.T, dir string, cfgFile string) string {
 	require.NoError(t, os.WriteFile(out, raw, 0o600))
 	ents, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	require.Len(t, ents, len(DataDirFiles), "the spool file is unlinked at once")
+	require.Len(t, ents, len(datadir.Files), "the spool file is unlinked at once")
 	return out
 }
 
@@ -96,7 +98,8 @@ func TestRestoreRoundTrip(t *testing.T) {
 	require.Empty(t, r.Aside)
 	require.Equal(t, "v9", r.Manifest.ServerVersion)
 	require.WithinDuration(t, time.Now(), r.Manifest.TakenAt, time.Minute)
-	for _, name := range DataDirFiles {
+	for _, f := range datadir.Files {
+		name := f.Name
 		got, err := os.ReadFile(filepath.Join(target, name))
 		require.NoError(t, err)
 		require.Equal(t, "content of "+name, string(got))
