@@ -64,11 +64,17 @@ func createdCell(now time.Time, ts *timestamppb.Timestamp) string {
 }
 
 // utcMinute is a time to the minute in UTC: "2026-03-01 11:58Z".
-func utcMinute(ts *timestamppb.Timestamp) string {
+func utcMinute(ts *timestamppb.Timestamp) string { return utcText(ts, "2006-01-02 15:04Z") }
+
+// utcSecond is a time to the second, in UTC.
+func utcSecond(ts *timestamppb.Timestamp) string { return utcText(ts, pitrLayoutUTC+"Z") }
+
+// utcText formats a time in UTC with layout, "-" when unset.
+func utcText(ts *timestamppb.Timestamp, layout string) string {
 	if ts == nil {
 		return "-"
 	}
-	return ts.AsTime().UTC().Format("2006-01-02 15:04Z")
+	return ts.AsTime().UTC().Format(layout)
 }
 
 // artifactStateName is the short name of an artifact state.

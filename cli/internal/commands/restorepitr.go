@@ -114,14 +114,6 @@ func printWalRanges(w io.Writer, wal []*forlockv1.WalRange) error {
 	return flush(tw)
 }
 
-// utcSecond is a time to the second in UTC, the form --to-time takes.
-func utcSecond(ts *timestamppb.Timestamp) string {
-	if ts == nil {
-		return "-"
-	}
-	return ts.AsTime().UTC().Format(pitrLayoutUTC) + "Z"
-}
-
 // printJSONMerged prints the fields of several messages as one JSON object.
 func printJSONMerged(w io.Writer, msgs ...proto.Message) error {
 	out := map[string]json.RawMessage{}

@@ -5,6 +5,8 @@ import (
 	"io"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -19,8 +21,7 @@ const drillWindow = 7 * 24 * time.Hour
 func drillFlags(now time.Time, nodes []*forlockv1.Node, rps []*forlockv1.RestorePoint) []string {
 	type seen struct {
 		last       *forlockv1.DrillResult
-		lastPassed time.Time
-		backups    bool
+		lastPassed *timestamppb.Timestamp
 	}
 	by := map[string]*seen{}
 	for _, rp := range rps {
@@ -29,27 +30,26 @@ func drillFlags(now time.Time, nodes []*forlockv1.Node, rps []*forlockv1.Restore
 			s = &seen{}
 			by[rp.GetNodeId()] = s
 		}
-		s.backups = true
 		if d := rp.GetLastDrill(); d != nil && (s.last == nil || d.GetStartedAt().AsTime().After(s.last.GetStartedAt().AsTime())) {
 			s.last = d
 		}
-		if t := rp.GetLastPassedDrillAt(); t != nil && t.AsTime().After(s.lastPassed) {
-			s.lastPassed = t.AsTime()
+		if t := rp.GetLastPassedDrillAt(); t != nil && (s.lastPassed == nil || t.AsTime().After(s.lastPassed.AsTime())) {
+			s.lastPassed = t
 		}
 	}
 	var out []string
 	for _, n := range nodes {
 		s := by[n.GetId()]
-		if s == nil || !s.backups {
-			continue
+		if s == nil {
+			continue // never backed up
 		}
 		switch {
 		case s.last != nil && !s.last.GetPassed():
 			out = append(out, fmt.Sprintf("%s: last drill FAILED %s: %s", n.GetName(), age(now, s.last.GetStartedAt()), orDash(s.last.GetReason())))
-		case s.lastPassed.IsZero():
+		case s.lastPassed == nil:
 			out = append(out, n.GetName()+": no restore point ever passed a drill (forlockctl backups verify --latest --node "+n.GetName()+")")
-		case now.Sub(s.lastPassed) > drillWindow:
-			out = append(out, fmt.Sprintf("%s: no drill passed in the last 7 days (last %s)", n.GetName(), s.lastPassed.UTC().Format("2006-01-02 15:04Z")))
+		case now.Sub(s.lastPassed.AsTime()) > drillWindow:
+			out = append(out, fmt.Sprintf("%s: no drill passed in the last 7 days (last %s)", n.GetName(), utcMinute(s.lastPassed)))
 		}
 	}
 	return out
