@@ -29,8 +29,6 @@ type WalState struct {
 type WalArchive struct {
 	// Read returns the archive's state; ok false means archiving is off.
 	Read func() (s WalState, ok bool)
-	// Now is the clock (default time.Now).
-	Now func() time.Time
 }
 
 // Name is "wal_archive".
@@ -42,11 +40,7 @@ func (w WalArchive) Run(_ context.Context) Result {
 	if !ok {
 		return Result{Name: "wal_archive", Status: Unknown, Summary: "WAL archiving is off (wal_archive) or has no archive key yet"}
 	}
-	now := time.Now()
-	if w.Now != nil {
-		now = w.Now()
-	}
-	return EvaluateWal(s, now)
+	return EvaluateWal(s, time.Now()) // tests call EvaluateWal with their clock
 }
 
 // EvaluateWal judges a WAL archive: CRITICAL when there is a gap since the

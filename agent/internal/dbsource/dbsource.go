@@ -41,17 +41,6 @@ type Postgres struct {
 func (p Postgres) db() string   { return cmpOr(p.Database, "forlock") }
 func (p Postgres) user() string { return cmpOr(p.OSUser, "postgres") }
 
-// Dump streams `pg_dump -Fc` of the database into w. pg_dump's own
-// compression is off (-Z0): the pipeline compresses with zstd, faster.
-func (p Postgres) Dump(ctx context.Context, w io.Writer) error {
-	res, err := p.Exec.Exec(ctx, "postgres", p.user(),
-		[]string{"pg_dump", "--format=custom", "--compress=0", "--no-password", "--dbname=" + p.db()}, nil, w)
-	if err != nil {
-		return fmt.Errorf("pg_dump: %w", err)
-	}
-	return res.Err("pg_dump")
-}
-
 // Restore streams a custom-format dump from r into `pg_restore --clean
 // --if-exists`, in one transaction, so a failed restore leaves the database
 // as it was.
