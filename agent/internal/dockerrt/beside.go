@@ -37,31 +37,15 @@ func (r *Runtime) RunBeside(ctx context.Context, service, user string, cmd []str
 	if len(cmd) == 0 {
 		return ExecResult{}, errors.New("run helper: empty command")
 	}
-	id, cname, err := r.find(ctx, service)
+	created, name, cname, err := r.createBeside(ctx, service, "helper",
+		func(string) *container.Config {
+			return &container.Config{User: user, Entrypoint: cmd[:1], Cmd: cmd[1:], AttachStderr: true, Labels: map[string]string{helperLabel: "true"}}
+		},
+		func(id string) *container.HostConfig {
+			return &container.HostConfig{VolumesFrom: []string{id}, NetworkMode: "none"}
+		})
 	if err != nil {
 		return ExecResult{}, err
-	}
-	ins, err := r.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-	if err != nil {
-		return ExecResult{}, fmt.Errorf("run helper in container %s: inspect: %w", cname, err)
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b) // never fails
-	name := cname + "-forlock-helper-" + hex.EncodeToString(b)
-	created, err := r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name: name,
-		Config: &container.Config{
-			Image:        ins.Container.Image, // the image ID: the tag may have moved
-			User:         user,
-			Entrypoint:   cmd[:1],
-			Cmd:          cmd[1:],
-			AttachStderr: true,
-			Labels:       map[string]string{helperLabel: "true"},
-		},
-		HostConfig: &container.HostConfig{VolumesFrom: []string{id}, NetworkMode: "none"},
-	})
-	if err != nil {
-		return ExecResult{}, fmt.Errorf("run helper in container %s: create %s: %w", cname, name, err)
 	}
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), helperRemoveTimeout)
@@ -120,4 +104,30 @@ func (r *Runtime) RunBeside(ctx context.Context, service, user string, cmd []str
 		}
 		return ExecResult{}, fmt.Errorf("run helper in container %s: wait for %s: %w", cname, name, werr)
 	}
+}
+
+// createBeside creates (does not start) a one-off container beside the
+// one serving service, from that container's image ID (the tag may have
+// moved), named "<its name>-forlock-<role>-<8 hex digits>". config makes all
+// but the image from the service container's name; host makes the host
+// config from its ID.
+func (r *Runtime) createBeside(ctx context.Context, service, role string, config func(cname string) *container.Config, host func(id string) *container.HostConfig) (created client.ContainerCreateResult, name, cname string, err error) {
+	id, cname, err := r.find(ctx, service)
+	if err != nil {
+		return created, "", "", err
+	}
+	ins, err := r.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return created, "", cname, fmt.Errorf("%s container for %s: inspect: %w", role, cname, err)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b) // never fails
+	name = cname + "-forlock-" + role + "-" + hex.EncodeToString(b)
+	cfg := config(cname)
+	cfg.Image = ins.Container.Image
+	created, err = r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: cfg, HostConfig: host(id)})
+	if err != nil {
+		return created, name, cname, fmt.Errorf("%s container for %s: create %s: %w", role, cname, name, err)
+	}
+	return created, name, cname, nil
 }

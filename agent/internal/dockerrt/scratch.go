@@ -2,8 +2,6 @@ package dockerrt
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -47,33 +45,15 @@ func (r *Runtime) StartScratch(ctx context.Context, cfg ScratchConfig) (*Scratch
 	if len(cfg.Cmd) == 0 {
 		return nil, errors.New("scratch container: empty command")
 	}
-	id, cname, err := r.find(ctx, cfg.Service)
+	created, name, _, err := r.createBeside(ctx, cfg.Service, "drill",
+		func(cname string) *container.Config {
+			return &container.Config{User: cfg.User, Entrypoint: cfg.Cmd[:1], Cmd: cfg.Cmd[1:], Labels: map[string]string{ScratchLabel: cname}}
+		},
+		func(string) *container.HostConfig {
+			return &container.HostConfig{NetworkMode: "none", Resources: container.Resources{NanoCPUs: cfg.NanoCPUs, Memory: cfg.MemoryBytes}}
+		})
 	if err != nil {
 		return nil, err
-	}
-	ins, err := r.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("scratch container for %s: inspect: %w", cname, err)
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b) // never fails
-	name := cname + "-forlock-drill-" + hex.EncodeToString(b)
-	created, err := r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name: name,
-		Config: &container.Config{
-			Image:      ins.Container.Image,
-			User:       cfg.User,
-			Entrypoint: cfg.Cmd[:1],
-			Cmd:        cfg.Cmd[1:],
-			Labels:     map[string]string{ScratchLabel: cname},
-		},
-		HostConfig: &container.HostConfig{
-			NetworkMode: "none",
-			Resources:   container.Resources{NanoCPUs: cfg.NanoCPUs, Memory: cfg.MemoryBytes},
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("scratch container for %s: create %s: %w", cname, name, err)
 	}
 	s := &Scratch{r: r, ID: created.ID, Name: name}
 	if _, err := r.cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
