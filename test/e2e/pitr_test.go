@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/forlock/fleet/internal/artifact"
 	"github.com/forlock/fleet/internal/keys"
+	"github.com/forlock/fleet/internal/pglsn"
 )
 
 // window is one node's recovery window in `restore --list -o json`.
@@ -63,23 +63,14 @@ func (n *testNode) containerStamps(t *testing.T) string {
 	return b.String()
 }
 
-func mustHex(t *testing.T, s string) uint64 {
+// segmentName is the WAL file name of the segment holding lsn ("X/Y") on
+// timeline tl, or of a later one (after segments past it).
+func segmentName(t *testing.T, tl uint32, lsn string, after uint64) string {
 	t.Helper()
-	v, err := strconv.ParseUint(s, 16, 32)
+	l, err := pglsn.Parse(lsn)
 	require.NoError(t, err)
-	return v
-}
-
-// segmentName is the WAL file name holding lsn ("X/Y") on timeline tl.
-func segmentName(t *testing.T, tl uint32, lsn string) string {
-	t.Helper()
-	hi, lo, ok := strings.Cut(lsn, "/")
-	require.True(t, ok, lsn)
-	h, err := strconv.ParseUint(hi, 16, 32)
-	require.NoError(t, err)
-	l, err := strconv.ParseUint(lo, 16, 32)
-	require.NoError(t, err)
-	return fmt.Sprintf("%08X%08X%08X", tl, h, l/(16<<20))
+	seg := uint64(l.SegmentStart()) + after*pglsn.SegmentSize
+	return fmt.Sprintf("%08X%08X%08X", tl, seg>>32, (seg&0xffffffff)/pglsn.SegmentSize)
 }
 
 // TestPointInTimeRestore: a physical base backup and the archived WAL bring
@@ -146,7 +137,7 @@ func TestPointInTimeRestore(t *testing.T) {
 	})
 
 	t.Run("a missing WAL segment is refused with nothing stopped", func(t *testing.T) {
-		seg := segmentName(t, base.Timeline, base.WalStartLsn)
+		seg := segmentName(t, base.Timeline, base.WalStartLsn, 0)
 		file := filepath.Join(backups, "wal", w.NodeID, fmt.Sprintf("%08X", base.Timeline), seg+".zst.enc")
 		require.FileExists(t, file)
 		saved, err := os.ReadFile(file)
@@ -185,8 +176,7 @@ func TestPointInTimeRestore(t *testing.T) {
 		k, err := keys.NewNamed(kj.KeyID, kj.Key)
 		require.NoError(t, err)
 		tlDir := filepath.Join(backups, "wal", w.NodeID, fmt.Sprintf("%08X", base.Timeline))
-		next := segmentName(t, base.Timeline, base.WalStartLsn)
-		next = next[:16] + fmt.Sprintf("%08X", mustHex(t, next[16:])+1)
+		next := segmentName(t, base.Timeline, base.WalStartLsn, 1)
 		files, err := filepath.Glob(filepath.Join(tlDir, next+"*.zst.enc"))
 		require.NoError(t, err)
 		require.NotEmpty(t, files, "the segment after the base's start is archived")
