@@ -257,23 +257,30 @@ func (e *Engine) taskKeys(ctx context.Context, spec *forlockv1.JobSpec) ([]*forl
 			out = append(out, &forlockv1.TaskKey{Name: KindName(kind), KeyId: e.kek.KeyID(), WrappedKey: wrapped, PlainKey: plain})
 		}
 		return out, nil
-	case *forlockv1.JobSpec_Restore, *forlockv1.JobSpec_VerifyBackup:
-		arts := spec.GetRestore().GetArtifacts()
-		if k, ok := k.(*forlockv1.JobSpec_VerifyBackup); ok {
-			arts = k.VerifyBackup.GetArtifacts()
+	case *forlockv1.JobSpec_Restore:
+		out, err := e.artifactKeys(ctx, k.Restore.GetArtifacts())
+		if err != nil {
+			return nil, err
 		}
-		var out []*forlockv1.TaskKey
-		for _, a := range arts {
-			plain, err := e.kek.Unwrap(ctx, a.GetKeyId(), a.GetWrappedKey())
-			if err != nil {
-				return nil, fmt.Errorf("unwrap the data key of artifact %s: %w", a.GetId(), err)
-			}
-			out = append(out, &forlockv1.TaskKey{Name: a.GetId(), KeyId: a.GetKeyId(), WrappedKey: a.GetWrappedKey(), PlainKey: plain})
-		}
-		arch, err := e.archiveTaskKeys(ctx, spec.GetRestore().GetWal())
+		arch, err := e.archiveTaskKeys(ctx, k.Restore.GetWal())
 		return append(out, arch...), err
+	case *forlockv1.JobSpec_VerifyBackup:
+		return e.artifactKeys(ctx, k.VerifyBackup.GetArtifacts())
 	}
 	return nil, nil
+}
+
+// artifactKeys unwraps the data key of each artifact, named by its ID.
+func (e *Engine) artifactKeys(ctx context.Context, arts []*forlockv1.Artifact) ([]*forlockv1.TaskKey, error) {
+	var out []*forlockv1.TaskKey
+	for _, a := range arts {
+		plain, err := e.kek.Unwrap(ctx, a.GetKeyId(), a.GetWrappedKey())
+		if err != nil {
+			return nil, fmt.Errorf("unwrap the data key of artifact %s: %w", a.GetId(), err)
+		}
+		out = append(out, &forlockv1.TaskKey{Name: a.GetId(), KeyId: a.GetKeyId(), WrappedKey: a.GetWrappedKey(), PlainKey: plain})
+	}
+	return out, nil
 }
 
 // catalog checks the artifacts a backup task reports and queues its restore
