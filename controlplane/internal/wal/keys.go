@@ -1,7 +1,7 @@
 // Package wal is the control plane's side of continuous WAL archiving:
 // each node's archive keys (issued, wrapped, rotated), the agents' WAL
 // reports (checked as hostile input, folded into the store's WAL catalog in
-// batches, the archiver's state kept in memory for status), and healing a
+// batches, the archiver's state shown as the node's wal_archive check), and healing a
 // gap by taking a new physical base backup.
 //
 // Archiving is not a task: the agent's archiver runs while the control
@@ -48,7 +48,11 @@ type Keys struct {
 	rotation time.Duration
 	now      func() time.Time
 
-	mu sync.Mutex
+	// issue serialises making and re-wrapping keys; the key-encryption
+	// key's calls (Vault Transit: up to seconds) run under it, never under
+	// idsMu, so a slow Vault does not hold up the WAL reports of the fleet.
+	issue sync.Mutex
+	idsMu sync.Mutex
 	// ids caches each node's key IDs, loaded on first use, so that a WAL
 	// report's key IDs are checked without a read of the store.
 	ids map[string][]string
@@ -66,7 +70,7 @@ func NewKeys(st *store.Store, kek jobs.KeyWrapper, rotation time.Duration, now f
 	return &Keys{store: st, kek: kek, rotation: rotation, now: now, ids: map[string][]string{}}
 }
 
-// keyIDs returns a node's key IDs, oldest first. Callers hold k.mu.
+// keyIDs returns a node's key IDs, oldest first. Callers hold k.idsMu.
 func (k *Keys) keyIDs(nodeID string) ([]string, error) {
 	if ids, ok := k.ids[nodeID]; ok {
 		return ids, nil
@@ -85,8 +89,8 @@ func (k *Keys) keyIDs(nodeID string) ([]string, error) {
 
 // Owns reports whether keyID is one of the node's archive keys.
 func (k *Keys) Owns(nodeID, keyID string) (bool, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
+	k.idsMu.Lock()
+	defer k.idsMu.Unlock()
 	ids, err := k.keyIDs(nodeID)
 	return slices.Contains(ids, keyID), err
 }
@@ -95,20 +99,25 @@ func (k *Keys) Owns(nodeID, keyID string) (bool, error) {
 // one when it has none or the current one is due for rotation. The caller
 // sends it on the node's control stream and nowhere else.
 func (k *Keys) Current(ctx context.Context, nodeID string) (*forlockv1.ArchiveKey, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
+	if cur, ok, err := k.current(nodeID); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
+		return k.unwrap(ctx, cur)
+	}
+	k.issue.Lock()
+	defer k.issue.Unlock()
+	cur, ok, err := k.current(nodeID) // another stream of the node may have made it meanwhile
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return k.unwrap(ctx, cur)
+	}
 	now := k.now()
 	stored, err := k.store.ArchiveKeys(nodeID)
 	if err != nil {
 		return nil, err
-	}
-	if n := len(stored); n > 0 && now.Before(stored[n-1].RotateAfter) {
-		cur := stored[n-1]
-		plain, err := k.kek.Unwrap(ctx, cur.KEKID, cur.Wrapped)
-		if err != nil {
-			return nil, fmt.Errorf("unwrap archive key %s: %w", cur.KeyID, err)
-		}
-		return message(cur, plain), nil
 	}
 	plain, err := keys.NewDataKey()
 	if err != nil {
@@ -129,8 +138,29 @@ func (k *Keys) Current(ctx context.Context, nodeID string) (*forlockv1.ArchiveKe
 	if _, err := k.store.PruneArchiveKeys(nodeID, now.Add(-KeyGrace)); err != nil {
 		return nil, err
 	}
-	delete(k.ids, nodeID) // reloaded: the prune may have removed some
+	k.idsMu.Lock()
+	delete(k.ids, nodeID) // reloaded: a new key, and the prune may have removed some
+	k.idsMu.Unlock()
 	return message(rec, plain), nil
+}
+
+// current returns the node's current key record, if it has one not yet
+// due for rotation.
+func (k *Keys) current(nodeID string) (store.ArchiveKey, bool, error) {
+	stored, err := k.store.ArchiveKeys(nodeID)
+	if n := len(stored); err == nil && n > 0 && k.now().Before(stored[n-1].RotateAfter) {
+		return stored[n-1], true, nil
+	}
+	return store.ArchiveKey{}, false, err
+}
+
+// unwrap returns a stored key in plain.
+func (k *Keys) unwrap(ctx context.Context, cur store.ArchiveKey) (*forlockv1.ArchiveKey, error) {
+	plain, err := k.kek.Unwrap(ctx, cur.KEKID, cur.Wrapped)
+	if err != nil {
+		return nil, fmt.Errorf("unwrap archive key %s: %w", cur.KeyID, err)
+	}
+	return message(cur, plain), nil
 }
 
 func message(k store.ArchiveKey, plain []byte) *forlockv1.ArchiveKey {
@@ -140,8 +170,8 @@ func message(k store.ArchiveKey, plain []byte) *forlockv1.ArchiveKey {
 // Rewrap re-wraps every archive key not wrapped by the key-encryption
 // key's current version, and returns how many it re-wrapped.
 func (k *Keys) Rewrap(ctx context.Context) (int, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
+	k.issue.Lock()
+	defer k.issue.Unlock()
 	all, err := k.store.AllArchiveKeys()
 	if err != nil {
 		return 0, err
