@@ -113,13 +113,7 @@ func (s *Saver) Save(ctx context.Context, w keys.Wrapper, dst io.Writer) (Result
 		if err := writeEntry(tw, ManifestName, 0o600, int64(len(mb)), taken, bytes.NewReader(mb)); err != nil {
 			return err
 		}
-		if err := tw.WriteHeader(&tar.Header{Name: DBName, Mode: 0o600, Size: size, ModTime: taken, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
-			return fmt.Errorf("snapshot %s: %w", DBName, err)
-		}
-		if _, err := db.WriteTo(tw); err != nil {
-			return fmt.Errorf("snapshot %s: copy the database: %w", DBName, err)
-		}
-		return nil
+		return writeEntry(tw, DBName, 0o600, size, taken, db)
 	})
 	if err != nil {
 		_ = aw.Close()

@@ -99,12 +99,13 @@ var ErrDataDirNotEmpty = errors.New("data dir is not empty")
 // ErrInUse means a control plane runs on the data dir.
 var ErrInUse = errors.New("data dir is in use")
 
-// writeEntry writes one tar entry.
-func writeEntry(tw *tar.Writer, name string, mode int64, size int64, at time.Time, body io.Reader) error {
+// writeEntry writes one tar entry of size bytes from body (a file's bytes,
+// or the database's read transaction).
+func writeEntry(tw *tar.Writer, name string, mode int64, size int64, at time.Time, body io.WriterTo) error {
 	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: size, ModTime: at, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
 		return fmt.Errorf("snapshot %s: %w", name, err)
 	}
-	if n, err := io.Copy(tw, body); err != nil {
+	if n, err := body.WriteTo(tw); err != nil {
 		return fmt.Errorf("snapshot %s: %w", name, err)
 	} else if n != size {
 		return fmt.Errorf("snapshot %s: wrote %d bytes, want %d", name, n, size)
