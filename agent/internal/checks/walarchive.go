@@ -27,7 +27,8 @@ type WalState struct {
 
 // WalArchive is the check of the continuous WAL archive.
 type WalArchive struct {
-	// Read returns the archive's state; ok false means archiving is off.
+	// Read returns the archive's state; ok false means archiving has not
+	// started (no archive key yet).
 	Read func() (s WalState, ok bool)
 }
 
@@ -38,7 +39,7 @@ func (WalArchive) Name() string { return "wal_archive" }
 func (w WalArchive) Run(_ context.Context) Result {
 	s, ok := w.Read()
 	if !ok {
-		return Result{Name: "wal_archive", Status: Unknown, Summary: "WAL archiving is off (wal_archive) or has no archive key yet"}
+		return Result{Name: "wal_archive", Status: Unknown, Summary: "WAL archiving has not started: no archive key from the control plane yet"}
 	}
 	return EvaluateWal(s, time.Now()) // tests call EvaluateWal with their clock
 }
