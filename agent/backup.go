@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"time"
 
 	"github.com/forlock/fleet/agent/internal/backup"
 	"github.com/forlock/fleet/agent/internal/backupstore"
@@ -32,6 +33,9 @@ type BackupConfig struct {
 	// drill (CPUs, bytes). Default 1 CPU, 1 GiB.
 	DrillCPUs   float64
 	DrillMemory int64
+	// RecoveryTimeout bounds the WAL replay of a point-in-time restore;
+	// past it the previous data is put back. Default 30 min.
+	RecoveryTimeout time.Duration
 	// S3Endpoint is the S3-compatible server's host:port, without scheme;
 	// empty means no S3.
 	S3Endpoint string
@@ -45,6 +49,10 @@ type BackupConfig struct {
 	// S3Region is the bucket's region; default us-east-1.
 	S3Region string
 }
+
+// maxRecoveryTimeout bounds recovery_timeout: a node's API stays down for
+// the whole replay.
+const maxRecoveryTimeout = 24 * time.Hour
 
 var (
 	s3Region   = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
@@ -66,6 +74,12 @@ func (b BackupConfig) check(needKeys bool) (BackupConfig, error) {
 	}
 	if len(b.BackupDirs) == 0 {
 		b.BackupDirs = []string{backupstore.DefaultDir}
+	}
+	if b.RecoveryTimeout < time.Minute || b.RecoveryTimeout > maxRecoveryTimeout {
+		if b.RecoveryTimeout != 0 {
+			return b, fmt.Errorf("recovery timeout %s: want 1m to %s (the replay's bound: about a minute per few GB of WAL on a small host)", b.RecoveryTimeout, maxRecoveryTimeout)
+		}
+		b.RecoveryTimeout = backup.DefaultRecoveryTimeout
 	}
 	if err := backup.ValidateDirs(b.BackupDirs); err != nil {
 		return b, err
@@ -114,8 +128,9 @@ func (a *Agent) backupConfig(hc *health) backup.Config {
 		OnBaseBackup: a.noteBaseBackup,
 		DeleteWAL:    a.deleteWAL,
 		// 0 or less: backup.Config's defaults.
-		DrillNanoCPUs: int64(b.DrillCPUs * 1e9),
-		DrillMemory:   b.DrillMemory,
+		DrillNanoCPUs:   int64(b.DrillCPUs * 1e9),
+		DrillMemory:     b.DrillMemory,
+		RecoveryTimeout: b.RecoveryTimeout,
 	}
 	if hc.docker != nil {
 		cfg.Docker = hc.docker

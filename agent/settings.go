@@ -86,6 +86,8 @@ func (st *agentSettings) table() *settings.Table {
 			Help: "CPU limit of each scratch container of a restore drill (verify_backup), in CPUs"},
 		{Key: "drill_memory", Value: settings.Size(&b.DrillMemory), Default: "1GiB",
 			Help: "memory limit of each scratch container of a restore drill: room for the Redis dataset and PostgreSQL's restore"},
+		{Key: "recovery_timeout", Value: settings.Duration(&b.RecoveryTimeout), Default: backup.DefaultRecoveryTimeout.String(),
+			Help: "how long a point-in-time restore may replay WAL (1m to 24h); past it the previous data is put back"},
 		{Key: "s3_endpoint", Value: settings.String(&b.S3Endpoint), Help: "S3-compatible server for backups, HOST:PORT without scheme"},
 		{Key: "s3_access_key", Value: settings.String(&b.S3AccessKey), Flag: settings.NoFlag, Env: S3AccessKeyEnv, Alt: "s3_access_key_file",
 			Secret: secretHint("key", "s3_access_key", S3AccessKeyEnv), Help: "S3 access key"},
