@@ -24,40 +24,17 @@ MB=${BENCH_DB_MB:-1000}
 NODE=${BENCH_NODE:-fl-bench}
 BIN=${BIN:-bin}
 work=$(mktemp -d /var/tmp/forlock-bench.XXXXXX)
-port=$((20000 + RANDOM % 20000))
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  deploy/testnode/down.sh "$NODE" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=test/bench/fleet.sh
+. test/bench/fleet.sh
+trap cleanup_fleet EXIT INT TERM
 
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f", b-a}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
-
-url=$(deploy/testnode/up.sh "$NODE" 2>/dev/null)
-pg_port=$(docker port "$NODE-postgres" 5432/tcp | head -n1 | sed 's/.*://')
-redis_port=$(docker port "$NODE-redis" 6379/tcp | head -n1 | sed 's/.*://')
+start_node
 echo "loading ${MB} MB into $NODE ..." >&2
 docker exec "$NODE-api" forlockapi load --mb "$MB" >/dev/null 2>&1
 size=$(docker exec -u postgres "$NODE-postgres" psql -X -At -d forlock -c "select pg_size_pretty(pg_database_size('forlock'))")
 want=$(docker exec "$NODE-api" forlockapi summary)
-
-"$BIN/forlock-controlplane" --data-dir "$work/cp" --listen "127.0.0.1:$port" --log-format text >"$work/cp.log" 2>&1 &
-pids+=($!)
-ctl() { "$BIN/forlockctl" --config "$work/cp/forlockctl.yaml" --timeout 10m "$@"; }
-for _ in $(seq 100); do [ -s "$work/cp/forlockctl.yaml" ] && ctl nodes list >/dev/null 2>&1 && break; sleep 0.1; done
-(umask 077; ctl tokens create -q >"$work/token"; echo "postgres://forlock:forlock-test@127.0.0.1:$pg_port/forlock?sslmode=disable" >"$work/dsn")
-mkdir -p "$work/backups"
-"$BIN/forlock-agent" --control-plane "127.0.0.1:$port" --ca-file "$work/cp/ca.crt" --join-token-file "$work/token" \
-  --state-dir "$work/agent" --name bench --containers "$NODE-api,$NODE-postgres,$NODE-redis,$NODE-nginx" \
-  --api-url "$url" --api-insecure-skip-verify --postgres-dsn-file "$work/dsn" --redis-addr "127.0.0.1:$redis_port" \
-  --backup-dirs "$work/backups" --compose-dir "$PWD/deploy/testnode" --log-format text >"$work/agent.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 200); do ctl nodes list --state online -o json | grep -q '"bench"' && break; sleep 0.1; done
+# WAL archiving off: this benchmark compares backups, not the archive.
+start_fleet --wal-archive=false
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 t0=$(now); docker exec -u postgres "$NODE-postgres" sh -c 'pg_dump -Fc -Z0 forlock >/dev/null'; t1=$(now)
@@ -77,10 +54,6 @@ docker exec "$NODE-postgres" rm -f /tmp/backup.dump
 guide_backup=$(secs "$t0" "$t1")
 guide_size=$(du -m "$work/guide/backup.dump.gz" | cut -f1)
 
-agent_pid=${pids[1]}
-# CPU seconds (user + system) the agent spent, a figure the machine's load
-# does not stretch as it stretches wall time.
-agent_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$agent_pid/stat"; }
 c0=$(agent_cpu)
 t0=$(now); ctl backup --node bench --only postgres --dest "$work/backups/bench" >/dev/null; t1=$(now)
 ours_backup=$(secs "$t0" "$t1")
@@ -108,13 +81,6 @@ guide_restore=$(secs "$t0" "$t1")
 until [ "$(docker inspect -f '{{.State.Health.Status}}' "$NODE-api")" = healthy ]; do sleep 0.2; done
 [ "$(docker exec "$NODE-api" forlockapi summary)" = "$want" ] || { echo "guide restore changed the data" >&2; exit 1; }
 
-# Phases of our restore from the agent's log: time of each "restore:" event
-# after the command started.
-phases() {
-  tail -n +"$(($1 + 1))" "$work/agent.log" | grep 'msg="restore: ' |
-    sed -E 's/^time=([^ ]+) .*msg="restore: ([^"]*)".*/\1 \2/' |
-    while read -r ts what; do printf '%s at %s s; ' "$what" "$(secs "$2" "$(date -d "$ts" +%s.%N)")"; done
-}
 # our_restore NAME: ctl restore --latest --only postgres, timed; sets
 # NAME_restore, NAME_restore_cpu and NAME_phases, and fails if the rows
 # are not those of the backup.
