@@ -342,3 +342,37 @@ func (s *Store) WalBases() (map[string][]WalBase, error) {
 	}
 	return out, err
 }
+
+// WAL heal bucket (made on open; no schema change):
+//
+//	wal_heals/
+//	  <node-id>  -> RFC 3339 time of the last base backup submitted to heal a gap
+//
+// It outlives a restart of the control plane, so a node with a gap gets
+// at most one healing base backup per heal interval however often the
+// control plane restarts.
+var bucketWalHeals = []byte("wal_heals")
+
+// WalHealedAt returns when a base backup was last submitted to heal a gap
+// of nodeID's WAL, or the zero time.
+func (s *Store) WalHealedAt(nodeID string) (time.Time, error) {
+	var at time.Time
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketWalHeals).Get([]byte(nodeID))
+		if v == nil {
+			return nil
+		}
+		var err error
+		at, err = time.Parse(time.RFC3339Nano, string(v))
+		return err
+	})
+	return at, err
+}
+
+// SetWalHealed records that a base backup was submitted to heal a gap of
+// nodeID's WAL at at.
+func (s *Store) SetWalHealed(nodeID string, at time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketWalHeals).Put([]byte(nodeID), []byte(at.UTC().Format(time.RFC3339Nano)))
+	})
+}

@@ -77,7 +77,6 @@ type Archive struct {
 
 	mu      sync.Mutex
 	pending map[string][]*forlockv1.WalRange
-	healed  map[string]time.Time
 }
 
 // New makes an Archive.
@@ -91,7 +90,7 @@ func New(cfg Config) *Archive {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Archive{cfg: cfg, pending: map[string][]*forlockv1.WalRange{}, healed: map[string]time.Time{}}
+	return &Archive{cfg: cfg, pending: map[string][]*forlockv1.WalRange{}}
 }
 
 // Validate checks a report from nodeID and returns its ranges with the
@@ -161,12 +160,11 @@ func (a *Archive) Report(ctx context.Context, nodeID, nodeName string, ranges []
 	st := State{Streaming: r.GetStreaming(), Error: r.GetError(), Gap: r.GetGap(), GapAfter: r.GetGapAfterLsn()}
 	a.mu.Lock()
 	a.pending[nodeID] = ranges
-	heal := st.Gap && now.Sub(a.healed[nodeID]) >= a.cfg.HealEvery
 	a.mu.Unlock()
 	if a.cfg.Checks != nil {
 		a.cfg.Checks.SetCheck(nodeID, check(st))
 	}
-	if heal {
+	if st.Gap {
 		a.heal(ctx, nodeID, nodeName, st, now)
 	}
 }
@@ -188,14 +186,24 @@ func check(st State) *forlockv1.CheckResult {
 }
 
 // heal submits a physical base backup of the node, as the control plane,
-// audited, unless one is queued or running.
+// audited, unless one is queued or running or one was submitted within
+// HealEvery (recorded in the store, so a restart does not reset it).
 func (a *Archive) heal(ctx context.Context, nodeID, nodeName string, st State, now time.Time) {
 	if a.cfg.Jobs == nil || a.cfg.Jobs.BackupActive(nodeID) {
 		return
 	}
-	a.mu.Lock()
-	a.healed[nodeID] = now
-	a.mu.Unlock()
+	last, err := a.cfg.Store.WalHealedAt(nodeID)
+	if err != nil {
+		a.cfg.Log.Warn("WAL gap: cannot read when it was last healed; not healing now", "node", nodeName, "error", err.Error())
+		return
+	}
+	if now.Sub(last) < a.cfg.HealEvery {
+		return
+	}
+	if err := a.cfg.Store.SetWalHealed(nodeID, now); err != nil {
+		a.cfg.Log.Warn("WAL gap: cannot record the heal; not healing now", "node", nodeName, "error", err.Error())
+		return
+	}
 	rec := audit.Record{Time: now, Actor: "controlplane", Method: "wal/heal", Target: "node/" + nodeID, Result: audit.ResultOK,
 		Summary: "physical base backup after a WAL gap after " + st.GapAfter}
 	job, created, err := a.cfg.Jobs.SubmitAs(ctx, &forlockv1.SubmitJobRequest{
