@@ -71,6 +71,10 @@ type Archiver struct {
 	lastErr string
 	failing time.Time // when shipping began to fail; zero when it works
 	changed chan struct{}
+	// written are the server's WAL write positions read at the last ticks,
+	// oldest first (used by the stream goroutine only): a range's end time
+	// is the newest one the archive has reached (archivedAt).
+	written []written
 }
 
 // New loads the archiver's state from cfg.StateDir.

@@ -138,6 +138,9 @@ func (a *Archiver) shipSpool(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// After the listing: the flush position covers at least what the
+	// listed partial held.
+	flushed, flushOK := a.position(ctx)
 	var partial *spoolFile
 	for i, f := range files {
 		if isHistory(f.name) {
@@ -173,7 +176,7 @@ func (a *Archiver) shipSpool(ctx context.Context) error {
 	}
 	seg, _ := ParseSegment(partial.name)
 	t0 := a.cfg.Now()
-	size, used, err := a.ship(ctx, seg.Timeline, partial.name, a.flushedIn(ctx, seg))
+	size, used, err := a.ship(ctx, seg.Timeline, partial.name, filledIn(seg, flushed, flushOK))
 	if err != nil {
 		return err
 	}
@@ -217,7 +220,11 @@ func (a *Archiver) record(seg Segment, end LSN, size int64, also func(*state)) e
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.st.add(seg, end, uint64(max(size, 0)), k.KeyID(), a.cfg.Now())
+	at := a.archivedAt(end)
+	if at.IsZero() {
+		at = a.cfg.Now() // no sample yet: the first ship after a start
+	}
+	a.st.add(seg, end, uint64(max(size, 0)), k.KeyID(), at)
 	also(&a.st)
 	defer a.notify()
 	return a.st.save(a.cfg.StateDir)
@@ -228,22 +235,66 @@ func (a *Archiver) storeName(tl uint32, name string) string {
 	return StoredName(a.cfg.Prefix, tl, name)
 }
 
-// flushedIn returns how many bytes of the partial segment seg pg_receivewal
-// has written and flushed, as the server knows from the slot's walsender
-// (with --synchronous the receiver reports each flush at once), or -1 when
-// that cannot be told (then the whole file is read). The rest of a partial
-// segment is the zeros pg_receivewal filled it with, so shipping only this
-// prefix costs what was written, not 16 MiB, each time the partial changes.
-func (a *Archiver) flushedIn(ctx context.Context, seg Segment) int64 {
-	out, err := a.psql(ctx, fmt.Sprintf(`SELECT r.flush_lsn FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = '%s'`, a.cfg.Slot))
-	if err != nil || out == "" {
-		return -1
+// written is the server's WAL write position (pg_current_wal_lsn) read
+// after at: every transaction committed before at has its WAL before lsn.
+type written struct {
+	at  time.Time
+	lsn LSN
+}
+
+// maxWritten bounds the positions kept: a minute of ticks at the default
+// ship interval, more than the archive lags behind the server when it keeps
+// up, and an end time older than that only understates the window.
+const maxWritten = 64
+
+// position reads, in one query, the server's WAL write position (kept as a
+// sample for archivedAt) and how far pg_receivewal has flushed the slot's
+// WAL (with --synchronous it reports each flush at once), or ok false when
+// the receiver is not connected.
+func (a *Archiver) position(ctx context.Context) (flushed LSN, ok bool) {
+	at := a.cfg.Now()
+	out, err := a.psql(ctx, fmt.Sprintf(`SELECT pg_current_wal_lsn(), (SELECT r.flush_lsn FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = '%s')`, a.cfg.Slot))
+	if err != nil {
+		return 0, false
 	}
-	lsn, err := ParseLSN(out)
-	if err != nil || lsn < seg.Start || lsn > seg.Start+SegmentSize {
+	cur, flush, _ := strings.Cut(out, "|")
+	if l, err := ParseLSN(cur); err == nil {
+		a.written = append(a.written, written{at: at, lsn: l})
+		if len(a.written) > maxWritten {
+			a.written = slices.Delete(a.written, 0, len(a.written)-maxWritten)
+		}
+	}
+	l, err := ParseLSN(flush)
+	return l, err == nil
+}
+
+// archivedAt returns the newest time at which the server had written no
+// WAL past end: with the archive through end, every commit before it is
+// archived. That, not when the file was shipped, is the range's end time, so
+// a restore to any time up to the window's latest finds its commits (a
+// shipped partial holds only what the receiver had flushed, which may lag
+// the server). Zero when no sample shows it (just started, or behind by
+// more than the samples span).
+func (a *Archiver) archivedAt(end LSN) time.Time {
+	for i := len(a.written) - 1; i >= 0; i-- {
+		if a.written[i].lsn <= end {
+			return a.written[i].at
+		}
+	}
+	return time.Time{}
+}
+
+// filledIn returns how many bytes of the partial segment seg the receiver
+// has flushed, given its flush position, or -1 when the position is in
+// another segment or unknown (then the whole file is read). The rest of a
+// partial segment is the zeros pg_receivewal filled it with, so shipping only
+// this prefix costs what was written, not 16 MiB, each time the partial
+// changes.
+func filledIn(seg Segment, flushed LSN, ok bool) int64 {
+	if !ok || flushed < seg.Start || flushed > seg.Start+SegmentSize {
 		return -1 // another segment: the file may hold more than the server says of this one
 	}
-	return int64(lsn - seg.Start) //nolint:gosec // at most SegmentSize
+	return int64(flushed - seg.Start) //nolint:gosec // at most SegmentSize
 }
 
 // ship streams one spool file through the artifact pipeline into the

@@ -88,7 +88,10 @@ func (st *state) add(seg Segment, end LSN, size uint64, keyID string, now time.T
 		st.Ranges = append(st.Ranges, Range{Timeline: seg.Timeline, Start: seg.Start, End: seg.Start, Full: seg.Start, StartTime: now})
 		r = &st.Ranges[len(st.Ranges)-1]
 	}
-	r.End, r.EndTime = max(r.End, end), now
+	r.End = max(r.End, end)
+	if now.After(r.EndTime) {
+		r.EndTime = now
+	}
 	if !slices.Contains(r.KeyIDs, keyID) {
 		r.KeyIDs = append(r.KeyIDs, keyID)
 	}
