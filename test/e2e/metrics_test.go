@@ -80,6 +80,12 @@ func (s scrape) one(t *testing.T, name string, want map[string]string) float64 {
 	return ms[0].GetGauge().GetValue() + ms[0].GetCounter().GetValue()
 }
 
+// equal compares metric values, exact up to float rounding.
+func equal(t *testing.T, want, got float64, msg ...any) {
+	t.Helper()
+	require.InDelta(t, want, got, 1e-9, msg...)
+}
+
 var checkValues = map[forlockv1.CheckStatus]float64{
 	forlockv1.CheckStatus_CHECK_STATUS_OK: 0, forlockv1.CheckStatus_CHECK_STATUS_WARN: 1,
 	forlockv1.CheckStatus_CHECK_STATUS_CRITICAL: 2, forlockv1.CheckStatus_CHECK_STATUS_UNKNOWN: 3,
@@ -133,17 +139,17 @@ func TestMetricsOfTwoNodeFleet(t *testing.T) {
 	s := scrapeMetrics(t, url)
 	promtool(t, s.text)
 
-	require.Equal(t, 2.0, s.one(t, "forlock_nodes", map[string]string{"state": "online"}))
-	require.Equal(t, 0.0, s.one(t, "forlock_nodes", map[string]string{"state": "unreachable"}))
+	equal(t, 2.0, s.one(t, "forlock_nodes", map[string]string{"state": "online"}))
+	equal(t, 0.0, s.one(t, "forlock_nodes", map[string]string{"state": "unreachable"}))
 	for _, n := range names {
 		node := f.node(n)
 		lbl := map[string]string{"node": n}
-		require.Equal(t, 1.0, s.one(t, "forlock_node_state", map[string]string{"node": n, "state": "online"}))
+		equal(t, 1.0, s.one(t, "forlock_node_state", map[string]string{"node": n, "state": "online"}))
 		require.Less(t, s.one(t, "forlock_node_heartbeat_age_seconds", lbl), 3.0, "heartbeats every 200ms")
 		checks := node.GetHealth().GetChecks()
 		require.Len(t, s.series("forlock_node_check_status", lbl), len(checks))
 		for _, c := range checks {
-			require.Equal(t, checkValues[c.GetStatus()], s.one(t, "forlock_node_check_status", map[string]string{"node": n, "check": c.GetName()}), c.GetName())
+			equal(t, checkValues[c.GetStatus()], s.one(t, "forlock_node_check_status", map[string]string{"node": n, "check": c.GetName()}), c.GetName())
 		}
 		fa := node.GetFacts()
 		require.InDelta(t, float64(fa.GetDiskFreeBytes())/float64(fa.GetDiskTotalBytes()), s.one(t, "forlock_node_disk_free_ratio", lbl), 0.02)
@@ -157,16 +163,16 @@ func TestMetricsOfTwoNodeFleet(t *testing.T) {
 		require.LessOrEqual(t, perNode, 10+len(checks), "series of node %s", n)
 	}
 
-	require.Equal(t, 1.0, s.sum("forlock_jobs_total", map[string]string{"kind": "health_check"}))
-	require.Equal(t, 2.0, s.sum("forlock_tasks_total", map[string]string{"kind": "health_check"}))
-	require.Equal(t, 2.0, s.sum("forlock_task_duration_seconds", map[string]string{"kind": "health_check"}))
-	require.Equal(t, 1.0, s.one(t, "forlock_enrollment_failures_total", map[string]string{"reason": "token_malformed"}))
-	require.Equal(t, 1.0, s.one(t, "forlock_auth_failures_total", map[string]string{"credential": "join_token", "reason": "refused"}))
-	require.Equal(t, 1.0, s.one(t, "forlock_auth_failures_total", map[string]string{"credential": "bearer_token", "reason": "refused"}))
-	require.Equal(t, 3.0, s.sum("grpc_server_handled_total", map[string]string{"grpc_method": "Enroll"}), "two agents and the intruder")
-	require.Equal(t, 1.0, s.sum("grpc_server_handled_total", map[string]string{"grpc_method": "ListNodes", "grpc_code": "Unauthenticated"}))
+	equal(t, 1.0, s.sum("forlock_jobs_total", map[string]string{"kind": "health_check"}))
+	equal(t, 2.0, s.sum("forlock_tasks_total", map[string]string{"kind": "health_check"}))
+	equal(t, 2.0, s.sum("forlock_task_duration_seconds", map[string]string{"kind": "health_check"}))
+	equal(t, 1.0, s.one(t, "forlock_enrollment_failures_total", map[string]string{"reason": "token_malformed"}))
+	equal(t, 1.0, s.one(t, "forlock_auth_failures_total", map[string]string{"credential": "join_token", "reason": "refused"}))
+	equal(t, 1.0, s.one(t, "forlock_auth_failures_total", map[string]string{"credential": "bearer_token", "reason": "refused"}))
+	equal(t, 3.0, s.sum("grpc_server_handled_total", map[string]string{"grpc_method": "Enroll"}), "two agents and the intruder")
+	equal(t, 1.0, s.sum("grpc_server_handled_total", map[string]string{"grpc_method": "ListNodes", "grpc_code": "Unauthenticated"}))
 	require.Positive(t, s.sum("forlock_store_commit_duration_seconds", nil))
 	require.Positive(t, s.one(t, "forlock_store_size_bytes", nil))
 	require.False(t, math.IsNaN(s.one(t, "forlock_collector_errors_total", nil)))
-	require.Equal(t, 0.0, s.one(t, "forlock_collector_errors_total", nil))
+	equal(t, 0.0, s.one(t, "forlock_collector_errors_total", nil))
 }

@@ -165,7 +165,9 @@ func (c *Checker) Refuse(ctx context.Context, err error) error {
 	return c.refuse(ctx, method, CredentialJoinToken, err)
 }
 
-// The credentials Refused names.
+// The credentials Refused names (kinds of credential, not credentials).
+//
+//nolint:gosec // G101: names, not secrets
 const (
 	CredentialAgent     = "agent_certificate"
 	CredentialBearer    = "bearer_token"

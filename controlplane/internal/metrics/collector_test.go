@@ -130,7 +130,7 @@ func TestCollectorReadsFleetAndStore(t *testing.T) {
 		`forlock_backup_last_size_bytes{node="web-1"}`:                                110,
 
 		`forlock_wal_archived_end_timestamp_seconds{node="web-1"}`: float64(walEnd.Unix()),
-		`forlock_collector_errors_total{}`:                          0,
+		`forlock_collector_errors_total{}`:                         0,
 	}
 	for k, v := range want {
 		require.Contains(t, got, k)
