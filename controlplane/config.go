@@ -10,6 +10,7 @@ import (
 
 	"github.com/forlock/fleet/controlplane/internal/api"
 	"github.com/forlock/fleet/controlplane/internal/enroll"
+	"github.com/forlock/fleet/controlplane/internal/metrics"
 	"github.com/forlock/fleet/controlplane/internal/scheduler"
 	"github.com/forlock/fleet/controlplane/internal/snapshot"
 )
@@ -81,6 +82,10 @@ type Config struct {
 	// Snapshots is when the control plane saves its own snapshots, where,
 	// and how many it keeps; off unless a cron is given.
 	Snapshots snapshot.Schedule
+	// Metrics is the Prometheus listener (/metrics, and /debug/pprof/ when
+	// asked): off unless Metrics.Listen is set; beyond loopback it needs a
+	// bearer token file.
+	Metrics metrics.Config
 	// ConfigFile is the config file the settings were read from, if any;
 	// snapshots carry a copy of it.
 	ConfigFile string
@@ -156,6 +161,9 @@ func (c *Config) validate() error {
 		if !validHostName(n) {
 			return fmt.Errorf("advertise name %q: must be a DNS name or an IP address", n)
 		}
+	}
+	if err := c.Metrics.Check(); err != nil {
+		return err
 	}
 	if err := c.Limits.validate(); err != nil {
 		return err

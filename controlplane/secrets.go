@@ -21,6 +21,9 @@ func (c *Config) secretFiles() [][2]string {
 	if p := c.Snapshots.PassphraseFile; p != "" {
 		files = append(files, [2]string{p, "the snapshots' passphrase"})
 	}
+	if p := c.Metrics.TokenFile; p != "" {
+		files = append(files, [2]string{p, "the metrics bearer token"})
+	}
 	if v := c.Vault; v != nil {
 		if v.TokenFile != "" {
 			files = append(files, [2]string{v.TokenFile, "the Vault token"})

@@ -32,6 +32,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/limit"
 	"github.com/forlock/fleet/controlplane/internal/logs"
+	"github.com/forlock/fleet/controlplane/internal/metrics"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/scheduler"
 	"github.com/forlock/fleet/controlplane/internal/snapshot"
@@ -63,6 +64,10 @@ type Server struct {
 
 	snapshots *snapshot.Saver
 	restored  *store.RestoredFrom // nil unless restored from a snapshot
+
+	// metrics is nil unless cfg.Metrics.Listen is set; metricsSrv serves it.
+	metrics    *metrics.Metrics
+	metricsSrv *metrics.Server
 
 	auditKey     *audit.Key
 	auditOutside []string // checkpoint files outside the database
@@ -100,7 +105,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w (is another control plane running? change --listen)", cfg.Listen, err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, ca: ca, lis: lis}
-	if err := s.init(now); err != nil {
+	if cfg.Metrics.Listen != "" {
+		s.metrics = metrics.New()
+	}
+	err = s.init(now)
+	if err == nil && s.metrics != nil {
+		s.metrics.Watch(s.registry, s.store, s.log)
+		s.metricsSrv, err = s.metrics.Listen(cfg.Metrics, s.log)
+	}
+	if err != nil {
 		_ = lis.Close()
 		if s.store != nil {
 			_ = s.store.Close()
@@ -120,7 +133,11 @@ func (s *Server) init(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	s.store, err = store.OpenWith(filepath.Join(s.cfg.DataDir, dbFile), store.Options{DiskReserve: s.cfg.Limits.DiskReserve})
+	opts := store.Options{DiskReserve: s.cfg.Limits.DiskReserve}
+	if s.metrics != nil {
+		opts.ObserveCommit = s.metrics.ObserveCommit
+	}
+	s.store, err = store.OpenWith(filepath.Join(s.cfg.DataDir, dbFile), opts)
 	if err != nil {
 		return err
 	}
@@ -150,7 +167,11 @@ func (s *Server) init(now time.Time) error {
 		certSrc = vaultCerts{v: s.vault, cfg: s.cfg.Certs.withDefaults()}
 	}
 	l := s.cfg.Limits
-	s.jobs, err = jobs.New(jobs.Config{Store: s.store, Registry: s.registry, Logger: s.log, Keys: wrapper, Certs: certSrc,
+	var observer jobs.Observer
+	if s.metrics != nil {
+		observer = s.metrics
+	}
+	s.jobs, err = jobs.New(jobs.Config{Observer: observer, Store: s.store, Registry: s.registry, Logger: s.log, Keys: wrapper, Certs: certSrc,
 		Limits: jobs.Limits{ProgressInterval: l.ProgressEventInterval, ProgressMessageMax: l.ProgressMessageMax,
 			EventsPerJob: l.JobEventsMax, EventsPerTask: l.JobEventsPerTask, SampleEvery: l.JobEventsSampleEvery}})
 	if err != nil {
@@ -209,7 +230,15 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		Failures: limit.NewFailures(limit.FailureConfig{Max: lim.AuthFailures, Window: lim.AuthFailureWindow,
 			Block: lim.AuthBlock, MaxAddrs: lim.TrackedAddresses})}
 	agents.Gate = checker
-	srv := grpc.NewServer(append(api.Interceptors(s.log, checker, s.auditor),
+	var opts []grpc.ServerOption
+	if s.metrics != nil {
+		checker.Refused, agents.EnrollFailed = s.metrics.AuthFailed, s.metrics.EnrollFailed
+		// Outermost, so refused credentials count with their status code.
+		opts = append(opts, grpc.ChainUnaryInterceptor(s.metrics.GRPC.UnaryServerInterceptor()),
+			grpc.ChainStreamInterceptor(s.metrics.GRPC.StreamServerInterceptor()))
+	}
+	opts = append(opts, api.Interceptors(s.log, checker, s.auditor)...)
+	srv := grpc.NewServer(append(opts,
 		// Connections without a fleet client certificate are capped per
 		// address right after the handshake.
 		grpc.Creds(conns.Credentials(credentials.NewTLS(api.ServerTLS(cert, s.ca.Pool())))),
@@ -248,6 +277,14 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
+// MetricsAddr is the address of the metrics listener, nil when it is off.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.metricsSrv == nil {
+		return nil
+	}
+	return s.metricsSrv.Addr()
+}
+
 // CAFile is the path of the fleet CA certificate agents and forlockctl trust.
 func (s *Server) CAFile() string { return filepath.Join(s.cfg.DataDir, caCertFile) }
 
@@ -271,6 +308,9 @@ func (s *Server) Run(ctx context.Context) error {
 		g.Go(func() error { return s.vault.Run(gctx) })
 	}
 	g.Go(func() error { return s.sched.Run(gctx) })
+	if s.metricsSrv != nil {
+		g.Go(func() error { return s.metricsSrv.Serve(gctx) })
+	}
 	g.Go(func() error { return s.runAuditRetention(gctx) })
 	g.Go(func() error { return s.snapshots.RunSchedule(gctx, s.cfg.Snapshots, s.log) })
 	flush := s.cfg.Audit.FailureFlush

@@ -75,6 +75,14 @@ func (st *cpSettings) table() *settings.Table {
 		{Key: "verify_schedules", Value: settings.YAML(&st.verify, "yaml"),
 			Help: "scheduled restore drills of each node's newest restore point: a list of {name, cron, selector}; unset: weekly, Sundays 04:00 UTC, every node; [] turns them off"},
 
+		// Prometheus metrics (docs/operations.md, "Metrics").
+		{Key: "metrics_listen", Value: settings.String(&c.Metrics.Listen),
+			Help: "host:port of the /metrics listener, e.g. 127.0.0.1:9464; empty: no metrics (default). Beyond loopback metrics_token_file is required"},
+		{Key: "metrics_token_file", Value: settings.String(&c.Metrics.TokenFile),
+			Help: "file holding the bearer token scrapes of metrics_listen must send (mode 0600, at least 16 characters); required unless it listens on loopback"},
+		{Key: "metrics_pprof", Value: settings.Bool(&c.Metrics.Pprof), Default: "false",
+			Help: "also serve Go's profiler at /debug/pprof/ on metrics_listen (behind the same token)"},
+
 		// HashiCorp Vault; set when any vault setting is.
 		{Key: "vault.address", Value: settings.String(&v.Address), Help: "Vault address, https://HOST:8200"},
 		{Key: "vault.ca_file", Value: settings.String(&v.CAFile), Help: "PEM CA bundle that verifies Vault (default: the system roots)"},

@@ -34,6 +34,10 @@ type AgentAPI struct {
 	Log       *slog.Logger
 	// Hooks inject faults into enrollment; tests only.
 	Hooks EnrollHooks
+	// EnrollFailed, if set, counts every refused enrollment by reason, one
+	// of a fixed set: token_malformed, token_unknown, invalid_request and
+	// enroll.Refusal's names without "refused-" (the metrics).
+	EnrollFailed func(reason string)
 	// Gate counts refused join tokens per client address; nil: none.
 	Gate AuthGate
 	// Stream bounds the control messages of each agent stream.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/credentials"
@@ -28,14 +29,9 @@ func (a *AgentAPI) Enroll(ctx context.Context, req *forlockv1.EnrollRequest) (*f
 		return nil, err
 	}
 	auditActor(ctx, "join-token/"+tok.ID, "node/"+req.GetName())
-	if err := pki.ValidateNodeName(req.GetName()); err != nil {
-		return nil, invalid("%v", err)
-	}
-	csr, err := pki.ParseCSR(req.GetCsr())
+	csr, err := validateEnroll(req)
 	if err != nil {
-		return nil, invalid("certificate signing request refused: %v", err)
-	}
-	if err := validateFacts(req.GetFacts()); err != nil {
+		a.enrollFailed("invalid_request")
 		return nil, err
 	}
 	now := time.Now()
@@ -60,6 +56,7 @@ func (a *AgentAPI) Enroll(ctx context.Context, req *forlockv1.EnrollRequest) (*f
 			level = slog.LevelError // someone tried to enroll as a node it is not
 		}
 		log.Log(ctx, level, "enrollment refused", "rule", enroll.Refusal(err), "err", err)
+		a.enrollFailed(strings.ReplaceAll(strings.TrimPrefix(enroll.Refusal(err), "refused-"), "-", "_"))
 		return nil, toStatus(ctx, a.Log, enrollError(tok.ID, err))
 	}
 	n := res.Node
@@ -86,6 +83,18 @@ func (a *AgentAPI) Enroll(ctx context.Context, req *forlockv1.EnrollRequest) (*f
 		CaBundle:         a.CA.CertPEM(),
 		Labels:           n.Labels,
 	}, nil
+}
+
+// validateEnroll checks an enrollment's name, CSR and facts.
+func validateEnroll(req *forlockv1.EnrollRequest) (*x509.CertificateRequest, error) {
+	if err := pki.ValidateNodeName(req.GetName()); err != nil {
+		return nil, invalid("%v", err)
+	}
+	csr, err := pki.ParseCSR(req.GetCsr())
+	if err != nil {
+		return nil, invalid("certificate signing request refused: %v", err)
+	}
+	return csr, validateFacts(req.GetFacts())
 }
 
 func enrollError(tokenID string, err error) error {

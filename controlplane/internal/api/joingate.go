@@ -26,10 +26,12 @@ type AuthGate interface {
 func (a *AgentAPI) checkJoinToken(ctx context.Context, secret string) (tokens.Token, error) {
 	tok, err := tokens.ParseJoin(secret)
 	if err != nil {
+		a.enrollFailed("token_malformed")
 		return tokens.Token{}, a.refuse(ctx, invalid("join token is malformed: pass the fjt_... string printed by 'forlockctl tokens create'"))
 	}
 	if err := a.Store.CheckJoinToken(tok.ID, tok.Hash); err != nil {
 		if errors.Is(err, store.ErrTokenUnknown) {
+			a.enrollFailed("token_unknown")
 			return tokens.Token{}, a.refuse(ctx, toStatus(ctx, a.Log, enrollError(tok.ID, err)))
 		}
 		return tokens.Token{}, toStatus(ctx, a.Log, err)
@@ -45,4 +47,10 @@ func (a *AgentAPI) refuse(ctx context.Context, err error) error {
 		return err
 	}
 	return a.Gate.Refuse(ctx, err)
+}
+
+func (a *AgentAPI) enrollFailed(reason string) {
+	if a.EnrollFailed != nil {
+		a.EnrollFailed(reason)
+	}
 }

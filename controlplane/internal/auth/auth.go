@@ -115,6 +115,10 @@ type Checker struct {
 	// the snapshot may become its node's live one (registry.Adopt). It
 	// returns nil to accept, else the error to give.
 	Adopt func(id pki.NodeID, leaf *x509.Certificate, refusal error) error
+	// Refused, if set, counts every refused credential: credential is
+	// agent_certificate, bearer_token or join_token, reason is blocked (the
+	// address is over its failure limit) or refused (the metrics).
+	Refused func(credential, reason string)
 	// Failures counts refused credentials per client address.
 	Failures *limit.Failures
 	// Conns, if set, learns which connections carried a valid credential.
@@ -131,13 +135,13 @@ func (c *Checker) check(ctx context.Context, fullMethod string) (context.Context
 	case access.ByAgent:
 		id, err := c.nodeIdentity(ctx, fullMethod)
 		if err != nil {
-			return nil, c.refuse(ctx, fullMethod, err)
+			return nil, c.refuse(ctx, fullMethod, CredentialAgent, err)
 		}
 		return context.WithValue(ctx, nodeKey{}, id), nil
 	case access.ByIdentity:
 		p, err := c.principal(ctx)
 		if err != nil {
-			return nil, c.refuse(ctx, fullMethod, err)
+			return nil, c.refuse(ctx, fullMethod, CredentialBearer, err)
 		}
 		c.Accept(ctx)
 		if err := p.Need(rule.Permission); err != nil {
@@ -158,8 +162,17 @@ func (c *Checker) check(ctx context.Context, fullMethod string) (context.Context
 // no secret; it is logged as the reason.
 func (c *Checker) Refuse(ctx context.Context, err error) error {
 	method, _ := grpc.Method(ctx)
-	return c.refuse(ctx, method, err)
+	return c.refuse(ctx, method, CredentialJoinToken, err)
 }
+
+// The credentials Refused names (kinds of credential, not credentials).
+//
+//nolint:gosec // G101: names, not secrets
+const (
+	CredentialAgent     = "agent_certificate"
+	CredentialBearer    = "bearer_token"
+	CredentialJoinToken = "join_token"
+)
 
 // Accept records that a call carried a valid credential: its connection no
 // longer counts against the per-address cap on unauthenticated connections.
@@ -169,7 +182,7 @@ func (c *Checker) Accept(ctx context.Context) {
 	}
 }
 
-func (c *Checker) refuse(ctx context.Context, method string, err error) error {
+func (c *Checker) refuse(ctx context.Context, method, credential string, err error) error {
 	var addr net.Addr
 	if p, ok := peer.FromContext(ctx); ok {
 		addr = p.Addr
@@ -180,11 +193,13 @@ func (c *Checker) refuse(ctx context.Context, method string, err error) error {
 	}
 	if c.Failures != nil {
 		if left, blocked := c.Failures.Blocked(key); blocked {
+			c.count(credential, "blocked")
 			// Not logged one by one: the block was, and the request log
 			// has every call with its client and code.
 			return tooMany(key, left)
 		}
 	}
+	c.count(credential, "refused")
 	c.log().WarnContext(ctx, "authentication failed", "client", limit.Host(addr), "method", method, "reason", status.Convert(err).Message())
 	if c.Failures != nil {
 		if block, started := c.Failures.Fail(key); started {
@@ -193,6 +208,12 @@ func (c *Checker) refuse(ctx context.Context, method string, err error) error {
 		}
 	}
 	return err
+}
+
+func (c *Checker) count(credential, reason string) {
+	if c.Refused != nil {
+		c.Refused(credential, reason)
+	}
 }
 
 func tooMany(client string, left time.Duration) error {

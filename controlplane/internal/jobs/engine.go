@@ -79,6 +79,18 @@ type Config struct {
 	Certs CertSource
 	// Limits bound the job history agents' progress reports make.
 	Limits Limits
+	// Observer, if set, is told of every task and job that ends.
+	Observer Observer
+}
+
+// Observer is told of every task and job that reaches a final state (the
+// metrics). It is called with the engine's lock held, so it must be quick.
+type Observer interface {
+	// TaskEnded gets the job's kind, the task's state (its enum name) and
+	// how long it ran (0 if it never started).
+	TaskEnded(kind, state string, ran time.Duration)
+	// JobEnded gets the job's kind and final state (its enum name).
+	JobEnded(kind, state string)
 }
 
 // Engine runs jobs. Create it with New, start it with Run.
@@ -90,6 +102,7 @@ type Engine struct {
 	// certSrc makes certificates; nil without Vault.
 	certSrc CertSource
 	limits  Limits
+	obs     Observer       // nil: none
 	dropLog rate.Sometimes // at most one log line a second for ignored updates
 
 	mu     sync.Mutex
@@ -156,7 +169,7 @@ func New(cfg Config) (*Engine, error) {
 	st := cfg.Store
 	e := &Engine{
 		store: st, reg: cfg.Registry, log: cfg.Logger, kek: cfg.Keys, certSrc: cfg.Certs,
-		limits: cfg.Limits.WithDefaults(), dropLog: rate.Sometimes{Interval: time.Second},
+		limits: cfg.Limits.WithDefaults(), obs: cfg.Observer, dropLog: rate.Sometimes{Interval: time.Second},
 		jobs: map[string]*job{}, keys: map[string]string{}, dirty: map[string]*job{}, preparing: map[string]struct{}{},
 		wake: make(chan struct{}, 1), lateAdd: map[string]string{}, reopened: map[string]*job{},
 	}

@@ -60,6 +60,13 @@ func (e *Engine) setTask(j *job, t *forlockv1.Task, state forlockv1.TaskState, m
 	if terminal(state) {
 		t.FinishedAt = now
 		t.Progress = nil
+		if e.obs != nil {
+			var ran time.Duration
+			if t.GetStartedAt() != nil {
+				ran = now.AsTime().Sub(t.GetStartedAt().AsTime())
+			}
+			e.obs.TaskEnded(j.pb.GetKind(), state.String(), ran)
+		}
 	}
 	e.record(j, t, msg, nil)
 }
@@ -80,6 +87,9 @@ func (e *Engine) record(j *job, t *forlockv1.Task, msg string, progress *forlock
 	e.appendEvent(j, ev)
 	if before == forlockv1.JobState_JOB_STATE_RUNNING && j.pb.GetState() != forlockv1.JobState_JOB_STATE_RUNNING {
 		j.pb.FinishedAt = timestamppb.Now()
+		if e.obs != nil {
+			e.obs.JobEnded(j.pb.GetKind(), j.pb.GetState().String())
+		}
 		e.appendEvent(j, &forlockv1.JobEvent{
 			Seq: uint64(len(j.events)) + 1, At: j.pb.GetFinishedAt(),
 			Message: "job ended: " + stateWord(j.pb.GetState()), JobState: j.pb.GetState(),

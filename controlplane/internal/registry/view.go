@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -92,4 +93,29 @@ func (e *entry) view() *forlockv1.Node {
 		n.LastPingAt = timestamppb.New(e.lastPingAt)
 	}
 	return n
+}
+
+// Sample is what the metrics collector reads of one node. Its messages are
+// shared, not copied: the registry replaces them on a heartbeat and never
+// changes one in place, so a reader must not change them either.
+type Sample struct {
+	ID, Name      string
+	State         store.State
+	LastHeartbeat time.Time // zero until the node's first heartbeat since start-up
+	Facts         *forlockv1.HostFacts
+	Health        *forlockv1.HealthReport
+	Archive       *forlockv1.CheckResult // the WAL archiver's check, nil if none
+}
+
+// Samples returns every node's Sample. It holds the read lock only to copy
+// pointers, so a scrape of a large fleet does not hold up heartbeats.
+func (r *Registry) Samples() []Sample {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]Sample, 0, len(r.nodes))
+	for _, e := range r.nodes {
+		out = append(out, Sample{ID: e.node.ID, Name: e.node.Name, State: e.node.State, LastHeartbeat: e.lastHeartbeat,
+			Facts: e.facts, Health: e.health, Archive: e.archive})
+	}
+	return out
 }

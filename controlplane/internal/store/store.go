@@ -85,6 +85,9 @@ type Options struct {
 	// below it writes fail with ErrDiskFull. 0 means DefaultDiskReserve; a
 	// negative value keeps none (writes then fail only on ENOSPC).
 	DiskReserve int64
+	// ObserveCommit, if set, is told the duration of every successful
+	// commit (bbolt's page writes and fsync), for the commit latency metric.
+	ObserveCommit func(time.Duration)
 }
 
 // Open opens or creates the database at path with the default options and
@@ -111,7 +114,7 @@ func OpenWith(path string, o Options) (*Store, error) {
 	case o.DiskReserve > 0:
 		reserve = uint64(o.DiskReserve)
 	}
-	s := &Store{db: &boltDB{DB: db, guard: &diskGuard{dir: filepath.Dir(path), reserve: reserve}}}
+	s := &Store{db: &boltDB{DB: db, guard: &diskGuard{dir: filepath.Dir(path), reserve: reserve}, commit: o.ObserveCommit}}
 	if err := s.init(); err != nil {
 		_ = db.Close()
 		return nil, err

@@ -376,3 +376,22 @@ func (s *Store) SetWalHealed(nodeID string, at time.Time) error {
 		return tx.Bucket(bucketWalHeals).Put([]byte(nodeID), []byte(at.UTC().Format(time.RFC3339Nano)))
 	})
 }
+
+// WalNewestEnds returns, per node with cataloged WAL, the end time of its
+// newest archived WAL: one read of the WAL catalog, which holds a few merged
+// ranges per node.
+func (s *Store) WalNewestEnds() (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketWalRanges).ForEachBucket(func(k []byte) error {
+			rs, err := walRangesTx(tx, string(k))
+			for _, r := range rs {
+				if t := r.GetEndTime().AsTime(); r.GetEndTime() != nil && t.After(out[string(k)]) {
+					out[string(k)] = t
+				}
+			}
+			return err
+		})
+	})
+	return out, err
+}
