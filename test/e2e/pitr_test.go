@@ -55,7 +55,7 @@ func (n *testNode) insertRows(t *testing.T, label string, count int) {
 func (n *testNode) containerStamps(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
-	for _, s := range []string{"api", "postgres", "redis"} {
+	for _, s := range []string{"api", "postgres", "redis", "nginx"} {
 		out, err := exec.Command("docker", "inspect", "-f", "{{.Id}} {{.State.StartedAt}} {{.State.Running}}", n.name+"-"+s).CombinedOutput()
 		require.NoError(t, err, "%s", out)
 		b.WriteString(s + " " + strings.TrimSpace(string(out)) + "\n")

@@ -125,6 +125,13 @@ func (r *Runtime) createBeside(ctx context.Context, service, role string, config
 	name = cname + "-forlock-" + role + "-" + hex.EncodeToString(b)
 	cfg := config(cname)
 	cfg.Image = ins.Container.Image
+	// Not the image's healthcheck: it probes a server this container does
+	// not run as the image expects (no network), and when a probe times
+	// out Docker kills its shell, orphaning the probe to PID 1. A scratch
+	// PostgreSQL is PID 1, and a child it did not start exiting with
+	// status 2 (pg_isready's "no response") is to it a crashed backend:
+	// it kills every session and recovers, failing the drill.
+	cfg.Healthcheck = &container.HealthConfig{Test: []string{"NONE"}}
 	created, err = r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: cfg, HostConfig: host(id)})
 	if err != nil {
 		return created, name, cname, fmt.Errorf("%s container for %s: create %s: %w", role, cname, name, err)

@@ -119,3 +119,20 @@ func TestRunBesideCancel(t *testing.T) {
 	require.Less(t, time.Since(start), 20*time.Second, "cancel must kill the helper")
 	requireNoHelpers(t, rt, cname)
 }
+
+// TestScratchHasNoHealthcheck: a scratch container does not run its
+// image's healthcheck (the test redis image has one), whose timed-out
+// probes a scratch server would reap as crashed children of its own.
+func TestScratchHasNoHealthcheck(t *testing.T) {
+	rt, _ := besideContainer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := rt.StartScratch(ctx, ScratchConfig{Service: "redis", Cmd: []string{"sleep", "600"}})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, s.Remove(ctx)) }()
+	ins, err := rt.cli.ContainerInspect(ctx, s.ID, client.ContainerInspectOptions{})
+	require.NoError(t, err)
+	require.NotNil(t, ins.Container.Config.Healthcheck)
+	require.Equal(t, []string{"NONE"}, ins.Container.Config.Healthcheck.Test)
+	require.Nil(t, ins.Container.State.Health, "no health state: no probe runs")
+}
