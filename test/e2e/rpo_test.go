@@ -109,6 +109,25 @@ func TestWALRecoveryPointObjective(t *testing.T) {
 	})
 }
 
+// TestWALRecoveryPointObjectiveS3 is TestWALRecoveryPointObjective with
+// the WAL and the base backup in a bucket of an S3 server, the partial
+// segment shipped every 10 s (the default to S3): the target is ≤ 60 s.
+func TestWALRecoveryPointObjectiveS3(t *testing.T) {
+	requireTestNodeImages(t)
+	endpoint := startS3(t)
+	keyDir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(keyDir, "access"), []byte("forlock-test\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(keyDir, "secret"), []byte("forlock-test-secret\n"), 0o600))
+	runRPO(t, rpoCase{
+		nodeArgs: []string{"--s3-endpoint", endpoint, "--s3-access-key-file", filepath.Join(keyDir, "access"),
+			"--s3-secret-key-file", filepath.Join(keyDir, "secret"), "--compose-dir", repoPath("deploy", "testnode"),
+			"--backup-dirs", filepath.Join(t.TempDir(), "local")},
+		archiveArgs: []string{"--wal-archive-bucket", "fleet-backups", "--wal-archive-prefix", "e2e"},
+		backupArgs:  []string{"--s3", "fleet-backups", "--s3-prefix", "e2e"},
+		bound:       60 * time.Second,
+	})
+}
+
 // runRPO runs the RPO measure of tc. The binaries are built without -race:
 // the figure is a latency.
 func runRPO(t *testing.T, tc rpoCase) {

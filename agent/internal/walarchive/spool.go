@@ -59,7 +59,7 @@ func (a *Archiver) prepare(ctx context.Context) error {
 		// still holds from an older one cannot be continued. Ship what is
 		// complete, then start the spool afresh (the jump is a gap).
 		a.cfg.Logger.Warn("created the WAL archive's replication slot", "slot", a.cfg.Slot)
-		if err := a.shipSpool(ctx); err != nil {
+		if err := a.shipSpool(ctx, true); err != nil {
 			return err
 		}
 		if err := a.sh(ctx, io.Discard, "find", a.cfg.SpoolDir, "-mindepth", "1", "-maxdepth", "1", "-type", "f", "-delete"); err != nil {
@@ -132,8 +132,9 @@ func (a *Archiver) list(ctx context.Context) ([]spoolFile, error) {
 
 // shipSpool ships every complete segment and history file in the spool,
 // oldest first, removing each from the spool once it is stored, then the
-// partial segment if it changed since it was last shipped.
-func (a *Archiver) shipSpool(ctx context.Context) error {
+// partial segment if it changed since it was last shipped and, unless
+// final (pg_receivewal has ended), PartialInterval has passed since.
+func (a *Archiver) shipSpool(ctx context.Context, final bool) error {
 	files, err := a.list(ctx)
 	if err != nil {
 		return err
@@ -171,12 +172,16 @@ func (a *Archiver) shipSpool(ctx context.Context) error {
 	if same {
 		return nil
 	}
-	seg, _ := ParseSegment(partial.name)
 	t0 := a.cfg.Now()
+	if t0.Sub(a.partialAt) < a.cfg.PartialInterval && !final {
+		return nil // shipped recently: the next tick after PartialInterval
+	}
+	seg, _ := ParseSegment(partial.name)
 	size, used, err := a.ship(ctx, seg.Timeline, partial.name, a.flushedIn(ctx, seg))
 	if err != nil {
 		return err
 	}
+	a.partialAt = t0
 	a.cfg.Logger.Debug("shipped the partial WAL segment", "segment", partial.name, "filled", used, "stored", size, "took", a.cfg.Now().Sub(t0).String())
 	if used <= 0 {
 		return nil // nothing written into it yet
