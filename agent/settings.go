@@ -100,11 +100,17 @@ func (st *agentSettings) table() *settings.Table {
 
 		// Continuous WAL archiving.
 		{Key: "wal_archive", Value: settings.Bool(&c.WAL.Archive), Default: "true",
-			Help: "stream PostgreSQL's WAL to wal_archive_dir for point-in-time restore, once the control plane sends an archive key"},
+			Help: "stream PostgreSQL's WAL to wal_archive_dir or wal_archive_bucket for point-in-time restore, once the control plane sends an archive key"},
 		{Key: "wal_archive_dir", Value: settings.String(&c.WAL.Dir), Path: true,
-			Help: "host directory for the WAL, inside backup_dirs (default: the first backup dir); files go to <dir>/wal/<node-id>/"},
+			Help: "host directory for the WAL, inside backup_dirs (default: the first backup dir, unless wal_archive_bucket is set); files go to <dir>/wal/<node-id>/"},
+		{Key: "wal_archive_bucket", Value: settings.String(&c.WAL.Bucket),
+			Help: "S3 bucket for the WAL instead of wal_archive_dir, on the s3_endpoint server; objects go to <prefix>/wal/<node-id>/"},
+		{Key: "wal_archive_prefix", Value: settings.String(&c.WAL.Prefix), Help: "key prefix in wal_archive_bucket, e.g. forlock"},
 		{Key: "wal_ship_interval", Value: settings.Duration(&c.WAL.ShipInterval), Default: walarchive.DefaultShipInterval.String(),
-			Help: "how often new WAL is shipped: the RPO's main term"},
+			Help: "how often new WAL is looked for and complete segments are shipped"},
+		{Key: "wal_partial_interval", Value: settings.Duration(&c.WAL.PartialInterval),
+			Help: "how often at most the growing partial segment is shipped again, the RPO's main term (default: wal_ship_interval to a directory, " +
+				DefaultS3PartialInterval.String() + " to S3, where each is a PUT request)"},
 		{Key: "wal_slot", Value: settings.String(&c.WAL.Slot), Default: walarchive.DefaultSlot, Help: "PostgreSQL physical replication slot of the archive"},
 
 		// The node's TLS certificate: cert_rotate tasks, the certificate check.

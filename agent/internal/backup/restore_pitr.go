@@ -165,9 +165,41 @@ func (c *core) planPITR(ctx context.Context, r *forlockv1.RestoreSpec, base *ite
 		}
 		done.add(walarchive.SegmentSize)
 	}
+	if r.GetToLatest() && !pl.files[len(pl.files)-1].stored.Partial {
+		pl.files = append(pl.files, pl.newer(ctx, pl.files[len(pl.files)-1].seg)...)
+	}
 	c.cfg.Logger.Info("restore: found the WAL", "segments", len(pl.files), "from", start.String(), "to", end.String())
 	return pl, nil
 }
+
+// newer finds the segments the archive holds after seg that the control
+// plane did not know of: the WAL shipped after the archiving agent's last
+// report, which a restore to the latest position must not lose when that
+// agent is gone (its node lost). It follows them while they continue,
+// ending at the first partial one; what is not there, or does not check,
+// ends the search (PostgreSQL's replay verifies the WAL's continuity).
+func (pl *pitrPlan) newer(ctx context.Context, seg walarchive.Segment) []walFile {
+	var out []walFile
+	for range maxNewer {
+		seg.Start += walarchive.SegmentSize
+		f := walFile{seg: seg, stored: seg}
+		if walarchive.Check(ctx, pl.store, pl.prefix, pl.tl, seg.Name(), pl.keys) != nil {
+			f.stored.Partial = true
+			if walarchive.Check(ctx, pl.store, pl.prefix, pl.tl, f.stored.Name(), pl.keys) != nil {
+				return out
+			}
+		}
+		out = append(out, f)
+		if f.stored.Partial {
+			return out
+		}
+	}
+	return out
+}
+
+// maxNewer bounds the segments newer looks for: what was shipped in the
+// last report interval, with room to spare.
+const maxNewer = 64
 
 func missing(err error) bool {
 	return errors.Is(err, backupstore.ErrNotFound) || errors.Is(err, fs.ErrNotExist)

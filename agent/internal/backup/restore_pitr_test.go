@@ -90,6 +90,22 @@ func TestPlanPITR(t *testing.T) {
 	require.NoError(t, pl.writeTar(ctx, &tarBuf, 999, 999, &n))
 	require.Equal(t, int64(2*walarchive.SegmentSize), n.load(), "each segment padded to its full size")
 
+	t.Run("to the latest, the WAL shipped after the last report is found", func(t *testing.T) {
+		// The control plane knew the WAL up to the end of segment 3; the
+		// archive holds segment 4's partial too (shipped after the last
+		// report of an agent now gone): a restore to the latest replays it.
+		s := spec()
+		s.ToTime, s.ToLatest = nil, true
+		s.Wal[0].EndLsn = "0/4000000"
+		pl, err := c.planPITR(ctx, s, base, []*forlockv1.TaskKey{tk}, p)
+		require.NoError(t, err)
+		require.Len(t, pl.files, 2)
+		require.Equal(t, "000000010000000000000004.partial", pl.files[1].stored.Name())
+		s.ToTime, s.ToLatest = timestamppb.New(at), false
+		pl, err = c.planPITR(ctx, s, base, []*forlockv1.TaskKey{tk}, p)
+		require.NoError(t, err)
+		require.Len(t, pl.files, 1, "to a time: the control plane's ranges, no more")
+	})
 	t.Run("staging refuses a damaged segment", func(t *testing.T) {
 		data, err := os.ReadFile(seg3)
 		require.NoError(t, err)

@@ -38,9 +38,9 @@ type Config struct {
 	// Node is the node's name, written into each file's header.
 	Node string
 	// Store and Prefix are where the files go: Prefix is
-	// "wal/<node-id>/". The archive is a host directory (retention lists
-	// it to delete old files).
-	Store  *backupstore.Dir
+	// "wal/<node-id>/". The archive is a host directory or an S3 bucket;
+	// retention lists it to delete old files.
+	Store  backupstore.Lister
 	Prefix string
 	// Destination names Store in WalReports.
 	Destination *forlockv1.BackupDestination
@@ -54,10 +54,15 @@ type Config struct {
 	// (default DefaultSpoolDir, beside the data directory, outside the data
 	// volume so it is never part of a base backup).
 	SpoolDir string
-	// ShipInterval is how often the spool is looked at (default
-	// DefaultShipInterval).
+	// ShipInterval is how often the spool is looked at and complete
+	// segments are shipped (default DefaultShipInterval).
 	ShipInterval time.Duration
-	Logger       *slog.Logger
+	// PartialInterval is how often at most the growing partial segment is
+	// shipped again (default ShipInterval): each time is one write of its
+	// whole flushed prefix, so a store that charges per request (S3) gets
+	// a longer one.
+	PartialInterval time.Duration
+	Logger          *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -70,7 +75,10 @@ type Archiver struct {
 	running bool
 	lastErr string
 	failing time.Time // when shipping began to fail; zero when it works
-	changed chan struct{}
+	// partialAt is when the partial segment was last shipped (only the
+	// ship loop touches it).
+	partialAt time.Time
+	changed   chan struct{}
 	// written are the server's WAL write positions read at the last ticks,
 	// oldest first (used by the stream goroutine only): a range's end time
 	// is the newest one the archive has reached (archivedAt).
@@ -100,6 +108,7 @@ func New(cfg Config) (*Archiver, error) {
 	if cfg.ShipInterval <= 0 {
 		cfg.ShipInterval = DefaultShipInterval
 	}
+	cfg.PartialInterval = max(cfg.PartialInterval, cfg.ShipInterval)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -212,7 +221,7 @@ func (a *Archiver) stream(ctx context.Context) error {
 			return errors.Join(ctx.Err(), <-done)
 		case err := <-done:
 			// Ship what it wrote before it ended.
-			if serr := a.shipSpool(ctx); serr != nil {
+			if serr := a.shipSpool(ctx, true); serr != nil {
 				err = errors.Join(err, serr)
 			}
 			return err
@@ -221,7 +230,7 @@ func (a *Archiver) stream(ctx context.Context) error {
 		if now := a.cfg.Now(); now.Before(next) {
 			continue
 		}
-		if err := a.shipSpool(ctx); err != nil && ctx.Err() == nil {
+		if err := a.shipSpool(ctx, false); err != nil && ctx.Err() == nil {
 			// The destination is full or away: keep streaming into the
 			// spool, try again later, not at every tick.
 			a.mu.Lock()

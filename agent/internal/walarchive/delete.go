@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"strings"
 
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -39,14 +37,13 @@ func (a *Archiver) Delete(ctx context.Context, nodeID string, ranges []*forlockv
 	}
 	n := 0
 	for _, c := range cuts {
-		dir := a.cfg.Store.Location(a.cfg.Prefix + TimelineDir(c.tl))
-		entries, err := os.ReadDir(dir)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) { // gone: nothing to delete, still trimmed
+		names, err := a.cfg.Store.List(ctx, a.cfg.Prefix+TimelineDir(c.tl))
+		if err != nil { // gone: none listed, nothing to delete, still trimmed
 			return n, fmt.Errorf("list the WAL of timeline %d: %w", c.tl, err)
 		}
-		for _, e := range entries {
-			seg, err := ParseSegment(strings.TrimSuffix(e.Name(), encSuffix))
-			if err != nil || !strings.HasSuffix(e.Name(), encSuffix) || seg.Start+SegmentSize > c.end {
+		for _, name := range names {
+			seg, err := ParseSegment(strings.TrimSuffix(name, encSuffix))
+			if err != nil || !strings.HasSuffix(name, encSuffix) || seg.Start+SegmentSize > c.end {
 				continue // history files, temporaries, and WAL still needed
 			}
 			if err := a.cfg.Store.Delete(ctx, StoredName(a.cfg.Prefix, c.tl, seg.Name())); err != nil {

@@ -8,7 +8,8 @@
 //	  (docker exec in the postgres container, peer auth on the local socket)
 //	  └─► spool dir in the container (/var/lib/postgresql/forlock-wal-spool)
 //	        └─ every ship interval: find, cat ──► artifact.Writer (kind "wal",
-//	           zstd, fresh data key, AES-256-GCM) ──► backupstore
+//	           zstd, fresh data key, AES-256-GCM) ──► backupstore (a host
+//	           directory or an S3 bucket)
 //	           <prefix>wal/<node-id>/<timeline>/<segment>[.partial].zst.enc
 //
 // Why an exec in the postgres container and not a one-off container beside
@@ -20,7 +21,8 @@
 //
 // A complete segment is removed from the spool only once stored; the
 // growing partial one is shipped again whenever it changed (its size or
-// modification time), replacing the stored partial atomically, and the
+// modification time), at most every PartialInterval (longer to S3, where
+// each ship is a billed PUT), replacing the stored partial atomically, and the
 // stored partial is deleted once the complete segment is stored. What was
 // shipped is kept as contiguous ranges (state.go) in the agent's state
 // directory, so a restarted agent neither loses nor counts twice: shipping

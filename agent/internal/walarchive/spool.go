@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/forlock/fleet/agent/internal/dbsource"
@@ -59,7 +60,7 @@ func (a *Archiver) prepare(ctx context.Context) error {
 		// still holds from an older one cannot be continued. Ship what is
 		// complete, then start the spool afresh (the jump is a gap).
 		a.cfg.Logger.Warn("created the WAL archive's replication slot", "slot", a.cfg.Slot)
-		if err := a.shipSpool(ctx); err != nil {
+		if err := a.shipSpool(ctx, true); err != nil {
 			return err
 		}
 		if err := a.sh(ctx, io.Discard, "find", a.cfg.SpoolDir, "-mindepth", "1", "-maxdepth", "1", "-type", "f", "-delete"); err != nil {
@@ -132,18 +133,21 @@ func (a *Archiver) list(ctx context.Context) ([]spoolFile, error) {
 
 // shipSpool ships every complete segment and history file in the spool,
 // oldest first, removing each from the spool once it is stored, then the
-// partial segment if it changed since it was last shipped.
-func (a *Archiver) shipSpool(ctx context.Context) error {
+// partial segment if it changed since it was last shipped and, unless
+// final (pg_receivewal has ended), PartialInterval has passed since.
+func (a *Archiver) shipSpool(ctx context.Context, final bool) error {
 	files, err := a.list(ctx)
 	if err != nil {
 		return err
 	}
-	// After the listing: the flush position covers at least what the
-	// listed partial held.
-	flushed, flushOK := a.position(ctx)
+	// Read once, after the listing (so the flush position covers at least
+	// what the listed partial held) and only when something is shipped: an
+	// idle node costs one exec per tick, the listing.
+	position := sync.OnceValues(func() (LSN, bool) { return a.position(ctx) })
 	var partial *spoolFile
 	for i, f := range files {
 		if isHistory(f.name) {
+			position()
 			tl, _ := strconv.ParseUint(f.name[:8], 16, 32)
 			if _, _, err := a.ship(ctx, uint32(tl), f.name, -1); err != nil { //nolint:gosec // 8 hex digits
 				return err
@@ -161,6 +165,7 @@ func (a *Archiver) shipSpool(ctx context.Context) error {
 			partial = &files[i]
 			continue
 		}
+		position()
 		if err := a.shipSegment(ctx, seg); err != nil {
 			return err
 		}
@@ -174,12 +179,17 @@ func (a *Archiver) shipSpool(ctx context.Context) error {
 	if same {
 		return nil
 	}
-	seg, _ := ParseSegment(partial.name)
 	t0 := a.cfg.Now()
+	if t0.Sub(a.partialAt) < a.cfg.PartialInterval && !final {
+		return nil // shipped recently: the next tick after PartialInterval
+	}
+	seg, _ := ParseSegment(partial.name)
+	flushed, flushOK := position()
 	size, used, err := a.ship(ctx, seg.Timeline, partial.name, filledIn(seg, flushed, flushOK))
 	if err != nil {
 		return err
 	}
+	a.partialAt = t0
 	a.cfg.Logger.Debug("shipped the partial WAL segment", "segment", partial.name, "filled", used, "stored", size, "took", a.cfg.Now().Sub(t0).String())
 	if used <= 0 {
 		return nil // nothing written into it yet
