@@ -210,7 +210,9 @@ func (a *Agent) sendWalReport() {
 	if arch == nil || ob == nil {
 		return
 	}
-	ob.TrySend(&forlockv1.ConnectRequest{Msg: &forlockv1.ConnectRequest_WalReport{WalReport: arch.Report()}})
+	rep := arch.Report()
+	sent := ob.TrySend(&forlockv1.ConnectRequest{Msg: &forlockv1.ConnectRequest_WalReport{WalReport: rep}})
+	a.log.Debug("WAL report", "sent", sent, "streaming", rep.GetStreaming(), "gap", rep.GetGap(), "ranges", len(rep.GetRanges()))
 }
 
 // archiveKey keeps a key the control plane sent.
