@@ -174,6 +174,27 @@ func (d *Dir) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// List returns the names of the artifacts directly in the directory (not
+// in its sub-directories), sorted; a missing directory holds none.
+// Temporary files of a Put in progress are not artifacts: their names start
+// with '.', which ValidateName refuses.
+func (d *Dir) List(ctx context.Context) ([]string, error) {
+	ents, err := os.ReadDir(d.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", d.root, err)
+	}
+	var names []string
+	for _, e := range ents {
+		if e.Type().IsRegular() && ValidateName(e.Name()) == nil {
+			names = append(names, e.Name())
+		}
+	}
+	return names, ctx.Err()
+}
+
 // openRoot opens the backup directory; a missing one means name is missing.
 func (d *Dir) openRoot(name string) (*os.Root, error) {
 	root, err := os.OpenRoot(d.root)

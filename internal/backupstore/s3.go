@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -172,6 +173,29 @@ func (s *S3) Check(ctx context.Context) error {
 		return s.err(ctx, "check", "", first.Err)
 	}
 	return nil
+}
+
+// List returns the names of the objects directly under the prefix (not
+// under a deeper '/'), sorted, within OpTimeout.
+func (s *S3) List(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	prefix := ""
+	if s.cfg.Prefix != "" {
+		prefix = s.cfg.Prefix + "/"
+	}
+	var names []string
+	for obj := range s.client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix}) {
+		if obj.Err != nil {
+			return nil, s.err(ctx, "list", "", obj.Err)
+		}
+		name := strings.TrimPrefix(obj.Key, prefix)
+		if ValidateName(name) == nil && !strings.Contains(name, "/") {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // Put uploads r as a multipart upload of PartSize parts, one at a time. On
