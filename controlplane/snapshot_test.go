@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/forlock/fleet/controlplane/internal/snapshot"
+	"github.com/forlock/fleet/internal/keys"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -76,7 +78,8 @@ func TestRestoreAdoptsCertificatesIssuedAfterTheSnapshot(t *testing.T) {
 	e.stop()
 
 	require.NoError(t, os.RemoveAll(dir))
-	res, err := restoreSnapshot(t.Context(), file, dir, []byte(drPassphrase), false, time.Now())
+	res, err := restoreSnapshot(t.Context(), file, dir,
+		snapshot.Keys{Passphrase: func() (keys.Wrapper, error) { return keys.OpenPassphrase([]byte(drPassphrase)), nil }}, false, time.Now())
 	require.NoError(t, err)
 	require.Empty(t, res.Aside)
 
