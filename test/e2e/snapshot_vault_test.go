@@ -34,8 +34,9 @@ func (c *cluster) restoreSnapshotCmd(file, dir string, args ...string) (string, 
 	out, err := cmd.CombinedOutput()
 	c.t.Logf("snapshot restore %s: %s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
 	if err != nil {
-		require.IsType(c.t, &exec.ExitError{}, err, "%s", out)
-		return string(out), err.(*exec.ExitError).ExitCode() //nolint:errorlint // checked just above
+		var exit *exec.ExitError
+		require.ErrorAs(c.t, err, &exit, "%s", out)
+		return string(out), exit.ExitCode()
 	}
 	return string(out), 0
 }
