@@ -203,10 +203,10 @@ snapshots:
 	})
 	t.Run("Vault down", func(t *testing.T) {
 		v.stop()
-		fail(t, snap, 1, "is unreachable", vaultArgs...)
+		fail(t, snap, 1, "check that it is running", vaultArgs...)
 		down := filepath.Join(t.TempDir(), "down.snap")
 		_, err := c.ctlErr("controlplane", "snapshot", "save", down, "--transit-key", snapshotTransitKey)
-		require.ErrorContains(t, err, "unreachable")
+		require.ErrorContains(t, err, "check that it is running")
 		require.NoFileExists(t, down)
 	})
 }

@@ -106,30 +106,37 @@ type Keys struct {
 	Transit func(ctx context.Context, keyID string) (keys.Wrapper, error)
 }
 
-// unwrapFunc unwraps with the key k holds for the key ID of the file.
-func (k Keys) unwrapFunc(ctx context.Context) artifact.UnwrapFunc {
+// unwrapFunc unwraps with the key k holds for the key ID of the file. When
+// that key is missing or cannot be had, *missing is set to why: then the
+// artifact's "wrong key" is not the story.
+func (k Keys) unwrapFunc(ctx context.Context, missing *error) artifact.UnwrapFunc {
 	return func(keyID string, wrapped []byte) ([]byte, error) {
-		var w keys.Wrapper
-		switch {
-		case strings.HasPrefix(keyID, keys.PassphraseKeyIDPrefix):
-			if k.Passphrase == nil {
-				return nil, ErrNeedPassphrase
-			}
-			var err error
-			if w, err = k.Passphrase(); err != nil {
-				return nil, err
-			}
-		case strings.HasPrefix(keyID, keys.TransitKeyIDPrefix):
-			if k.Transit == nil {
-				return nil, fmt.Errorf("%w (key %s)", ErrNeedVault, keyID)
-			}
-			var err error
-			if w, err = k.Transit(ctx, keyID); err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrKeyUnavailable, err)
-			}
-		default:
-			return nil, fmt.Errorf("%w: key ID %q is neither a passphrase's nor a Vault Transit key's: not a control-plane snapshot", keys.ErrUnknownKey, keyID)
+		w, err := k.wrapper(ctx, keyID)
+		if err != nil {
+			*missing = err
+			return nil, err
 		}
 		return w.Unwrap(ctx, keyID, wrapped)
 	}
+}
+
+// wrapper is the key k holds for keyID.
+func (k Keys) wrapper(ctx context.Context, keyID string) (keys.Wrapper, error) {
+	switch {
+	case strings.HasPrefix(keyID, keys.PassphraseKeyIDPrefix):
+		if k.Passphrase == nil {
+			return nil, ErrNeedPassphrase
+		}
+		return k.Passphrase()
+	case strings.HasPrefix(keyID, keys.TransitKeyIDPrefix):
+		if k.Transit == nil {
+			return nil, fmt.Errorf("%w (key %s)", ErrNeedVault, keyID)
+		}
+		w, err := k.Transit(ctx, keyID)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrKeyUnavailable, err)
+		}
+		return w, nil
+	}
+	return nil, fmt.Errorf("%w: key ID %q is neither a passphrase's nor a Vault Transit key's: not a control-plane snapshot", keys.ErrUnknownKey, keyID)
 }

@@ -68,7 +68,11 @@ func Restore(ctx context.Context, opts RestoreOptions) (Restored, error) {
 		return Restored{}, fmt.Errorf("snapshot: %w", err)
 	}
 	defer func() { _ = f.Close() }()
-	h, body, err := artifact.Open(f, opts.Keys.unwrapFunc(ctx))
+	var missing error
+	h, body, err := artifact.Open(f, opts.Keys.unwrapFunc(ctx, &missing))
+	if missing != nil {
+		err = missing
+	}
 	if err != nil {
 		return Restored{}, fmt.Errorf("snapshot %s: %w", opts.File, explain(err, h.KeyID))
 	}
