@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/forlock/fleet/agent/internal/backup"
-	"github.com/forlock/fleet/agent/internal/backupstore"
 	"github.com/forlock/fleet/agent/internal/checks"
+	"github.com/forlock/fleet/internal/backupstore"
 )
 
 // Environment variables that may hold the S3 credentials of backups.

@@ -8,11 +8,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/forlock/fleet/agent/internal/backup"
-	"github.com/forlock/fleet/agent/internal/backupstore"
 	"github.com/forlock/fleet/agent/internal/certs"
 	"github.com/forlock/fleet/agent/internal/checks"
 	"github.com/forlock/fleet/agent/internal/dockerrt"
 	"github.com/forlock/fleet/agent/internal/walarchive"
+	"github.com/forlock/fleet/internal/backupstore"
 	"github.com/forlock/fleet/internal/settings"
 )
 

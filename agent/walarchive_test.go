@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/forlock/fleet/agent/internal/backupstore"
+	"github.com/forlock/fleet/internal/backupstore"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 

@@ -51,7 +51,7 @@ Go-style with one dash (-config FILE, -version) work too.`,
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	settings.Daemon(cmd, (&cpSettings{}).table())
-	cmd.AddCommand(newSnapshotCommand(stdout))
+	cmd.AddCommand(newSnapshotCommand(getenv, stdout))
 	cmd.Flags().Bool("rotate-admin-token", false, "make a new admin token and rewrite <data-dir>/forlockctl.yaml (an action at this start, not a setting)")
 	return cmd
 }

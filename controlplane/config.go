@@ -171,6 +171,9 @@ func (c *Config) validate() error {
 	if err := c.Snapshots.Check(); err != nil {
 		return err
 	}
+	if c.Snapshots.Cron != "" && c.Snapshots.TransitKey != "" && c.Vault == nil {
+		return errors.New("snapshots transit_key: scheduled snapshots to a Vault Transit key need the vault section (address and login) too")
+	}
 	if err := scheduler.CheckSchedules(c.BackupSchedules); err != nil {
 		return err
 	}

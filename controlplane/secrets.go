@@ -18,9 +18,7 @@ func (c *Config) secretFiles() [][2]string {
 		{filepath.Join(c.DataDir, dbFile), "the fleet database (token hashes, wrapped backup keys)"},
 		{filepath.Join(c.DataDir, auditKeyFile), audit.KeyHolds},
 	}
-	if p := c.Snapshots.PassphraseFile; p != "" {
-		files = append(files, [2]string{p, "the snapshots' passphrase"})
-	}
+	files = append(files, c.Snapshots.SecretFiles()...)
 	if p := c.Metrics.TokenFile; p != "" {
 		files = append(files, [2]string{p, "the metrics bearer token"})
 	}

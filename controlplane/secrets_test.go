@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/forlock/fleet/controlplane/internal/secretfile"
+	"github.com/forlock/fleet/controlplane/internal/snapshot"
 )
 
 // Every file holding a secret that the control plane reads must be private
@@ -26,6 +27,17 @@ func TestSecretFileModes(t *testing.T) {
 
 	base := func() Config {
 		return Config{DataDir: dir, Listen: "127.0.0.1:0", HeartbeatInterval: 200 * time.Millisecond}
+	}
+	s3AK, s3SK := filepath.Join(vaultDir, "s3-access"), filepath.Join(vaultDir, "s3-secret")
+	require.NoError(t, os.WriteFile(s3AK, []byte("access\n"), 0o600))
+	require.NoError(t, os.WriteFile(s3SK, []byte("secret\n"), 0o600))
+	snapPass := filepath.Join(vaultDir, "snapshot-pass")
+	require.NoError(t, os.WriteFile(snapPass, []byte("a snapshot passphrase\n"), 0o600))
+	withS3Snapshots := func() Config {
+		c := base()
+		c.Snapshots = snapshot.Schedule{Cron: "@daily", Keep: 1, PassphraseFile: snapPass,
+			S3: snapshot.S3{Endpoint: "127.0.0.1:1", Bucket: "snapshots", AccessKeyFile: s3AK, SecretKeyFile: s3SK}}
+		return c
 	}
 	// Vault at a closed port: once the files pass, start-up moves on to the
 	// login and fails there, which proves the mode check let them through.
@@ -50,6 +62,9 @@ func TestSecretFileModes(t *testing.T) {
 		{filepath.Join(dir, "audit.key"), "the audit checkpoint signing key", base, false},
 		{tokenFile, "the Vault token", withVault(VaultConfig{TokenFile: tokenFile}), true},
 		{secretIDFile, "the Vault secret ID", withVault(VaultConfig{RoleID: "role", SecretIDFile: secretIDFile}), true},
+		{snapPass, "the snapshots' passphrase", withS3Snapshots, false},
+		{s3AK, "the snapshots' S3 access key", withS3Snapshots, false},
+		{s3SK, "the snapshots' S3 secret key", withS3Snapshots, false},
 	} {
 		t.Run(filepath.Base(tt.file), func(t *testing.T) {
 			for _, mode := range []os.FileMode{0o640, 0o604} {

@@ -41,13 +41,20 @@ func dur(d time.Duration) string {
 	return s
 }
 
+// snapshotsS3Hint says where an S3 key of scheduled snapshots goes instead
+// of the config file: a file, or the environment.
+func snapshotsS3Hint(what, key string) string {
+	return fmt.Sprintf("put the S3 %s in a file only the control plane can read and set snapshots.%s_file, or use FORLOCK_CONTROLPLANE_SNAPSHOTS_%s",
+		what, key, strings.ToUpper(key))
+}
+
 // table is the control plane's settings, each declared once: the config
 // file key (dotted for a section), flag (--key-with-dashes unless named),
 // environment variable (FORLOCK_CONTROLPLANE_KEY unless named), default,
 // help and where the value goes. deploy/examples/controlplane.yaml shows a
 // config file.
 func (st *cpSettings) table() *settings.Table {
-	c, l, v, ct := &st.cfg, &st.cfg.Limits, &st.vault, &st.cfg.Certs
+	c, l, v, ct, sn := &st.cfg, &st.cfg.Limits, &st.vault, &st.cfg.Certs, &st.cfg.Snapshots.S3
 	t := &settings.Table{Name: "forlock-controlplane", Version: configVersion, MaxFileSize: 1 << 20,
 		ConfigEnv: "FORLOCK_CONTROLPLANE_CONFIG", EnvPrefix: "FORLOCK_CONTROLPLANE_"}
 	t.Settings = []settings.Setting{
@@ -112,9 +119,25 @@ func (st *cpSettings) table() *settings.Table {
 		{Key: "snapshots.dir", Value: settings.String(&c.Snapshots.Dir),
 			Help: "absolute directory for scheduled snapshots, named controlplane-<UTC time>.snap (mode 0600)"},
 		{Key: "snapshots.keep", Value: settings.Int(&c.Snapshots.Keep), Default: strconv.Itoa(snapshot.DefaultKeep),
-			Help: "scheduled snapshots kept in snapshots.dir; older ones are deleted"},
+			Help: "scheduled snapshots kept in snapshots.dir or under the S3 prefix; older ones are deleted"},
 		{Key: "snapshots.passphrase_file", Value: settings.String(&c.Snapshots.PassphraseFile),
 			Help: "file holding the passphrase scheduled snapshots are encrypted to (mode 0600, at least 12 characters)"},
+		{Key: "snapshots.transit_key", Value: settings.String(&c.Snapshots.TransitKey),
+			Help: "Vault Transit key (aes256-gcm96, on vault.transit_mount) scheduled snapshots are encrypted to, instead of a passphrase"},
+		{Key: "snapshots.s3_endpoint", Value: settings.String(&sn.Endpoint),
+			Help: "S3-compatible server for scheduled snapshots instead of snapshots.dir, HOST:PORT without scheme"},
+		{Key: "snapshots.s3_bucket", Value: settings.String(&sn.Bucket), Help: "bucket of scheduled snapshots (it must exist)"},
+		{Key: "snapshots.s3_prefix", Value: settings.String(&sn.Prefix), Help: "folder of the bucket they go in, e.g. controlplane"},
+		{Key: "snapshots.s3_access_key", Value: settings.String(&sn.AccessKey), Flag: settings.NoFlag, Alt: "snapshots.s3_access_key_file",
+			Secret: snapshotsS3Hint("access key", "s3_access_key"), Help: "S3 access key of scheduled snapshots"},
+		{Key: "snapshots.s3_access_key_file", Value: settings.String(&sn.AccessKeyFile), Path: true,
+			Help: "file holding the S3 access key (mode 0600), read at every save"},
+		{Key: "snapshots.s3_secret_key", Value: settings.String(&sn.SecretKey), Flag: settings.NoFlag, Alt: "snapshots.s3_secret_key_file",
+			Secret: snapshotsS3Hint("secret key", "s3_secret_key"), Help: "S3 secret key of scheduled snapshots"},
+		{Key: "snapshots.s3_secret_key_file", Value: settings.String(&sn.SecretKeyFile), Path: true,
+			Help: "file holding the S3 secret key (mode 0600), read at every save"},
+		{Key: "snapshots.s3_tls", Value: settings.Bool(&sn.TLS), Help: "talk https to the S3 server"},
+		{Key: "snapshots.s3_region", Value: settings.String(&sn.Region), Help: "S3 region (default us-east-1)"},
 
 		// The audit log.
 		{Key: "audit.sink", Value: settings.String(&c.Audit.Sink),

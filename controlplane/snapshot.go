@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,7 +16,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/snapshot"
 	"github.com/forlock/fleet/controlplane/internal/store"
-	"github.com/forlock/fleet/internal/artifact"
+	"github.com/forlock/fleet/controlplane/internal/vault"
 	"github.com/forlock/fleet/internal/buildinfo"
 	"github.com/forlock/fleet/internal/keys"
 	"github.com/forlock/fleet/internal/settings"
@@ -30,8 +32,31 @@ func (s *Server) newSnapshots() (*snapshot.Saver, error) {
 	if keysFrom == "" {
 		keysFrom = BackupKeysLocal
 	}
-	return snapshot.NewSaver(snapshot.Config{DataDir: s.cfg.DataDir, DB: s.store, ConfigFile: s.cfg.ConfigFile,
-		Name: snapshotName, ServerVersion: buildinfo.Version(), BackupKeys: keysFrom, Vault: vaultManifest(s.cfg.Vault)})
+	cfg := snapshot.Config{DataDir: s.cfg.DataDir, DB: s.store, ConfigFile: s.cfg.ConfigFile,
+		Name: snapshotName, ServerVersion: buildinfo.Version(), BackupKeys: keysFrom, Vault: vaultManifest(s.cfg.Vault)}
+	if s.cfg.Vault != nil {
+		// s.vault is logged in later in init, before anything saves.
+		cfg.Transit = func(ctx context.Context, name string) (keys.Wrapper, error) {
+			return snapshotTransit(ctx, s.vault, name, true)
+		}
+	}
+	return snapshot.NewSaver(cfg)
+}
+
+// snapshotTransit is the wrapper of the Transit key name for snapshots
+// (bound to snapshot.TransitContext). check reads the key first, so a save
+// to a missing key, or one of a type that cannot bind the context, fails
+// before anything is read; a restore only decrypts, which needs nothing
+// more of the token's policy than update on <mount>/decrypt/<name>.
+func snapshotTransit(ctx context.Context, v *vault.Client, name string, check bool) (keys.Wrapper, error) {
+	t, err := v.TransitFor(name, snapshot.TransitContext)
+	if err == nil && check {
+		err = t.Refresh(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // vaultManifest is the Vault configuration a snapshot records, without
@@ -79,18 +104,27 @@ func (s *Server) restoredStatus() *forlockv1.RestoredFrom {
 }
 
 // newSnapshotCommand is "forlock-controlplane snapshot restore".
-func newSnapshotCommand(stdout io.Writer) *cobra.Command {
+func newSnapshotCommand(getenv func(string) string, stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "snapshot", Short: "Restore the control plane from a snapshot (forlockctl controlplane snapshot save makes them)"}
 	var dataDir, passFile string
 	var force bool
+	var st cpSettings
 	restore := &cobra.Command{
-		Use:   "restore FILE --data-dir DIR [--passphrase-file P] [--force]",
+		Use:   "restore FILE --data-dir DIR (--passphrase-file P | --vault-address URL --vault-token-file F) [--force]",
 		Short: "Restore a control-plane snapshot into a data dir, offline",
 		Long: `restore decrypts and checks a snapshot and writes the database, the fleet CA, the server's key and
 certificate, the backup key and the audit key into the data dir with their modes (keys 0600). The
 control plane must not be running on it. A non-empty data dir is refused unless --force, which
 moves it aside to <data-dir>.before-restore-<time> (it is never deleted). On any error the data
-dir is left as it was.
+dir is left as it was; the snapshot's key is unwrapped before anything is written.
+
+A snapshot encrypted to a passphrase needs --passphrase-file. One encrypted to a Vault Transit key
+(its key ID, vault-transit:<key>:v<n>, is printed on failure) is unwrapped by that Vault: give its
+address and a login as the control plane takes them, by flag, environment variable
+(FORLOCK_CONTROLPLANE_VAULT_*) or the vault section of a --config file: --vault-address with
+--vault-token-file, or --vault-role-id with --vault-secret-id-file (AppRole); --vault-ca-file,
+--vault-namespace and --vault-transit-mount as needed. The token needs update on
+<transit mount>/decrypt/<key>.
 
 Tasks in flight when the snapshot was taken are marked unknown and never dispatched again, and the
 database records that it was restored, so that the control plane accepts the certificates its
@@ -98,15 +132,33 @@ agents got after the snapshot. The config file, if the snapshot holds one, is wr
 <data-dir>/config.yaml: review it and start the control plane with --config pointing at it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if dataDir == "" || passFile == "" {
-				return settings.UsageError(errors.New("give --data-dir and --passphrase-file"))
-			}
-			pass, err := keys.ReadPassphraseFile(passFile)
-			if err != nil {
+			t := st.table()
+			if err := t.Resolve(cmd.Flags(), getenv); err != nil {
 				return settings.UsageError(err)
 			}
-			res, err := restoreSnapshot(cmd.Context(), args[0], dataDir, pass, force, time.Now())
-			if err != nil {
+			var k snapshot.Keys
+			if passFile != "" {
+				pass, err := keys.ReadPassphraseFile(passFile)
+				if err != nil {
+					return settings.UsageError(err)
+				}
+				k.Passphrase = func() (keys.Wrapper, error) { return keys.OpenPassphrase(pass), nil }
+			}
+			if t.Given("vault.") {
+				var closeVault func()
+				k.Transit, closeVault = restoreTransit(st.vault)
+				defer closeVault()
+			}
+			if dataDir == "" || (k.Passphrase == nil && k.Transit == nil) {
+				return settings.UsageError(errors.New("give --data-dir, and --passphrase-file or the Vault settings (--vault-address and a login) of a snapshot encrypted to a Vault Transit key"))
+			}
+			res, err := restoreSnapshot(cmd.Context(), args[0], dataDir, k, force, time.Now())
+			switch {
+			case errors.Is(err, snapshot.ErrNeedPassphrase):
+				return settings.UsageError(fmt.Errorf("%w: give --passphrase-file (nothing was written)", err))
+			case errors.Is(err, snapshot.ErrNeedVault):
+				return settings.UsageError(fmt.Errorf("%w: give --vault-address with --vault-token-file, or --vault-role-id and --vault-secret-id-file (or FORLOCK_CONTROLPLANE_VAULT_*, or --config with a vault section); nothing was written", err))
+			case err != nil:
 				return err
 			}
 			m := res.Manifest
@@ -124,10 +176,35 @@ agents got after the snapshot. The config file, if the snapshot holds one, is wr
 		},
 	}
 	restore.Flags().StringVar(&dataDir, "data-dir", "", "the data dir to restore into (required)")
-	restore.Flags().StringVar(&passFile, "passphrase-file", "", "file holding the snapshot's passphrase, mode 0600 (required)")
+	restore.Flags().StringVar(&passFile, "passphrase-file", "", "file holding the snapshot's passphrase, mode 0600 (a snapshot encrypted to a passphrase)")
 	restore.Flags().BoolVar(&force, "force", false, "restore over a non-empty data dir, moving it aside (never deleted)")
+	// The Vault settings of the control plane, and --config for a file
+	// holding them; the file's other settings are read and checked, not used.
+	vaultOnly := *st.table()
+	vaultOnly.Settings = slices.DeleteFunc(vaultOnly.Settings, func(s settings.Setting) bool { return !strings.HasPrefix(s.Key, "vault.") })
+	vaultOnly.AddFlags(restore.Flags())
 	cmd.AddCommand(restore)
 	return cmd
+}
+
+// restoreTransit returns what logs in to the Vault of cfg, only when the
+// snapshot needs it, and gives the Transit wrapper of the key its key ID
+// names; and what closes the client.
+func restoreTransit(cfg VaultConfig) (func(ctx context.Context, keyID string) (keys.Wrapper, error), func()) {
+	var c *vault.Client
+	open := func(ctx context.Context, keyID string) (keys.Wrapper, error) {
+		var err error
+		if c, err = vault.New(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("log in to Vault to unwrap the snapshot's data key: %w", err)
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(keyID, keys.TransitKeyIDPrefix), ":")
+		return snapshotTransit(ctx, c, name, false)
+	}
+	return open, func() {
+		if c != nil {
+			c.Close()
+		}
+	}
 }
 
 type restoreResult struct {
@@ -136,10 +213,10 @@ type restoreResult struct {
 }
 
 // restoreSnapshot restores file into dataDir and marks the restored state.
-func restoreSnapshot(ctx context.Context, file, dataDir string, passphrase []byte, force bool, now time.Time) (restoreResult, error) {
+func restoreSnapshot(ctx context.Context, file, dataDir string, k snapshot.Keys, force bool, now time.Time) (restoreResult, error) {
 	var out restoreResult
-	r, err := snapshot.Restore(snapshot.RestoreOptions{File: file, DataDir: dataDir, Force: force,
-		Unwrap: artifact.UnwrapWith(ctx, keys.OpenPassphrase(passphrase)), Now: func() time.Time { return now },
+	r, err := snapshot.Restore(ctx, snapshot.RestoreOptions{File: file, DataDir: dataDir, Force: force,
+		Keys: k, Now: func() time.Time { return now },
 		Mark: func(dbPath string, m snapshot.Manifest) error {
 			st, err := store.Open(dbPath)
 			if err != nil {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/forlock/fleet/controlplane/internal/snapshot"
+	"github.com/forlock/fleet/internal/keys"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -76,7 +78,8 @@ func TestRestoreAdoptsCertificatesIssuedAfterTheSnapshot(t *testing.T) {
 	e.stop()
 
 	require.NoError(t, os.RemoveAll(dir))
-	res, err := restoreSnapshot(t.Context(), file, dir, []byte(drPassphrase), false, time.Now())
+	res, err := restoreSnapshot(t.Context(), file, dir,
+		snapshot.Keys{Passphrase: func() (keys.Wrapper, error) { return keys.OpenPassphrase([]byte(drPassphrase)), nil }}, false, time.Now())
 	require.NoError(t, err)
 	require.Empty(t, res.Aside)
 
@@ -141,4 +144,72 @@ func TestRestoreCommand(t *testing.T) {
 	code = run(t.Context(), []string{"snapshot", "restore", file, "--data-dir", target, "--passphrase-file", passFile}, &out, &errOut, func(string) string { return "" })
 	require.Equal(t, 0, code, errOut.String())
 	require.Contains(t, out.String(), "restored the control plane from the snapshot taken at")
+}
+
+// namedKey is a passphrase key that calls itself a Vault Transit key: the
+// restore goes by the key ID, and these tests need no Vault.
+type namedKey struct{ keys.Wrapper }
+
+func (namedKey) KeyID() string { return "vault-transit:cp-snapshot:v1" }
+
+// TestRestoreCommandTransitSnapshot: a snapshot whose key ID names a Vault
+// Transit key needs the Vault settings (the usage error says which, and the
+// key ID), and with a Vault that does not answer the restore says so; both
+// write nothing.
+func TestRestoreCommandTransitSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	s, err := snapshot.NewSaver(snapshot.Config{DataDir: dir, DB: noDB{}, Name: "controlplane"})
+	require.NoError(t, err)
+	w, err := keys.NewPassphrase([]byte(drPassphrase))
+	require.NoError(t, err)
+	f, _, err := s.Spool(t.Context(), namedKey{w})
+	require.NoError(t, err)
+	raw, err := io.ReadAll(f)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	file := filepath.Join(t.TempDir(), "transit.snap")
+	require.NoError(t, os.WriteFile(file, raw, 0o600))
+	passFile := filepath.Join(t.TempDir(), "pass")
+	require.NoError(t, os.WriteFile(passFile, []byte(drPassphrase), 0o600))
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("hvs.not-a-real-token"), 0o600))
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		code int
+		want []string
+	}{
+		{"no key at all", nil, nil, 2, []string{"give --data-dir, and --passphrase-file or the Vault settings"}},
+		{"a passphrase", []string{"--passphrase-file", passFile}, nil, 2,
+			[]string{"encrypted to a Vault Transit key", "vault-transit:cp-snapshot:v1", "--vault-address"}},
+		{"Vault down, by flags", []string{"--vault-address", "http://127.0.0.1:1", "--vault-token-file", tokenFile, "--vault-request-timeout", "500ms"}, nil, 1,
+			[]string{"log in to Vault to unwrap the snapshot's data key", "check that it is running"}},
+		{"Vault down, by environment", nil, map[string]string{"FORLOCK_CONTROLPLANE_VAULT_ADDRESS": "http://127.0.0.1:1",
+			"FORLOCK_CONTROLPLANE_VAULT_TOKEN_FILE": tokenFile, "FORLOCK_CONTROLPLANE_VAULT_REQUEST_TIMEOUT": "500ms"}, 1,
+			[]string{"check that it is running"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parent := t.TempDir()
+			var out, errOut bytes.Buffer
+			args := append([]string{"snapshot", "restore", file, "--data-dir", filepath.Join(parent, "data")}, tc.args...)
+			code := run(t.Context(), args, &out, &errOut, func(k string) string { return tc.env[k] })
+			require.Equal(t, tc.code, code, errOut.String())
+			for _, w := range tc.want {
+				require.Contains(t, errOut.String(), w)
+			}
+			require.NotContains(t, errOut.String(), "wrong")
+			ents, err := os.ReadDir(parent)
+			require.NoError(t, err)
+			require.Empty(t, ents, "nothing written")
+		})
+	}
+}
+
+// noDB is an empty database copy.
+type noDB struct{}
+
+func (noDB) SnapshotView(fn func(int64, io.WriterTo) error) error {
+	return fn(0, bytes.NewReader(nil))
 }

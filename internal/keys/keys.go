@@ -12,7 +12,9 @@
 //
 //	local:1a2b3c4d              a local key file (File); the hex is the first
 //	                            8 digits of SHA-256 of the key
-//	vault-transit:<name>:v<n>   a Vault Transit key <name> at version n (planned)
+//	vault-transit:<name>:v<n>   a Vault Transit key <name> at version n
+//	                            (controlplane/internal/vault)
+//	scrypt:N=…,r=…,p=…:<salt>   a key derived from a passphrase (Passphrase)
 package keys
 
 import (
@@ -21,6 +23,10 @@ import (
 	"errors"
 	"fmt"
 )
+
+// TransitKeyIDPrefix starts the key ID of every data key wrapped by a Vault
+// Transit key.
+const TransitKeyIDPrefix = "vault-transit:"
 
 // DataKeySize is the size of a data key and of a local key-encryption key:
 // 32 bytes, for AES-256.

@@ -10,9 +10,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/forlock/fleet/agent/internal/backupstore"
 	"github.com/forlock/fleet/agent/internal/dbsource"
 	"github.com/forlock/fleet/agent/internal/dockerrt"
+	"github.com/forlock/fleet/internal/backupstore"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 

@@ -14,10 +14,10 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/forlock/fleet/agent/internal/backupstore"
 	"github.com/forlock/fleet/agent/internal/dbsource"
 	"github.com/forlock/fleet/agent/internal/dockerrt"
 	"github.com/forlock/fleet/agent/internal/walarchive"
+	"github.com/forlock/fleet/internal/backupstore"
 	"github.com/forlock/fleet/internal/keys"
 	"github.com/forlock/fleet/internal/pglsn"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"

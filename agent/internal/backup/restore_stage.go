@@ -8,9 +8,9 @@ import (
 	"path"
 	"strings"
 
-	"github.com/forlock/fleet/agent/internal/backupstore"
 	"github.com/forlock/fleet/agent/internal/dbsource"
 	"github.com/forlock/fleet/internal/artifact"
+	"github.com/forlock/fleet/internal/backupstore"
 )
 
 // Staging is step 1 of a physical restore (restore_physical.go): the base

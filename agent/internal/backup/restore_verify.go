@@ -8,8 +8,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/forlock/fleet/agent/internal/backupstore"
 	"github.com/forlock/fleet/internal/artifact"
+	"github.com/forlock/fleet/internal/backupstore"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 

@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/forlock/fleet/agent/internal/backupstore"
 	"github.com/forlock/fleet/agent/internal/checks"
 	"github.com/forlock/fleet/agent/internal/dockerrt"
+	"github.com/forlock/fleet/internal/backupstore"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 

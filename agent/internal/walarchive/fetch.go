@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/forlock/fleet/agent/internal/backupstore"
 	"github.com/forlock/fleet/internal/artifact"
+	"github.com/forlock/fleet/internal/backupstore"
 	"github.com/forlock/fleet/internal/keys"
 )
 

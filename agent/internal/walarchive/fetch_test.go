@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/forlock/fleet/agent/internal/backupstore"
 	"github.com/forlock/fleet/internal/artifact"
+	"github.com/forlock/fleet/internal/backupstore"
 	"github.com/forlock/fleet/internal/keys"
 )
 

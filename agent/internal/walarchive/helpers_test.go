@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/forlock/fleet/agent/internal/backupstore"
 	"github.com/forlock/fleet/agent/internal/dockerrt"
+	"github.com/forlock/fleet/internal/backupstore"
 	"github.com/forlock/fleet/internal/keys"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 	"github.com/forlock/fleet/test/testenv"

@@ -34,30 +34,44 @@ func newControlPlaneCmd(a *app) *cobra.Command {
 }
 
 func newSnapshotSaveCmd(a *app) *cobra.Command {
-	var passFile string
+	var passFile, transitKey string
 	cmd := &cobra.Command{
-		Use:   "save FILE --passphrase-file P",
+		Use:   "save FILE (--passphrase-file P | --transit-key K)",
 		Short: "Save an encrypted snapshot of the control plane's database, CA, keys and config to FILE",
 		Long: `Save a consistent copy of everything the control plane holds (its database, read while it keeps
 serving; the fleet CA; its TLS key and certificate; the backup key-encryption key; the audit key and
 checkpoints; its config file) as one file, encrypted inside the control plane to a passphrase
-before any byte leaves it. Admin only; the call is audited, the passphrase never is.
+or a Vault Transit key before any byte leaves it. Admin only; the call is audited, the passphrase
+never is.
 
-The passphrase is read from --passphrase-file, which must have mode 0600 and hold at least 12
-characters. Keep the snapshot and the passphrase apart, and both off the control plane's host:
-without the passphrase the snapshot cannot be opened, by you or by anyone.
+With --passphrase-file, the passphrase is read from that file, which must have mode 0600 and hold
+at least 12 characters. Keep the snapshot and the passphrase apart, and both off the control
+plane's host: without the passphrase the snapshot cannot be opened, by you or by anyone.
 
-FILE is written atomically with mode 0600. Restore on a new host with
-'forlock-controlplane snapshot restore FILE --data-dir DIR --passphrase-file P'.`,
-		Example: `  forlockctl controlplane snapshot save /backup/controlplane-$(date -u +%Y%m%dT%H%M%SZ).snap --passphrase-file /root/snapshot.pass`,
-		Args:    cobra.ExactArgs(1),
+With --transit-key, the control plane's Vault wraps the snapshot's data key with that Transit key
+(aes256-gcm96, on the control plane's vault.transit_mount): no passphrase to keep, but the restore
+needs that Vault and key. Its token needs read on <mount>/keys/<key> and update on
+<mount>/encrypt/<key>; the restoring token, update on <mount>/decrypt/<key>.
+
+FILE is written atomically with mode 0600, and only once the whole snapshot arrived. Restore on a
+new host with 'forlock-controlplane snapshot restore FILE --data-dir DIR --passphrase-file P'
+(or --vault-address URL --vault-token-file F for a Transit snapshot).`,
+		Example: `  forlockctl controlplane snapshot save /backup/controlplane-$(date -u +%Y%m%dT%H%M%SZ).snap --passphrase-file /root/snapshot.pass
+  forlockctl controlplane snapshot save /backup/controlplane.snap --transit-key forlock-snapshot`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if passFile == "" {
-				return usageErrorf("give --passphrase-file (a file of mode 0600 holding the passphrase)")
-			}
-			pass, err := keys.ReadPassphraseFile(passFile)
-			if err != nil {
-				return usageErrorf("%v", err)
+			req := &forlockv1.SaveSnapshotRequest{TransitKey: transitKey}
+			switch {
+			case passFile != "" && transitKey != "":
+				return usageErrorf("give --passphrase-file or --transit-key, not both")
+			case passFile == "" && transitKey == "":
+				return usageErrorf("give --passphrase-file (a file of mode 0600 holding the passphrase) or --transit-key (a Vault Transit key of the control plane's Vault)")
+			case passFile != "":
+				pass, err := keys.ReadPassphraseFile(passFile)
+				if err != nil {
+					return usageErrorf("%v", err)
+				}
+				req.Passphrase = string(pass)
 			}
 			s, err := resolveSettings(a.conn, a.io.Getenv)
 			if err != nil {
@@ -69,7 +83,7 @@ FILE is written atomically with mode 0600. Restore on a new host with
 			}
 			defer func() { _ = conn.Close() }()
 			start := time.Now()
-			stream, err := forlockv1.NewControlPlaneServiceClient(conn).SaveSnapshot(cmd.Context(), &forlockv1.SaveSnapshotRequest{Passphrase: string(pass)})
+			stream, err := forlockv1.NewControlPlaneServiceClient(conn).SaveSnapshot(cmd.Context(), req)
 			if err != nil {
 				return explainRPC(err, s)
 			}
@@ -118,6 +132,7 @@ FILE is written atomically with mode 0600. Restore on a new host with
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&passFile, "passphrase-file", "", "file holding the passphrase, mode 0600, at least 12 characters (required)")
+	cmd.Flags().StringVar(&passFile, "passphrase-file", "", "file holding the passphrase, mode 0600, at least 12 characters")
+	cmd.Flags().StringVar(&transitKey, "transit-key", "", "Vault Transit key of the control plane's Vault to encrypt to, instead of a passphrase")
 	return cmd
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/jobs"
 	"github.com/forlock/fleet/controlplane/internal/logs"
 	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/controlplane/internal/snapshot"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	"github.com/forlock/fleet/controlplane/internal/wal"
 )
@@ -68,6 +69,9 @@ var errorCodes = []struct {
 	// The message names the data dir and the free space, and says to free
 	// some; clients may retry once there is room.
 	{store.ErrDiskFull, codes.ResourceExhausted, "DATA_DISK_FULL"},
+	// A snapshot to a Vault Transit key that cannot be used now: no Vault,
+	// Vault down, sealed or refusing, no such key. The message says which.
+	{snapshot.ErrKeyUnavailable, codes.FailedPrecondition, "SNAPSHOT_KEY_UNAVAILABLE"},
 }
 
 // toStatus converts a domain error into a status error. Unknown errors are

@@ -21,6 +21,7 @@ import (
 // Snapshots makes encrypted snapshots of the control plane
 // (snapshot.Saver).
 type Snapshots interface {
+	Wrapper(ctx context.Context, enc snapshot.Encryption) (keys.Wrapper, error)
 	Spool(ctx context.Context, w keys.Wrapper) (*os.File, snapshot.Result, error)
 }
 
@@ -36,7 +37,7 @@ func (a *ControlPlaneAPI) SaveSnapshot(req *forlockv1.SaveSnapshotRequest, strea
 	res, err := a.saveSnapshot(ctx, req, stream)
 	actor, role := actorOf(ctx)
 	rec := audit.Record{Actor: actor, Role: role, Client: clientOf(ctx), Method: forlockv1.ControlPlaneService_SaveSnapshot_FullMethodName,
-		Target: "controlplane", Result: audit.ResultOK, Summary: "encryption=passphrase"}
+		Target: "controlplane", Result: audit.ResultOK, Summary: "encryption=" + encryptionOf(req).String()}
 	if res.KeyID != "" {
 		rec.Summary += fmt.Sprintf(" key_id=%s taken_at=%s size=%d sha256=%s", res.KeyID, res.TakenAt.Format("2006-01-02T15:04:05Z"), res.Size, res.SHA256)
 	}
@@ -56,14 +57,19 @@ func (a *ControlPlaneAPI) saveSnapshot(ctx context.Context, req *forlockv1.SaveS
 	if a.Snapshots == nil {
 		return snapshot.Result{}, status.Error(codes.Unavailable, "snapshots are not available on this control plane")
 	}
-	w, err := keys.NewPassphrase([]byte(req.GetPassphrase()))
-	if errors.Is(err, keys.ErrWeakPassphrase) {
+	w, err := a.Snapshots.Wrapper(ctx, encryptionOf(req))
+	switch {
+	case errors.Is(err, keys.ErrWeakPassphrase):
 		return snapshot.Result{}, invalid("snapshot passphrase: %v (forlockctl reads it from --passphrase-file)", err)
-	}
-	if err != nil {
+	case errors.Is(err, snapshot.ErrBadEncryption):
+		return snapshot.Result{}, invalid("%v (forlockctl: --passphrase-file or --transit-key)", err)
+	case err != nil:
 		return snapshot.Result{}, toStatus(ctx, a.log(), err)
 	}
 	f, res, err := a.Snapshots.Spool(ctx, w)
+	if errors.Is(err, snapshot.ErrKeyUnavailable) {
+		return snapshot.Result{}, toStatus(ctx, a.log(), err)
+	}
 	if err != nil {
 		a.log().ErrorContext(ctx, "snapshot failed", "err", err)
 		return snapshot.Result{}, status.Errorf(codes.Internal, "snapshot failed: %v", err)
@@ -91,4 +97,9 @@ func (a *ControlPlaneAPI) saveSnapshot(ctx context.Context, req *forlockv1.SaveS
 	}
 	//nolint:gosec // G115: a size is never negative
 	return res, stream.Send(&forlockv1.SaveSnapshotResponse{Done: true, Size: uint64(res.Size), Sha256: res.SHA256})
+}
+
+// encryptionOf is what req asks the snapshot to be encrypted to.
+func encryptionOf(req *forlockv1.SaveSnapshotRequest) snapshot.Encryption {
+	return snapshot.Encryption{Passphrase: []byte(req.GetPassphrase()), TransitKey: req.GetTransitKey()}
 }

@@ -52,6 +52,10 @@ func snapshotServer(t *testing.T) (*testServer, map[string]string) {
 // server was made.
 type lazySaver struct{ get func() *snapshot.Saver }
 
+func (l *lazySaver) Wrapper(ctx context.Context, enc snapshot.Encryption) (keys.Wrapper, error) {
+	return l.get().Wrapper(ctx, enc)
+}
+
 func (l *lazySaver) Spool(ctx context.Context, w keys.Wrapper) (*os.File, snapshot.Result, error) {
 	return l.get().Spool(ctx, w)
 }
@@ -99,8 +103,8 @@ func TestSaveSnapshot(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "cp.snap")
 	require.NoError(t, os.WriteFile(file, raw, 0o600))
 	target := filepath.Join(t.TempDir(), "restored")
-	_, err = snapshot.Restore(snapshot.RestoreOptions{File: file, DataDir: target,
-		Unwrap: artifact.UnwrapWith(t.Context(), keys.OpenPassphrase([]byte(testPassphrase)))})
+	_, err = snapshot.Restore(t.Context(), snapshot.RestoreOptions{File: file, DataDir: target,
+		Keys: snapshot.Keys{Passphrase: func() (keys.Wrapper, error) { return keys.OpenPassphrase([]byte(testPassphrase)), nil }}})
 	require.NoError(t, err)
 	st, err := store.Open(filepath.Join(target, snapshot.DBName))
 	require.NoError(t, err)

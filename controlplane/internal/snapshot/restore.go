@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"archive/tar"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,11 +10,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/forlock/fleet/internal/artifact"
+	"github.com/forlock/fleet/internal/keys"
 )
 
 // RestoreOptions are the inputs of Restore.
@@ -22,9 +25,9 @@ type RestoreOptions struct {
 	File string
 	// DataDir is where the control plane's state goes.
 	DataDir string
-	// Unwrap unwraps the snapshot's data key (artifact.UnwrapWith of a
-	// keys.OpenPassphrase).
-	Unwrap artifact.UnwrapFunc
+	// Keys unwrap the snapshot's data key: its passphrase or its Vault
+	// Transit key.
+	Keys Keys
 	// Force restores over a non-empty data dir, which is renamed aside to
 	// <data-dir>.before-restore-<time>, never deleted.
 	Force bool
@@ -44,8 +47,10 @@ type Restored struct {
 }
 
 // Restore unpacks a snapshot into opts.DataDir. See the package doc for
-// what it checks; on error the data dir is as it was.
-func Restore(opts RestoreOptions) (Restored, error) {
+// what it checks; on error the data dir is as it was. The data key is
+// unwrapped before anything is written, so a wrong passphrase or a Vault
+// that cannot unwrap leaves no trace.
+func Restore(ctx context.Context, opts RestoreOptions) (Restored, error) {
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
@@ -58,6 +63,23 @@ func Restore(opts RestoreOptions) (Restored, error) {
 	if err != nil {
 		return Restored{}, err
 	}
+	f, err := os.Open(opts.File)
+	if err != nil {
+		return Restored{}, fmt.Errorf("snapshot: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	var missing error
+	h, body, err := artifact.Open(f, opts.Keys.unwrapFunc(ctx, &missing))
+	if missing != nil {
+		err = missing
+	}
+	if err != nil {
+		return Restored{}, fmt.Errorf("snapshot %s: %w", opts.File, explain(err, h.KeyID))
+	}
+	defer func() { _ = body.Close() }()
+	if h.Kind != artifact.KindSnapshot {
+		return Restored{}, fmt.Errorf("snapshot %s: it is a %s backup artifact, not a control-plane snapshot", opts.File, h.Kind)
+	}
 	stamp := now().UTC().Format("20060102T150405Z")
 	staging := dir + ".restoring-" + stamp
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
@@ -66,7 +88,10 @@ func Restore(opts RestoreOptions) (Restored, error) {
 	if err := os.Mkdir(staging, 0o700); err != nil {
 		return Restored{}, fmt.Errorf("restore: staging dir: %w", err)
 	}
-	m, err := unpack(opts.File, staging, opts.Unwrap)
+	m, err := unpack(body, staging)
+	if err != nil {
+		err = fmt.Errorf("snapshot %s: %w", opts.File, explain(err, h.KeyID))
+	}
 	if err == nil && opts.Mark != nil {
 		err = opts.Mark(filepath.Join(staging, DBName), m)
 	}
@@ -120,21 +145,9 @@ func checkTarget(dir string, force bool) (bool, error) {
 	return false, nil
 }
 
-// unpack decrypts the snapshot and writes its files into dir.
-func unpack(file, dir string, unwrap artifact.UnwrapFunc) (Manifest, error) {
-	f, err := os.Open(file) //nolint:gosec // G304: the operator's snapshot file
-	if err != nil {
-		return Manifest{}, fmt.Errorf("snapshot: %w", err)
-	}
-	defer func() { _ = f.Close() }()
-	h, body, err := artifact.Open(f, unwrap)
-	if err != nil {
-		return Manifest{}, fmt.Errorf("snapshot %s: %w", file, explain(err))
-	}
-	defer func() { _ = body.Close() }()
-	if h.Kind != artifact.KindSnapshot {
-		return Manifest{}, fmt.Errorf("snapshot %s: it is a %s backup artifact, not a control-plane snapshot", file, h.Kind)
-	}
+// unpack reads the snapshot's plaintext, body, and writes its files into
+// dir.
+func unpack(body io.Reader, dir string) (Manifest, error) {
 	tr := tar.NewReader(body)
 	var m Manifest
 	seen := map[string]bool{}
@@ -144,50 +157,50 @@ func unpack(file, dir string, unwrap artifact.UnwrapFunc) (Manifest, error) {
 			break
 		}
 		if err != nil {
-			return Manifest{}, fmt.Errorf("snapshot %s: %w", file, explain(err))
+			return Manifest{}, err
 		}
 		name := hdr.Name
 		limit, ok := fileModes[name]
 		if !ok || seen[name] || hdr.Typeflag != tar.TypeReg {
-			return Manifest{}, fmt.Errorf("snapshot %s: unexpected entry %q: not a control-plane snapshot", file, name)
+			return Manifest{}, fmt.Errorf("unexpected entry %q: not a control-plane snapshot", name)
 		}
 		seen[name] = true
 		if len(seen) == 1 != (name == ManifestName) {
-			return Manifest{}, fmt.Errorf("snapshot %s: the manifest must come first", file)
+			return Manifest{}, fmt.Errorf("the manifest must come first")
 		}
 		maxSize := int64(maxFile)
 		if name == DBName {
 			maxSize = maxDB
 		}
 		if hdr.Size < 0 || hdr.Size > maxSize {
-			return Manifest{}, fmt.Errorf("snapshot %s: %s of %d bytes is over the limit", file, name, hdr.Size)
+			return Manifest{}, fmt.Errorf("%s of %d bytes is over the limit", name, hdr.Size)
 		}
 		if name == ManifestName {
 			b, err := io.ReadAll(io.LimitReader(tr, maxFile))
 			if err != nil {
-				return Manifest{}, fmt.Errorf("snapshot %s: %w", file, explain(err))
+				return Manifest{}, err
 			}
 			if err := json.Unmarshal(b, &m); err != nil || m.Version != FormatVersion {
-				return Manifest{}, fmt.Errorf("snapshot %s: manifest unreadable or of another version (%d): use the forlock-controlplane that made it", file, m.Version)
+				return Manifest{}, fmt.Errorf("manifest unreadable or of another version (%d): use the forlock-controlplane that made it", m.Version)
 			}
 		}
 		mode := fs.FileMode(hdr.Mode) & fs.FileMode(limit) //nolint:gosec // masked to 0644 at most
 		// name is one of the fixed names of fileModes: never a path.
 		if err := writeFile(filepath.Join(dir, name), tr, mode); err != nil { //nolint:gosec // G305: see above
-			return Manifest{}, fmt.Errorf("snapshot %s: %w", file, explain(err))
+			return Manifest{}, err
 		}
 	}
 	// Read to the end, so the final segment is authenticated: a file cut
 	// after the tar's last entry is refused too.
 	if _, err := io.Copy(io.Discard, body); err != nil {
-		return Manifest{}, fmt.Errorf("snapshot %s: %w", file, explain(err))
+		return Manifest{}, err
 	}
 	if !seen[DBName] || !seen[ManifestName] {
-		return Manifest{}, fmt.Errorf("snapshot %s: no database in it", file)
+		return Manifest{}, fmt.Errorf("no database in it")
 	}
 	for _, fi := range m.Files {
 		if !seen[fi.Name] {
-			return Manifest{}, fmt.Errorf("snapshot %s: %s is in its manifest but not in the file", file, fi.Name)
+			return Manifest{}, fmt.Errorf("%s is in its manifest but not in the file", fi.Name)
 		}
 	}
 	return m, nil
@@ -209,9 +222,14 @@ func writeFile(path string, r io.Reader, mode fs.FileMode) error {
 	return f.Close()
 }
 
-// explain turns the artifact's errors into what an operator should do.
-func explain(err error) error {
+// explain turns the artifact's errors into what an operator should do;
+// keyID is the snapshot's.
+func explain(err error, keyID string) error {
 	switch {
+	case errors.Is(err, ErrNeedPassphrase), errors.Is(err, ErrNeedVault), errors.Is(err, ErrKeyUnavailable):
+		return err
+	case errors.Is(err, artifact.ErrWrongKey) && strings.HasPrefix(keyID, keys.TransitKeyIDPrefix):
+		return fmt.Errorf("vault did not unwrap the data key with the Transit key %s (not the Vault or key this snapshot was made with, or a damaged file): %w", keyID, err)
 	case errors.Is(err, artifact.ErrWrongKey):
 		return fmt.Errorf("wrong passphrase (or not the key this snapshot was made with): %w", err)
 	case errors.Is(err, artifact.ErrTruncated), errors.Is(err, artifact.ErrCorrupted):

@@ -39,6 +39,9 @@ type Config struct {
 	ServerVersion string
 	BackupKeys    string
 	Vault         map[string]string
+	// Transit gives the Vault Transit keys a snapshot may be encrypted
+	// to; nil when the control plane has no Vault.
+	Transit TransitFunc
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -68,16 +71,26 @@ type Result struct {
 	SHA256 string
 	// KeyID names the key that wrapped the data key.
 	KeyID string
+	// FileName is the snapshot's name in its header: FileName of when
+	// it was made.
+	FileName string
 }
+
+// What FileName puts around the time.
+const (
+	namePrefix = "controlplane-"
+	nameSuffix = ".snap"
+)
 
 // FileName is the name of a snapshot taken at t, in UTC:
 // controlplane-20261203T021500Z.snap.
 func FileName(t time.Time) string {
-	return "controlplane-" + t.UTC().Format("20060102T150405Z") + ".snap"
+	return namePrefix + t.UTC().Format("20060102T150405Z") + nameSuffix
 }
 
-// Save writes a snapshot encrypted with a fresh data key wrapped by w to
-// dst. dst holds a valid snapshot only when Save returns nil.
+// Save writes a snapshot encrypted with a fresh data key wrapped by w
+// (Wrapper) to dst. dst holds a valid snapshot only when Save returns nil;
+// the key is wrapped before anything is written.
 func (s *Saver) Save(ctx context.Context, w keys.Wrapper, dst io.Writer) (Result, error) {
 	files, err := s.readFiles()
 	if err != nil {
@@ -89,7 +102,7 @@ func (s *Saver) Save(ctx context.Context, w keys.Wrapper, dst io.Writer) (Result
 	}
 	wrapped, err := w.Wrap(ctx, dataKey)
 	if err != nil {
-		return Result{}, fmt.Errorf("snapshot: wrap its data key: %w", err)
+		return Result{}, fmt.Errorf("%w: snapshot: wrap its data key with %s: %w", ErrKeyUnavailable, w.KeyID(), err)
 	}
 	created := s.cfg.Now().UTC()
 	aw, err := artifact.NewWriter(dst, artifact.Header{Kind: artifact.KindSnapshot, Node: s.cfg.Name, Created: created,
@@ -132,7 +145,7 @@ func (s *Saver) Save(ctx context.Context, w keys.Wrapper, dst io.Writer) (Result
 	if err := aw.Close(); err != nil {
 		return Result{}, fmt.Errorf("snapshot: %w", err)
 	}
-	return Result{TakenAt: taken, Size: aw.Size(), SHA256: aw.SHA256(), KeyID: w.KeyID()}, nil
+	return Result{TakenAt: taken, Size: aw.Size(), SHA256: aw.SHA256(), KeyID: w.KeyID(), FileName: FileName(created)}, nil
 }
 
 // Spool saves a snapshot into an unnamed temporary file of the data dir

@@ -3,7 +3,6 @@ package snapshot
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"io"
 	"io/fs"
 	"os"
@@ -82,7 +81,7 @@ func opts(t *testing.T, file, dir, p string) RestoreOptions {
 	if p != pass {
 		w = keys.OpenPassphrase([]byte(p))
 	}
-	return RestoreOptions{File: file, DataDir: dir, Unwrap: artifact.UnwrapWith(context.Background(), w)}
+	return RestoreOptions{File: file, DataDir: dir, Keys: Keys{Passphrase: func() (keys.Wrapper, error) { return w, nil }}}
 }
 
 // TestRestoreRoundTrip: every file comes back with its content and mode
@@ -93,7 +92,7 @@ func TestRestoreRoundTrip(t *testing.T) {
 	require.NoError(t, os.WriteFile(cfg, []byte("version: 1\n"), 0o640))
 	file := save(t, src, cfg)
 	target := filepath.Join(t.TempDir(), "new")
-	r, err := Restore(opts(t, file, target, pass))
+	r, err := Restore(t.Context(), opts(t, file, target, pass))
 	require.NoError(t, err)
 	require.Empty(t, r.Aside)
 	require.Equal(t, "v9", r.Manifest.ServerVersion)
@@ -170,12 +169,12 @@ func TestRestoreRefusesBadFiles(t *testing.T) {
 			dir := oldDataDir(t)
 			o := opts(t, tc.file, dir, tc.pass)
 			o.Force = true
-			_, err := Restore(o)
+			_, err := Restore(t.Context(), o)
 			require.ErrorContains(t, err, tc.msg)
 			untouched(t, dir)
 
 			fresh := filepath.Join(t.TempDir(), "fresh")
-			_, err = Restore(opts(t, tc.file, fresh, tc.pass))
+			_, err = Restore(t.Context(), opts(t, tc.file, fresh, tc.pass))
 			require.Error(t, err)
 			_, statErr := os.Stat(fresh)
 			require.ErrorIs(t, statErr, fs.ErrNotExist)
@@ -189,7 +188,7 @@ func TestRestoreRefusesBadFiles(t *testing.T) {
 func TestRestoreNonEmptyDataDir(t *testing.T) {
 	file := save(t, dataDir(t), "")
 	dir := oldDataDir(t)
-	_, err := Restore(opts(t, file, dir, pass))
+	_, err := Restore(t.Context(), opts(t, file, dir, pass))
 	require.ErrorIs(t, err, ErrDataDirNotEmpty)
 	require.ErrorContains(t, err, "--force")
 	untouched(t, dir)
@@ -198,11 +197,11 @@ func TestRestoreNonEmptyDataDir(t *testing.T) {
 	require.NoError(t, err)
 	o := opts(t, file, dir, pass)
 	o.Force = true
-	_, err = Restore(o)
+	_, err = Restore(t.Context(), o)
 	require.ErrorIs(t, err, ErrInUse)
 	require.NoError(t, db.Close())
 
-	r, err := Restore(o)
+	r, err := Restore(t.Context(), o)
 	require.NoError(t, err)
 	require.NotEmpty(t, r.Aside)
 	got, err := os.ReadFile(filepath.Join(r.Aside, "old"))
@@ -260,7 +259,7 @@ func TestRestoreRefusesHostileEntries(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			parent := t.TempDir()
 			dir := filepath.Join(parent, "data")
-			_, err := Restore(opts(t, hostile(t, entries...), dir, pass))
+			_, err := Restore(t.Context(), opts(t, hostile(t, entries...), dir, pass))
 			if name == "setuid mode" {
 				// Accepted, but modes are cut to what each file may have.
 				require.NoError(t, err)
@@ -312,7 +311,7 @@ func TestScheduledSnapshots(t *testing.T) {
 	st, err := os.Stat(paths[2])
 	require.NoError(t, err)
 	require.Equal(t, fs.FileMode(0o600), st.Mode().Perm())
-	_, err = Restore(opts(t, paths[2], filepath.Join(t.TempDir(), "r"), "not this one, but long"))
+	_, err = Restore(t.Context(), opts(t, paths[2], filepath.Join(t.TempDir(), "r"), "not this one, but long"))
 	require.ErrorContains(t, err, "wrong passphrase", "encrypted to the file's passphrase, not another")
 
 	for _, bad := range []Schedule{

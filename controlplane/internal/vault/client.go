@@ -6,10 +6,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -32,9 +30,6 @@ const (
 	minLoginBackoff = time.Second
 	maxLoginBackoff = time.Minute
 )
-
-// maxSecretFileSize bounds a token or secret ID file.
-const maxSecretFileSize = 4096
 
 // Client is a logged-in Vault client. It is safe for concurrent use; Run
 // keeps its token alive.
@@ -220,33 +215,7 @@ func (c *Client) lookupSelf(ctx context.Context, token string) (*api.Secret, err
 // group or other users can access (a Vault Agent file sink needs mode =
 // 0600: its default is 0640).
 func readSecretFile(what, path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("vault %s file: %w", what, err)
-	}
-	defer f.Close() //nolint:errcheck // read-only
-	st, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("vault %s file: %w", what, err)
-	}
-	if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("vault %s file %s: not a regular file", what, path)
-	}
-	if err := secretfile.CheckInfo(path, st, "the Vault "+what); err != nil {
-		return "", fmt.Errorf("vault %s file: %w", what, err)
-	}
-	raw, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
-	if err != nil {
-		return "", fmt.Errorf("vault %s file %s: %w", what, path, err)
-	}
-	if len(raw) > maxSecretFileSize {
-		return "", fmt.Errorf("vault %s file %s: larger than %d bytes, not a %s", what, path, maxSecretFileSize, what)
-	}
-	v := strings.TrimSpace(string(raw))
-	if v == "" {
-		return "", fmt.Errorf("vault %s file %s: empty: write the %s there", what, path, what)
-	}
-	return v, nil
+	return secretfile.Read(path, "Vault "+what)
 }
 
 // Run keeps the client's token alive until ctx ends, then returns nil. It

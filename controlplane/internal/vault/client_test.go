@@ -85,7 +85,7 @@ func TestAppRoleLogin(t *testing.T) {
 		cfg := cfg
 		cfg.SecretIDFile = writeSecretFile(t, "  ")
 		_, err := New(context.Background(), cfg)
-		require.ErrorContains(t, err, "vault secret ID file "+cfg.SecretIDFile+": empty: write the secret ID there")
+		require.ErrorContains(t, err, "Vault secret ID file "+cfg.SecretIDFile+": empty: write the Vault secret ID there")
 	})
 }
 

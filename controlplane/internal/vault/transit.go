@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +17,7 @@ import (
 
 // TransitKeyIDPrefix starts the key ID of every data key wrapped by Transit:
 // vault-transit:<key>:v<version>.
-const TransitKeyIDPrefix = "vault-transit:"
+const TransitKeyIDPrefix = keys.TransitKeyIDPrefix
 
 // Transit wraps backup data keys with a Vault Transit key: a keys.Wrapper
 // whose key-encryption key never leaves Vault.
@@ -42,6 +43,8 @@ type Transit struct {
 	c     *Client
 	mount string
 	key   string
+	// aad, when set, is Transit's associated_data of every wrap and unwrap.
+	aad []byte
 
 	mu      sync.Mutex
 	version int
@@ -58,11 +61,35 @@ func (c *Client) Transit(ctx context.Context) (*Transit, error) {
 	if c.cfg.TransitKey == "" {
 		return nil, fmt.Errorf("vault transit: no transit key set: %w", ErrNotConfigured)
 	}
-	t := &Transit{c: c, mount: c.cfg.TransitMount, key: c.cfg.TransitKey}
+	t, err := c.TransitFor(c.cfg.TransitKey, nil)
+	if err != nil {
+		return nil, err
+	}
 	if err := t.Refresh(ctx); err != nil {
 		return nil, err
 	}
 	return t, nil
+}
+
+// aeadKeyTypes are the Transit key types that authenticate associated data.
+var aeadKeyTypes = []string{"aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "xchacha20-poly1305"}
+
+// TransitFor returns a wrapper for the Transit key name on TransitMount,
+// making no request: Refresh checks that the key exists and can encrypt
+// (read on <mount>/keys/<name>), and Unwrap alone needs only update on
+// <mount>/decrypt/<name>.
+//
+// With associatedData, every key it wraps is bound to it (Transit's
+// associated_data, which an AEAD key authenticates): a key wrapped under
+// one associated data never unwraps under another, so what was wrapped for
+// one purpose (a control-plane snapshot) cannot pass for another (a
+// backup) through the same Transit key. Such a Transit neither rewraps nor
+// makes data keys, and Refresh refuses a key type that is not an AEAD.
+func (c *Client) TransitFor(name string, associatedData []byte) (*Transit, error) {
+	if name == "" || strings.ContainsAny(name, "/:?#% \t\n") {
+		return nil, fmt.Errorf("vault transit key %q: give the key's name, one path segment without ':' or spaces: %w", name, ErrInvalid)
+	}
+	return &Transit{c: c, mount: c.cfg.TransitMount, key: name, aad: associatedData}, nil
 }
 
 // Refresh reads the key's latest version from Vault.
@@ -80,6 +107,9 @@ func (t *Transit) Refresh(ctx context.Context) error {
 	}
 	if enc, ok := s.Data["supports_encryption"].(bool); ok && !enc {
 		return fmt.Errorf("read %s: transit key %q of type %v cannot encrypt: use an aes256-gcm96 key: %w", path, t.key, s.Data["type"], ErrInvalid)
+	}
+	if typ, _ := s.Data["type"].(string); t.aad != nil && !slices.Contains(aeadKeyTypes, typ) {
+		return fmt.Errorf("read %s: transit key %q of type %s cannot bind associated data: use an aes256-gcm96 key: %w", path, t.key, typ, ErrInvalid)
 	}
 	v, err := intField(s.Data["latest_version"])
 	if err != nil || v < 1 {
@@ -109,7 +139,7 @@ func (t *Transit) Wrap(ctx context.Context, plain []byte) ([]byte, error) {
 		return nil, errors.New("vault transit wrap: empty data key")
 	}
 	path := t.mount + "/encrypt/" + t.key
-	s, err := t.c.api.Logical().WriteWithContext(ctx, path, map[string]any{"plaintext": base64.StdEncoding.EncodeToString(plain)})
+	s, err := t.c.api.Logical().WriteWithContext(ctx, path, t.request("plaintext", base64.StdEncoding.EncodeToString(plain)))
 	if err != nil {
 		return nil, t.c.classify("update", path, err)
 	}
@@ -124,6 +154,9 @@ func (t *Transit) Wrap(ctx context.Context, plain []byte) ([]byte, error) {
 // wrapped, with the key ID that wrapped it (which, unlike KeyID after Wrap,
 // cannot race with a rotation).
 func (t *Transit) DataKey(ctx context.Context) (plain, wrapped []byte, keyID string, err error) {
+	if t.aad != nil {
+		return nil, nil, "", errors.New("vault transit: a Transit with associated data makes no data keys: use Wrap")
+	}
 	path := t.mount + "/datakey/plaintext/" + t.key
 	s, err := t.c.api.Logical().WriteWithContext(ctx, path, map[string]any{"bits": keys.DataKeySize * 8})
 	if err != nil {
@@ -171,7 +204,7 @@ func (t *Transit) Unwrap(ctx context.Context, keyID string, wrapped []byte) ([]b
 		return nil, fmt.Errorf("vault transit unwrap with %s: %w: %w", keyID, err, keys.ErrWrongKey)
 	}
 	path := t.mount + "/decrypt/" + name
-	s, err := t.c.api.Logical().WriteWithContext(ctx, path, map[string]any{"ciphertext": string(wrapped)})
+	s, err := t.c.api.Logical().WriteWithContext(ctx, path, t.request("ciphertext", string(wrapped)))
 	if err != nil {
 		return nil, t.transitError("update", path, keyID, err)
 	}
@@ -190,6 +223,9 @@ func (t *Transit) Unwrap(ctx context.Context, keyID string, wrapped []byte) ([]b
 // that keyID names, inside Vault, and returns the new key ID and wrapped key.
 // A key already at the latest version comes back re-encrypted under it.
 func (t *Transit) Rewrap(ctx context.Context, keyID string, wrapped []byte) (string, []byte, error) {
+	if t.aad != nil {
+		return "", nil, errors.New("vault transit: a Transit with associated data does not rewrap: unwrap and wrap again")
+	}
 	name, _, err := parseTransitKeyID(keyID)
 	if err != nil {
 		return "", nil, fmt.Errorf("vault transit rewrap: %w", err)
@@ -241,6 +277,16 @@ func (t *Transit) transitError(op, path, keyID string, err error) error {
 		}
 	}
 	return t.c.classify(op, path, err)
+}
+
+// request is the body of an encrypt or decrypt call: field and value, and
+// the associated data if any.
+func (t *Transit) request(field, value string) map[string]any {
+	req := map[string]any{field: value}
+	if t.aad != nil {
+		req["associated_data"] = base64.StdEncoding.EncodeToString(t.aad)
+	}
+	return req
 }
 
 func transitKeyID(name string, version int) string {

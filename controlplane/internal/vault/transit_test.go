@@ -197,3 +197,58 @@ func TestTransitArtifactRestores(t *testing.T) {
 	_, err = tr.Unwrap(ctx, newID, rewrapped)
 	require.NoError(t, err)
 }
+
+// TestTransitAssociatedData: a Transit with associated data wraps and
+// unwraps through a real Vault; its wrapped key does not unwrap without the
+// associated data or with another, nor does a key wrapped without it
+// unwrap with it; a key type that cannot bind associated data is refused
+// by Refresh; it neither rewraps nor makes data keys.
+func TestTransitAssociatedData(t *testing.T) {
+	ctx := context.Background()
+	cfg := fleetConfig(t)
+	c := newClient(t, cfg)
+	snap, err := c.TransitFor(cfg.TransitKey, []byte("purpose one"))
+	require.NoError(t, err)
+	require.NoError(t, snap.Refresh(ctx))
+	plainT, err := c.TransitFor(cfg.TransitKey, nil)
+	require.NoError(t, err)
+	otherAD, err := c.TransitFor(cfg.TransitKey, []byte("purpose two"))
+	require.NoError(t, err)
+
+	dk, err := keys.NewDataKey()
+	require.NoError(t, err)
+	wrapped, err := snap.Wrap(ctx, dk)
+	require.NoError(t, err)
+	got, err := snap.Unwrap(ctx, snap.KeyID(), wrapped)
+	require.NoError(t, err)
+	require.Equal(t, dk, got)
+
+	for name, tr := range map[string]*Transit{"without associated data": plainT, "with another": otherAD} {
+		_, err := tr.Unwrap(ctx, snap.KeyID(), wrapped)
+		require.ErrorIs(t, err, keys.ErrWrongKey, name)
+		require.ErrorContains(t, err, "cannot decrypt the wrapped key", name)
+	}
+	wrappedPlain, err := plainT.Wrap(ctx, dk)
+	require.NoError(t, err)
+	_, err = snap.Unwrap(ctx, snap.KeyID(), wrappedPlain)
+	require.ErrorIs(t, err, keys.ErrWrongKey)
+
+	_, _, err = snap.Rewrap(ctx, snap.KeyID(), wrapped)
+	require.ErrorContains(t, err, "does not rewrap")
+	_, _, _, err = snap.DataKey(ctx)
+	require.ErrorContains(t, err, "makes no data keys")
+
+	rsa := "rsa-" + newTransitKey(t)
+	_, err = admin(t).Logical().Write("transit/keys/"+rsa, map[string]any{"type": "rsa-2048"})
+	require.NoError(t, err)
+	tr, err := c.TransitFor(rsa, []byte("purpose one"))
+	require.NoError(t, err)
+	err = tr.Refresh(ctx)
+	require.ErrorIs(t, err, ErrInvalid)
+	require.ErrorContains(t, err, "of type rsa-2048 cannot bind associated data: use an aes256-gcm96 key")
+
+	for _, bad := range []string{"", "a/b", "a:b", "a b"} {
+		_, err := c.TransitFor(bad, nil)
+		require.ErrorIs(t, err, ErrInvalid, bad)
+	}
+}

@@ -22,15 +22,22 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// SaveSnapshotRequest says how to encrypt the snapshot.
+// SaveSnapshotRequest says how to encrypt the snapshot: exactly one of
+// passphrase and transit_key.
 type SaveSnapshotRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A passphrase of at least 12 bytes: the snapshot's data key is wrapped
 	// with a key derived from it by scrypt (the salt and cost are in the
 	// file's key ID). Sent over the TLS call only; never logged or audited.
-	// Required: encryption to a Vault Transit key is not offered yet, since
-	// the offline restore could not reach Vault.
-	Passphrase    string `protobuf:"bytes,1,opt,name=passphrase,proto3" json:"passphrase,omitempty"`
+	Passphrase string `protobuf:"bytes,1,opt,name=passphrase,proto3" json:"passphrase,omitempty"`
+	// The name of a Vault Transit key on the control plane's Vault (its
+	// vault.transit_mount): the snapshot's data key is wrapped by Vault
+	// (Transit encrypt, bound to the associated data "forlock control-plane
+	// snapshot v1") and the file's key ID is vault-transit:<key>:v<n>.
+	// The restore unwraps it through the same Vault. Refused with
+	// FAILED_PRECONDITION when the control plane has no Vault, or Vault or
+	// the key cannot be used now.
+	TransitKey    string `protobuf:"bytes,2,opt,name=transit_key,json=transitKey,proto3" json:"transit_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -68,6 +75,13 @@ func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
 func (x *SaveSnapshotRequest) GetPassphrase() string {
 	if x != nil {
 		return x.Passphrase
+	}
+	return ""
+}
+
+func (x *SaveSnapshotRequest) GetTransitKey() string {
+	if x != nil {
+		return x.TransitKey
 	}
 	return ""
 }
@@ -497,11 +511,13 @@ var File_forlock_v1_controlplane_proto protoreflect.FileDescriptor
 const file_forlock_v1_controlplane_proto_rawDesc = "" +
 	"\n" +
 	"\x1dforlock/v1/controlplane.proto\x12\n" +
-	"forlock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"5\n" +
+	"forlock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"V\n" +
 	"\x13SaveSnapshotRequest\x12\x1e\n" +
 	"\n" +
 	"passphrase\x18\x01 \x01(\tR\n" +
-	"passphrase\"\xa3\x01\n" +
+	"passphrase\x12\x1f\n" +
+	"\vtransit_key\x18\x02 \x01(\tR\n" +
+	"transitKey\"\xa3\x01\n" +
 	"\x14SaveSnapshotResponse\x12\x14\n" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\bR\x04done\x12\x12\n" +

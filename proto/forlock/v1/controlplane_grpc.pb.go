@@ -40,8 +40,9 @@ type ControlPlaneServiceClient interface {
 	// goes on serving), the fleet CA, the server's certificate and key, the
 	// backup key-encryption key (or, with Vault Transit, its configuration),
 	// the audit signing key and checkpoints, and the config file. Everything is
-	// encrypted inside the control plane before the first byte is sent.
-	// Admin only; audited with the encryption used, never the passphrase.
+	// encrypted inside the control plane before the first byte is sent, to a
+	// passphrase or a Vault Transit key. Admin only; audited with the
+	// encryption used, never the passphrase.
 	SaveSnapshot(ctx context.Context, in *SaveSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SaveSnapshotResponse], error)
 }
 
@@ -99,8 +100,9 @@ type ControlPlaneServiceServer interface {
 	// goes on serving), the fleet CA, the server's certificate and key, the
 	// backup key-encryption key (or, with Vault Transit, its configuration),
 	// the audit signing key and checkpoints, and the config file. Everything is
-	// encrypted inside the control plane before the first byte is sent.
-	// Admin only; audited with the encryption used, never the passphrase.
+	// encrypted inside the control plane before the first byte is sent, to a
+	// passphrase or a Vault Transit key. Admin only; audited with the
+	// encryption used, never the passphrase.
 	SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SaveSnapshotResponse]) error
 	mustEmbedUnimplementedControlPlaneServiceServer()
 }

@@ -1,6 +1,7 @@
-// Package backupstore is where the agent's backup artifacts go once they are
-// compressed, encrypted and checksummed: a directory on the host (Dir) or a
-// bucket on an S3-compatible server (S3). Both implement Store.
+// Package backupstore is where artifacts go once they are compressed,
+// encrypted and checksummed: a directory on the host (Dir) or a bucket on an
+// S3-compatible server (S3). Both implement Store. The agent keeps its
+// backups there, the control plane its scheduled snapshots.
 //
 // Artifact names are relative slash-separated paths checked by ValidateName
 // before any file or object is touched, so a name from a task can never

@@ -10,7 +10,7 @@ import (
 
 // TestList: both stores list the artifacts directly under a folder, not
 // deeper and not beside it; a missing folder has none.
-func TestList(t *testing.T) {
+func TestListFolder(t *testing.T) {
 	dir, _ := newTestDir(t)
 	for name, st := range map[string]Lister{"dir": dir, "s3": newTestS3(t, "fleet")} {
 		t.Run(name, func(t *testing.T) {

@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 }
 
 func s3Scripts() string {
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "deploy", "s3"))
+	dir, err := filepath.Abs(filepath.Join("..", "..", "deploy", "s3"))
 	if err != nil {
 		panic(err)
 	}
