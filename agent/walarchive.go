@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -55,9 +54,6 @@ const DefaultS3PartialInterval = 10 * time.Second
 // walReportEvery bounds how often WalReports are sent on change.
 const walReportEvery = 2 * time.Second
 
-// s3Bucket is a bucket name S3 accepts (as the control plane checks).
-var s3Bucket = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-
 func (w WalConfig) validate(b BackupConfig) (WalConfig, error) {
 	if w.ShipInterval == 0 {
 		w.ShipInterval = walarchive.DefaultShipInterval
@@ -100,8 +96,9 @@ func (w WalConfig) validateS3(b BackupConfig) (WalConfig, error) {
 		return w, errors.New("wal_archive_dir and wal_archive_bucket are both set: the WAL goes to one archive, choose one")
 	case b.S3Endpoint == "":
 		return w, fmt.Errorf("wal archive bucket %s: no S3 server is configured: set s3_endpoint, s3_access_key_file and s3_secret_key_file", w.Bucket)
-	case !s3Bucket.MatchString(w.Bucket):
-		return w, fmt.Errorf("wal archive bucket %q: use 3-63 lower-case letters, digits, '.' and '-'", w.Bucket)
+	}
+	if err := backupstore.ValidateBucket(w.Bucket); err != nil {
+		return w, fmt.Errorf("wal archive %w", err)
 	}
 	w.Prefix = strings.Trim(w.Prefix, "/")
 	if w.Prefix != "" {

@@ -2,8 +2,22 @@ package backupstore
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
+
+// bucketName is S3's rule for bucket names: 3 to 63 lower-case letters,
+// digits, '.' and '-', starting and ending with a letter or digit (and no
+// "..", checked apart).
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// ValidateBucket checks an S3 bucket name, and says what to use.
+func ValidateBucket(name string) error {
+	if !bucketName.MatchString(name) || strings.Contains(name, "..") {
+		return fmt.Errorf("bucket %q: use 3-63 lower-case letters, digits, '.' and '-'", name)
+	}
+	return nil
+}
 
 // Limits on artifact names. Segments stay under the 255-byte file name limit
 // of common file systems; the whole name stays well under S3's 1024-byte key

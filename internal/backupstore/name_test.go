@@ -71,3 +71,12 @@ func FuzzValidateName(f *testing.F) {
 		}
 	})
 }
+
+func TestValidateBucket(t *testing.T) {
+	for _, ok := range []string{"abc", "forlock-backups", "a.b-c", "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopq"[:63]} {
+		require.NoError(t, ValidateBucket(ok), ok)
+	}
+	for _, bad := range []string{"", "ab", "Backups", "fleet_backups", "-abc", "abc-", "a..b", "a/b", strings.Repeat("a", 64)} {
+		require.ErrorContains(t, ValidateBucket(bad), "use 3-63 lower-case letters", bad)
+	}
+}

@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/forlock/fleet/internal/backupstore"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
 
@@ -122,10 +122,6 @@ const (
 	kindList     = "postgres, redis, config"
 )
 
-// bucketName is S3's rule for bucket names: 3-63 lower-case letters,
-// digits, '.' and '-', starting and ending with a letter or digit.
-var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-
 // destination builds where a backup goes from --dest, --s3 and
 // --s3-prefix; nil means the agent's default directory.
 func destination(fs *pflag.FlagSet, dir, bucket, prefix string) (*forlockv1.BackupDestination, error) {
@@ -169,7 +165,7 @@ func validateDestDir(dir string) error {
 }
 
 func validateBucket(bucket, prefix string) error {
-	if !bucketName.MatchString(bucket) || strings.Contains(bucket, "..") {
+	if backupstore.ValidateBucket(bucket) != nil {
 		return usageErrorf("--s3 %q: a bucket name is 3-63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit", bucket)
 	}
 	switch {

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/forlock/fleet/controlplane/internal/registry"
+	"github.com/forlock/fleet/internal/backupstore"
 	"github.com/forlock/fleet/internal/labels"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -27,8 +27,6 @@ var allKinds = []forlockv1.ArtifactKind{
 func KindName(k forlockv1.ArtifactKind) string {
 	return strings.ToLower(strings.TrimPrefix(k.String(), "ARTIFACT_KIND_"))
 }
-
-var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 // prepare validates a job's spec against its targets and returns the spec to
 // store: for a restore, with the artifacts it will restore filled in.
@@ -142,8 +140,8 @@ func validDestination(d *forlockv1.BackupDestination) error {
 			return invalid("destination %q: give an absolute, clean directory path without '..'", p)
 		}
 	case *forlockv1.BackupDestination_S3:
-		if !bucketName.MatchString(k.S3.GetBucket()) {
-			return invalid("bucket %q: use 3-63 lower-case letters, digits, '.' and '-'", k.S3.GetBucket())
+		if err := backupstore.ValidateBucket(k.S3.GetBucket()); err != nil {
+			return invalid("%v", err)
 		}
 		p := k.S3.GetPrefix()
 		if strings.HasPrefix(p, "/") || slices.Contains(strings.Split(p, "/"), "..") || len(p) > 512 {

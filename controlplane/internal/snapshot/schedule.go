@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -62,9 +61,6 @@ type S3 struct {
 	SecretKey, SecretKeyFile string
 }
 
-// bucketName is S3's rule for bucket names (lower-case, 3 to 63).
-var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-
 // Check validates s and parses its cron expression.
 func (s *Schedule) Check() error {
 	if s.Cron == "" {
@@ -99,11 +95,12 @@ func (s *Schedule) Check() error {
 }
 
 func (c S3) check() error {
+	bucketErr := backupstore.ValidateBucket(c.Bucket)
 	switch {
 	case c.Endpoint == "" || strings.Contains(c.Endpoint, "/"):
 		return fmt.Errorf("snapshots s3_endpoint %q: give the S3 server's HOST:PORT, without scheme (s3_tls selects https)", c.Endpoint)
-	case !bucketName.MatchString(c.Bucket):
-		return fmt.Errorf("snapshots s3_bucket %q: use 3-63 lower-case letters, digits, '.' and '-'", c.Bucket)
+	case bucketErr != nil:
+		return fmt.Errorf("snapshots s3_bucket: %w", bucketErr)
 	case c.AccessKey == "" && c.AccessKeyFile == "":
 		return errors.New("snapshots s3 access key: set snapshots.s3_access_key_file (a file of mode 0600) or its environment variable")
 	case c.SecretKey == "" && c.SecretKeyFile == "":
