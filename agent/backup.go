@@ -144,12 +144,19 @@ func (a *Agent) backupConfig(hc *health) backup.Config {
 	if redisPW.IsSet() {
 		cfg.RedisPassword = redisPW.Read
 	}
-	if b.S3Endpoint != "" {
-		cfg.S3 = backup.S3Config{Endpoint: b.S3Endpoint, TLS: b.S3TLS, Region: b.S3Region,
-			AccessKey: checks.Secret{Value: b.S3AccessKey, File: b.S3AccessKeyFile}.Read,
-			SecretKey: checks.Secret{Value: b.S3SecretKey, File: b.S3SecretKeyFile}.Read}
-	}
+	cfg.S3 = b.s3()
 	return cfg
+}
+
+// s3 is the agent's S3 server for backups and the WAL archive (none when
+// s3_endpoint is not set); the credentials are read at each use.
+func (b BackupConfig) s3() backup.S3Config {
+	if b.S3Endpoint == "" {
+		return backup.S3Config{}
+	}
+	return backup.S3Config{Endpoint: b.S3Endpoint, TLS: b.S3TLS, Region: b.S3Region,
+		AccessKey: checks.Secret{Value: b.S3AccessKey, File: b.S3AccessKeyFile}.Read,
+		SecretKey: checks.Secret{Value: b.S3SecretKey, File: b.S3SecretKeyFile}.Read}
 }
 
 // nodeName is the name artifacts are labelled with: the enrolled

@@ -125,16 +125,7 @@ func (w WalConfig) store(b BackupConfig) (backupstore.Lister, *forlockv1.BackupD
 		st, err := backupstore.NewDir(backupstore.DirConfig{Root: w.Dir})
 		return st, &forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_Dir{Dir: w.Dir}}, err
 	}
-	ak, err := checks.Secret{Value: b.S3AccessKey, File: b.S3AccessKeyFile}.Read()
-	if err != nil {
-		return nil, nil, fmt.Errorf("read the S3 access key: %w", err)
-	}
-	sk, err := checks.Secret{Value: b.S3SecretKey, File: b.S3SecretKeyFile}.Read()
-	if err != nil {
-		return nil, nil, fmt.Errorf("read the S3 secret key: %w", err)
-	}
-	st, err := backupstore.NewS3(backupstore.S3Config{Endpoint: b.S3Endpoint, Bucket: w.Bucket, Prefix: w.Prefix,
-		AccessKey: ak, SecretKey: sk, TLS: b.S3TLS, Region: b.S3Region})
+	st, err := b.s3().Open(w.Bucket, w.Prefix)
 	return st, &forlockv1.BackupDestination{Kind: &forlockv1.BackupDestination_S3{S3: &forlockv1.S3Location{Bucket: w.Bucket, Prefix: w.Prefix}}}, err
 }
 

@@ -62,7 +62,12 @@ func (c *core) destination(ctx context.Context, d *forlockv1.BackupDestination, 
 
 // s3 returns a store for bucket/prefix on the agent's S3 server.
 func (c *core) s3(bucket, prefix string) (*backupstore.S3, error) {
-	s := c.cfg.S3
+	return c.cfg.S3.Open(bucket, prefix)
+}
+
+// Open returns a store for bucket/prefix on this S3 server, with the
+// credentials read now.
+func (s S3Config) Open(bucket, prefix string) (*backupstore.S3, error) {
 	if s.Endpoint == "" {
 		return nil, errors.New("no S3 server is configured on this agent: set s3_endpoint, s3_access_key_file and s3_secret_key_file")
 	}
