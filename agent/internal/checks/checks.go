@@ -55,6 +55,19 @@ type Result struct {
 	Status Status
 	// Summary says what was seen, e.g. "63% free (81.8 GiB of 252 GiB)".
 	Summary string
+	// Measurements are the numbers behind the verdict, for the control
+	// plane's metrics and alerts.
+	Measurements []Measurement
+}
+
+// Measurement is one number a check read, in base units (ratios 0 to 1,
+// seconds, counts); its name ends in the unit, e.g. "free_ratio".
+type Measurement struct {
+	Name  string
+	Value float64
+	// Subject says what the figure is about when a check measures several
+	// things, e.g. a directory or a client address.
+	Subject string
 }
 
 // String is the result's line for people: "disk OK 63% free (81.8 GiB of

@@ -19,6 +19,8 @@ const (
 	maxFieldLen         = 170  // each of six container fields, 1024 bytes together
 	maxMessageLen       = 4000 // check messages, task messages
 	maxCertNames        = 64   // names of the served certificate
+	maxMeasurements     = 16   // per check
+	maxMeasurementName  = 64
 )
 
 // Proto returns the status as the API's CheckStatus.
@@ -47,11 +49,20 @@ func (r Report) Proto() *forlockv1.HealthReport {
 		}
 	}
 	for _, res := range r.Results[:min(len(r.Results), maxReportChecks)] {
-		h.Checks = append(h.Checks, &forlockv1.CheckResult{
+		c := &forlockv1.CheckResult{
 			Name:    clip(res.Name, maxNameLen),
 			Status:  res.Status.Proto(),
 			Message: clip(res.Summary, maxMessageLen),
-		})
+		}
+		for _, m := range res.Measurements[:min(len(res.Measurements), maxMeasurements)] {
+			if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) || m.Name == "" {
+				continue // the control plane refuses a report with one
+			}
+			c.Measurements = append(c.Measurements, &forlockv1.Measurement{
+				Name: clip(m.Name, maxMeasurementName), Value: m.Value, Subject: clip(m.Subject, maxNameLen),
+			})
+		}
+		h.Checks = append(h.Checks, c)
 	}
 	for _, c := range r.Containers {
 		if !c.Found {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -49,8 +50,10 @@ func validateTaskUpdate(u *forlockv1.TaskUpdate) error {
 
 // Bounds on a health report from an agent.
 const (
-	maxChecks     = 64
-	maxContainers = 64
+	maxChecks          = 64
+	maxContainers      = 64
+	maxMeasurements    = 16 // per check
+	maxMeasurementName = 64
 )
 
 func validateHealth(h *forlockv1.HealthReport) error {
@@ -60,6 +63,15 @@ func validateHealth(h *forlockv1.HealthReport) error {
 	for _, c := range h.GetChecks() {
 		if len(c.GetName()) > maxFactLen || len(c.GetMessage()) > maxTaskMessage {
 			return invalid("health report has an oversized check")
+		}
+		if len(c.GetMeasurements()) > maxMeasurements {
+			return invalid("health report has a check with too many measurements")
+		}
+		for _, m := range c.GetMeasurements() {
+			if len(m.GetName()) > maxMeasurementName || len(m.GetSubject()) > maxFactLen ||
+				math.IsNaN(m.GetValue()) || math.IsInf(m.GetValue(), 0) {
+				return invalid("health report has an oversized or non-finite measurement")
+			}
 		}
 	}
 	for _, c := range h.GetContainers() {

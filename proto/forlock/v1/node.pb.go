@@ -544,7 +544,9 @@ type CheckResult struct {
 	// Outcome.
 	Status CheckStatus `protobuf:"varint,2,opt,name=status,proto3,enum=forlock.v1.CheckStatus" json:"status,omitempty"`
 	// What was measured, for people, e.g. "63% free (160 GiB of 252 GiB)".
-	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// The numbers behind the verdict, for metrics and alerts (at most 16).
+	Measurements  []*Measurement `protobuf:"bytes,4,rep,name=measurements,proto3" json:"measurements,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -600,6 +602,82 @@ func (x *CheckResult) GetMessage() string {
 	return ""
 }
 
+func (x *CheckResult) GetMeasurements() []*Measurement {
+	if x != nil {
+		return x.Measurements
+	}
+	return nil
+}
+
+// Measurement is one number a health check read, in base units.
+type Measurement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What was measured, snake_case ending in its unit: "free_ratio" (disk
+	// checks), "used_ratio" (memory, cpu), "p95_seconds" (api),
+	// "connections" and "max_connections" (postgres),
+	// "failed_logins_per_minute" and "blocked_addresses" (logins).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The value: ratios from 0 to 1, seconds, counts.
+	Value float64 `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
+	// What the figure is about when a check measures several things: the
+	// directory of a disk check, the client address of failed logins.
+	// At most 200 bytes.
+	Subject       string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Measurement) Reset() {
+	*x = Measurement{}
+	mi := &file_forlock_v1_node_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Measurement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Measurement) ProtoMessage() {}
+
+func (x *Measurement) ProtoReflect() protoreflect.Message {
+	mi := &file_forlock_v1_node_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Measurement.ProtoReflect.Descriptor instead.
+func (*Measurement) Descriptor() ([]byte, []int) {
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Measurement) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Measurement) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *Measurement) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
 // ContainerStatus describes one container of the node's Forlock stack.
 type ContainerStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -632,7 +710,7 @@ type ContainerStatus struct {
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_forlock_v1_node_proto_msgTypes[3]
+	mi := &file_forlock_v1_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +722,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[3]
+	mi := &file_forlock_v1_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +735,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ContainerStatus) GetName() string {
@@ -755,7 +833,7 @@ type HealthReport struct {
 
 func (x *HealthReport) Reset() {
 	*x = HealthReport{}
-	mi := &file_forlock_v1_node_proto_msgTypes[4]
+	mi := &file_forlock_v1_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +845,7 @@ func (x *HealthReport) String() string {
 func (*HealthReport) ProtoMessage() {}
 
 func (x *HealthReport) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[4]
+	mi := &file_forlock_v1_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +858,7 @@ func (x *HealthReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthReport.ProtoReflect.Descriptor instead.
 func (*HealthReport) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *HealthReport) GetCheckedAt() *timestamppb.Timestamp {
@@ -826,7 +904,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_forlock_v1_node_proto_msgTypes[5]
+	mi := &file_forlock_v1_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +916,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[5]
+	mi := &file_forlock_v1_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +929,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{5}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListNodesRequest) GetLabelSelector() string {
@@ -879,7 +957,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_forlock_v1_node_proto_msgTypes[6]
+	mi := &file_forlock_v1_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +969,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[6]
+	mi := &file_forlock_v1_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +982,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{6}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -925,7 +1003,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_forlock_v1_node_proto_msgTypes[7]
+	mi := &file_forlock_v1_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1015,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[7]
+	mi := &file_forlock_v1_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1028,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{7}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetNodeRequest) GetNode() string {
@@ -971,7 +1049,7 @@ type GetNodeResponse struct {
 
 func (x *GetNodeResponse) Reset() {
 	*x = GetNodeResponse{}
-	mi := &file_forlock_v1_node_proto_msgTypes[8]
+	mi := &file_forlock_v1_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1061,7 @@ func (x *GetNodeResponse) String() string {
 func (*GetNodeResponse) ProtoMessage() {}
 
 func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[8]
+	mi := &file_forlock_v1_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1074,7 @@ func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{8}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetNodeResponse) GetNode() *Node {
@@ -1017,7 +1095,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_forlock_v1_node_proto_msgTypes[9]
+	mi := &file_forlock_v1_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1107,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[9]
+	mi := &file_forlock_v1_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1120,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{9}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RemoveNodeRequest) GetNode() string {
@@ -1063,7 +1141,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_forlock_v1_node_proto_msgTypes[10]
+	mi := &file_forlock_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1153,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[10]
+	mi := &file_forlock_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1166,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{10}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RemoveNodeResponse) GetNode() *Node {
@@ -1129,7 +1207,7 @@ type JoinToken struct {
 
 func (x *JoinToken) Reset() {
 	*x = JoinToken{}
-	mi := &file_forlock_v1_node_proto_msgTypes[11]
+	mi := &file_forlock_v1_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1219,7 @@ func (x *JoinToken) String() string {
 func (*JoinToken) ProtoMessage() {}
 
 func (x *JoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[11]
+	mi := &file_forlock_v1_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1232,7 @@ func (x *JoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinToken.ProtoReflect.Descriptor instead.
 func (*JoinToken) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{11}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *JoinToken) GetId() string {
@@ -1245,7 +1323,7 @@ type CreateJoinTokenRequest struct {
 
 func (x *CreateJoinTokenRequest) Reset() {
 	*x = CreateJoinTokenRequest{}
-	mi := &file_forlock_v1_node_proto_msgTypes[12]
+	mi := &file_forlock_v1_node_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1335,7 @@ func (x *CreateJoinTokenRequest) String() string {
 func (*CreateJoinTokenRequest) ProtoMessage() {}
 
 func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[12]
+	mi := &file_forlock_v1_node_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1348,7 @@ func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{12}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateJoinTokenRequest) GetTtl() *durationpb.Duration {
@@ -1321,7 +1399,7 @@ type CreateJoinTokenResponse struct {
 
 func (x *CreateJoinTokenResponse) Reset() {
 	*x = CreateJoinTokenResponse{}
-	mi := &file_forlock_v1_node_proto_msgTypes[13]
+	mi := &file_forlock_v1_node_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1411,7 @@ func (x *CreateJoinTokenResponse) String() string {
 func (*CreateJoinTokenResponse) ProtoMessage() {}
 
 func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[13]
+	mi := &file_forlock_v1_node_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1424,7 @@ func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{13}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateJoinTokenResponse) GetSecret() string {
@@ -1374,7 +1452,7 @@ type ListJoinTokensRequest struct {
 
 func (x *ListJoinTokensRequest) Reset() {
 	*x = ListJoinTokensRequest{}
-	mi := &file_forlock_v1_node_proto_msgTypes[14]
+	mi := &file_forlock_v1_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1464,7 @@ func (x *ListJoinTokensRequest) String() string {
 func (*ListJoinTokensRequest) ProtoMessage() {}
 
 func (x *ListJoinTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[14]
+	mi := &file_forlock_v1_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1477,7 @@ func (x *ListJoinTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJoinTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListJoinTokensRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{14}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListJoinTokensRequest) GetIncludeInactive() bool {
@@ -1420,7 +1498,7 @@ type ListJoinTokensResponse struct {
 
 func (x *ListJoinTokensResponse) Reset() {
 	*x = ListJoinTokensResponse{}
-	mi := &file_forlock_v1_node_proto_msgTypes[15]
+	mi := &file_forlock_v1_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1510,7 @@ func (x *ListJoinTokensResponse) String() string {
 func (*ListJoinTokensResponse) ProtoMessage() {}
 
 func (x *ListJoinTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[15]
+	mi := &file_forlock_v1_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1523,7 @@ func (x *ListJoinTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJoinTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListJoinTokensResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{15}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListJoinTokensResponse) GetTokens() []*JoinToken {
@@ -1466,7 +1544,7 @@ type RevokeJoinTokenRequest struct {
 
 func (x *RevokeJoinTokenRequest) Reset() {
 	*x = RevokeJoinTokenRequest{}
-	mi := &file_forlock_v1_node_proto_msgTypes[16]
+	mi := &file_forlock_v1_node_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1556,7 @@ func (x *RevokeJoinTokenRequest) String() string {
 func (*RevokeJoinTokenRequest) ProtoMessage() {}
 
 func (x *RevokeJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[16]
+	mi := &file_forlock_v1_node_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1569,7 @@ func (x *RevokeJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{16}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RevokeJoinTokenRequest) GetId() string {
@@ -1512,7 +1590,7 @@ type RevokeJoinTokenResponse struct {
 
 func (x *RevokeJoinTokenResponse) Reset() {
 	*x = RevokeJoinTokenResponse{}
-	mi := &file_forlock_v1_node_proto_msgTypes[17]
+	mi := &file_forlock_v1_node_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1602,7 @@ func (x *RevokeJoinTokenResponse) String() string {
 func (*RevokeJoinTokenResponse) ProtoMessage() {}
 
 func (x *RevokeJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_forlock_v1_node_proto_msgTypes[17]
+	mi := &file_forlock_v1_node_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +1615,7 @@ func (x *RevokeJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_forlock_v1_node_proto_rawDescGZIP(), []int{17}
+	return file_forlock_v1_node_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RevokeJoinTokenResponse) GetToken() *JoinToken {
@@ -1595,11 +1673,16 @@ const file_forlock_v1_node_proto_rawDesc = "" +
 	"\x0equarantined_at\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\rquarantinedAt\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"l\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa9\x01\n" +
 	"\vCheckResult\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x17.forlock.v1.CheckStatusR\x06status\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xf8\x02\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12;\n" +
+	"\fmeasurements\x18\x04 \x03(\v2\x17.forlock.v1.MeasurementR\fmeasurements\"Q\n" +
+	"\vMeasurement\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\"\xf8\x02\n" +
 	"\x0fContainerStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x14\n" +
@@ -1706,89 +1789,91 @@ func file_forlock_v1_node_proto_rawDescGZIP() []byte {
 }
 
 var file_forlock_v1_node_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_forlock_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_forlock_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_forlock_v1_node_proto_goTypes = []any{
 	(NodeState)(0),                  // 0: forlock.v1.NodeState
 	(CheckStatus)(0),                // 1: forlock.v1.CheckStatus
 	(*HostFacts)(nil),               // 2: forlock.v1.HostFacts
 	(*Node)(nil),                    // 3: forlock.v1.Node
 	(*CheckResult)(nil),             // 4: forlock.v1.CheckResult
-	(*ContainerStatus)(nil),         // 5: forlock.v1.ContainerStatus
-	(*HealthReport)(nil),            // 6: forlock.v1.HealthReport
-	(*ListNodesRequest)(nil),        // 7: forlock.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),       // 8: forlock.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),          // 9: forlock.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),         // 10: forlock.v1.GetNodeResponse
-	(*RemoveNodeRequest)(nil),       // 11: forlock.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),      // 12: forlock.v1.RemoveNodeResponse
-	(*JoinToken)(nil),               // 13: forlock.v1.JoinToken
-	(*CreateJoinTokenRequest)(nil),  // 14: forlock.v1.CreateJoinTokenRequest
-	(*CreateJoinTokenResponse)(nil), // 15: forlock.v1.CreateJoinTokenResponse
-	(*ListJoinTokensRequest)(nil),   // 16: forlock.v1.ListJoinTokensRequest
-	(*ListJoinTokensResponse)(nil),  // 17: forlock.v1.ListJoinTokensResponse
-	(*RevokeJoinTokenRequest)(nil),  // 18: forlock.v1.RevokeJoinTokenRequest
-	(*RevokeJoinTokenResponse)(nil), // 19: forlock.v1.RevokeJoinTokenResponse
-	nil,                             // 20: forlock.v1.Node.LabelsEntry
-	nil,                             // 21: forlock.v1.JoinToken.LabelsEntry
-	nil,                             // 22: forlock.v1.CreateJoinTokenRequest.LabelsEntry
-	(*durationpb.Duration)(nil),     // 23: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
-	(*Release)(nil),                 // 25: forlock.v1.Release
-	(*CertificateInfo)(nil),         // 26: forlock.v1.CertificateInfo
+	(*Measurement)(nil),             // 5: forlock.v1.Measurement
+	(*ContainerStatus)(nil),         // 6: forlock.v1.ContainerStatus
+	(*HealthReport)(nil),            // 7: forlock.v1.HealthReport
+	(*ListNodesRequest)(nil),        // 8: forlock.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),       // 9: forlock.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),          // 10: forlock.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),         // 11: forlock.v1.GetNodeResponse
+	(*RemoveNodeRequest)(nil),       // 12: forlock.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),      // 13: forlock.v1.RemoveNodeResponse
+	(*JoinToken)(nil),               // 14: forlock.v1.JoinToken
+	(*CreateJoinTokenRequest)(nil),  // 15: forlock.v1.CreateJoinTokenRequest
+	(*CreateJoinTokenResponse)(nil), // 16: forlock.v1.CreateJoinTokenResponse
+	(*ListJoinTokensRequest)(nil),   // 17: forlock.v1.ListJoinTokensRequest
+	(*ListJoinTokensResponse)(nil),  // 18: forlock.v1.ListJoinTokensResponse
+	(*RevokeJoinTokenRequest)(nil),  // 19: forlock.v1.RevokeJoinTokenRequest
+	(*RevokeJoinTokenResponse)(nil), // 20: forlock.v1.RevokeJoinTokenResponse
+	nil,                             // 21: forlock.v1.Node.LabelsEntry
+	nil,                             // 22: forlock.v1.JoinToken.LabelsEntry
+	nil,                             // 23: forlock.v1.CreateJoinTokenRequest.LabelsEntry
+	(*durationpb.Duration)(nil),     // 24: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 25: google.protobuf.Timestamp
+	(*Release)(nil),                 // 26: forlock.v1.Release
+	(*CertificateInfo)(nil),         // 27: forlock.v1.CertificateInfo
 }
 var file_forlock_v1_node_proto_depIdxs = []int32{
-	23, // 0: forlock.v1.HostFacts.uptime:type_name -> google.protobuf.Duration
-	20, // 1: forlock.v1.Node.labels:type_name -> forlock.v1.Node.LabelsEntry
+	24, // 0: forlock.v1.HostFacts.uptime:type_name -> google.protobuf.Duration
+	21, // 1: forlock.v1.Node.labels:type_name -> forlock.v1.Node.LabelsEntry
 	0,  // 2: forlock.v1.Node.state:type_name -> forlock.v1.NodeState
-	24, // 3: forlock.v1.Node.state_changed_at:type_name -> google.protobuf.Timestamp
-	24, // 4: forlock.v1.Node.enrolled_at:type_name -> google.protobuf.Timestamp
-	24, // 5: forlock.v1.Node.last_enrolled_at:type_name -> google.protobuf.Timestamp
-	24, // 6: forlock.v1.Node.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	25, // 3: forlock.v1.Node.state_changed_at:type_name -> google.protobuf.Timestamp
+	25, // 4: forlock.v1.Node.enrolled_at:type_name -> google.protobuf.Timestamp
+	25, // 5: forlock.v1.Node.last_enrolled_at:type_name -> google.protobuf.Timestamp
+	25, // 6: forlock.v1.Node.last_heartbeat_at:type_name -> google.protobuf.Timestamp
 	2,  // 7: forlock.v1.Node.facts:type_name -> forlock.v1.HostFacts
-	23, // 8: forlock.v1.Node.last_ping_rtt:type_name -> google.protobuf.Duration
-	24, // 9: forlock.v1.Node.last_ping_at:type_name -> google.protobuf.Timestamp
-	24, // 10: forlock.v1.Node.certificate_not_after:type_name -> google.protobuf.Timestamp
-	6,  // 11: forlock.v1.Node.health:type_name -> forlock.v1.HealthReport
-	25, // 12: forlock.v1.Node.release:type_name -> forlock.v1.Release
-	25, // 13: forlock.v1.Node.release_history:type_name -> forlock.v1.Release
-	26, // 14: forlock.v1.Node.certificate:type_name -> forlock.v1.CertificateInfo
-	24, // 15: forlock.v1.Node.quarantined_at:type_name -> google.protobuf.Timestamp
+	24, // 8: forlock.v1.Node.last_ping_rtt:type_name -> google.protobuf.Duration
+	25, // 9: forlock.v1.Node.last_ping_at:type_name -> google.protobuf.Timestamp
+	25, // 10: forlock.v1.Node.certificate_not_after:type_name -> google.protobuf.Timestamp
+	7,  // 11: forlock.v1.Node.health:type_name -> forlock.v1.HealthReport
+	26, // 12: forlock.v1.Node.release:type_name -> forlock.v1.Release
+	26, // 13: forlock.v1.Node.release_history:type_name -> forlock.v1.Release
+	27, // 14: forlock.v1.Node.certificate:type_name -> forlock.v1.CertificateInfo
+	25, // 15: forlock.v1.Node.quarantined_at:type_name -> google.protobuf.Timestamp
 	1,  // 16: forlock.v1.CheckResult.status:type_name -> forlock.v1.CheckStatus
-	24, // 17: forlock.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
-	24, // 18: forlock.v1.HealthReport.checked_at:type_name -> google.protobuf.Timestamp
-	4,  // 19: forlock.v1.HealthReport.checks:type_name -> forlock.v1.CheckResult
-	5,  // 20: forlock.v1.HealthReport.containers:type_name -> forlock.v1.ContainerStatus
-	26, // 21: forlock.v1.HealthReport.certificate:type_name -> forlock.v1.CertificateInfo
-	0,  // 22: forlock.v1.ListNodesRequest.states:type_name -> forlock.v1.NodeState
-	3,  // 23: forlock.v1.ListNodesResponse.nodes:type_name -> forlock.v1.Node
-	3,  // 24: forlock.v1.GetNodeResponse.node:type_name -> forlock.v1.Node
-	3,  // 25: forlock.v1.RemoveNodeResponse.node:type_name -> forlock.v1.Node
-	21, // 26: forlock.v1.JoinToken.labels:type_name -> forlock.v1.JoinToken.LabelsEntry
-	24, // 27: forlock.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
-	24, // 28: forlock.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
-	24, // 29: forlock.v1.JoinToken.revoked_at:type_name -> google.protobuf.Timestamp
-	23, // 30: forlock.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	22, // 31: forlock.v1.CreateJoinTokenRequest.labels:type_name -> forlock.v1.CreateJoinTokenRequest.LabelsEntry
-	13, // 32: forlock.v1.CreateJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
-	13, // 33: forlock.v1.ListJoinTokensResponse.tokens:type_name -> forlock.v1.JoinToken
-	13, // 34: forlock.v1.RevokeJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
-	7,  // 35: forlock.v1.NodeService.ListNodes:input_type -> forlock.v1.ListNodesRequest
-	9,  // 36: forlock.v1.NodeService.GetNode:input_type -> forlock.v1.GetNodeRequest
-	11, // 37: forlock.v1.NodeService.RemoveNode:input_type -> forlock.v1.RemoveNodeRequest
-	14, // 38: forlock.v1.NodeService.CreateJoinToken:input_type -> forlock.v1.CreateJoinTokenRequest
-	16, // 39: forlock.v1.NodeService.ListJoinTokens:input_type -> forlock.v1.ListJoinTokensRequest
-	18, // 40: forlock.v1.NodeService.RevokeJoinToken:input_type -> forlock.v1.RevokeJoinTokenRequest
-	8,  // 41: forlock.v1.NodeService.ListNodes:output_type -> forlock.v1.ListNodesResponse
-	10, // 42: forlock.v1.NodeService.GetNode:output_type -> forlock.v1.GetNodeResponse
-	12, // 43: forlock.v1.NodeService.RemoveNode:output_type -> forlock.v1.RemoveNodeResponse
-	15, // 44: forlock.v1.NodeService.CreateJoinToken:output_type -> forlock.v1.CreateJoinTokenResponse
-	17, // 45: forlock.v1.NodeService.ListJoinTokens:output_type -> forlock.v1.ListJoinTokensResponse
-	19, // 46: forlock.v1.NodeService.RevokeJoinToken:output_type -> forlock.v1.RevokeJoinTokenResponse
-	41, // [41:47] is the sub-list for method output_type
-	35, // [35:41] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	5,  // 17: forlock.v1.CheckResult.measurements:type_name -> forlock.v1.Measurement
+	25, // 18: forlock.v1.ContainerStatus.started_at:type_name -> google.protobuf.Timestamp
+	25, // 19: forlock.v1.HealthReport.checked_at:type_name -> google.protobuf.Timestamp
+	4,  // 20: forlock.v1.HealthReport.checks:type_name -> forlock.v1.CheckResult
+	6,  // 21: forlock.v1.HealthReport.containers:type_name -> forlock.v1.ContainerStatus
+	27, // 22: forlock.v1.HealthReport.certificate:type_name -> forlock.v1.CertificateInfo
+	0,  // 23: forlock.v1.ListNodesRequest.states:type_name -> forlock.v1.NodeState
+	3,  // 24: forlock.v1.ListNodesResponse.nodes:type_name -> forlock.v1.Node
+	3,  // 25: forlock.v1.GetNodeResponse.node:type_name -> forlock.v1.Node
+	3,  // 26: forlock.v1.RemoveNodeResponse.node:type_name -> forlock.v1.Node
+	22, // 27: forlock.v1.JoinToken.labels:type_name -> forlock.v1.JoinToken.LabelsEntry
+	25, // 28: forlock.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	25, // 29: forlock.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	25, // 30: forlock.v1.JoinToken.revoked_at:type_name -> google.protobuf.Timestamp
+	24, // 31: forlock.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	23, // 32: forlock.v1.CreateJoinTokenRequest.labels:type_name -> forlock.v1.CreateJoinTokenRequest.LabelsEntry
+	14, // 33: forlock.v1.CreateJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
+	14, // 34: forlock.v1.ListJoinTokensResponse.tokens:type_name -> forlock.v1.JoinToken
+	14, // 35: forlock.v1.RevokeJoinTokenResponse.token:type_name -> forlock.v1.JoinToken
+	8,  // 36: forlock.v1.NodeService.ListNodes:input_type -> forlock.v1.ListNodesRequest
+	10, // 37: forlock.v1.NodeService.GetNode:input_type -> forlock.v1.GetNodeRequest
+	12, // 38: forlock.v1.NodeService.RemoveNode:input_type -> forlock.v1.RemoveNodeRequest
+	15, // 39: forlock.v1.NodeService.CreateJoinToken:input_type -> forlock.v1.CreateJoinTokenRequest
+	17, // 40: forlock.v1.NodeService.ListJoinTokens:input_type -> forlock.v1.ListJoinTokensRequest
+	19, // 41: forlock.v1.NodeService.RevokeJoinToken:input_type -> forlock.v1.RevokeJoinTokenRequest
+	9,  // 42: forlock.v1.NodeService.ListNodes:output_type -> forlock.v1.ListNodesResponse
+	11, // 43: forlock.v1.NodeService.GetNode:output_type -> forlock.v1.GetNodeResponse
+	13, // 44: forlock.v1.NodeService.RemoveNode:output_type -> forlock.v1.RemoveNodeResponse
+	16, // 45: forlock.v1.NodeService.CreateJoinToken:output_type -> forlock.v1.CreateJoinTokenResponse
+	18, // 46: forlock.v1.NodeService.ListJoinTokens:output_type -> forlock.v1.ListJoinTokensResponse
+	20, // 47: forlock.v1.NodeService.RevokeJoinToken:output_type -> forlock.v1.RevokeJoinTokenResponse
+	42, // [42:48] is the sub-list for method output_type
+	36, // [36:42] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_forlock_v1_node_proto_init() }
@@ -1804,7 +1889,7 @@ func file_forlock_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_forlock_v1_node_proto_rawDesc), len(file_forlock_v1_node_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
