@@ -2,7 +2,9 @@ package metrics
 
 import (
 	"log/slog"
+	"math"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +35,7 @@ type Catalog interface {
 	ScanRestorePoints(before string, fn func(*forlockv1.RestorePoint) bool) error
 	WalNewestEnds() (map[string]time.Time, error)
 	Path() string
+	Disk() store.DiskStatus
 }
 
 var (
@@ -44,9 +47,22 @@ var (
 	descCheck = prometheus.NewDesc("forlock_node_check_status",
 		"Status of a node's health check: 0 OK, 1 WARN, 2 CRITICAL, 3 UNKNOWN (could not be measured).", []string{"node", "check"}, nil)
 	descDiskFree = prometheus.NewDesc("forlock_node_disk_free_ratio",
-		"Free share of the file system holding the agent's state directory (0 to 1), from the last heartbeat.", []string{"node"}, nil)
+		"Free share (0 to 1) of the file system holding a directory the node's disk checks watch (the state dir, Docker's data root, backup and WAL directories).",
+		[]string{"node", "check", "path"}, nil)
 	descMemUsed = prometheus.NewDesc("forlock_node_memory_used_ratio",
 		"Share of the node's memory not available for new work (1 - MemAvailable/MemTotal), from the last heartbeat.", []string{"node"}, nil)
+	descCPUUsed = prometheus.NewDesc("forlock_node_cpu_used_ratio",
+		"Share of the node's CPU time spent busy between its last two health checks (0 to 1).", []string{"node"}, nil)
+	descAPIP95 = prometheus.NewDesc("forlock_node_api_latency_p95_seconds",
+		"95th percentile of the node's recent API health-endpoint response times.", []string{"node"}, nil)
+	descDBConns = prometheus.NewDesc("forlock_node_db_connections",
+		"Connections to the node's PostgreSQL in use.", []string{"node"}, nil)
+	descDBMax = prometheus.NewDesc("forlock_node_db_connections_max",
+		"Connections the node's PostgreSQL allows (its pool).", []string{"node"}, nil)
+	descFailedLogins = prometheus.NewDesc("forlock_node_failed_logins_per_minute",
+		"Failed logins in the last minute from one client address, for the node's worst addresses (at most 5).", []string{"node", "address"}, nil)
+	descBlocked = prometheus.NewDesc("forlock_node_blocked_addresses",
+		"Distinct client addresses the node's nginx refused (403, 429, 444) in the last minute.", []string{"node"}, nil)
 	descCertExpiry = prometheus.NewDesc("forlock_node_certificate_expiry_timestamp_seconds",
 		"When the certificate the node's nginx serves expires (Unix time), from the last health report.", []string{"node"}, nil)
 	descBackupLast = prometheus.NewDesc("forlock_backup_last_success_timestamp_seconds",
@@ -56,6 +72,8 @@ var (
 	descWALEnd = prometheus.NewDesc("forlock_wal_archived_end_timestamp_seconds",
 		"End time of the node's newest archived WAL in the WAL catalog (Unix time).", []string{"node"}, nil)
 	descStoreSize = prometheus.NewDesc("forlock_store_size_bytes", "Size of the control plane's bbolt database file.", nil, nil)
+	descDiskFull  = prometheus.NewDesc("forlock_store_disk_full",
+		"1 while the control plane's data disk is full (writes refused, reads and heartbeats go on), else 0.", nil, nil)
 	descScrapeErr = prometheus.NewDesc("forlock_collector_errors_total",
 		"Store reads that failed while collecting, since start; the metrics they feed are missing from that scrape.", nil, nil)
 )
@@ -81,7 +99,7 @@ func (m *Metrics) Watch(fleet Fleet, catalog Catalog, log *slog.Logger) {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodes, descNodeState, descHeartbeatAge, descCheck, descDiskFree, descMemUsed,
-		descCertExpiry, descBackupLast, descBackupBytes, descWALEnd, descStoreSize, descScrapeErr} {
+		descCPUUsed, descAPIP95, descDBConns, descDBMax, descFailedLogins, descBlocked, descCertExpiry, descBackupLast, descBackupBytes, descWALEnd, descStoreSize, descDiskFull, descScrapeErr} {
 		ch <- d
 	}
 }
@@ -120,6 +138,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		ch <- prometheus.MustNewConstMetric(descStoreSize, prometheus.GaugeValue, float64(fi.Size()))
 	}
+	full := 0.0
+	if c.catalog.Disk().Full {
+		full = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descDiskFull, prometheus.GaugeValue, full)
 	ch <- prometheus.MustNewConstMetric(descScrapeErr, prometheus.CounterValue, c.errors)
 }
 
@@ -146,7 +169,8 @@ func checkValue(s forlockv1.CheckStatus) (float64, bool) {
 	return 0, false
 }
 
-// collectNode sends one node's series: at most 6 plus its checks.
+// collectNode sends one node's series: its state, heartbeat age, checks,
+// the checks' measurements (bounded by measureOf) and certificate expiry.
 func collectNode(ch chan<- prometheus.Metric, s registry.Sample, now time.Time) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{s.Name}, labels...)...)
@@ -171,15 +195,88 @@ func collectNode(ch chan<- prometheus.Metric, s registry.Sample, now time.Time) 
 		seen[c.GetName()] = true
 		gauge(descCheck, v, c.GetName())
 	}
-	if f := s.Facts; f.GetDiskTotalBytes() > 0 {
-		gauge(descDiskFree, float64(f.GetDiskFreeBytes())/float64(f.GetDiskTotalBytes()))
+	sent := collectMeasurements(gauge, checks[:min(len(checks), maxMeasuredChecks)])
+	// An agent from before measurements: its host facts.
+	if f := s.Facts; !sent[descDiskFree] && f.GetDiskTotalBytes() > 0 {
+		gauge(descDiskFree, float64(f.GetDiskFreeBytes())/float64(f.GetDiskTotalBytes()), "disk", "")
 	}
-	if f := s.Facts; f.GetMemoryTotalBytes() > 0 {
+	if f := s.Facts; !sent[descMemUsed] && f.GetMemoryTotalBytes() > 0 {
 		gauge(descMemUsed, 1-float64(f.GetMemoryAvailableBytes())/float64(f.GetMemoryTotalBytes()))
 	}
 	if na := s.Health.GetCertificate().GetNotAfter(); na != nil {
 		gauge(descCertExpiry, unix(na.AsTime()))
 	}
+}
+
+// maxMeasuredChecks bounds the checks whose measurements are read, as the
+// control plane bounds a report's checks.
+const maxMeasuredChecks = 64
+
+// measure is the metric a check's measurement feeds and how many series of
+// it one node may have: a node's series stay within the budget whatever
+// its agent reports.
+type measure struct {
+	desc    *prometheus.Desc
+	subject bool // the measurement's subject is a label (path, address)
+	limit   int
+}
+
+// measureOf names the metric of a check's measurement; false for one the
+// control plane does not export.
+func measureOf(check, name string) (measure, bool) {
+	switch {
+	case name == "free_ratio" && (check == "disk" || strings.HasPrefix(check, "disk/")):
+		return measure{descDiskFree, true, 8}, true
+	case check == "memory" && name == "used_ratio":
+		return measure{descMemUsed, false, 1}, true
+	case check == "cpu" && name == "used_ratio":
+		return measure{descCPUUsed, false, 1}, true
+	case check == "api" && name == "p95_seconds":
+		return measure{descAPIP95, false, 1}, true
+	case check == "postgres" && name == "connections":
+		return measure{descDBConns, false, 1}, true
+	case check == "postgres" && name == "max_connections":
+		return measure{descDBMax, false, 1}, true
+	case check == "logins" && name == "failed_logins_per_minute":
+		return measure{descFailedLogins, true, 5}, true
+	case check == "logins" && name == "blocked_addresses":
+		return measure{descBlocked, false, 1}, true
+	}
+	return measure{}, false
+}
+
+// collectMeasurements sends the series of the checks' measurements and
+// says which metrics it sent.
+func collectMeasurements(gauge func(*prometheus.Desc, float64, ...string), checks []*forlockv1.CheckResult) map[*prometheus.Desc]bool {
+	count := map[*prometheus.Desc]int{}
+	seen := map[string]bool{}
+	for _, c := range checks {
+		for _, m := range c.GetMeasurements() {
+			ms, ok := measureOf(c.GetName(), m.GetName())
+			if !ok || count[ms.desc] == ms.limit || math.IsNaN(m.GetValue()) || math.IsInf(m.GetValue(), 0) {
+				continue
+			}
+			var labels []string
+			switch {
+			case ms.desc == descDiskFree:
+				labels = []string{c.GetName(), m.GetSubject()}
+			case ms.subject:
+				labels = []string{m.GetSubject()}
+			}
+			key := ms.desc.String() + "\x00" + strings.Join(labels, "\x00")
+			if seen[key] {
+				continue // a duplicate would make the scrape fail
+			}
+			seen[key] = true
+			count[ms.desc]++
+			gauge(ms.desc, m.GetValue(), labels...)
+		}
+	}
+	sent := make(map[*prometheus.Desc]bool, len(count))
+	for d := range count {
+		sent[d] = true
+	}
+	return sent
 }
 
 // backupCache is each node's newest backups, kept between scrapes so a

@@ -120,7 +120,7 @@ func TestCollectorReadsFleetAndStore(t *testing.T) {
 		`forlock_node_check_status{check="redis",node="web-1"}`:           3,
 		`forlock_node_check_status{check="wal_archive_gap",node="web-1"}`: 1,
 
-		`forlock_node_disk_free_ratio{node="web-1"}`:                      0.25,
+		`forlock_node_disk_free_ratio{check="disk",node="web-1",path=""}`: 0.25,
 		`forlock_node_memory_used_ratio{node="web-1"}`:                    0.75,
 		`forlock_node_certificate_expiry_timestamp_seconds{node="web-1"}`: float64(certEnd.Unix()),
 
@@ -131,6 +131,7 @@ func TestCollectorReadsFleetAndStore(t *testing.T) {
 
 		`forlock_wal_archived_end_timestamp_seconds{node="web-1"}`: float64(walEnd.Unix()),
 		`forlock_collector_errors_total{}`:                         0,
+		`forlock_store_disk_full{}`:                                0,
 	}
 	for k, v := range want {
 		require.Contains(t, got, k)
@@ -180,4 +181,61 @@ func TestChecksPerNodeCapped(t *testing.T) {
 		}
 	}
 	require.Equal(t, MaxChecksPerNode, n)
+}
+
+func TestMeasurementsBecomeBoundedSeries(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "fleet.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	meas := func(name string, v float64, subject string) *forlockv1.Measurement {
+		return &forlockv1.Measurement{Name: name, Value: v, Subject: subject}
+	}
+	logins := &forlockv1.CheckResult{Name: "logins", Status: forlockv1.CheckStatus_CHECK_STATUS_CRITICAL,
+		Measurements: []*forlockv1.Measurement{meas("blocked_addresses", 2, "")}}
+	for i := range 7 { // more addresses than the 5 a node may export
+		logins.Measurements = append(logins.Measurements, meas("failed_logins_per_minute", float64(30-i), fmt.Sprintf("10.0.0.%d", i)))
+	}
+	checks := []*forlockv1.CheckResult{
+		{Name: "disk", Status: forlockv1.CheckStatus_CHECK_STATUS_OK, Measurements: []*forlockv1.Measurement{meas("free_ratio", 0.5, "/var/lib/forlock-agent")}},
+		{Name: "disk/backup", Status: forlockv1.CheckStatus_CHECK_STATUS_WARN, Measurements: []*forlockv1.Measurement{
+			meas("free_ratio", 0.15, "/var/backups/forlock"), meas("free_ratio", 0.15, "/var/backups/forlock"), // duplicate dropped
+			meas("free_ratio", 0.4, "/mnt/nas")}},
+		{Name: "memory", Status: forlockv1.CheckStatus_CHECK_STATUS_OK, Measurements: []*forlockv1.Measurement{meas("used_ratio", 0.6, "")}},
+		{Name: "cpu", Status: forlockv1.CheckStatus_CHECK_STATUS_OK, Measurements: []*forlockv1.Measurement{meas("used_ratio", 0.3, "")}},
+		{Name: "api", Status: forlockv1.CheckStatus_CHECK_STATUS_OK, Measurements: []*forlockv1.Measurement{
+			meas("p95_seconds", 0.12, ""), meas("mystery_seconds", 9, "")}}, // unknown: not exported
+		{Name: "postgres", Status: forlockv1.CheckStatus_CHECK_STATUS_OK, Measurements: []*forlockv1.Measurement{
+			meas("connections", 12, ""), meas("max_connections", 100, "")}},
+		{Name: "redis", Status: forlockv1.CheckStatus_CHECK_STATUS_OK, Measurements: []*forlockv1.Measurement{meas("used_ratio", 0.9, "")}}, // not a known pair
+		logins,
+	}
+	m := New()
+	// Host facts disagree with the measurements: the measurements win.
+	m.Watch(fakeFleet{{ID: "n1", Name: "a", State: store.StateOnline,
+		Facts:  &forlockv1.HostFacts{DiskTotalBytes: 10, DiskFreeBytes: 1, MemoryTotalBytes: 10, MemoryAvailableBytes: 1},
+		Health: &forlockv1.HealthReport{Checks: checks}}}, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	got := flatten(t, m.Registry)
+	want := map[string]float64{
+		`forlock_node_disk_free_ratio{check="disk",node="a",path="/var/lib/forlock-agent"}`:      0.5,
+		`forlock_node_disk_free_ratio{check="disk/backup",node="a",path="/var/backups/forlock"}`: 0.15,
+		`forlock_node_disk_free_ratio{check="disk/backup",node="a",path="/mnt/nas"}`:             0.4,
+		`forlock_node_memory_used_ratio{node="a"}`:                                               0.6,
+		`forlock_node_cpu_used_ratio{node="a"}`:                                                  0.3,
+		`forlock_node_api_latency_p95_seconds{node="a"}`:                                         0.12,
+		`forlock_node_db_connections{node="a"}`:                                                  12,
+		`forlock_node_db_connections_max{node="a"}`:                                              100,
+		`forlock_node_blocked_addresses{node="a"}`:                                               2,
+	}
+	for i := range 5 {
+		want[fmt.Sprintf(`forlock_node_failed_logins_per_minute{address="10.0.0.%d",node="a"}`, i)] = float64(30 - i)
+	}
+	for k, v := range want {
+		require.Contains(t, got, k)
+		require.InDelta(t, v, got[k], 1e-9, k)
+	}
+	for k := range got {
+		if strings.HasPrefix(k, "forlock_node_") && !strings.HasPrefix(k, "forlock_node_check_status") && !strings.HasPrefix(k, "forlock_node_state") {
+			require.Contains(t, want, k, "unexpected series")
+		}
+	}
 }
