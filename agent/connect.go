@@ -57,6 +57,8 @@ func (a *Agent) session(ctx context.Context, store *identity.Store, runner *task
 		Capabilities: a.capabilities(),
 		Outbox:       outbox,
 		Health:       a.health.monitor.Latest,
+		// A changed verdict goes out at once: alerts do not wait a tick.
+		HealthChanged: a.health.monitor.Changed(),
 		OnHello: func(h *forlockv1.ServerHello) {
 			if d := h.GetHeartbeatInterval().AsDuration(); d > 0 {
 				a.health.monitor.SetInterval(d)

@@ -16,12 +16,13 @@ type Monitor struct {
 	interval atomic.Int64 // nanoseconds
 	latest   atomic.Pointer[forlockv1.HealthReport]
 	kick     chan struct{}
+	changed  chan struct{}
 }
 
 // NewMonitor returns a Monitor of suite that runs every interval (at least
 // one second).
 func NewMonitor(suite *Suite, interval time.Duration) *Monitor {
-	m := &Monitor{suite: suite, kick: make(chan struct{}, 1)}
+	m := &Monitor{suite: suite, kick: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
 	m.interval.Store(int64(max(interval, time.Second)))
 	return m
 }
@@ -41,6 +42,12 @@ func (m *Monitor) SetInterval(d time.Duration) {
 // Latest returns the latest completed report, nil before the first.
 func (m *Monitor) Latest() *forlockv1.HealthReport { return m.latest.Load() }
 
+// Changed receives a value when a published report's verdicts differ from
+// the previous report's (a check changed status, appeared or went away):
+// the session sends a heartbeat at once instead of at the next tick, so an
+// alert does not wait a heartbeat interval.
+func (m *Monitor) Changed() <-chan struct{} { return m.changed }
+
 // Publish makes h the latest report unless a newer one is there; the
 // health_check task publishes its report too.
 func (m *Monitor) Publish(h *forlockv1.HealthReport) {
@@ -50,9 +57,30 @@ func (m *Monitor) Publish(h *forlockv1.HealthReport) {
 			return
 		}
 		if m.latest.CompareAndSwap(cur, h) {
+			if cur != nil && !sameVerdicts(cur, h) {
+				select {
+				case m.changed <- struct{}{}:
+				default: // one pending signal is enough
+				}
+			}
 			return
 		}
 	}
+}
+
+// sameVerdicts reports whether two reports have the same checks with the
+// same statuses, in the same order.
+func sameVerdicts(a, b *forlockv1.HealthReport) bool {
+	ac, bc := a.GetChecks(), b.GetChecks()
+	if len(ac) != len(bc) {
+		return false
+	}
+	for i := range ac {
+		if ac[i].GetName() != bc[i].GetName() || ac[i].GetStatus() != bc[i].GetStatus() {
+			return false
+		}
+	}
+	return true
 }
 
 // Run runs the suite at once and then every interval, counted from the

@@ -3,12 +3,14 @@ package checks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/forlock/fleet/agent/internal/dockerrt"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -244,4 +246,30 @@ func TestMonitor(t *testing.T) {
 	require.Same(t, latest, m.Latest(), "an older report does not replace a newer one")
 	cancel()
 	require.NoError(t, <-done)
+}
+
+func TestMonitorSignalsChangedVerdicts(t *testing.T) {
+	m := NewMonitor(&Suite{}, time.Hour)
+	report := func(sec int64, st forlockv1.CheckStatus) *forlockv1.HealthReport {
+		return &forlockv1.HealthReport{CheckedAt: timestamppb.New(time.Unix(sec, 0)),
+			Checks: []*forlockv1.CheckResult{{Name: "redis", Status: st, Message: fmt.Sprint(sec)}}}
+	}
+	signalled := func() bool {
+		select {
+		case <-m.Changed():
+			return true
+		default:
+			return false
+		}
+	}
+	m.Publish(report(1, forlockv1.CheckStatus_CHECK_STATUS_OK))
+	require.False(t, signalled(), "the first report is the heartbeat's anyway")
+	m.Publish(report(2, forlockv1.CheckStatus_CHECK_STATUS_OK))
+	require.False(t, signalled(), "same verdicts, other text: the next tick is soon enough")
+	m.Publish(report(3, forlockv1.CheckStatus_CHECK_STATUS_CRITICAL))
+	require.True(t, signalled(), "a status change")
+	m.Publish(report(4, forlockv1.CheckStatus_CHECK_STATUS_OK))
+	m.Publish(report(5, forlockv1.CheckStatus_CHECK_STATUS_CRITICAL))
+	require.True(t, signalled())
+	require.False(t, signalled(), "one pending signal, however many changes")
 }

@@ -45,6 +45,7 @@ func (s *sender) loop(ctx context.Context) Result {
 	var ticker *time.Ticker
 	var tick <-chan time.Time
 	var outbox <-chan *forlockv1.ConnectRequest // drained after the ServerHello
+	var changed <-chan struct{}                 // read after the ServerHello
 	defer func() {
 		if ticker != nil {
 			ticker.Stop()
@@ -78,7 +79,7 @@ func (s *sender) loop(ctx context.Context) Result {
 				s.interval = heartbeatInterval(m.Hello)
 				ticker = time.NewTicker(s.interval)
 				tick = ticker.C
-				outbox = s.cfg.Outbox.ch
+				outbox, changed = s.cfg.Outbox.ch, s.cfg.HealthChanged
 				s.log.Info("control stream established",
 					"node_id", m.Hello.GetNodeId(), "server_version", m.Hello.GetServerVersion(),
 					"heartbeat_interval", s.interval.String())
@@ -113,6 +114,11 @@ func (s *sender) loop(ctx context.Context) Result {
 		case m := <-outbox:
 			if err := s.send(m); err != nil {
 				return s.sendFailed("queued message", err)
+			}
+
+		case <-changed:
+			if err := s.heartbeat(); err != nil {
+				return s.sendFailed("heartbeat", err)
 			}
 
 		case <-tick:

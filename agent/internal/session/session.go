@@ -85,6 +85,10 @@ type Config struct {
 	// It must not block. A heartbeat carries it when it is not the report
 	// the previous heartbeat of this session carried.
 	Health func() *forlockv1.HealthReport
+	// HealthChanged, if set, receives a value when the health report's
+	// verdicts changed: a heartbeat then goes out at once, not at the next
+	// tick.
+	HealthChanged <-chan struct{}
 	// HelloTimeout bounds the wait for the ServerHello; zero means
 	// DefaultHelloTimeout.
 	HelloTimeout time.Duration

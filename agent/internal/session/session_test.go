@@ -292,3 +292,30 @@ func TestHeartbeatsCarryEachNewHealthReportOnce(t *testing.T) {
 	fs.end(io.EOF)
 	wait(t, done)
 }
+
+func TestChangedHealthIsSentAtOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	latest := &forlockv1.HealthReport{}
+	health := func() *forlockv1.HealthReport {
+		mu.Lock()
+		defer mu.Unlock()
+		return latest
+	}
+	changed := make(chan struct{}, 1)
+	// An hour between ticks: only the signal can bring the next heartbeat.
+	fs, done := established(ctx, t, time.Hour, func(c *Config) { c.Health, c.HealthChanged = health, changed })
+	critical := &forlockv1.HealthReport{Checks: []*forlockv1.CheckResult{{Name: "redis", Status: forlockv1.CheckStatus_CHECK_STATUS_CRITICAL}}}
+	mu.Lock()
+	latest = critical
+	mu.Unlock()
+	changed <- struct{}{}
+	hb := fs.next(t).GetHeartbeat()
+	require.Equal(t, uint64(2), hb.GetSeq())
+	require.Same(t, critical, hb.GetHealth())
+	cancel()
+	<-fs.closed
+	fs.end(io.EOF)
+	wait(t, done)
+}
