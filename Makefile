@@ -65,6 +65,7 @@ bench: build ## benchmarks (method and figures: docs/benchmarks.md); BENCH_AGENT
 	deploy/testnode/build-images.sh >/dev/null
 	BIN=$(BIN) test/bench/backup-vs-guide.sh
 	BIN=$(BIN) test/bench/pitr-rto.sh
+	BIN=$(BIN) test/bench/metrics-overhead.sh
 
 demo: build ## run a local control plane and one enrolled agent, list the fleet
 	deploy/test-deps.sh demo
