@@ -88,6 +88,10 @@ const (
 	DiskCriticalFreePercent = 10 // alert: less than 10 % free
 	MemoryWarnUsedPercent   = 80 // target: less than 80 % used
 	MemoryCriticalUsedPct   = 90 // alert: more than 90 % used
+	CPUWarnUsedPercent      = 70 // normal: less than 70 % used
+	CPUCriticalUsedPercent  = 85 // alert: more than 85 % used
+	DBConnWarnPercent       = 80 // of the connection pool in use
+	DBConnCriticalPercent   = 90
 )
 
 // Thresholds of the operations guide ("Critical Metrics: Application"):
@@ -114,6 +118,7 @@ func EvaluateDisk(total, free uint64) Result {
 	}
 	// Rounded down, so the figure never looks better than the verdict.
 	r.Summary = fmt.Sprintf("%d%% free (%s of %s)", int(math.Floor(pct)), Bytes(free), Bytes(total))
+	r.Measurements = []Measurement{{Name: "free_ratio", Value: float64(free) / float64(total)}}
 	return r
 }
 
@@ -136,6 +141,53 @@ func EvaluateMemory(total, available uint64) Result {
 	}
 	// Rounded up, so the figure never looks better than the verdict.
 	r.Summary = fmt.Sprintf("%d%% used (%s of %s)", int(math.Ceil(pct)), Bytes(used), Bytes(total))
+	r.Measurements = []Measurement{{Name: "used_ratio", Value: float64(used) / float64(total)}}
+	return r
+}
+
+// EvaluateCPU judges the host's CPU use over an interval in which busy of
+// total clock ticks were not idle: CRITICAL above 85 % used, WARN above
+// 70 %, else OK.
+func EvaluateCPU(busy, total uint64, over time.Duration) Result {
+	r := Result{Name: "cpu"}
+	if total == 0 || busy > total {
+		r.Status, r.Summary = Unknown, fmt.Sprintf("the kernel reports %d busy clock ticks of %d", busy, total)
+		return r
+	}
+	pct := 100 * float64(busy) / float64(total)
+	switch {
+	case pct > CPUCriticalUsedPercent:
+		r.Status = Critical
+	case pct > CPUWarnUsedPercent:
+		r.Status = Warn
+	}
+	// Rounded up, so the figure never looks better than the verdict.
+	r.Summary = fmt.Sprintf("%d%% used over the last %s", int(math.Ceil(pct)), over.Round(100*time.Millisecond))
+	r.Measurements = []Measurement{{Name: "used_ratio", Value: float64(busy) / float64(total)}}
+	return r
+}
+
+// EvaluateDBConnections judges inUse connections against the pool that
+// max_connections leaves to ordinary roles, reserved slots being kept for
+// superusers: CRITICAL above 90 % of the pool, WARN above 80 %, else OK.
+func EvaluateDBConnections(inUse, maxConns, reserved int) Result {
+	r := Result{Name: "postgres"}
+	pool := maxConns - reserved
+	if pool <= 0 || inUse < 0 || reserved < 0 {
+		r.Status, r.Summary = Unknown, fmt.Sprintf("the server reports %d connections in use, max_connections %d, %d reserved", inUse, maxConns, reserved)
+		return r
+	}
+	pct := 100 * float64(inUse) / float64(pool)
+	switch {
+	case pct > DBConnCriticalPercent:
+		r.Status = Critical
+	case pct > DBConnWarnPercent:
+		r.Status = Warn
+	}
+	// Rounded up, so the figure never looks better than the verdict.
+	r.Summary = fmt.Sprintf("%d of %d connections in use (%d%%; max_connections %d less %d reserved)",
+		inUse, pool, int(math.Ceil(pct)), maxConns, reserved)
+	r.Measurements = []Measurement{{Name: "connections", Value: float64(inUse)}, {Name: "max_connections", Value: float64(pool)}}
 	return r
 }
 
