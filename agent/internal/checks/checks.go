@@ -4,14 +4,26 @@
 //
 // A Check reads one thing and judges it against the guide's thresholds;
 // the judging is a pure function of what was read (EvaluateDisk,
-// EvaluateMemory, EvaluateContainer, EvaluateAPI), so it is tested without
-// a host. The checks are the host's disk space and memory, the state of
-// each expected container (Docker Engine), the API health endpoints with
-// their p95 latency, PostgreSQL connectivity (pgx) and Redis connectivity
-// (go-redis). A Suite runs them all concurrently, each under its own
-// timeout, into one Report: the health_check task (Handler) and the
-// heartbeats (Monitor) both use it. A check whose target is not configured
-// reports UNKNOWN and says what to configure; only CRITICAL fails a task.
+// EvaluateMemory, EvaluateCPU, EvaluateContainer, EvaluateAPI,
+// EvaluateDBConnections), so it is tested without a host. The checks are,
+// in report order: the host's (free space of the state directory, memory,
+// CPU use since the last run, free space of Docker's data root, of the
+// backup directories and of the WAL archive directory, each file system
+// judged once), the state of each expected container (Docker Engine), the
+// API health endpoints with their p95 latency, PostgreSQL (pgx: SELECT 1
+// and the connections in use against the pool), Redis (go-redis: PING)
+// and the certificate nginx serves.
+//
+// Each Result carries, besides its verdict and a line for people, the
+// numbers behind it as Measurements named with their unit (free_ratio,
+// used_ratio, p95_seconds, connections, max_connections), which the
+// control plane exports as metrics and alerts on with per-fleet
+// thresholds; the agent's own verdict keeps the guide's constants below.
+//
+// A Suite runs the checks concurrently, each under its own timeout, into
+// one Report: the health_check task (Handler) and the heartbeats (Monitor)
+// both use it. A check whose target is not configured reports UNKNOWN and
+// says what to configure; only CRITICAL fails a task.
 package checks
 
 import (
