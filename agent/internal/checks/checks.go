@@ -144,15 +144,9 @@ func EvaluateMemory(total, available uint64) Result {
 		return r
 	}
 	used := total - available
-	pct := 100 * float64(used) / float64(total)
-	switch {
-	case pct > MemoryCriticalUsedPct:
-		r.Status = Critical
-	case pct > MemoryWarnUsedPercent:
-		r.Status = Warn
-	}
-	// Rounded up, so the figure never looks better than the verdict.
-	r.Summary = fmt.Sprintf("%d%% used (%s of %s)", int(math.Ceil(pct)), Bytes(used), Bytes(total))
+	var pct int
+	r.Status, pct = judgeUse(float64(used), float64(total), MemoryWarnUsedPercent, MemoryCriticalUsedPct)
+	r.Summary = fmt.Sprintf("%d%% used (%s of %s)", pct, Bytes(used), Bytes(total))
 	r.Measurements = []Measurement{{Name: "used_ratio", Value: float64(used) / float64(total)}}
 	return r
 }
@@ -166,15 +160,9 @@ func EvaluateCPU(busy, total uint64, over time.Duration) Result {
 		r.Status, r.Summary = Unknown, fmt.Sprintf("the kernel reports %d busy clock ticks of %d", busy, total)
 		return r
 	}
-	pct := 100 * float64(busy) / float64(total)
-	switch {
-	case pct > CPUCriticalUsedPercent:
-		r.Status = Critical
-	case pct > CPUWarnUsedPercent:
-		r.Status = Warn
-	}
-	// Rounded up, so the figure never looks better than the verdict.
-	r.Summary = fmt.Sprintf("%d%% used over the last %s", int(math.Ceil(pct)), over.Round(100*time.Millisecond))
+	var pct int
+	r.Status, pct = judgeUse(float64(busy), float64(total), CPUWarnUsedPercent, CPUCriticalUsedPercent)
+	r.Summary = fmt.Sprintf("%d%% used over the last %s", pct, over.Round(100*time.Millisecond))
 	r.Measurements = []Measurement{{Name: "used_ratio", Value: float64(busy) / float64(total)}}
 	return r
 }
@@ -189,18 +177,27 @@ func EvaluateDBConnections(inUse, maxConns, reserved int) Result {
 		r.Status, r.Summary = Unknown, fmt.Sprintf("the server reports %d connections in use, max_connections %d, %d reserved", inUse, maxConns, reserved)
 		return r
 	}
-	pct := 100 * float64(inUse) / float64(pool)
-	switch {
-	case pct > DBConnCriticalPercent:
-		r.Status = Critical
-	case pct > DBConnWarnPercent:
-		r.Status = Warn
-	}
-	// Rounded up, so the figure never looks better than the verdict.
+	var pct int
+	r.Status, pct = judgeUse(float64(inUse), float64(pool), DBConnWarnPercent, DBConnCriticalPercent)
 	r.Summary = fmt.Sprintf("%d of %d connections in use (%d%%; max_connections %d less %d reserved)",
-		inUse, pool, int(math.Ceil(pct)), maxConns, reserved)
+		inUse, pool, pct, maxConns, reserved)
 	r.Measurements = []Measurement{{Name: "connections", Value: float64(inUse)}, {Name: "max_connections", Value: float64(pool)}}
 	return r
+}
+
+// judgeUse judges used of total against thresholds in percent: CRITICAL
+// above crit, WARN above warn, else OK. It returns the percentage rounded
+// up, so the figure shown never looks better than the verdict.
+func judgeUse(used, total, warn, crit float64) (Status, int) {
+	pct := 100 * used / total
+	st := OK
+	switch {
+	case pct > crit:
+		st = Critical
+	case pct > warn:
+		st = Warn
+	}
+	return st, int(math.Ceil(pct))
 }
 
 // Bytes formats n in binary units with three significant digits or so:
