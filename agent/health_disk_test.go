@@ -81,3 +81,34 @@ func TestDockerDiskOnRealEngine(t *testing.T) {
 	_, err = dockerRoot(remote)(t.Context())
 	require.EqualError(t, err, "the Docker Engine at tcp://192.0.2.1:2376 is not on this host's unix socket, so its disk is not visible here: point docker_host at the local socket")
 }
+
+// The disk checks follow the backup and WAL settings: one disk/backup over
+// every backup dir, and disk/wal-archive only when the WAL goes to a
+// directory.
+func TestDiskChecksFollowTheSettings(t *testing.T) {
+	dirs := func(cfg Config) map[string][]string {
+		t.Helper()
+		cfg, err := cfg.validate()
+		require.NoError(t, err)
+		hc := cfg.newHealth()
+		t.Cleanup(hc.close)
+		out := map[string][]string{}
+		for _, c := range hc.suite.Host {
+			if d, ok := c.(checks.Disk); ok {
+				out[d.Name()] = d.Dirs
+			}
+		}
+		return out
+	}
+	base := Config{ControlPlane: "cp:1", Name: "n", StateDir: "/var/lib/forlock",
+		Backup: BackupConfig{BackupDirs: []string{"/b1", "/b2"}, S3Endpoint: "s3:9000", S3AccessKey: "ak", S3SecretKey: "sk"}}
+	require.Equal(t, map[string][]string{"disk": {"/var/lib/forlock"}, "disk/docker": nil, "disk/backup": {"/b1", "/b2"}}, dirs(base))
+
+	wal := base
+	wal.WAL = WalConfig{Archive: true, Dir: "/b2/wal"}
+	require.Equal(t, []string{"/b2/wal"}, dirs(wal)["disk/wal-archive"])
+	wal.WAL.Dir = ""
+	require.Equal(t, []string{"/b1"}, dirs(wal)["disk/wal-archive"], "the default: the first backup dir")
+	wal.WAL.Bucket = "wal"
+	require.NotContains(t, dirs(wal), "disk/wal-archive", "the WAL goes to S3")
+}
