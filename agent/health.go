@@ -11,7 +11,6 @@ import (
 
 	"github.com/forlock/fleet/agent/internal/checks"
 	"github.com/forlock/fleet/agent/internal/dockerrt"
-	"github.com/forlock/fleet/agent/internal/hostinfo"
 	"github.com/forlock/fleet/agent/internal/session"
 )
 
@@ -120,25 +119,40 @@ type health struct {
 // agent: the control stream matters more than any one check.
 func (cfg Config) newHealth() *health {
 	h := cfg.Health
-	s := &checks.Suite{Timeout: h.CheckTimeout, Host: []checks.Check{
-		checks.Disk{Dir: cfg.StateDir, Usage: hostinfo.DiskUsage},
-		checks.Memory{Read: hostinfo.Collector{}.Memory},
-	}}
-	out := &health{suite: s, monitor: checks.NewMonitor(s, session.DefaultHeartbeatInterval)}
-
+	host := checks.HostConfig{StateDir: cfg.StateDir, BackupDirs: cfg.Backup.BackupDirs}
+	if cfg.WAL.Archive && cfg.WAL.Bucket == "" {
+		host.WALArchiveDir = cfg.WAL.Dir
+	}
 	ctr := &checks.Containers{Expected: h.Containers}
+	var docker *dockerrt.Runtime
 	rt, err := dockerrt.New(dockerrt.Config{Host: h.DockerHost, Names: h.Containers, Project: h.ComposeProject})
 	if err != nil {
 		ctr.Unconfigured = fmt.Sprintf("cannot set up the Docker Engine client: %v: fix docker_host or DOCKER_HOST", err)
+		host.DockerMissing = ctr.Unconfigured
 	} else {
-		ctr.Lister, out.docker = rt, rt
+		ctr.Lister, docker = rt, rt
+		host.DockerRoot = dockerRoot(rt)
 	}
-	s.Containers = ctr
+	s := &checks.Suite{Timeout: h.CheckTimeout, Host: checks.HostChecks(host), Containers: ctr}
+	out := &health{suite: s, monitor: checks.NewMonitor(s, session.DefaultHeartbeatInterval), docker: docker}
 
 	s.Services = []checks.Check{cfg.apiCheck(), checks.Postgres{DSN: checks.Secret{Value: h.PostgresDSN, File: h.PostgresDSNFile}},
 		checks.Redis{Addr: h.RedisAddr, Password: checks.Secret{Value: h.RedisPassword, File: h.RedisPasswordFile}}}
 	s.Certificate = cfg.certCheck()
 	return out
+}
+
+// dockerRoot asks the Engine for its data root, whose file system the
+// disk/docker check reads here: only an Engine on this host (a unix
+// socket) has its data root on this host's disks.
+func dockerRoot(rt *dockerrt.Runtime) func(ctx context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		if u, err := url.Parse(rt.Host()); err != nil || u.Scheme != "unix" {
+			return "", fmt.Errorf("the Docker Engine at %s is not on this host's unix socket, so its disk is not visible here: "+
+				"point docker_host at the local socket", rt.Host())
+		}
+		return rt.RootDir(ctx)
+	}
 }
 
 func (cfg Config) apiCheck() checks.Check {

@@ -125,9 +125,12 @@ func TestHealthOnAHostWithoutForlock(t *testing.T) {
 		byName[r.Name] = r
 		names = append(names, r.Name)
 	}
-	require.Equal(t, []string{"disk", "memory", "container/forlock-api", "container/forlock-postgres", "container/forlock-redis",
+	require.Equal(t, []string{"disk", "memory", "cpu", "disk/docker", "disk/backup", "container/forlock-api", "container/forlock-postgres", "container/forlock-redis",
 		"container/forlock-nginx", "api", "postgres", "redis", "certificate"}, names)
 	require.NotEqual(t, checks.Unknown, byName["disk"].Status, byName["disk"].String())
+	require.NotEqual(t, checks.Unknown, byName["cpu"].Status, byName["cpu"].String())
+	require.Equal(t, checks.Unknown, byName["disk/docker"].Status)
+	require.Contains(t, byName["disk/docker"].Summary, "cannot find Docker's data root: docker engine at unix://")
 	for _, n := range []string{"container/forlock-api", "container/forlock-nginx"} {
 		require.Equal(t, checks.Unknown, byName[n].Status)
 		require.Contains(t, byName[n].Summary, "set docker_host")
@@ -142,7 +145,7 @@ func TestHealthOnAHostWithoutForlock(t *testing.T) {
 	require.Contains(t, byName["certificate"].Summary, "nothing listens at 127.0.0.1:443 (the default): set tls_addr")
 	require.Nil(t, rep.Proto().GetCertificate())
 	require.Empty(t, rep.Containers)
-	require.Len(t, rep.Proto().GetChecks(), 10)
+	require.Len(t, rep.Proto().GetChecks(), 13)
 }
 
 // reserve443 makes sure nothing listens on 127.0.0.1:443, where the api and

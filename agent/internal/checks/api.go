@@ -112,6 +112,9 @@ func EvaluateAPI(baseURL string, explicit bool, probes []Probe, p95 time.Duratio
 		}
 	}
 	latency := fmt.Sprintf("p95 %s over the last %d requests", roundMS(p95), n)
+	if n > 0 {
+		r.Measurements = []Measurement{{Name: "p95_seconds", Value: p95.Seconds()}}
+	}
 	switch {
 	case len(bad) > 0:
 		r.Status = Critical

@@ -4,14 +4,26 @@
 //
 // A Check reads one thing and judges it against the guide's thresholds;
 // the judging is a pure function of what was read (EvaluateDisk,
-// EvaluateMemory, EvaluateContainer, EvaluateAPI), so it is tested without
-// a host. The checks are the host's disk space and memory, the state of
-// each expected container (Docker Engine), the API health endpoints with
-// their p95 latency, PostgreSQL connectivity (pgx) and Redis connectivity
-// (go-redis). A Suite runs them all concurrently, each under its own
-// timeout, into one Report: the health_check task (Handler) and the
-// heartbeats (Monitor) both use it. A check whose target is not configured
-// reports UNKNOWN and says what to configure; only CRITICAL fails a task.
+// EvaluateMemory, EvaluateCPU, EvaluateContainer, EvaluateAPI,
+// EvaluateDBConnections), so it is tested without a host. The checks are,
+// in report order: the host's (free space of the state directory, memory,
+// CPU use since the last run, free space of Docker's data root, of the
+// backup directories and of the WAL archive directory, each file system
+// judged once), the state of each expected container (Docker Engine), the
+// API health endpoints with their p95 latency, PostgreSQL (pgx: SELECT 1
+// and the connections in use against the pool), Redis (go-redis: PING)
+// and the certificate nginx serves.
+//
+// Each Result carries, besides its verdict and a line for people, the
+// numbers behind it as Measurements named with their unit (free_ratio,
+// used_ratio, p95_seconds, connections, max_connections), which the
+// control plane exports as metrics and alerts on with per-fleet
+// thresholds; the agent's own verdict keeps the guide's constants below.
+//
+// A Suite runs the checks concurrently, each under its own timeout, into
+// one Report: the health_check task (Handler) and the heartbeats (Monitor)
+// both use it. A check whose target is not configured reports UNKNOWN and
+// says what to configure; only CRITICAL fails a task.
 package checks
 
 import (
@@ -88,6 +100,10 @@ const (
 	DiskCriticalFreePercent = 10 // alert: less than 10 % free
 	MemoryWarnUsedPercent   = 80 // target: less than 80 % used
 	MemoryCriticalUsedPct   = 90 // alert: more than 90 % used
+	CPUWarnUsedPercent      = 70 // normal: less than 70 % used
+	CPUCriticalUsedPercent  = 85 // alert: more than 85 % used
+	DBConnWarnPercent       = 80 // of the connection pool in use
+	DBConnCriticalPercent   = 90
 )
 
 // Thresholds of the operations guide ("Critical Metrics: Application"):
@@ -114,6 +130,7 @@ func EvaluateDisk(total, free uint64) Result {
 	}
 	// Rounded down, so the figure never looks better than the verdict.
 	r.Summary = fmt.Sprintf("%d%% free (%s of %s)", int(math.Floor(pct)), Bytes(free), Bytes(total))
+	r.Measurements = []Measurement{{Name: "free_ratio", Value: float64(free) / float64(total)}}
 	return r
 }
 
@@ -127,16 +144,60 @@ func EvaluateMemory(total, available uint64) Result {
 		return r
 	}
 	used := total - available
-	pct := 100 * float64(used) / float64(total)
-	switch {
-	case pct > MemoryCriticalUsedPct:
-		r.Status = Critical
-	case pct > MemoryWarnUsedPercent:
-		r.Status = Warn
-	}
-	// Rounded up, so the figure never looks better than the verdict.
-	r.Summary = fmt.Sprintf("%d%% used (%s of %s)", int(math.Ceil(pct)), Bytes(used), Bytes(total))
+	var pct int
+	r.Status, pct = judgeUse(float64(used), float64(total), MemoryWarnUsedPercent, MemoryCriticalUsedPct)
+	r.Summary = fmt.Sprintf("%d%% used (%s of %s)", pct, Bytes(used), Bytes(total))
+	r.Measurements = []Measurement{{Name: "used_ratio", Value: float64(used) / float64(total)}}
 	return r
+}
+
+// EvaluateCPU judges the host's CPU use over an interval in which busy of
+// total clock ticks were not idle: CRITICAL above 85 % used, WARN above
+// 70 %, else OK.
+func EvaluateCPU(busy, total uint64, over time.Duration) Result {
+	r := Result{Name: "cpu"}
+	if total == 0 || busy > total {
+		r.Status, r.Summary = Unknown, fmt.Sprintf("the kernel reports %d busy clock ticks of %d", busy, total)
+		return r
+	}
+	var pct int
+	r.Status, pct = judgeUse(float64(busy), float64(total), CPUWarnUsedPercent, CPUCriticalUsedPercent)
+	r.Summary = fmt.Sprintf("%d%% used over the last %s", pct, over.Round(100*time.Millisecond))
+	r.Measurements = []Measurement{{Name: "used_ratio", Value: float64(busy) / float64(total)}}
+	return r
+}
+
+// EvaluateDBConnections judges inUse connections against the pool that
+// max_connections leaves to ordinary roles, reserved slots being kept for
+// superusers: CRITICAL above 90 % of the pool, WARN above 80 %, else OK.
+func EvaluateDBConnections(inUse, maxConns, reserved int) Result {
+	r := Result{Name: "postgres"}
+	pool := maxConns - reserved
+	if pool <= 0 || inUse < 0 || reserved < 0 {
+		r.Status, r.Summary = Unknown, fmt.Sprintf("the server reports %d connections in use, max_connections %d, %d reserved", inUse, maxConns, reserved)
+		return r
+	}
+	var pct int
+	r.Status, pct = judgeUse(float64(inUse), float64(pool), DBConnWarnPercent, DBConnCriticalPercent)
+	r.Summary = fmt.Sprintf("%d of %d connections in use (%d%%; max_connections %d less %d reserved)",
+		inUse, pool, pct, maxConns, reserved)
+	r.Measurements = []Measurement{{Name: "connections", Value: float64(inUse)}, {Name: "max_connections", Value: float64(pool)}}
+	return r
+}
+
+// judgeUse judges used of total against thresholds in percent: CRITICAL
+// above crit, WARN above warn, else OK. It returns the percentage rounded
+// up, so the figure shown never looks better than the verdict.
+func judgeUse(used, total, warn, crit float64) (Status, int) {
+	pct := 100 * used / total
+	st := OK
+	switch {
+	case pct > crit:
+		st = Critical
+	case pct > warn:
+		st = Warn
+	}
+	return st, int(math.Ceil(pct))
 }
 
 // Bytes formats n in binary units with three significant digits or so:

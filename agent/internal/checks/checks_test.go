@@ -105,7 +105,9 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestHandler(t *testing.T) {
-	disk := Disk{Dir: "/data", Usage: func(string) (uint64, uint64, error) { return 100 * gib, 5 * gib, nil }}
+	disk := Disk{Dirs: []string{"/data"}, StatFS: func(string) (hostinfo.FileSystem, error) {
+		return hostinfo.FileSystem{Total: 100 * gib, Free: 5 * gib}, nil
+	}}
 	mem := Memory{Read: func() (hostinfo.Memory, error) { return hostinfo.Memory{Total: 100, Available: 50}, nil }}
 	var phases []string
 	report := func(p *forlockv1.Progress) { phases = append(phases, p.GetPhase()) }
@@ -113,16 +115,20 @@ func TestHandler(t *testing.T) {
 
 	h := Handler{Suite: &Suite{Host: []Check{disk, mem}}, Publish: func(r *forlockv1.HealthReport) { published = r }}
 	res, err := h.Run(context.Background(), tasks.Assignment{}, report)
-	require.EqualError(t, err, "CRITICAL: disk 5% free (5.0 GiB of 100 GiB)")
-	require.Equal(t, []string{"disk CRITICAL 5% free (5.0 GiB of 100 GiB)", "memory OK 50% used (50 B of 100 B)"}, res.Details)
+	require.EqualError(t, err, "CRITICAL: disk /data: 5% free (5.0 GiB of 100 GiB)")
+	require.Equal(t, []string{"disk CRITICAL /data: 5% free (5.0 GiB of 100 GiB)", "memory OK 50% used (50 B of 100 B)"}, res.Details)
 	require.Equal(t, []string{"running health checks"}, phases)
 	require.Len(t, res.Health.GetChecks(), 2)
 	require.Equal(t, forlockv1.CheckStatus_CHECK_STATUS_CRITICAL, res.Health.GetChecks()[0].GetStatus())
 	require.Equal(t, "disk", res.Health.GetChecks()[0].GetName())
-	require.Equal(t, "5% free (5.0 GiB of 100 GiB)", res.Health.GetChecks()[0].GetMessage())
+	require.Equal(t, "/data: 5% free (5.0 GiB of 100 GiB)", res.Health.GetChecks()[0].GetMessage())
+	require.Len(t, res.Health.GetChecks()[0].GetMeasurements(), 1)
+	require.Equal(t, "free_ratio", res.Health.GetChecks()[0].GetMeasurements()[0].GetName())
+	require.InDelta(t, 0.05, res.Health.GetChecks()[0].GetMeasurements()[0].GetValue(), 1e-9)
+	require.Equal(t, "/data", res.Health.GetChecks()[0].GetMeasurements()[0].GetSubject())
 	require.Same(t, res.Health, published)
 
-	broken := Disk{Dir: "/gone", Usage: func(string) (uint64, uint64, error) { return 0, 0, errors.New("no such file") }}
+	broken := Disk{Dirs: []string{"/gone"}, StatFS: func(string) (hostinfo.FileSystem, error) { return hostinfo.FileSystem{}, errors.New("no such file") }}
 	res, err = Handler{Suite: &Suite{Host: []Check{broken, Memory{Read: func() (hostinfo.Memory, error) { return hostinfo.Memory{Total: 1}, nil }}}}}.
 		Run(context.Background(), tasks.Assignment{}, func(*forlockv1.Progress) {})
 	require.NoError(t, err)
@@ -135,8 +141,15 @@ func TestHandler(t *testing.T) {
 }
 
 func TestHostChecksOnThisHost(t *testing.T) {
-	res, _ := Handler{Suite: &Suite{Host: HostChecks(t.TempDir())}}.Run(context.Background(), tasks.Assignment{}, func(*forlockv1.Progress) {})
-	require.Len(t, res.Details, 2)
-	require.Regexp(t, `^disk (OK|WARN|CRITICAL|UNKNOWN) `, res.Details[0])
-	require.Regexp(t, `^memory (OK|WARN|CRITICAL|UNKNOWN) `, res.Details[1])
+	state, backup := t.TempDir(), t.TempDir()
+	res, _ := Handler{Suite: &Suite{Host: HostChecks(HostConfig{StateDir: state, DockerMissing: "Docker is not configured",
+		BackupDirs: []string{backup, "/nonexistent/backups"}, WALArchiveDir: backup})}}.Run(context.Background(), tasks.Assignment{}, func(*forlockv1.Progress) {})
+	require.Len(t, res.Details, 6)
+	require.Regexp(t, `^disk (OK|WARN|CRITICAL) `+state+`: \d+% free`, res.Details[0])
+	require.Regexp(t, `^memory (OK|WARN|CRITICAL) \d+% used`, res.Details[1])
+	require.Regexp(t, `^cpu (OK|WARN|CRITICAL) \d+% used over the last 200ms$`, res.Details[2], "the first run samples twice")
+	require.Equal(t, "disk/docker UNKNOWN cannot find Docker's data root: Docker is not configured", res.Details[3])
+	require.Equal(t, "disk/backup UNKNOWN "+backup+" is on the file system of disk ("+state+"), judged there; "+
+		"/nonexistent/backups does not exist: create it or fix backup_dirs", res.Details[4])
+	require.Equal(t, "disk/wal-archive OK "+backup+" is on the file system of disk ("+state+"), judged there", res.Details[5])
 }

@@ -47,7 +47,8 @@ func (s Secret) Read() (string, error) {
 }
 
 // Postgres checks that PostgreSQL accepts a connection and answers
-// SELECT 1.
+// SELECT 1, and judges the connections in use against the pool
+// (EvaluateDBConnections), both over the same one connection.
 type Postgres struct {
 	// DSN is the connection string, a URL or key=value pairs.
 	DSN Secret
@@ -56,7 +57,8 @@ type Postgres struct {
 // Name is "postgres".
 func (Postgres) Name() string { return "postgres" }
 
-// Run connects, runs SELECT 1 and disconnects, all within ctx.
+// Run connects, runs SELECT 1, reads the connections and disconnects, all
+// within ctx.
 func (p Postgres) Run(ctx context.Context) Result {
 	r := Result{Name: p.Name(), Status: Unknown}
 	if !p.DSN.IsSet() {
@@ -96,11 +98,41 @@ func (p Postgres) Run(ctx context.Context) Result {
 		r.Status, r.Summary = Critical, fmt.Sprintf("connected to %s, but SELECT 1 failed: %s", where, describeDBError(ctx, err))
 		return r
 	}
-	r.Status = OK
-	r.Summary = fmt.Sprintf("SELECT 1 in %s (PostgreSQL %s, %s)", roundMS(time.Since(start)),
+	alive := fmt.Sprintf("SELECT 1 in %s (PostgreSQL %s, %s)", roundMS(time.Since(start)),
 		conn.PgConn().ParameterStatus("server_version"), where)
+	var inUse, maxConns, reserved int
+	if err := conn.QueryRow(ctx, connectionsQuery).Scan(&inUse, &maxConns, &reserved); err != nil {
+		r.Summary = fmt.Sprintf("%s, but cannot read the connections in use: %s", alive, describeDBError(ctx, err))
+		return r
+	}
+	c := EvaluateDBConnections(inUse, maxConns, reserved)
+	r.Status, r.Summary, r.Measurements = c.Status, alive+"; "+c.Summary, c.Measurements
 	return r
 }
+
+// connectionsQuery reads the connections in use, max_connections and the
+// slots reserved for superusers (superuser_reserved_connections, plus
+// reserved_connections from PostgreSQL 16 on, for roles with
+// pg_use_reserved_connections). What is left is the pool the stack's
+// ordinary role draws from: its connections fail with "remaining
+// connection slots are reserved" once it is used up.
+//
+// In use is the sum of pg_stat_database's numbackends, which every role
+// may read. pg_stat_activity would single out client backends by
+// backend_type, but hides that column from a role without
+// pg_read_all_stats for other roles' sessions and the server's own
+// processes, and the agent's role has no such grant (deploy/testnode's
+// forlock role is a plain LOGIN role). numbackends counts the backends
+// connected to a database: the client backends that max_connections
+// limits, plus the few autovacuum and parallel workers, which have slots
+// of their own; counting them errs on the side of warning early. The
+// server's background processes and physical WAL senders (the agent's
+// WAL archive among them), connected to no database, are not counted.
+const connectionsQuery = `SELECT
+	(SELECT coalesce(sum(numbackends), 0) FROM pg_stat_database)::int,
+	current_setting('max_connections')::int,
+	current_setting('superuser_reserved_connections')::int
+		+ coalesce(current_setting('reserved_connections', true), '0')::int`
 
 // Redis checks that Redis answers PING.
 type Redis struct {

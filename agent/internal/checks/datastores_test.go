@@ -52,10 +52,11 @@ func start(t *testing.T, cmd *exec.Cmd) {
 	})
 }
 
-// startPostgres starts a throwaway PostgreSQL with user forlock (password
-// testPassword) and returns its port. PostgreSQL refuses to run as root,
-// so as root it runs as the postgres user.
-func startPostgres(t *testing.T) int {
+// startPostgres starts a throwaway PostgreSQL with superuser forlock
+// (password testPassword), and settings ("max_connections=13"), and
+// returns its port. PostgreSQL refuses to run as root, so as root it runs
+// as the postgres user.
+func startPostgres(t *testing.T, settings ...string) int {
 	t.Helper()
 	initdb := testenv.RequireCommand(t, "initdb", "postgresql-15", "/usr/lib/postgresql/*/bin")
 	postgres := filepath.Join(filepath.Dir(initdb), "postgres")
@@ -90,6 +91,9 @@ func startPostgres(t *testing.T) int {
 	port := freePort(t)
 	cmd := exec.Command(postgres, "-D", data, "-p", strconv.Itoa(port), "-k", dir, //nolint:gosec // test binary
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off")
+	for _, kv := range settings {
+		cmd.Args = append(cmd.Args, "-c", kv)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	start(t, cmd)
 	waitForPort(t, port)
@@ -144,7 +148,7 @@ func TestPostgresCheckOnRealServer(t *testing.T) {
 
 	r := run(t, Postgres{DSN: Secret{File: secretFile(t, dsn)}})
 	require.Equal(t, OK, r.Status, r.String())
-	require.Regexp(t, fmt.Sprintf(`^SELECT 1 in \d+ ms \(PostgreSQL 15\.\d+.*, database postgres on 127\.0\.0\.1:%d\)$`, port), r.Summary)
+	require.Regexp(t, fmt.Sprintf(`^SELECT 1 in \d+ ms \(PostgreSQL 15\.\d+.*, database postgres on 127\.0\.0\.1:%d\); \d+ of 97 connections in use \(\d+%%; max_connections 100 less 3 reserved\)$`, port), r.Summary)
 
 	kv := fmt.Sprintf("host=127.0.0.1 port=%d user=forlock password=%s dbname=postgres sslmode=disable", port, testPassword)
 	require.Equal(t, OK, run(t, Postgres{DSN: Secret{Value: kv}}).Status)

@@ -2,39 +2,57 @@ package checks
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/forlock/fleet/agent/internal/hostinfo"
 )
 
-// HostChecks returns the checks of a host whose agent keeps its state in
-// stateDir, in report order.
-func HostChecks(stateDir string) []Check {
-	return []Check{
-		Disk{Dir: stateDir, Usage: hostinfo.DiskUsage},
+// HostConfig says where a host's checks look.
+type HostConfig struct {
+	// StateDir is the agent's state directory (check "disk").
+	StateDir string
+	// DockerRoot, if set, asks the Docker Engine for its data root (check
+	// "disk/docker"); nil reports that check UNKNOWN with DockerMissing.
+	DockerRoot func(ctx context.Context) (string, error)
+	// DockerMissing says what to configure when DockerRoot is nil.
+	DockerMissing string
+	// BackupDirs are the backup directories (check "disk/backup"); none
+	// leaves the check out.
+	BackupDirs []string
+	// WALArchiveDir is the WAL archive's directory (check
+	// "disk/wal-archive"); empty leaves the check out.
+	WALArchiveDir string
+}
+
+// HostChecks returns the host's checks, in report order: disk, memory,
+// cpu, disk/docker, disk/backup, disk/wal-archive. The directories'
+// file systems are read by statfs; each disk check after the first names
+// but does not judge again a file system an earlier one judges.
+func HostChecks(cfg HostConfig) []Check {
+	state := []JudgedDir{{Check: DiskState, Dir: cfg.StateDir}}
+	docker := Disk{Check: DiskDocker, Setting: "Docker's data root", Locate: cfg.DockerRoot, Judged: state, StatFS: hostinfo.StatFS}
+	if docker.Locate == nil {
+		docker.Locate = func(context.Context) (string, error) { return "", errors.New(cfg.DockerMissing) }
+	}
+	cs := []Check{
+		Disk{Check: DiskState, Setting: "state_dir", Dirs: []string{cfg.StateDir}, StatFS: hostinfo.StatFS},
 		Memory{Read: hostinfo.Collector{}.Memory},
+		NewCPU(hostinfo.Collector{}.CPUTimes),
+		docker,
 	}
-}
-
-// Disk checks the free space of the file system holding Dir (the agent's
-// state directory, on the host's data disk).
-type Disk struct {
-	// Dir is a directory on the file system to check.
-	Dir string
-	// Usage reads the file system's size and free bytes.
-	Usage func(dir string) (total, free uint64, err error)
-}
-
-// Name is "disk".
-func (Disk) Name() string { return "disk" }
-
-// Run reads the file system and judges it.
-func (d Disk) Run(context.Context) Result {
-	total, free, err := d.Usage(d.Dir)
-	if err != nil {
-		return Result{Name: d.Name(), Status: Unknown, Summary: fmt.Sprintf("cannot read the file system of %s: %v", d.Dir, err)}
+	if len(cfg.BackupDirs) > 0 {
+		cs = append(cs, Disk{Check: DiskBackup, Setting: "backup_dirs", Dirs: cfg.BackupDirs, Judged: state, StatFS: hostinfo.StatFS})
 	}
-	return EvaluateDisk(total, free)
+	if cfg.WALArchiveDir != "" {
+		judged := slices.Clone(state)
+		for _, d := range cfg.BackupDirs {
+			judged = append(judged, JudgedDir{Check: DiskBackup, Dir: d})
+		}
+		cs = append(cs, Disk{Check: DiskWALArchive, Setting: "wal_archive_dir", Dirs: []string{cfg.WALArchiveDir}, Judged: judged, StatFS: hostinfo.StatFS})
+	}
+	return cs
 }
 
 // Memory checks the machine's memory use.

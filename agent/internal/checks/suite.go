@@ -20,7 +20,8 @@ const overrunGrace = 500 * time.Millisecond
 
 // Suite is the node's set of health checks.
 type Suite struct {
-	// Host are the host's checks (disk, memory), reported first.
+	// Host are the host's checks (HostChecks: disk, memory, cpu and the
+	// other disks), reported first.
 	Host []Check
 	// Containers, if set, checks the expected containers, reported next.
 	Containers *Containers

@@ -106,6 +106,7 @@ type engine interface {
 	ContainerInspect(ctx context.Context, id string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
 	ContainerStats(ctx context.Context, id string, options client.ContainerStatsOptions) (client.ContainerStatsResult, error)
 	ImageInspect(ctx context.Context, id string, opts ...client.ImageInspectOption) (client.ImageInspectResult, error)
+	Info(ctx context.Context, options client.InfoOptions) (client.SystemInfoResult, error)
 }
 
 // Runtime reads the node's containers from the engine. It is safe for
@@ -162,6 +163,19 @@ func (r *Runtime) Ping(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("docker engine at %s: %w", r.Host(), err)
 	}
 	return r.cli.ClientVersion(), nil
+}
+
+// RootDir returns the engine's data root (DockerRootDir, e.g.
+// /var/lib/docker), where images, containers and volumes take their space.
+func (r *Runtime) RootDir(ctx context.Context) (string, error) {
+	res, err := r.engine.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return "", fmt.Errorf("docker engine at %s: %w", r.Host(), err)
+	}
+	if res.Info.DockerRootDir == "" {
+		return "", fmt.Errorf("docker engine at %s reports no data root", r.Host())
+	}
+	return res.Info.DockerRootDir, nil
 }
 
 // Containers returns one Container per expected entry, in configured

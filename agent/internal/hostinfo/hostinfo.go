@@ -1,9 +1,11 @@
 // Package hostinfo collects the facts an agent reports about its host:
 // host name, operating system, kernel, architecture, uptime, the disk space
-// of the agent's state directory and the memory of the machine.
+// of the agent's state directory, the memory of the machine and its
+// cumulative CPU times (for the health checks' CPU use).
 //
 // Reading is split from parsing: the parsers of /etc/os-release,
-// /proc/uptime and /proc/meminfo are pure functions (and fuzzed), the
+// /proc/uptime, /proc/meminfo and /proc/stat are pure functions (and
+// fuzzed), the
 // collector only reads files and calls the system.
 package hostinfo
 
@@ -85,4 +87,13 @@ func (c Collector) read(rel string) ([]byte, error) {
 	}
 	defer func() { _ = fh.Close() }()
 	return io.ReadAll(io.LimitReader(fh, maxProcFile))
+}
+
+// CPUTimes reads the host's cumulative CPU times from /proc/stat.
+func (c Collector) CPUTimes() (CPUTimes, error) {
+	data, err := c.read("proc/stat")
+	if err != nil {
+		return CPUTimes{}, err
+	}
+	return ParseStat(data)
 }
