@@ -21,6 +21,9 @@ cleanup() {
 }
 trap cleanup EXIT
 go build -o "$work/loadgen" ./test/loadgen
+# Agents dial from 40 loopback addresses, as a fleet comes from many hosts:
+# the control plane caps connections without a certificate per address.
+sources=$(seq -s, -f '127.0.0.%g' 2 41)
 hz=$(getconf CLK_TCK)
 cpu() { awk -v hz="$hz" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 rss() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
@@ -35,11 +38,12 @@ side() { # side off|on
   for _ in $(seq 200); do [ -s "$dir/forlockctl.yaml" ] && "${ctl[@]}" nodes list >/dev/null 2>&1 && break; sleep 0.1; done
   (umask 077; "${ctl[@]}" tokens create -q --max-uses "$agents" --ttl 1h >"$work/token-$1")
   "$work/loadgen" --control-plane "127.0.0.1:$port" --ca-file "$dir/ca.crt" --token-file "$work/token-$1" \
-    --agents "$agents" --rate 200 >"$work/loadgen-$1.log" 2>&1 &
+    --agents "$agents" --rate 200 --source-addrs "$sources" >"$work/loadgen-$1.log" 2>&1 &
   local lg=$!
   pids+=("$lg")
   for _ in $(seq 1200); do grep -q '^online:' "$work/loadgen-$1.log" && break; sleep 0.5; done
-  grep '^online:' "$work/loadgen-$1.log" >&2 || { echo "agents never all online: $(tail -3 "$work/loadgen-$1.log")" >&2; exit 1; }
+  grep -E '^online:|enroll:' "$work/loadgen-$1.log" >&2
+  grep -q '^online:' "$work/loadgen-$1.log" || { echo "agents never all online: $(tail -3 "$work/loadgen-$1.log")" >&2; exit 1; }
   sleep 20
   local c0 c1 scrapes=0 bytes=0 t0 t1
   c0=$(cpu "$cp")

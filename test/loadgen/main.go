@@ -144,7 +144,9 @@ func (g *gen) run(ctx context.Context, i int, name string) {
 		if cert, err = g.enroll(ctx, i, name, key); err == nil || ctx.Err() != nil {
 			break
 		}
-		g.enrollRetries.Add(1)
+		if g.enrollRetries.Add(1) <= 5 {
+			log.Printf("%s: enroll: %v (retrying; only the first 5 failures are printed)", name, err)
+		}
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
