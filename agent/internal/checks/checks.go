@@ -101,7 +101,7 @@ const (
 	MemoryWarnUsedPercent   = 80 // target: less than 80 % used
 	MemoryCriticalUsedPct   = 90 // alert: more than 90 % used
 	CPUWarnUsedPercent      = 70 // normal: less than 70 % used
-	CPUCriticalUsedPercent  = 85 // alert: more than 85 % used
+	CPUAlertUsedPercent     = 85 // alert: more than 85 % used
 	DBConnWarnPercent       = 80 // of the connection pool in use
 	DBConnCriticalPercent   = 90
 )
@@ -152,8 +152,11 @@ func EvaluateMemory(total, available uint64) Result {
 }
 
 // EvaluateCPU judges the host's CPU use over an interval in which busy of
-// total clock ticks were not idle: CRITICAL above 85 % used, WARN above
-// 70 %, else OK.
+// total clock ticks were not idle: WARN above 70 % used, else OK. Above
+// the guide's alert threshold (85 %) it stays WARN and says so: one busy
+// interval is not a failed node, and only CRITICAL fails a health_check
+// task. The alert is the control plane's (ForlockCPUHigh), on the
+// measurement held above the threshold for minutes.
 func EvaluateCPU(busy, total uint64, over time.Duration) Result {
 	r := Result{Name: "cpu"}
 	if total == 0 || busy > total {
@@ -161,8 +164,12 @@ func EvaluateCPU(busy, total uint64, over time.Duration) Result {
 		return r
 	}
 	var pct int
-	r.Status, pct = judgeUse(float64(busy), float64(total), CPUWarnUsedPercent, CPUCriticalUsedPercent)
+	r.Status, pct = judgeUse(float64(busy), float64(total), CPUWarnUsedPercent, CPUAlertUsedPercent)
 	r.Summary = fmt.Sprintf("%d%% used over the last %s", pct, over.Round(100*time.Millisecond))
+	if r.Status == Critical {
+		r.Status = Warn
+		r.Summary += fmt.Sprintf(" (above the %d%% alert threshold)", CPUAlertUsedPercent)
+	}
 	r.Measurements = []Measurement{{Name: "used_ratio", Value: float64(busy) / float64(total)}}
 	return r
 }
