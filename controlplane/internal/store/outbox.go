@@ -16,7 +16,7 @@ import (
 //
 // A notification is appended for every receiver in one transaction, so
 // each receiver gets it or none does; it is deleted once the receiver took
-// it. Keys grow, so a cursor walks a receiver's entries in the order they
+// it (AckOutbox). Keys grow, so a cursor walks a receiver's entries in the order they
 // were written: the notifier delivers them in that order. Each receiver
 // keeps at most the cap its caller gives; the oldest entries go first.
 var bucketOutbox = []byte("outbox")
@@ -98,8 +98,9 @@ func deleteFirst(b *bolt.Bucket, n int) error {
 	return nil
 }
 
-// Outbox returns a receiver's oldest entries, at most limit of them.
-func (s *Store) Outbox(receiver string, limit int) ([]OutboxItem, error) {
+// Outbox returns a receiver's oldest entries after sequence after (0: from
+// the first), at most limit of them.
+func (s *Store) Outbox(receiver string, after uint64, limit int) ([]OutboxItem, error) {
 	var out []OutboxItem
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := outboxBucket(tx, receiver)
@@ -107,7 +108,7 @@ func (s *Store) Outbox(receiver string, limit int) ([]OutboxItem, error) {
 			return nil
 		}
 		c := b.Cursor()
-		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
 			out = append(out, OutboxItem{Seq: binary.BigEndian.Uint64(k), Data: append([]byte(nil), v...)})
 		}
 		return nil
@@ -127,12 +128,24 @@ func (s *Store) OutboxLen(receiver string) (int, error) {
 	return n, err
 }
 
-// DeleteOutbox deletes a receiver's entry; an entry already gone is no
+// AckOutbox deletes a receiver's entries up to and including seq: the
+// receiver took them. Acknowledging again (after a refused write) is no
 // error.
-func (s *Store) DeleteOutbox(receiver string, seq uint64) error {
+func (s *Store) AckOutbox(receiver string, seq uint64) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		if b := outboxBucket(tx, receiver); b != nil {
-			return b.Delete(seqKey(seq))
+		b := outboxBucket(tx, receiver)
+		if b == nil {
+			return nil
+		}
+		var keys [][]byte
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq; k, _ = c.Next() {
+			keys = append(keys, k)
+		}
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

@@ -17,14 +17,17 @@ func TestOutboxOrderCapAndDelete(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]int{"a": 2, "b": 2}, dropped, "the cap deletes the oldest two of each receiver")
 
-	items, err := s.Outbox("a", 10)
+	items, err := s.Outbox("a", 0, 10)
 	require.NoError(t, err)
 	require.Len(t, items, 3)
 	for i, it := range items {
 		require.Equal(t, fmt.Sprintf("a%d", i+2), string(it.Data), "oldest first")
 	}
-	require.NoError(t, s.DeleteOutbox("a", items[0].Seq))
-	require.NoError(t, s.DeleteOutbox("a", items[0].Seq), "deleting twice is no error")
+	after, err := s.Outbox("a", items[0].Seq, 10)
+	require.NoError(t, err)
+	require.Equal(t, items[1:], after, "after skips what was delivered")
+	require.NoError(t, s.AckOutbox("a", items[0].Seq))
+	require.NoError(t, s.AckOutbox("a", items[0].Seq), "acknowledging twice is no error")
 
 	// The entries survive a reopen, and new ones go after them.
 	require.NoError(t, s.Close())
@@ -33,7 +36,7 @@ func TestOutboxOrderCapAndDelete(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 	_, err = s.AppendOutbox([]OutboxEntry{{Receiver: "a", Data: []byte("a5")}}, 3)
 	require.NoError(t, err)
-	items, err = s.Outbox("a", 2)
+	items, err = s.Outbox("a", 0, 2)
 	require.NoError(t, err)
 	require.Equal(t, []string{"a3", "a4"}, []string{string(items[0].Data), string(items[1].Data)}, "limit honoured, order kept")
 	n, err := s.OutboxLen("a")
