@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/forlock/fleet/controlplane/internal/metrics"
 )
 
 func TestConfigCheck(t *testing.T) {
@@ -72,3 +74,5 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+var _ Metrics = (*metrics.Metrics)(nil) // the control plane's metrics fit
