@@ -125,7 +125,10 @@ func openStore(t *testing.T, path string) *store.Store {
 	return st
 }
 
-func dbPath(t *testing.T) string { return filepath.Join(t.TempDir(), "fleet.db") }
+func dbPath(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(t.TempDir(), "fleet.db")
+}
 
 // logBuf is a logger writing to a buffer tests can search.
 type logBuf struct {

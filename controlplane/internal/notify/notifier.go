@@ -235,7 +235,9 @@ func (n *Notifier) gauges() {
 	}
 	sum := map[string]int{kindAlertmanager: 0, kindWebhook: 0}
 	for _, r := range n.receivers {
-		sum[r.kind] += int(r.queued.Load())
+		// A delivery racing the cap may count one entry twice: never
+		// below zero.
+		sum[r.kind] += max(0, int(r.queued.Load()))
 	}
 	for k, v := range sum {
 		n.cfg.Metrics.NotificationQueue(k, v)
