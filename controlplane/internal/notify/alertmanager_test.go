@@ -80,12 +80,15 @@ func TestAlertmanagerResendCadence(t *testing.T) {
 	require.GreaterOrEqual(t, m.get("alertmanager/resent"), 3)
 
 	resolvedAt := time.Now().UTC().Truncate(time.Second)
+	before := len(posts()) // a resend may land in between: it still holds the alert, as it should
 	require.NoError(t, n.Notify(t.Context(), []Transition{resolve(a, resolvedAt)}))
 	n.Firing(nil)
-	before := len(posts())
 	require.Eventually(t, func() bool { return len(posts()) > before }, 5*time.Second, 10*time.Millisecond)
 	time.Sleep(2500 * time.Millisecond) // two resend intervals
 	after := posts()[before:]
+	for len(after) > 1 && !after[0].alerts[0].EndsAt.Equal(resolvedAt) {
+		after = after[1:] // the resend that raced the Notify
+	}
 	require.Len(t, after, 1, "nothing is posted again once resolved")
 	require.Equal(t, resolvedAt, after[0].alerts[0].EndsAt)
 }

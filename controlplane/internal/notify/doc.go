@@ -23,6 +23,8 @@
 //     every attempt), Alertmanager by its labels.
 //   - A receiver stays down: each keeps at most Config.MaxQueue entries;
 //     the oldest go first, with a log line and outcome "overflow".
+//   - A receiver's URL is removed from the config or changed: its entries
+//     would never be sent; Run deletes them at start, logged and counted.
 //   - The data disk is full (store.ErrDiskFull): Notify cannot write the
 //     outbox. It returns the error, logs it and keeps the notifications in
 //     memory (bounded as above), writing them with the next call or within

@@ -26,6 +26,8 @@ type Store interface {
 	Outbox(receiver string, after uint64, limit int) ([]store.OutboxItem, error)
 	OutboxLen(receiver string) (int, error)
 	AckOutbox(receiver string, seq uint64) error
+	OutboxReceivers() (map[string]int, error)
+	DropOutbox(receiver string) error
 }
 
 // Receiver kinds, the receiver_kind label of the metrics.
@@ -186,6 +188,9 @@ func (n *Notifier) firingSet() []Alert {
 // Run delivers until ctx ends: what the outbox holds from before (a
 // restart), then what Notify adds.
 func (n *Notifier) Run(ctx context.Context) error {
+	if err := n.dropUnconfigured(); err != nil {
+		return err
+	}
 	for _, r := range n.receivers {
 		c, err := n.st.OutboxLen(r.key)
 		if err != nil {
@@ -218,6 +223,30 @@ func (n *Notifier) Run(ctx context.Context) error {
 	})
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
+	}
+	return nil
+}
+
+// dropUnconfigured deletes the outbox of receivers no longer configured
+// (a URL removed or changed): nothing would ever send it.
+func (n *Notifier) dropUnconfigured() error {
+	stored, err := n.st.OutboxReceivers()
+	if err != nil {
+		return fmt.Errorf("read notification outbox: %w", err)
+	}
+	for _, r := range n.receivers {
+		delete(stored, r.key)
+	}
+	for key, c := range stored {
+		kind, _, _ := strings.Cut(key, "-")
+		if err := n.st.DropOutbox(key); err != nil {
+			n.log.Warn("outbox of a receiver no longer configured not deleted", "kind", kind, "error", err)
+			continue
+		}
+		if c > 0 {
+			n.log.Warn("alert notifications dropped: their receiver is no longer configured (its URL was removed or changed)", "kind", kind, "dropped", c)
+			n.count(kind, "dropped", c)
+		}
 	}
 	return nil
 }

@@ -192,3 +192,31 @@ func TestNoSecretInPayloadOutboxOrLogs(t *testing.T) {
 	require.NoError(t, os.Chmod(tokFile, 0o600))
 	require.Eventually(t, func() bool { return len(h.received()) == 2 }, 5*time.Second, 5*time.Millisecond)
 }
+
+// A receiver removed from the config (or whose URL changed) leaves an
+// outbox nothing would send: the next Run deletes it and says so.
+func TestUnconfiguredReceiverOutboxDropped(t *testing.T) {
+	old, now := newHook(t), newHook(t)
+	old.setDown(true)
+	path := dbPath(t)
+	st := openStore(t, path)
+	t.Cleanup(func() { _ = st.Close() })
+	n, err := New(testCfg(Config{WebhookURLs: []string{old.srv.URL}}), st, nil)
+	require.NoError(t, err)
+	require.NoError(t, n.Notify(t.Context(), []Transition{fire(alert("a", "n1"))}))
+	oldKey := n.receivers[0].key
+
+	m, log := newCounts(), &logBuf{}
+	n, err = New(testCfg(Config{WebhookURLs: []string{now.srv.URL}, Metrics: m}), st, log.logger())
+	require.NoError(t, err)
+	start(t, n)
+	require.NoError(t, n.Notify(t.Context(), []Transition{fire(alert("b", "n1"))}))
+	require.Eventually(t, func() bool { return len(now.received()) == 1 }, 5*time.Second, 5*time.Millisecond)
+	require.Equal(t, []string{"firing b/n1"}, ids(now.received()))
+	left, err := st.OutboxLen(oldKey)
+	require.NoError(t, err)
+	require.Zero(t, left)
+	require.Equal(t, 1, m.get("webhook/dropped"))
+	require.Contains(t, log.String(), "no longer configured")
+	require.Zero(t, old.attempts())
+}

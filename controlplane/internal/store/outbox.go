@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // The notification outbox (package notify), one nested bucket per receiver:
@@ -148,6 +149,29 @@ func (s *Store) AckOutbox(receiver string, seq uint64) error {
 			}
 		}
 		return nil
+	})
+}
+
+// OutboxReceivers counts the entries of every receiver that has a bucket.
+func (s *Store) OutboxReceivers() (map[string]int, error) {
+	out := map[string]int{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOutbox).ForEachBucket(func(k []byte) error {
+			out[string(k)] = countKeys(tx.Bucket(bucketOutbox).Bucket(k))
+			return nil
+		})
+	})
+	return out, err
+}
+
+// DropOutbox deletes a receiver's bucket with its entries.
+func (s *Store) DropOutbox(receiver string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		err := tx.Bucket(bucketOutbox).DeleteBucket([]byte(receiver))
+		if errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return nil
+		}
+		return err
 	})
 }
 

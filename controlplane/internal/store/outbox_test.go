@@ -48,6 +48,15 @@ func TestOutboxOrderCapAndDelete(t *testing.T) {
 
 	_, err = s.AppendOutbox([]OutboxEntry{{Receiver: "", Data: []byte("x")}}, 3)
 	require.ErrorIs(t, err, errOutboxReceiver)
+
+	rs, err := s.OutboxReceivers()
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"a": 3, "b": 3}, rs)
+	require.NoError(t, s.DropOutbox("b"))
+	require.NoError(t, s.DropOutbox("b"), "dropping twice is no error")
+	rs, err = s.OutboxReceivers()
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"a": 3}, rs)
 }
 
 func TestOutboxRefusedOnFullDisk(t *testing.T) {
