@@ -5,8 +5,7 @@
 #             images), curl (the deploy scripts), postgresql-15 and
 #             redis-server (the agent's datastore checks; test only),
 #             prometheus (its promtool checks the control plane's /metrics;
-#             test only), prometheus-alertmanager (alert notifications are
-#             posted to a real one; test only).
+#             test only).
 #             As root they are installed with apt-get; otherwise the script
 #             stops with the one apt-get command to run.
 #   test      packages, then the test node images (deploy/testnode), the S3
@@ -23,7 +22,7 @@ mode=${1:-test}
 log() { echo "test-deps: $*" >&2; }
 
 case $mode in
-test | packages) pkgs=(make git debootstrap docker-compose curl postgresql-15 redis-server prometheus prometheus-alertmanager) ;;
+test | packages) pkgs=(make git debootstrap docker-compose curl postgresql-15 redis-server prometheus) ;;
 demo) pkgs=(make git debootstrap docker-compose curl) ;;
 *) echo "usage: $0 [test|demo|packages]" >&2; exit 2 ;;
 esac
