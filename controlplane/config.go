@@ -11,6 +11,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/api"
 	"github.com/forlock/fleet/controlplane/internal/enroll"
 	"github.com/forlock/fleet/controlplane/internal/metrics"
+	"github.com/forlock/fleet/controlplane/internal/notify"
 	"github.com/forlock/fleet/controlplane/internal/scheduler"
 	"github.com/forlock/fleet/controlplane/internal/snapshot"
 )
@@ -86,6 +87,9 @@ type Config struct {
 	// asked): off unless Metrics.Listen is set; beyond loopback it needs a
 	// bearer token file.
 	Metrics metrics.Config
+	// Alerting is where the built-in alerting's notifications go
+	// (Alertmanager, webhooks); nothing is sent unless a URL is set.
+	Alerting notify.Config
 	// ConfigFile is the config file the settings were read from, if any;
 	// snapshots carry a copy of it.
 	ConfigFile string
@@ -163,6 +167,9 @@ func (c *Config) validate() error {
 		}
 	}
 	if err := c.Metrics.Check(); err != nil {
+		return err
+	}
+	if err := c.Alerting.Check(); err != nil {
 		return err
 	}
 	if err := c.Limits.validate(); err != nil {

@@ -198,3 +198,23 @@ func TestRunExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// The alerting section reaches notify.Config, and a receiver that would
+// get alerts in clear over the network is refused at start.
+func TestAlertingSettings(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "cp.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("version: 1\nalerting:\n  alertmanager_urls: [http://127.0.0.1:9093]\n  webhook_urls: [https://hooks.example/a]\n  webhook_token_file: hook.token\n  resend_interval: 30s\n"), 0o600))
+	none := func(string) (string, bool) { return "", false }
+	cfg, err := parseArgs([]string{"--config", file}, none, &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"http://127.0.0.1:9093"}, cfg.Alerting.AlertmanagerURLs)
+	require.Equal(t, []string{"https://hooks.example/a"}, cfg.Alerting.WebhookURLs)
+	require.Equal(t, filepath.Join(dir, "hook.token"), cfg.Alerting.WebhookTokenFile, "relative to the config file")
+	require.Equal(t, 30*time.Second, cfg.Alerting.ResendInterval)
+
+	_, err = parseArgs([]string{"--config", file, "--alerting-webhook-urls", "http://hooks.example/a"}, none, &bytes.Buffer{})
+	require.ErrorContains(t, err, "webhook URL for hooks.example is plain http")
+	_, err = parseArgs([]string{"--config", file, "--alerting-webhook-urls", "http://hooks.example/a", "--alerting-allow-insecure-http"}, none, &bytes.Buffer{})
+	require.NoError(t, err)
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/forlock/fleet/controlplane/internal/enroll"
+	"github.com/forlock/fleet/controlplane/internal/notify"
 	"github.com/forlock/fleet/controlplane/internal/scheduler"
 	"github.com/forlock/fleet/controlplane/internal/snapshot"
 	"github.com/forlock/fleet/controlplane/internal/wal"
@@ -54,7 +55,7 @@ func snapshotsS3Hint(what, key string) string {
 // help and where the value goes. deploy/examples/controlplane.yaml shows a
 // config file.
 func (st *cpSettings) table() *settings.Table {
-	c, l, v, ct, sn := &st.cfg, &st.cfg.Limits, &st.vault, &st.cfg.Certs, &st.cfg.Snapshots.S3
+	c, l, v, ct, sn, al := &st.cfg, &st.cfg.Limits, &st.vault, &st.cfg.Certs, &st.cfg.Snapshots.S3, &st.cfg.Alerting
 	t := &settings.Table{Name: "forlock-controlplane", Version: configVersion, MaxFileSize: 1 << 20,
 		ConfigEnv: "FORLOCK_CONTROLPLANE_CONFIG", EnvPrefix: "FORLOCK_CONTROLPLANE_"}
 	t.Settings = []settings.Setting{
@@ -146,6 +147,21 @@ func (st *cpSettings) table() *settings.Table {
 			Help: "how long audit records are kept; 0 keeps them all (pruning leaves a signed anchor: verify still works)"},
 		{Key: "audit.require_reason", Value: settings.Bool(&c.Audit.RequireReason), Default: "false",
 			Help: "refuse destructive calls (restore, backup deletion, rollback, upgrade, node removal, identity revocation, rewrapping backup keys) that give no --reason"},
+
+		// Delivery of the built-in alerting's notifications (docs/operations.md,
+		// "Alert notifications").
+		{Key: "alerting.alertmanager_urls", Value: settings.List(&al.AlertmanagerURLs),
+			Help: "Alertmanager base URLs, e.g. https://am.internal:9093, repeatable or comma-separated; each gets every firing and resolved alert"},
+		{Key: "alerting.webhook_urls", Value: settings.List(&al.WebhookURLs),
+			Help: "URLs that get one JSON POST per firing or resolved alert, repeatable or comma-separated"},
+		{Key: "alerting.webhook_token_file", Value: settings.String(&al.WebhookTokenFile), Path: true,
+			Help: "file holding a bearer token sent to the webhooks (mode 0600), read at every post"},
+		{Key: "alerting.ca_file", Value: settings.String(&al.CAFile), Path: true,
+			Help: "PEM CA bundle that verifies the receivers' HTTPS certificates (default: the system roots)"},
+		{Key: "alerting.resend_interval", Value: settings.Duration(&al.ResendInterval), Default: dur(notify.DefaultResendInterval),
+			Help: "how often firing alerts are posted to Alertmanager again, 1s to 1h; keep it below Alertmanager's resolve_timeout (5m)"},
+		{Key: "alerting.allow_insecure_http", Value: settings.Bool(&al.AllowInsecureHTTP), Default: "false",
+			Help: "accept http:// receiver URLs that are not loopback (alerts and the webhook token travel in clear)"},
 
 		// What clients without a valid credential, agents' input and a
 		// full disk may cost.

@@ -28,6 +28,8 @@ type Metrics struct {
 	enrollFailed *prometheus.CounterVec
 	authFailed   *prometheus.CounterVec
 	commit       prometheus.Histogram
+	notified     *prometheus.CounterVec
+	notifyQueue  *prometheus.GaugeVec
 }
 
 // New makes the metrics and registers them with the Go runtime and process
@@ -54,9 +56,14 @@ func New() *Metrics {
 		commit: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "forlock_store_commit_duration_seconds",
 			Help:    "Time bbolt took to commit a write transaction (page writes and fsync), after its changes were made.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
+		notified: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "forlock_notifications_total",
+			Help: "Alert notifications since the control plane started, by receiver kind (alertmanager, webhook) and outcome (sent, failed: an attempt to retry, dropped: refused for good, overflow: the queue cap dropped it, resent: a firing alert posted to Alertmanager again)."},
+			[]string{"receiver_kind", "outcome"}),
+		notifyQueue: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "forlock_notification_queue",
+			Help: "Alert notifications stored and not yet taken by their receivers, by receiver kind."}, []string{"receiver_kind"}),
 	}
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.GRPC, m.jobs, m.tasks, m.taskDuration, m.enrollFailed, m.authFailed, m.commit)
+		m.GRPC, m.jobs, m.tasks, m.taskDuration, m.enrollFailed, m.authFailed, m.commit, m.notified, m.notifyQueue)
 	return m
 }
 
@@ -108,4 +115,21 @@ func (m *Metrics) ObserveCommit(d time.Duration) {
 		return
 	}
 	m.commit.Observe(d.Seconds())
+}
+
+// Notifications counts c alert notifications of an outcome (package
+// notify).
+func (m *Metrics) Notifications(kind, outcome string, c int) {
+	if m == nil {
+		return
+	}
+	m.notified.WithLabelValues(kind, outcome).Add(float64(c))
+}
+
+// NotificationQueue sets the notifications waiting for receivers of a kind.
+func (m *Metrics) NotificationQueue(kind string, n int) {
+	if m == nil {
+		return
+	}
+	m.notifyQueue.WithLabelValues(kind).Set(float64(n))
 }
