@@ -195,3 +195,25 @@ func collectBackups(ch chan<- prometheus.Metric, b *newest.Backups, names map[st
 		}
 	}
 }
+
+var descAlerts = prometheus.NewDesc("forlock_alerts_firing",
+	"Alerts the control plane's built-in alerting holds firing, by name and severity.", []string{"alertname", "severity"}, nil)
+
+// alertCollector reads the built-in alerting's firing set at scrape time.
+type alertCollector struct {
+	counts func() map[[2]string]int
+}
+
+// WatchAlerts registers forlock_alerts_firing; counts returns how many
+// alerts fire by [name, severity].
+func (m *Metrics) WatchAlerts(counts func() map[[2]string]int) {
+	m.Registry.MustRegister(alertCollector{counts: counts})
+}
+
+func (c alertCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descAlerts }
+
+func (c alertCollector) Collect(ch chan<- prometheus.Metric) {
+	for k, n := range c.counts() {
+		ch <- prometheus.MustNewConstMetric(descAlerts, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
+}

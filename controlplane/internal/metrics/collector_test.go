@@ -182,3 +182,13 @@ func TestChecksPerNodeCapped(t *testing.T) {
 	}
 	require.Equal(t, MaxChecksPerNode, n)
 }
+
+func TestAlertsFiring(t *testing.T) {
+	m := New()
+	m.WatchAlerts(func() map[[2]string]int {
+		return map[[2]string]int{{"ForlockCheckCritical", "critical"}: 2, {"ForlockJobFailed", "warning"}: 1}
+	})
+	got := flatten(t, m.Registry)
+	require.InDelta(t, 2.0, got[`forlock_alerts_firing{alertname="ForlockCheckCritical",severity="critical"}`], 1e-9)
+	require.InDelta(t, 1.0, got[`forlock_alerts_firing{alertname="ForlockJobFailed",severity="warning"}`], 1e-9)
+}
