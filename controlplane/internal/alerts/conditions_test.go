@@ -1,6 +1,9 @@
 package alerts
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,5 +154,18 @@ func TestResolveRefusesBadThresholds(t *testing.T) {
 	for _, c := range cases {
 		_, _, err := Resolve(c.fleet, c.overrides)
 		require.ErrorContains(t, err, c.want)
+	}
+}
+
+// Every alert's runbook URL names an anchor docs/operations.md has.
+func TestRunbookAnchorsExist(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "operations.md"))
+	require.NoError(t, err)
+	require.Len(t, Names, 15)
+	for _, n := range Names {
+		url := RunbookURL(n)
+		_, anchor, ok := strings.Cut(url, "#")
+		require.True(t, ok, url)
+		require.Contains(t, string(doc), `<a id="`+anchor+`"></a>`+"\n#### "+n+" (", n)
 	}
 }
