@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/metadata"
 
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
 )
@@ -105,4 +106,32 @@ func TestAlertingSettings(t *testing.T) {
 		_, err := parseArgs([]string{"--config", file}, none, &bytes.Buffer{})
 		require.ErrorContains(t, err, msg, in)
 	}
+}
+
+// A viewer sees every alert; a scoped one only its nodes'.
+func TestListAlertsScoped(t *testing.T) {
+	e := startEnv(t, nil)
+	crit := &forlockv1.CheckResult{Name: "redis", Status: forlockv1.CheckStatus_CHECK_STATUS_CRITICAL}
+	for i, n := range []struct{ name, env string }{{"web-1", "prod"}, {"web-2", "dev"}} {
+		id := e.mustEnroll(e.token(1, time.Hour, map[string]string{"env": n.env}), n.name)
+		s, _ := e.connect(id)
+		healthBeat(t, s, uint64(i+1), crit)
+	}
+	require.Eventually(t, func() bool { return len(e.alerts()) == 2 }, 5*time.Second, 20*time.Millisecond)
+
+	acc := forlockv1.NewAccessServiceClient(e.dial(nil))
+	as := func(name, scope string) []string {
+		id, err := acc.CreateIdentity(e.admin(), &forlockv1.CreateIdentityRequest{Name: name, Role: "viewer", Scope: scope})
+		require.NoError(t, err)
+		ctx := metadata.NewOutgoingContext(t.Context(), metadata.Pairs("authorization", "Bearer "+id.GetSecret()))
+		resp, err := forlockv1.NewAlertServiceClient(e.dial(nil)).ListAlerts(ctx, &forlockv1.ListAlertsRequest{})
+		require.NoError(t, err)
+		var nodes []string
+		for _, a := range resp.GetAlerts() {
+			nodes = append(nodes, a.GetNode())
+		}
+		return nodes
+	}
+	require.ElementsMatch(t, []string{"web-1", "web-2"}, as("viewer", ""))
+	require.Equal(t, []string{"web-1"}, as("prod-viewer", "env=prod"))
 }
