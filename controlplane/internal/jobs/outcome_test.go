@@ -3,6 +3,8 @@ package jobs
 import (
 	"bytes"
 	"log/slog"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -32,4 +34,34 @@ func TestOutcomeCountsAndLogs(t *testing.T) {
 	o.State = forlockv1.JobState_JOB_STATE_SUCCEEDED
 	logOutcome(slog.New(slog.NewTextHandler(&buf, nil)), o)
 	require.Contains(t, buf.String(), `level=INFO msg="job ended" job=j1`)
+}
+
+type outcomes struct {
+	mu  sync.Mutex
+	got []Outcome
+}
+
+func (o *outcomes) JobOutcome(x Outcome) { o.mu.Lock(); defer o.mu.Unlock(); o.got = append(o.got, x) }
+
+func (o *outcomes) all() []Outcome { o.mu.Lock(); defer o.mu.Unlock(); return slices.Clone(o.got) }
+
+// A task the agent reports failed ends its job, and the Outcomes observer
+// hears of it once, with the task's node.
+func TestEngineReportsOutcomes(t *testing.T) {
+	obs := &outcomes{}
+	f := startFleet(t, enrolledStore(t, "web-1"), Config{Outcomes: obs})
+	s := f.connect("web-1")
+	jobID, taskID := f.submit("web-1")
+	f.running(s, jobID, taskID)
+	f.e.TaskUpdate(s, update(taskID, forlockv1.TaskState_TASK_STATE_FAILED, "boom"))
+	f.ended(jobID)
+	got := obs.all()
+	require.Len(t, got, 1)
+	o := got[0]
+	require.Equal(t, jobID, o.JobID)
+	require.Equal(t, "health_check", o.Kind)
+	require.Equal(t, forlockv1.JobState_JOB_STATE_FAILED, o.State)
+	require.False(t, o.At.IsZero())
+	require.Equal(t, []TaskOutcome{{NodeID: f.nodes["web-1"].ID, NodeName: "web-1", State: forlockv1.TaskState_TASK_STATE_FAILED, Failed: true}}, o.Tasks)
+	require.Equal(t, 1, o.Failed)
 }
