@@ -62,10 +62,13 @@ const (
 	RestoreDrillFailed   = "ForlockRestoreDrillFailed"
 	JobFailed            = "ForlockJobFailed"
 	ControlPlaneDiskFull = "ForlockControlPlaneDiskFull"
-	runbookBase          = "https://github.com/forlock/fleet/blob/main/docs/operations.md#"
-	maxLabelValue        = 200
-	maxSummary           = 400
-	labelNode            = "node"
+)
+
+const (
+	runbookBase = "https://github.com/forlock/fleet/blob/main/docs/operations.md#"
+	// Bounds of what an agent's values make of a label and a summary.
+	maxLabelValue = 200
+	maxSummary    = 400
 )
 
 // Names lists every alert this package raises, for docs and tests.

@@ -27,7 +27,7 @@ var forDurations = map[string]time.Duration{
 	MemoryHigh: 2 * time.Minute, CPUHigh: 2 * time.Minute, APILatencyHigh: 2 * time.Minute, DBConnectionsHigh: 2 * time.Minute,
 }
 
-// ratio formats a share as a percentage for a summary.
+// pct formats a share as a percentage for a summary.
 func pct(v float64) string { return fmt.Sprintf("%.1f%%", v*100) }
 
 // nodeConditions returns what holds for one node now.
@@ -119,9 +119,9 @@ func nodeConditions(s registry.Sample, t Thresholds, now time.Time) []Alert {
 }
 
 // backupConditions returns a node's backup age and WAL archive alerts.
-// scheduled says a backup schedule matches the node; hasBackup and newest
-// are its newest available backup; walEnd is the end of its newest
-// archived WAL (zero if none).
+// scheduled says the node must have a backup even if it never had one;
+// newest is when its newest available backup was made and walEnd the end
+// of its newest archived WAL (zero: none).
 func backupConditions(s registry.Sample, t Thresholds, now time.Time, scheduled bool, newest time.Time, walEnd time.Time) []Alert {
 	var out []Alert
 	node := clean(s.Name)

@@ -97,7 +97,7 @@ func New(cfg Config) (*Evaluator, error) {
 		cfg.Thresholds = Defaults
 	}
 	if err := cfg.Thresholds.check(); err != nil {
-		return nil, fmt.Errorf("%w: %w", errNoThresholds, err)
+		return nil, fmt.Errorf("alerts: thresholds: %w", err)
 	}
 	if cfg.Warmup == 0 {
 		cfg.Warmup = 2 * cfg.Interval

@@ -1,7 +1,6 @@
 package alerts
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -140,9 +139,6 @@ func Resolve(fleet ThresholdsFile, overrides []OverrideFile) (Thresholds, []Over
 	}
 	return base, out, nil
 }
-
-// errNoThresholds guards a zero Config.
-var errNoThresholds = errors.New("alerts: thresholds not set (use alerts.Defaults)")
 
 // thresholdsFor picks a node's thresholds: the first override whose
 // selector matches its labels, else the fleet's.
