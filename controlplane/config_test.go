@@ -146,6 +146,7 @@ func TestExampleConfigCommentsParse(t *testing.T) {
 	require.Equal(t, "forlock-backup", st.vault.TransitKey)
 	require.Equal(t, 64<<20, int(st.cfg.Limits.DiskReserve))
 	require.Len(t, st.schedules, 2)
+	require.Len(t, st.overrides, 1)
 }
 
 var updateDocs = flag.Bool("update", false, "rewrite the settings table in docs/operations.md")
