@@ -81,6 +81,7 @@ type Evaluator struct {
 	pending map[string]time.Time // state conditions holding, not yet for their "for"
 	unsaved map[string]*Alert    // changes not yet in the store: nil removes
 	unsent  []Transition         // transitions the sink has not taken yet
+	capped  int                  // alerts not raised this evaluation: the set was full
 	backups newest.Backups
 
 	outMu    sync.Mutex
@@ -169,7 +170,12 @@ func (e *Evaluator) Evaluate(ctx context.Context) {
 	}
 	ts = e.reconcile(ts, want, samples, now)
 	firing := e.list(nil)
+	capped := e.capped
+	e.capped = 0
 	e.mu.Unlock()
+	if capped > 0 {
+		e.cfg.Log.Warn("alerts: firing set full; alerts not raised", "not_raised", capped, "max", e.cfg.MaxFiring)
+	}
 
 	e.deliver(ctx, ts)
 	if e.cfg.Sink != nil {
@@ -234,14 +240,14 @@ func eventAlert(name string) bool {
 	return name == JobFailed || name == BackupFailed || name == RestoreDrillFailed
 }
 
-// fire adds an alert to the firing set; false when the set is full.
+// fire adds an alert to the firing set, unless the set is full.
 // Callers hold e.mu.
 func (e *Evaluator) fire(ts []Transition, a Alert, since, now time.Time) []Transition {
 	if _, ok := e.firing[a.Fingerprint]; ok {
 		return ts
 	}
 	if len(e.firing) >= e.cfg.MaxFiring {
-		e.cfg.Log.Warn("alerts: firing set full; alert not raised", "alert", a.Name, "node", a.Node, "max", e.cfg.MaxFiring)
+		e.capped++ // logged once per evaluation
 		return ts
 	}
 	a.Since = since

@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -308,8 +309,11 @@ func TestFiringSetCapped(t *testing.T) {
 		cs = append(cs, check(fmt.Sprintf("c%d", i), crit))
 	}
 	r.fleet.set(sample(cs...))
+	var logs bytes.Buffer
+	r.e.cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	require.Len(t, r.step(0), 3)
 	require.Len(t, r.e.Firing(nil), 3)
+	require.Contains(t, logs.String(), `msg="alerts: firing set full; alerts not raised" not_raised=2 max=3`)
 }
 
 // An agent's check message may quote anything; it never reaches an alert.
