@@ -38,8 +38,10 @@ type Store interface {
 	newest.Catalog
 	WalNewestEnds() (map[string]time.Time, error)
 	Disk() store.DiskStatus
-	SaveAlerts(put map[string][]byte, del []string) error
+	SaveAlerts(put map[string][]byte, del []string, transitions [][]byte) ([]uint64, error)
 	Alerts() (map[string][]byte, error)
+	AlertTransitions() ([]store.AlertTransition, error)
+	DeleteAlertTransitions(ids []uint64) error
 }
 
 // Config configures an Evaluator.
@@ -80,9 +82,14 @@ type Evaluator struct {
 	firing  map[string]*Alert
 	pending map[string]time.Time // state conditions holding, not yet for their "for"
 	unsaved map[string]*Alert    // changes not yet in the store: nil removes
-	unsent  []Transition         // transitions the sink has not taken yet
 	capped  int                  // alerts not raised this evaluation: the set was full
-	backups newest.Backups
+	// Transitions on their way to the sink: not stored yet (unstored),
+	// stored and not taken by the sink (unsent), taken and their records
+	// not deleted yet (taken). Only the evaluation goroutine uses them.
+	unstored []Transition
+	unsent   []queued
+	taken    []uint64
+	backups  newest.Backups
 
 	outMu    sync.Mutex
 	outcomes []jobs.Outcome
@@ -118,6 +125,13 @@ func New(cfg Config) (*Evaluator, error) {
 		return nil, fmt.Errorf("load the firing alerts: %w", err)
 	}
 	if err := e.load(stored); err != nil {
+		return nil, err
+	}
+	pending, err := cfg.Store.AlertTransitions()
+	if err != nil {
+		return nil, fmt.Errorf("load the alert notifications not yet handed on: %w", err)
+	}
+	if err := e.loadUnsent(pending); err != nil {
 		return nil, err
 	}
 	return e, nil

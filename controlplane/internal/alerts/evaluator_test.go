@@ -200,6 +200,28 @@ func TestStoreRefusalHoldsNotifications(t *testing.T) {
 	require.Empty(t, r.step(10*time.Second))
 	r.sink.fail = nil
 	require.Equal(t, []string{"resolved ForlockCheckCritical"}, r.step(10*time.Second), "kept until the sink took it")
+	require.Empty(t, r.step(10*time.Second), "taken: not sent again")
+	pending, err := r.st.AlertTransitions()
+	require.NoError(t, err)
+	require.Empty(t, pending, "taken transitions are deleted from the store")
+}
+
+// A transition the sink refused survives a restart and is handed on once.
+func TestUnsentTransitionSurvivesRestart(t *testing.T) {
+	r := newRig(t)
+	r.fleet.set(redis(crit))
+	r.sink.fail = fmt.Errorf("outbox full")
+	require.Empty(t, r.step(0))
+	pending, err := r.st.AlertTransitions()
+	require.NoError(t, err)
+	require.Len(t, pending, 1, "stored with the firing set")
+
+	r.restart()
+	r.sink.fail = nil
+	require.Equal(t, []string{"firing ForlockCheckCritical"}, r.step(time.Second), "handed on after the restart")
+	require.Empty(t, r.step(time.Minute))
+	r.restart()
+	require.Empty(t, r.step(time.Minute), "once")
 }
 
 func backupOutcome(id string, taskState forlockv1.TaskState) jobs.Outcome {

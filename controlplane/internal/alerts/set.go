@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+
+	"github.com/forlock/fleet/controlplane/internal/store"
 )
 
 // load restores the firing set the store holds. Callers hold no lock (New).
@@ -23,11 +25,32 @@ func (e *Evaluator) load(stored map[string][]byte) error {
 	return nil
 }
 
-// deliver writes the changed alerts to the store, then gives the
-// transitions to the sink. A transition is handed on only once its alert
-// is stored, so a restart never sends one again; what the store or the
-// sink refuses (a full disk) is kept and tried again at the next
-// evaluation.
+// queued is a stored transition, by its ID in the store.
+type queued struct {
+	id uint64
+	t  Transition
+}
+
+// loadUnsent restores the transitions the sink had not taken before a
+// restart: they are handed on at the first evaluation.
+func (e *Evaluator) loadUnsent(stored []store.AlertTransition) error {
+	for _, st := range stored {
+		var t Transition
+		if err := json.Unmarshal(st.Data, &t); err != nil {
+			return fmt.Errorf("alert notification %d in the store: %w", st.ID, err)
+		}
+		e.unsent = append(e.unsent, queued{id: st.ID, t: t})
+	}
+	return nil
+}
+
+// deliver writes the changed alerts and the new transitions to the store in
+// one transaction, then hands the stored transitions to the sink and
+// deletes them once it took them. So a transition is handed on only once
+// its alert is stored (a restart never fires it again), and one the sink
+// did not take survives a restart. What the store or the sink refuses (a
+// full disk) is kept and tried again at the next evaluation; after a
+// refused delete the sink may get a transition twice, never none.
 func (e *Evaluator) deliver(ctx context.Context, ts []Transition) {
 	e.mu.Lock()
 	put, del := map[string][]byte{}, []string(nil)
@@ -44,34 +67,45 @@ func (e *Evaluator) deliver(ctx context.Context, ts []Transition) {
 		}
 		put[fp] = v
 	}
-	e.unsent = append(e.unsent, ts...)
-	if over := len(e.unsent) - maxUnsent; over > 0 {
-		e.cfg.Log.Warn("alerts: notifications the sink did not take are dropped, oldest first", "dropped", over)
-		e.unsent = slices.Clone(e.unsent[over:])
-	}
 	e.mu.Unlock()
 
-	if len(put) > 0 || len(del) > 0 {
-		if err := e.cfg.Store.SaveAlerts(put, del); err != nil {
+	fresh := append(e.unstored, ts...)
+	if over := len(fresh) - maxUnsent; over > 0 {
+		e.cfg.Log.Warn("alerts: notifications that could not be stored are dropped, oldest first", "dropped", over)
+		fresh = slices.Clone(fresh[over:])
+	}
+	var records [][]byte
+	if e.cfg.Sink != nil {
+		for _, t := range fresh {
+			v, err := json.Marshal(t)
+			if err != nil {
+				e.cfg.Log.Error("alerts: encoding a transition failed", "alert", t.Alert.Name, "err", err)
+				return
+			}
+			records = append(records, v)
+		}
+	}
+	if len(put) > 0 || len(del) > 0 || len(records) > 0 {
+		ids, err := e.cfg.Store.SaveAlerts(put, del, records)
+		if err != nil {
+			e.unstored = fresh
 			e.cfg.Log.Warn("alerts: saving the firing set failed; notifications wait for the next evaluation", "err", err)
 			return
 		}
 		e.mu.Lock()
-		for fp, a := range e.unsaved {
-			if _, ok := put[fp]; ok || a == nil && slices.Contains(del, fp) {
-				delete(e.unsaved, fp)
-			}
+		for fp := range put {
+			delete(e.unsaved, fp)
+		}
+		for _, fp := range del {
+			delete(e.unsaved, fp)
 		}
 		e.mu.Unlock()
+		for i, id := range ids {
+			e.unsent = append(e.unsent, queued{id: id, t: fresh[i]})
+		}
 	}
-	e.mu.Lock()
-	send := e.unsent
-	e.unsent = nil
-	e.mu.Unlock()
-	if len(send) == 0 {
-		return
-	}
-	for _, t := range send {
+	e.unstored = nil
+	for _, t := range fresh {
 		level := "firing"
 		if t.Resolved {
 			level = "resolved"
@@ -79,14 +113,38 @@ func (e *Evaluator) deliver(ctx context.Context, ts []Transition) {
 		e.cfg.Log.Info("alert "+level, "alert", t.Alert.Name, "severity", t.Alert.Severity, "node", t.Alert.Node,
 			"labels", t.Alert.Labels, "summary", t.Alert.Summary, "since", t.Alert.Since)
 	}
-	if e.cfg.Sink == nil {
-		return
+	e.hand(ctx)
+}
+
+// hand gives the stored transitions to the sink and deletes them once
+// it took them.
+func (e *Evaluator) hand(ctx context.Context) {
+	if e.cfg.Sink == nil { // stored by a run with a sink: nobody to hand them to
+		for _, q := range e.unsent {
+			e.taken = append(e.taken, q.id)
+		}
+		e.unsent = nil
 	}
-	if err := e.cfg.Sink.Notify(ctx, send); err != nil {
-		e.cfg.Log.Warn("alerts: the notification outbox refused transitions; tried again at the next evaluation", "transitions", len(send), "err", err)
-		e.mu.Lock()
-		e.unsent = append(send, e.unsent...)
-		e.mu.Unlock()
+	if len(e.unsent) > 0 {
+		send := make([]Transition, len(e.unsent))
+		for i, q := range e.unsent {
+			send[i] = q.t
+		}
+		if err := e.cfg.Sink.Notify(ctx, send); err != nil {
+			e.cfg.Log.Warn("alerts: the notification outbox refused transitions; tried again at the next evaluation", "transitions", len(send), "err", err)
+			return
+		}
+		for _, q := range e.unsent {
+			e.taken = append(e.taken, q.id)
+		}
+		e.unsent = nil
+	}
+	if len(e.taken) > 0 {
+		if err := e.cfg.Store.DeleteAlertTransitions(e.taken); err != nil {
+			e.cfg.Log.Warn("alerts: deleting handed-on notifications failed; tried again at the next evaluation", "err", err)
+			return
+		}
+		e.taken = nil
 	}
 }
 
