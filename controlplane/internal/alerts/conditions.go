@@ -16,15 +16,19 @@ import (
 // and subjects come from the agent.
 const maxChecksPerNode = 24
 
-// forDurations is how long a state condition must hold before it fires.
-// Numbers that swing with load (CPU, memory, API latency, connections)
-// must hold for two minutes, so a burst does not page anyone; everything
-// else fires at the first evaluation that sees it: a CRITICAL check
-// already is a verdict (Redis paused must alert within two heartbeat
-// intervals), a node is unreachable only after three missed heartbeats, and
-// disk, certificate, backup and WAL conditions do not flap.
+// forDurations is how long a state condition must hold before it fires:
+// the same as deploy/prometheus/forlock-rules.yml's, so both show the same
+// alerts. Numbers that swing with load (disk, memory, CPU, API latency,
+// connections) must hold for 5 minutes, so a burst pages nobody; a node
+// must stay unreachable (already three missed heartbeats) for a minute and
+// the WAL archive behind for two. Everything else fires at the first
+// evaluation that sees it: a CRITICAL check already is a verdict (Redis
+// paused must alert within two heartbeat intervals), and certificate and
+// backup conditions do not flap.
 var forDurations = map[string]time.Duration{
-	MemoryHigh: 2 * time.Minute, CPUHigh: 2 * time.Minute, APILatencyHigh: 2 * time.Minute, DBConnectionsHigh: 2 * time.Minute,
+	NodeUnreachable: time.Minute, WALArchiveBehind: 2 * time.Minute,
+	DiskSpaceLow: 5 * time.Minute, MemoryHigh: 5 * time.Minute, CPUHigh: 5 * time.Minute, APILatencyHigh: 5 * time.Minute,
+	DBConnectionsHigh: 5 * time.Minute,
 }
 
 // pct formats a share as a percentage for a summary.
