@@ -223,9 +223,12 @@ func (e *Evaluator) stateConditions(samples []registry.Sample, now time.Time) ma
 		if !backupsOK {
 			continue
 		}
+		// The database is what a backup is for: Redis backups every 15
+		// minutes must not hide a stale PostgreSQL one (as in the rules
+		// file, which watches kind="postgres").
 		var last time.Time
 		if n := nodes[s.ID]; n != nil {
-			last = n.LatestAt
+			last = n.Last[forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES]
 		}
 		// A scheduled node with no backup yet is only late once the
 		// control plane has run longer than the allowed age.

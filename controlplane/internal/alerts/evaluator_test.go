@@ -312,6 +312,20 @@ func TestCatalogAndDiskConditions(t *testing.T) {
 	require.Equal(t, []string{"resolved ForlockControlPlaneDiskFull"}, r.step(time.Minute))
 	require.Equal(t, []string{"firing ForlockWALArchiveBehind"}, r.step(time.Minute), "behind for its 2m")
 	require.Equal(t, []string{"firing ForlockBackupTooOld"}, r.step(26*time.Hour), "the scheduled node, once the control plane ran longer than backup_max_age")
+
+	// A fresh Redis backup does not resolve n1's: PostgreSQL's is still old.
+	fresh := r.now.Add(-time.Minute)
+	require.NoError(t, r.st.SaveJobs(store.JobWrite{RestorePoints: []*forlockv1.RestorePoint{{
+		Id: fmt.Sprintf("%016x0000", fresh.UnixNano()), NodeId: "n1", CreatedAt: timestamppb.New(fresh),
+		Artifacts: []*forlockv1.Artifact{{Id: "a2", Kind: forlockv1.ArtifactKind_ARTIFACT_KIND_REDIS, SizeBytes: 1,
+			State: forlockv1.ArtifactState_ARTIFACT_STATE_AVAILABLE, CreatedAt: timestamppb.New(fresh)}}}}}))
+	require.Empty(t, r.step(time.Second))
+	fresh = r.now.Add(-time.Minute)
+	require.NoError(t, r.st.SaveJobs(store.JobWrite{RestorePoints: []*forlockv1.RestorePoint{{
+		Id: fmt.Sprintf("%016x0000", fresh.UnixNano()), NodeId: "n1", CreatedAt: timestamppb.New(fresh),
+		Artifacts: []*forlockv1.Artifact{{Id: "a3", Kind: forlockv1.ArtifactKind_ARTIFACT_KIND_POSTGRES, SizeBytes: 1,
+			State: forlockv1.ArtifactState_ARTIFACT_STATE_AVAILABLE, CreatedAt: timestamppb.New(fresh)}}}}}))
+	require.Equal(t, []string{"resolved ForlockBackupTooOld"}, r.step(time.Second), "a fresh PostgreSQL backup resolves it")
 }
 
 func mustSelector(t *testing.T, s string) labels.Selector {

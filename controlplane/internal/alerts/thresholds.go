@@ -18,7 +18,7 @@ type Thresholds struct {
 	FailedLoginsPerMinute float64       // ForlockFailedLogins above, per address
 	CertificateWarning    time.Duration // ForlockCertificateExpiring (warning) when expiring sooner
 	CertificateCritical   time.Duration // ... and critical when sooner than this
-	BackupMaxAge          time.Duration // ForlockBackupTooOld when the newest backup is older
+	BackupMaxAge          time.Duration // ForlockBackupTooOld when the newest PostgreSQL backup is older
 	WALArchiveMaxLag      time.Duration // ForlockWALArchiveBehind when the newest archived WAL ends longer ago
 }
 
