@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/forlock/fleet/controlplane/internal/alerts"
 	"github.com/forlock/fleet/controlplane/internal/api"
 	"github.com/forlock/fleet/controlplane/internal/enroll"
 	"github.com/forlock/fleet/controlplane/internal/metrics"
@@ -83,13 +84,20 @@ type Config struct {
 	// Snapshots is when the control plane saves its own snapshots, where,
 	// and how many it keeps; off unless a cron is given.
 	Snapshots snapshot.Schedule
+	// Alerting is the built-in alerting: evaluation interval, thresholds
+	// and their per-label overrides, how long a failed job alerts.
+	Alerting AlertingConfig
+	// AlertSink delivers alert notifications (package notify); nil: the
+	// firing set is only shown (forlockctl alerts, status), not sent.
+	AlertSink alerts.Sink
 	// Metrics is the Prometheus listener (/metrics, and /debug/pprof/ when
 	// asked): off unless Metrics.Listen is set; beyond loopback it needs a
 	// bearer token file.
 	Metrics metrics.Config
-	// Alerting is where the built-in alerting's notifications go
-	// (Alertmanager, webhooks); nothing is sent unless a URL is set.
-	Alerting notify.Config
+	// Notify is where the built-in alerting's notifications go
+	// (Alertmanager, webhooks; the alerting.* receiver settings); nothing
+	// is sent unless a URL is set.
+	Notify notify.Config
 	// ConfigFile is the config file the settings were read from, if any;
 	// snapshots carry a copy of it.
 	ConfigFile string
@@ -166,10 +174,13 @@ func (c *Config) validate() error {
 			return fmt.Errorf("advertise name %q: must be a DNS name or an IP address", n)
 		}
 	}
+	if err := c.Alerting.check(); err != nil {
+		return err
+	}
 	if err := c.Metrics.Check(); err != nil {
 		return err
 	}
-	if err := c.Alerting.Check(); err != nil {
+	if err := c.Notify.Check(); err != nil {
 		return err
 	}
 	if err := c.Limits.validate(); err != nil {
@@ -202,4 +213,29 @@ func validHostName(n string) bool {
 		}
 	}
 	return n[0] != '.' && n[0] != '-' && n[len(n)-1] != '.' && n[len(n)-1] != '-'
+}
+
+// AlertingConfig is the built-in alerting's (docs/operations.md, "Alerts").
+type AlertingConfig struct {
+	// EvaluationInterval is the time between two evaluations; 0: the
+	// heartbeat interval.
+	EvaluationInterval time.Duration
+	// JobAlertDuration is how long ForlockJobFailed fires; 0: 1h.
+	JobAlertDuration time.Duration
+	// Thresholds apply to nodes no override selects; zero: the guide's
+	// (alerts.Defaults).
+	Thresholds alerts.Thresholds
+	// Overrides are per-label thresholds; the first whose selector
+	// matches a node's labels applies to it.
+	Overrides []alerts.Override
+}
+
+func (a AlertingConfig) check() error {
+	if a.EvaluationInterval != 0 && (a.EvaluationInterval < 100*time.Millisecond || a.EvaluationInterval > time.Hour) {
+		return fmt.Errorf("alerting evaluation interval %s: give 100ms to 1h, or 0 for the heartbeat interval", a.EvaluationInterval)
+	}
+	if a.JobAlertDuration < 0 {
+		return fmt.Errorf("alerting job alert duration %s: give a positive duration, e.g. 1h", a.JobAlertDuration)
+	}
+	return nil
 }

@@ -146,6 +146,7 @@ func TestExampleConfigCommentsParse(t *testing.T) {
 	require.Equal(t, "forlock-backup", st.vault.TransitKey)
 	require.Equal(t, 64<<20, int(st.cfg.Limits.DiskReserve))
 	require.Len(t, st.schedules, 2)
+	require.Len(t, st.overrides, 1)
 }
 
 var updateDocs = flag.Bool("update", false, "rewrite the settings table in docs/operations.md")
@@ -201,17 +202,17 @@ func TestRunExitCodes(t *testing.T) {
 
 // The alerting section reaches notify.Config, and a receiver that would
 // get alerts in clear over the network is refused at start.
-func TestAlertingSettings(t *testing.T) {
+func TestAlertDeliverySettings(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "cp.yaml")
 	require.NoError(t, os.WriteFile(file, []byte("version: 1\nalerting:\n  alertmanager_urls: [http://127.0.0.1:9093]\n  webhook_urls: [https://hooks.example/a]\n  webhook_token_file: hook.token\n  resend_interval: 30s\n"), 0o600))
 	none := func(string) (string, bool) { return "", false }
 	cfg, err := parseArgs([]string{"--config", file}, none, &bytes.Buffer{})
 	require.NoError(t, err)
-	require.Equal(t, []string{"http://127.0.0.1:9093"}, cfg.Alerting.AlertmanagerURLs)
-	require.Equal(t, []string{"https://hooks.example/a"}, cfg.Alerting.WebhookURLs)
-	require.Equal(t, filepath.Join(dir, "hook.token"), cfg.Alerting.WebhookTokenFile, "relative to the config file")
-	require.Equal(t, 30*time.Second, cfg.Alerting.ResendInterval)
+	require.Equal(t, []string{"http://127.0.0.1:9093"}, cfg.Notify.AlertmanagerURLs)
+	require.Equal(t, []string{"https://hooks.example/a"}, cfg.Notify.WebhookURLs)
+	require.Equal(t, filepath.Join(dir, "hook.token"), cfg.Notify.WebhookTokenFile, "relative to the config file")
+	require.Equal(t, 30*time.Second, cfg.Notify.ResendInterval)
 
 	_, err = parseArgs([]string{"--config", file, "--alerting-webhook-urls", "http://hooks.example/a"}, none, &bytes.Buffer{})
 	require.ErrorContains(t, err, "webhook URL for hooks.example is plain http")

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/forlock/fleet/controlplane/internal/alerts"
 	"github.com/forlock/fleet/controlplane/internal/api"
 	"github.com/forlock/fleet/controlplane/internal/audit"
 	"github.com/forlock/fleet/controlplane/internal/auth"
@@ -33,6 +34,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/limit"
 	"github.com/forlock/fleet/controlplane/internal/logs"
 	"github.com/forlock/fleet/controlplane/internal/metrics"
+	"github.com/forlock/fleet/controlplane/internal/notify"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/scheduler"
 	"github.com/forlock/fleet/controlplane/internal/snapshot"
@@ -40,6 +42,7 @@ import (
 	"github.com/forlock/fleet/controlplane/internal/vault"
 	"github.com/forlock/fleet/controlplane/internal/wal"
 	"github.com/forlock/fleet/internal/keys"
+	"github.com/forlock/fleet/internal/labels"
 	"github.com/forlock/fleet/internal/pki"
 )
 
@@ -68,6 +71,11 @@ type Server struct {
 	// metrics is nil unless cfg.Metrics.Listen is set; metricsSrv serves it.
 	metrics    *metrics.Metrics
 	metricsSrv *metrics.Server
+
+	// alerts is the built-in alerting's evaluator and firing set;
+	// notifier delivers its notifications (nil without receivers).
+	alerts   *alerts.Evaluator
+	notifier *notify.Notifier
 
 	auditKey     *audit.Key
 	auditOutside []string // checkpoint files outside the database
@@ -111,6 +119,7 @@ func New(cfg Config) (*Server, error) {
 	err = s.init(now)
 	if err == nil && s.metrics != nil {
 		s.metrics.Watch(s.registry, s.store, s.log)
+		s.metrics.WatchAlerts(s.alerts.Counts)
 		s.metricsSrv, err = s.metrics.Listen(cfg.Metrics, s.log)
 	}
 	if err != nil {
@@ -166,12 +175,15 @@ func (s *Server) init(now time.Time) error {
 		}
 		certSrc = vaultCerts{v: s.vault, cfg: s.cfg.Certs.withDefaults()}
 	}
+	if s.alerts, err = s.newAlerts(); err != nil {
+		return err
+	}
 	l := s.cfg.Limits
 	var observer jobs.Observer
 	if s.metrics != nil {
 		observer = s.metrics
 	}
-	s.jobs, err = jobs.New(jobs.Config{Observer: observer, Store: s.store, Registry: s.registry, Logger: s.log, Keys: wrapper, Certs: certSrc,
+	s.jobs, err = jobs.New(jobs.Config{Observer: observer, Outcomes: s.alerts, Store: s.store, Registry: s.registry, Logger: s.log, Keys: wrapper, Certs: certSrc,
 		Limits: jobs.Limits{ProgressInterval: l.ProgressEventInterval, ProgressMessageMax: l.ProgressMessageMax,
 			EventsPerJob: l.JobEventsMax, EventsPerTask: l.JobEventsPerTask, SampleEvery: l.JobEventsSampleEvery}})
 	if err != nil {
@@ -200,6 +212,33 @@ func (s *Server) newScheduler() (*scheduler.Scheduler, error) {
 		WALRetention: s.cfg.WALRetention, WAL: s.store,
 		CertPolicy: s.cfg.Vault != nil, CertCheckInterval: s.cfg.CertCheckInterval,
 	})
+}
+
+// newAlerts makes the built-in alerting's evaluator over the registry and
+// the store; it evaluates every heartbeat interval unless told otherwise,
+// so a CRITICAL check alerts within two heartbeats.
+func (s *Server) newAlerts() (*alerts.Evaluator, error) {
+	a := s.cfg.Alerting
+	interval := a.EvaluationInterval
+	if interval == 0 {
+		interval = s.cfg.HeartbeatInterval
+	}
+	var selectors []labels.Selector
+	for _, b := range s.cfg.BackupSchedules {
+		sel, err := labels.ParseSelector(b.Selector)
+		if err != nil {
+			return nil, fmt.Errorf("backup schedule %s: %w", b.Name, err)
+		}
+		selectors = append(selectors, sel)
+	}
+	var sink alerts.Sink
+	var err error
+	if s.notifier, sink, err = s.newNotifier(); err != nil {
+		return nil, err
+	}
+	return alerts.New(alerts.Config{Fleet: s.registry, Store: s.store, Sink: sink, Log: s.log,
+		Interval: interval, Warmup: max(2*interval, 2*s.cfg.HeartbeatInterval),
+		Thresholds: a.Thresholds, Overrides: a.Overrides, JobAlertDuration: a.JobAlertDuration, BackupSelectors: selectors})
 }
 
 // dialHost picks the host forlockctl should dial: the listen address if it
@@ -267,6 +306,7 @@ func (s *Server) newGRPCServer(cert tls.Certificate) *grpc.Server {
 		ControlPlane: &api.ControlPlaneAPI{Disk: s.store, Snapshots: s.snapshots, Audit: s.store, Log: s.log, Restored: s.restoredStatus},
 		Access:       &api.AccessAPI{Store: s.store, Log: s.log},
 		Audit:        &api.AuditAPI{Store: s.store, Key: s.auditKey.Public(), Outside: s.auditOutside, Log: s.log},
+		Alerts:       &api.AlertAPI{Alerts: s.alerts, Registry: s.registry},
 	}.Register(srv)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(srv, s.health)
@@ -308,6 +348,10 @@ func (s *Server) Run(ctx context.Context) error {
 		g.Go(func() error { return s.vault.Run(gctx) })
 	}
 	g.Go(func() error { return s.sched.Run(gctx) })
+	g.Go(func() error { return s.alerts.Run(gctx) })
+	if s.notifier != nil {
+		g.Go(func() error { return s.notifier.Run(gctx) })
+	}
 	if s.metricsSrv != nil {
 		g.Go(func() error { return s.metricsSrv.Serve(gctx) })
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/forlock/fleet/controlplane/internal/alerts"
 	"github.com/forlock/fleet/controlplane/internal/enroll"
 	"github.com/forlock/fleet/controlplane/internal/notify"
 	"github.com/forlock/fleet/controlplane/internal/scheduler"
@@ -26,8 +27,11 @@ type cpSettings struct {
 	vault     VaultConfig
 	schedules []FileBackupSchedule
 	verify    []FileVerifySchedule
-	logLevel  slog.Level
-	logFormat string
+	// alerting.thresholds and alerting.overrides as written.
+	thresholds alerts.ThresholdsFile
+	overrides  []alerts.OverrideFile
+	logLevel   slog.Level
+	logFormat  string
 }
 
 // dur is a default duration as an operator writes it: 24h, not 24h0m0s.
@@ -55,7 +59,7 @@ func snapshotsS3Hint(what, key string) string {
 // help and where the value goes. deploy/examples/controlplane.yaml shows a
 // config file.
 func (st *cpSettings) table() *settings.Table {
-	c, l, v, ct, sn, al := &st.cfg, &st.cfg.Limits, &st.vault, &st.cfg.Certs, &st.cfg.Snapshots.S3, &st.cfg.Alerting
+	c, l, v, ct, sn, al := &st.cfg, &st.cfg.Limits, &st.vault, &st.cfg.Certs, &st.cfg.Snapshots.S3, &st.cfg.Notify
 	t := &settings.Table{Name: "forlock-controlplane", Version: configVersion, MaxFileSize: 1 << 20,
 		ConfigEnv: "FORLOCK_CONTROLPLANE_CONFIG", EnvPrefix: "FORLOCK_CONTROLPLANE_"}
 	t.Settings = []settings.Setting{
@@ -90,6 +94,16 @@ func (st *cpSettings) table() *settings.Table {
 			Help: "file holding the bearer token scrapes of metrics_listen must send (mode 0600, at least 16 characters); required unless it listens on loopback"},
 		{Key: "metrics_pprof", Value: settings.Bool(&c.Metrics.Pprof), Default: "false",
 			Help: "also serve Go's profiler at /debug/pprof/ on metrics_listen (behind the same token)"},
+
+		// Built-in alerting (docs/operations.md, "Alerts").
+		{Key: "alerting.evaluation_interval", Value: settings.Duration(&c.Alerting.EvaluationInterval),
+			Help: "time between two evaluations of the alert conditions, 100ms to 1h (default: heartbeat_interval)"},
+		{Key: "alerting.job_alert_duration", Value: settings.Duration(&c.Alerting.JobAlertDuration), Default: dur(alerts.DefaultJobAlertDuration),
+			Help: "how long ForlockJobFailed fires for a failed or partially failed job"},
+		{Key: "alerting.thresholds", Value: settings.YAML(&st.thresholds, "yaml"),
+			Help: "alert thresholds for every node, any of {disk_free_ratio: 0.1, memory_used_ratio: 0.9, cpu_used_ratio: 0.85, api_p95_seconds: 0.5, db_connections_ratio: 0.9, failed_logins_per_minute: 10, certificate_warning: 336h, certificate_critical: 72h, backup_max_age: 26h, wal_archive_max_lag: 5m} (the defaults shown)"},
+		{Key: "alerting.overrides", Value: settings.YAML(&st.overrides, "yaml"),
+			Help: "per-label thresholds: a list of {selector, thresholds}; the first entry whose selector matches a node applies, over alerting.thresholds"},
 
 		// HashiCorp Vault; set when any vault setting is.
 		{Key: "vault.address", Value: settings.String(&v.Address), Help: "Vault address, https://HOST:8200"},
@@ -199,7 +213,10 @@ func (st *cpSettings) table() *settings.Table {
 			Help: "burst of those (default twice the rate, at least 20)"},
 	}
 	t.CheckFile = func() error {
-		_, err := backupSchedules(st.schedules)
+		if _, err := backupSchedules(st.schedules); err != nil {
+			return err
+		}
+		_, _, err := alerts.Resolve(st.thresholds, st.overrides)
 		return err
 	}
 	return t
@@ -223,6 +240,9 @@ func resolveConfig(fs *pflag.FlagSet, getenv func(string) string) (*Config, *slo
 	}
 	if cfg.VerifySchedules, err = verifySchedules(st.verify); err != nil {
 		return nil, nil, "", fmt.Errorf("verify_schedules: %w", err)
+	}
+	if cfg.Alerting.Thresholds, cfg.Alerting.Overrides, err = alerts.Resolve(st.thresholds, st.overrides); err != nil {
+		return nil, nil, "", err
 	}
 	cfg.RotateAdminToken, _ = fs.GetBool("rotate-admin-token")
 	cfg.ConfigFile, _ = fs.GetString("config")

@@ -117,7 +117,7 @@ to <data-dir>/forlockctl.yaml on its first start.`,
 
 	root.AddCommand(newTokensCmd(a), newNodesCmd(a), newJobsCmd(a), newUpgradeCmd(a), newCertsCmd(a), newHealthCmd(a, false), newHealthCmd(a, true),
 		newStatusCmd(a), newLogsCmd(a), newBackupCmd(a), newRestoreCmd(a), newBackupsCmd(a), newVersionCmd(a),
-		newAccessCmd(a), newAuditCmd(a), newControlPlaneCmd(a))
+		newAccessCmd(a), newAuditCmd(a), newControlPlaneCmd(a), newAlertsCmd(a))
 	return root
 }
 

@@ -42,7 +42,8 @@ last health report, the images of its containers, the time its agent
 certificate has left (flagged with "!" under an hour: renewal overdue), and
 the time the TLS certificate its nginx serves has left (flagged with "!"
 under 14 days, the operations guide's alert threshold; 'forlockctl certs').
-Last, flagged with "!", the nodes with restore points none of which passed a
+Then the alerts firing (as 'forlockctl alerts' lists them; with -l, those
+of the selected nodes). Last, flagged with "!", the nodes with restore points none of which passed a
 restore drill in the last 7 days, or whose newest drill failed ('forlockctl
 backups verify').
 
@@ -85,6 +86,9 @@ Run 'forlockctl health' to run the checks now.`,
 				if err := printStatus(a.io.Out, a.now(), resp.GetNodes()); err != nil {
 					return err
 				}
+				if err := statusAlerts(ctx, a, c.alerts, selector, resp.GetNodes()); err != nil {
+					return err
+				}
 				rps, err := listRestorePoints(ctx, c.backups, "")
 				if status.Code(err) == codes.PermissionDenied || status.Code(err) == codes.Unimplemented {
 					return nil // drills need the catalog, which this caller may not read
@@ -104,10 +108,12 @@ type statusClients struct {
 	nodes        forlockv1.NodeServiceClient
 	controlPlane forlockv1.ControlPlaneServiceClient
 	backups      forlockv1.BackupServiceClient
+	alerts       forlockv1.AlertServiceClient
 }
 
 func newStatusClients(cc grpc.ClientConnInterface) statusClients {
-	return statusClients{forlockv1.NewNodeServiceClient(cc), forlockv1.NewControlPlaneServiceClient(cc), forlockv1.NewBackupServiceClient(cc)}
+	return statusClients{forlockv1.NewNodeServiceClient(cc), forlockv1.NewControlPlaneServiceClient(cc), forlockv1.NewBackupServiceClient(cc),
+		forlockv1.NewAlertServiceClient(cc)}
 }
 
 // controlPlaneLine is the control plane's own state: "control plane v1.2:
@@ -275,4 +281,27 @@ func certFlagged(now time.Time, n *forlockv1.Node) bool {
 // under tlsWarn; "-" when none was reported.
 func tlsLeft(now time.Time, c *forlockv1.CertificateInfo) string {
 	return timeLeft(now, c.GetNotAfter(), tlsWarn)
+}
+
+// statusAlerts prints the firing alerts: of the selected nodes when a
+// selector is given (filtered here: a selection may be larger than a
+// request's node filter), else all of them. An older control plane has no
+// AlertService: nothing is printed.
+func statusAlerts(ctx context.Context, a *app, c forlockv1.AlertServiceClient, selector string, nodes []*forlockv1.Node) error {
+	resp, err := c.ListAlerts(ctx, &forlockv1.ListAlertsRequest{})
+	if status.Code(err) == codes.Unimplemented {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	alerts := resp.GetAlerts()
+	if selector != "" {
+		names := map[string]bool{}
+		for _, n := range nodes {
+			names[n.GetName()] = true
+		}
+		alerts = slices.DeleteFunc(alerts, func(al *forlockv1.Alert) bool { return !names[al.GetNode()] })
+	}
+	return printStatusAlerts(a.io.Out, a.now(), alerts)
 }

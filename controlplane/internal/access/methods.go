@@ -78,6 +78,8 @@ var Methods = map[string]Rule{
 	v1 + "AuditService/ListAuditRecords": {Caller: ByIdentity, Permission: ReadAudit},
 	v1 + "AuditService/VerifyAudit":      {Caller: ByIdentity, Permission: ReadAudit},
 
+	v1 + "AlertService/ListAlerts": {Caller: ByIdentity, Permission: ReadFleet},
+
 	"/grpc.health.v1.Health/Check":                                   {Caller: ByAnyone},
 	"/grpc.health.v1.Health/Watch":                                   {Caller: ByAnyone},
 	"/grpc.health.v1.Health/List":                                    {Caller: ByAnyone},

@@ -55,6 +55,7 @@ type Services struct {
 	ControlPlane *ControlPlaneAPI
 	Access       *AccessAPI
 	Audit        *AuditAPI
+	Alerts       *AlertAPI
 }
 
 // Register registers every service on r.
@@ -68,4 +69,5 @@ func (s Services) Register(r grpc.ServiceRegistrar) {
 	forlockv1.RegisterControlPlaneServiceServer(r, s.ControlPlane)
 	forlockv1.RegisterAccessServiceServer(r, s.Access)
 	forlockv1.RegisterAuditServiceServer(r, s.Audit)
+	forlockv1.RegisterAlertServiceServer(r, s.Alerts)
 }

@@ -81,6 +81,8 @@ type Config struct {
 	Limits Limits
 	// Observer, if set, is told of every task and job that ends.
 	Observer Observer
+	// Outcomes, if set, is told how every job ended, task by task.
+	Outcomes Outcomes
 }
 
 // Observer is told of every task and job that reaches a final state (the
@@ -100,10 +102,11 @@ type Engine struct {
 	log   *slog.Logger
 	kek   KeyWrapper
 	// certSrc makes certificates; nil without Vault.
-	certSrc CertSource
-	limits  Limits
-	obs     Observer       // nil: none
-	dropLog rate.Sometimes // at most one log line a second for ignored updates
+	certSrc  CertSource
+	limits   Limits
+	obs      Observer       // nil: none
+	outcomes Outcomes       // nil: none
+	dropLog  rate.Sometimes // at most one log line a second for ignored updates
 
 	mu     sync.Mutex
 	jobs   map[string]*job // jobs that have not ended
@@ -169,7 +172,7 @@ func New(cfg Config) (*Engine, error) {
 	st := cfg.Store
 	e := &Engine{
 		store: st, reg: cfg.Registry, log: cfg.Logger, kek: cfg.Keys, certSrc: cfg.Certs,
-		limits: cfg.Limits.WithDefaults(), obs: cfg.Observer, dropLog: rate.Sometimes{Interval: time.Second},
+		limits: cfg.Limits.WithDefaults(), obs: cfg.Observer, outcomes: cfg.Outcomes, dropLog: rate.Sometimes{Interval: time.Second},
 		jobs: map[string]*job{}, keys: map[string]string{}, dirty: map[string]*job{}, preparing: map[string]struct{}{},
 		wake: make(chan struct{}, 1), lateAdd: map[string]string{}, reopened: map[string]*job{},
 	}

@@ -90,6 +90,11 @@ func (e *Engine) record(j *job, t *forlockv1.Task, msg string, progress *forlock
 		if e.obs != nil {
 			e.obs.JobEnded(j.pb.GetKind(), j.pb.GetState().String())
 		}
+		o := outcome(j.pb)
+		logOutcome(e.log, o)
+		if e.outcomes != nil {
+			e.outcomes.JobOutcome(o)
+		}
 		e.appendEvent(j, &forlockv1.JobEvent{
 			Seq: uint64(len(j.events)) + 1, At: j.pb.GetFinishedAt(),
 			Message: "job ended: " + stateWord(j.pb.GetState()), JobState: j.pb.GetState(),

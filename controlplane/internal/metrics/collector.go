@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/forlock/fleet/controlplane/internal/newest"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -19,11 +20,6 @@ import (
 // from the agent's configuration, and the series budget (docs/operations.md)
 // must hold even for an agent that reports many.
 const MaxChecksPerNode = 24
-
-// FullScanEvery is how often the backup catalog is read whole; between two
-// full reads a scrape reads only the restore points made since the last
-// one, so a deleted backup shows within this time.
-const FullScanEvery = 10 * time.Minute
 
 // Fleet is what the collector reads: the registry's live view and the store.
 type Fleet interface {
@@ -88,7 +84,7 @@ type collector struct {
 	now     func() time.Time
 
 	mu      sync.Mutex // one scrape at a time: the backup cache is shared
-	backups backupCache
+	backups newest.Backups
 	errors  float64
 }
 
@@ -119,10 +115,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range states {
 		ch <- prometheus.MustNewConstMetric(descNodes, prometheus.GaugeValue, float64(count[st]), string(st))
 	}
-	if err := c.backups.update(c.catalog, now); err != nil {
+	if err := c.backups.Update(c.catalog, now); err != nil {
 		c.fail("backup catalog", err)
 	} else {
-		c.backups.collect(ch, names)
+		collectBackups(ch, &c.backups, names)
 	}
 	if ends, err := c.catalog.WalNewestEnds(); err != nil {
 		c.fail("WAL catalog", err)
@@ -279,87 +275,42 @@ func collectMeasurements(gauge func(*prometheus.Desc, float64, ...string), check
 	return sent
 }
 
-// backupCache is each node's newest backups, kept between scrapes so a
-// scrape reads only the restore points made since the previous one.
-type backupCache struct {
-	newest   string    // ID of the newest restore point read
-	fullScan time.Time // when the catalog was last read whole
-	nodes    map[string]*nodeBackups
-}
-
-type nodeBackups struct {
-	last        map[forlockv1.ArtifactKind]time.Time
-	latestAt    time.Time
-	latestBytes uint64
-}
-
-func (b *backupCache) update(cat Catalog, now time.Time) error {
-	full := b.nodes == nil || now.Sub(b.fullScan) >= FullScanEvery
-	nodes, stop := b.nodes, b.newest
-	if full {
-		nodes, stop = map[string]*nodeBackups{}, ""
-	}
-	newest := ""
-	err := cat.ScanRestorePoints("", func(rp *forlockv1.RestorePoint) bool {
-		if stop != "" && rp.GetId() <= stop {
-			return false // IDs sort by time: the rest was read before
-		}
-		if newest == "" {
-			newest = rp.GetId()
-		}
-		addRestorePoint(nodes, rp)
-		return true
-	})
-	if err != nil {
-		return err
-	}
-	b.nodes = nodes
-	if newest != "" {
-		b.newest = newest
-	}
-	if full {
-		b.fullScan = now
-	}
-	return nil
-}
-
-func addRestorePoint(nodes map[string]*nodeBackups, rp *forlockv1.RestorePoint) {
-	n := nodes[rp.GetNodeId()]
-	if n == nil {
-		n = &nodeBackups{last: map[forlockv1.ArtifactKind]time.Time{}}
-		nodes[rp.GetNodeId()] = n
-	}
-	var bytes uint64
-	available := false
-	for _, a := range rp.GetArtifacts() {
-		if a.GetState() == forlockv1.ArtifactState_ARTIFACT_STATE_DELETED {
-			continue
-		}
-		available = true
-		bytes += a.GetSizeBytes()
-		if t := a.GetCreatedAt().AsTime(); t.After(n.last[a.GetKind()]) {
-			n.last[a.GetKind()] = t
-		}
-	}
-	if t := rp.GetCreatedAt().AsTime(); available && t.After(n.latestAt) {
-		n.latestAt, n.latestBytes = t, bytes
-	}
-}
-
-func (b *backupCache) collect(ch chan<- prometheus.Metric, names map[string]string) {
-	for id, n := range b.nodes {
+func collectBackups(ch chan<- prometheus.Metric, b *newest.Backups, names map[string]string) {
+	for id, n := range b.Nodes() {
 		name, ok := names[id]
 		if !ok {
 			continue // a removed node's backups stay in the catalog, not in the metrics
 		}
-		for kind, t := range n.last {
+		for kind, t := range n.Last {
 			if kind == forlockv1.ArtifactKind_ARTIFACT_KIND_UNSPECIFIED {
 				continue
 			}
 			ch <- prometheus.MustNewConstMetric(descBackupLast, prometheus.GaugeValue, unix(t), name, word(kind.String(), "ARTIFACT_KIND_"))
 		}
-		if !n.latestAt.IsZero() {
-			ch <- prometheus.MustNewConstMetric(descBackupBytes, prometheus.GaugeValue, float64(n.latestBytes), name)
+		if !n.LatestAt.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descBackupBytes, prometheus.GaugeValue, float64(n.LatestBytes), name)
 		}
+	}
+}
+
+var descAlerts = prometheus.NewDesc("forlock_alerts_firing",
+	"Alerts the control plane's built-in alerting holds firing, by name and severity.", []string{"alertname", "severity"}, nil)
+
+// alertCollector reads the built-in alerting's firing set at scrape time.
+type alertCollector struct {
+	counts func() map[[2]string]int
+}
+
+// WatchAlerts registers forlock_alerts_firing; counts returns how many
+// alerts fire by [name, severity].
+func (m *Metrics) WatchAlerts(counts func() map[[2]string]int) {
+	m.Registry.MustRegister(alertCollector{counts: counts})
+}
+
+func (c alertCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descAlerts }
+
+func (c alertCollector) Collect(ch chan<- prometheus.Metric) {
+	for k, n := range c.counts() {
+		ch <- prometheus.MustNewConstMetric(descAlerts, prometheus.GaugeValue, float64(n), k[0], k[1])
 	}
 }

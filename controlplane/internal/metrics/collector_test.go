@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/forlock/fleet/controlplane/internal/newest"
 	"github.com/forlock/fleet/controlplane/internal/registry"
 	"github.com/forlock/fleet/controlplane/internal/store"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -157,7 +158,7 @@ func TestCollectorReadsFleetAndStore(t *testing.T) {
 	require.InDelta(t, 9.0, got[`forlock_backup_last_size_bytes{node="web-2"}`], 1e-6)
 	require.InDelta(t, float64(t2.Unix()), got[`forlock_backup_last_success_timestamp_seconds{kind="postgres",node="web-1"}`], 1e-6)
 
-	now = now.Add(FullScanEvery)
+	now = now.Add(newest.FullScanEvery)
 	got = flatten(t, m.Registry)
 	require.InDelta(t, float64(t1.Unix()), got[`forlock_backup_last_success_timestamp_seconds{kind="postgres",node="web-1"}`], 1e-6)
 	require.InDelta(t, 123.0, got[`forlock_backup_last_size_bytes{node="web-1"}`], 1e-6)
@@ -238,4 +239,14 @@ func TestMeasurementsBecomeBoundedSeries(t *testing.T) {
 			require.Contains(t, want, k, "unexpected series")
 		}
 	}
+}
+
+func TestAlertsFiring(t *testing.T) {
+	m := New()
+	m.WatchAlerts(func() map[[2]string]int {
+		return map[[2]string]int{{"ForlockCheckCritical", "critical"}: 2, {"ForlockJobFailed", "warning"}: 1}
+	})
+	got := flatten(t, m.Registry)
+	require.InDelta(t, 2.0, got[`forlock_alerts_firing{alertname="ForlockCheckCritical",severity="critical"}`], 1e-9)
+	require.InDelta(t, 1.0, got[`forlock_alerts_firing{alertname="ForlockJobFailed",severity="warning"}`], 1e-9)
 }

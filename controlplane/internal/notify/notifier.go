@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -58,9 +57,8 @@ type Notifier struct {
 	client    *http.Client
 	receivers []*receiver
 
-	mu      sync.Mutex
-	firing  map[string]Alert    // by fingerprint, for Alertmanager's resend
-	pending []store.OutboxEntry // not stored yet: the disk was full
+	mu     sync.Mutex
+	firing map[string]Alert // by fingerprint, for Alertmanager's resend
 }
 
 // New checks cfg and makes a Notifier; Run delivers.
@@ -98,12 +96,12 @@ func newReceiver(kind string, i int, target string) *receiver {
 
 // Notify stores one notification per transition for every receiver
 // before it returns, and wakes the deliveries. On an error (a full data
-// disk) the notifications are held in memory and stored later: the caller
-// must not pass them again.
+// disk) nothing is stored: the caller keeps the transitions and passes
+// them again (the alerting evaluator keeps them in its own bucket).
 func (n *Notifier) Notify(_ context.Context, ts []Transition) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	entries := n.pending
+	var entries []store.OutboxEntry
 	for _, t := range ts {
 		// The resend set follows the transitions at once, so a resend
 		// never posts an alert its resolved notification has ended.
@@ -123,23 +121,17 @@ func (n *Notifier) Notify(_ context.Context, ts []Transition) error {
 	return n.storeLocked(entries)
 }
 
-// storeLocked writes entries to the outbox, or holds them (n.mu held).
+// storeLocked writes entries to the outbox (n.mu held).
 func (n *Notifier) storeLocked(entries []store.OutboxEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	dropped, err := n.st.AppendOutbox(entries, n.cfg.MaxQueue)
 	if err != nil {
-		if limit := n.cfg.MaxQueue * len(n.receivers); len(entries) > limit {
-			n.log.Error("alert notifications lost: the data disk is full and more are waiting than the queue cap holds", "lost", len(entries)-limit)
-			entries = entries[len(entries)-limit:]
-		}
-		n.pending = entries
-		n.log.Error("alert notifications held in memory, not stored: free space on the data disk; they are stored and sent once there is room, a restart before that loses them",
-			"waiting", len(entries), "error", err)
-		return fmt.Errorf("notifications held in memory: %w", err)
+		n.log.Error("alert notifications not stored: free space on the data disk; they are passed again at the next evaluation",
+			"notifications", len(entries), "error", err)
+		return fmt.Errorf("notifications not stored: %w", err)
 	}
-	n.pending = nil
 	for _, r := range n.receivers {
 		added := 0
 		for _, e := range entries {
@@ -206,21 +198,6 @@ func (n *Notifier) Run(ctx context.Context) error {
 	for _, r := range n.receivers {
 		g.Go(func() error { n.deliver(ctx, r); return nil })
 	}
-	g.Go(func() error {
-		// Store what a full disk held back, once there is room.
-		t := time.NewTicker(n.cfg.ResendInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-				n.mu.Lock()
-				_ = n.storeLocked(n.pending) // logs itself
-				n.mu.Unlock()
-			}
-		}
-	})
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

@@ -105,6 +105,8 @@ type Sample struct {
 	Facts         *forlockv1.HostFacts
 	Health        *forlockv1.HealthReport
 	Archive       *forlockv1.CheckResult // the WAL archiver's check, nil if none
+	// Labels are the node's labels; shared with the registry, so read only.
+	Labels map[string]string
 }
 
 // Samples returns every node's Sample. It holds the read lock only to copy
@@ -115,7 +117,7 @@ func (r *Registry) Samples() []Sample {
 	out := make([]Sample, 0, len(r.nodes))
 	for _, e := range r.nodes {
 		out = append(out, Sample{ID: e.node.ID, Name: e.node.Name, State: e.node.State, LastHeartbeat: e.lastHeartbeat,
-			Facts: e.facts, Health: e.health, Archive: e.archive})
+			Facts: e.facts, Health: e.health, Archive: e.archive, Labels: e.node.Labels})
 	}
 	return out
 }

@@ -23,6 +23,8 @@
 //	wal_ranges/: the WAL catalog, contiguous ranges per node, see wal.go
 //	wal_heals/: when a gap in each node's WAL was last healed, see wal.go
 //	outbox/: alert notifications not yet delivered, per receiver, see outbox.go
+//	alerts/, alert_transitions/: the built-in alerting's firing set and the
+//	  notifications not yet taken by the outbox, see alerts.go
 //
 // Every write is one bbolt transaction, so each change is atomic and durable
 // when the method returns. Heartbeats are not stored here: only state changes.
@@ -129,7 +131,7 @@ func OpenWith(path string, o Options) (*Store, error) {
 // serve reads; a migration that runs out of space fails Open.
 func (s *Store) init() error {
 	return s.db.DB.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketNodes, bucketNodeNames, bucketTokens, bucketJobs, bucketJobTasks, bucketJobsActive, bucketJobEvents, bucketJobKeys, bucketRestorePoints, bucketArtifacts, bucketReleases, bucketNodeCerts, bucketLateTasks, bucketTokenUses, bucketIdentities, bucketIdentityHashes, bucketArchiveKeys, bucketWalRanges, bucketWalHeals, bucketOutbox} {
+		for _, b := range [][]byte{bucketMeta, bucketNodes, bucketNodeNames, bucketTokens, bucketJobs, bucketJobTasks, bucketJobsActive, bucketJobEvents, bucketJobKeys, bucketRestorePoints, bucketArtifacts, bucketReleases, bucketNodeCerts, bucketLateTasks, bucketTokenUses, bucketIdentities, bucketIdentityHashes, bucketArchiveKeys, bucketWalRanges, bucketWalHeals, bucketOutbox, bucketAlerts, bucketAlertTransitions} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
