@@ -48,6 +48,9 @@ type Entry struct {
 	// ForwardedFor is $http_x_forwarded_for when the line has it (the `main`
 	// format), else "" (also when nginx logged "-").
 	ForwardedFor string
+	// Cut says the line's tail (referer, user agent, X-Forwarded-For) was
+	// missing or unreadable: a line cut for length. ForwardedFor is then "".
+	Cut bool
 }
 
 // Errors of Parse; a caller counts them, it does not log the line.
@@ -93,21 +96,26 @@ func Parse(line string) (Entry, error) {
 	e.Method, e.Path = request(req)
 
 	// $status $body_bytes_sent "$http_referer" "$http_user_agent" ["$http_x_forwarded_for"]
-	st, rest, ok := strings.Cut(rest, " ")
-	if !ok || len(st) != 3 {
+	st, rest, _ := strings.Cut(rest, " ")
+	if len(st) != 3 {
 		return e, ErrFormat
 	}
 	if e.Status, err = strconv.Atoi(st); err != nil || e.Status < 100 {
 		return e, ErrFormat
 	}
 	_, rest, ok = strings.Cut(rest, " ") // bytes
-	if !ok {
-		return e, ErrFormat
-	}
-	fields, ok := quoted(rest)
+	fields, fok := quoted(rest)
 	switch {
-	case !ok || len(fields) < 2 || len(fields) > 3:
-		return e, ErrFormat
+	case !ok || !fok || len(fields) < 2 || len(fields) > 3:
+		// A line cut for length (by the reader, or by Docker at 16 KiB) still
+		// has its head, and a client with a long user agent must not slip
+		// through. Only a real request line is taken so: a piece of a split
+		// line that starts in client text has no request between two of
+		// nginx's quotes, so it cannot pass for a line of its own.
+		if e.Method == "" || e.Path == "" {
+			return e, ErrFormat
+		}
+		e.Cut = true
 	case len(fields) == 3 && fields[2] != "-":
 		e.ForwardedFor = fields[2]
 	}

@@ -32,6 +32,10 @@ func TestParse(t *testing.T) {
 		// time: it is the last "[" before the first quote, which nginx wrote.
 		{"user with brackets", `192.0.2.1 - x] [01/Jan/2000:00:00:00 +0000] [04/Dec/2026:03:10:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"`,
 			Entry{Remote: netip.MustParseAddr("192.0.2.1"), Time: ts, Method: "GET", Path: "/", Status: 200}},
+		{"cut in the user agent", `192.0.2.1 - - [04/Dec/2026:03:10:00 +0000] "POST /api/v1/auth/login HTTP/1.1" 401 1 "-" "aaaa`,
+			Entry{Remote: netip.MustParseAddr("192.0.2.1"), Time: ts, Method: "POST", Path: "/api/v1/auth/login", Status: 401, Cut: true}},
+		{"cut after the status", `192.0.2.1 - - [04/Dec/2026:03:10:00 +0000] "POST /api/v1/auth/login HTTP/1.1" 401`,
+			Entry{Remote: netip.MustParseAddr("192.0.2.1"), Time: ts, Method: "POST", Path: "/api/v1/auth/login", Status: 401, Cut: true}},
 		{"absolute uri", `192.0.2.1 - - [04/Dec/2026:03:10:00 +0000] "POST http://h/api/v1/auth/login HTTP/1.1" 401 1 "-" "-"`,
 			Entry{Remote: netip.MustParseAddr("192.0.2.1"), Time: ts, Method: "POST", Path: "/api/v1/auth/login", Status: 401}},
 	} {
@@ -55,10 +59,14 @@ func TestParseRefuses(t *testing.T) {
 		`192.0.2.1 - - [yesterday] "GET / HTTP/1.1" 200 1 "-" "-"`,
 		`192.0.2.1 - - [04/Dec/2026:03:10:00 +0000] "GET / HTTP/1.1" 20 1 "-" "-"`,
 		`192.0.2.1 - - [04/Dec/2026:03:10:00 +0000] "GET / HTTP/1.1" 099 1 "-" "-"`,
-		`192.0.2.1 - - [04/Dec/2026:03:10:00 +0000] "GET / HTTP/1.1" 200 1 "-"`,
-		`192.0.2.1 - - [04/Dec/2026:03:10:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-" "-" "-"`,
-		`192.0.2.1 - - [04/Dec/2026:03:10:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-" trailing`,
+		`192.0.2.1 - - [04/Dec/2026:03:10:00 +0000] "-" 400 1 "-"`,
+		`192.0.2.1 - - [04/Dec/2026:03:10:00 +0000] "-" 400 1 "-" "-" "-" "-"`,
+		`192.0.2.1 - - [04/Dec/2026:03:10:00 +0000] "-" 444 0 "-" "-" trailing`,
 		`192.0.2.1 - - [04/Dec/2026:03:10:00 +0000] "GET / HTTP/1.1`,
+		// The second piece of a main-format line Docker split at 16 KiB,
+		// starting in the client's user agent: its only quotes are nginx's
+		// around X-Forwarded-For, which the client also wrote.
+		`203.0.113.5 - - [04/Dec/2026:03:10:00 +0000] " " 403 0 x"`,
 		"192.0.2.1 " + strings.Repeat("x", MaxLine),
 	} {
 		_, err := Parse(line)
@@ -108,6 +116,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if !e.Remote.IsValid() || e.Status < 100 || e.Status > 999 {
 			t.Fatalf("accepted %q as %+v", line, e)
+		}
+		if e.Cut && (e.ForwardedFor != "" || e.Method == "" || e.Path == "") {
+			t.Fatalf("cut line %q accepted as %+v", line, e)
 		}
 		if e.Path != "" && !strings.HasPrefix(e.Path, "/") && e.Path != "." {
 			t.Fatalf("path %q from %q", e.Path, line)

@@ -28,7 +28,8 @@ func (p Proxies) Contains(a netip.Addr) bool {
 // realip module with real_ip_recursive on). Everything left of it was
 // written by the client and is not believed. An entry that is not an
 // address stops the walk at the last proxy seen, so a forged list can only
-// blame a trusted proxy, never a third party.
+// blame a trusted proxy, never a third party. A cut line (Cut) counts
+// against $remote_addr.
 func (e Entry) Client(trusted Proxies) netip.Addr {
 	c := e.Remote
 	if e.ForwardedFor == "" || !trusted.Contains(c) {

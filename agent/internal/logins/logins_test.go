@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,9 +43,11 @@ func TestObserve(t *testing.T) {
 	for i := range 30 {
 		feed(t0.Add(time.Duration(i)*time.Second), "stdout", line("172.18.0.5", "/api/v1/auth/login", 401, ""))
 	}
-	for range 3 {
+	for range 2 {
 		feed(t0, "stdout", line("172.18.0.6", "/api/v1/auth/login", 401, ""))
 	}
+	// A long user agent makes a line longer than MaxLine: cut, still counted.
+	feed(t0, "stdout", strings.Replace(line("172.18.0.6", "/api/v1/auth/login", 401, ""), `"curl"`, `"`+strings.Repeat("A", 20<<10)+`"`, 1))
 	feed(t0, "stdout", line("172.18.0.7", "/api/v1/auth/login", 200, ""))           // a success
 	feed(t0, "stdout", line("172.18.0.7", "/api/v1/vault/items", 401, ""))          // not a login path
 	feed(t0, "stdout", line("172.18.0.8", "/api/v1/auth/login", 403, ""))           // refused, not a failure
