@@ -141,16 +141,20 @@ func TestLoginsOnATestNode(t *testing.T) {
 	// (the window is a minute).
 	out, err = exec.Command("docker", "restart", n.Name+"-nginx").CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	c := startLoginClient(t, n.Name, network, 3)
-	require.Eventually(t, func() bool {
-		codes := c.wrongLogins(t, 1)
-		return len(codes) == 1 && codes[0] == "401"
-	}, 30*time.Second, 500*time.Millisecond, "nginx did not come back")
-	require.Equal(t, repeat("401", 2), c.wrongLogins(t, 2))
-	require.Eventually(t, func() bool {
-		r = logins()
-		return failedLogins(r, c.addr) == 3
-	}, 30*time.Second, 200*time.Millisecond, "after the restart: %s %v", r, r.Measurements)
+	countedAfter := func(i, count int, what string) {
+		t.Helper()
+		c := startLoginClient(t, n.Name, network, i)
+		require.Eventually(t, func() bool {
+			codes := c.wrongLogins(t, 1)
+			return len(codes) == 1 && codes[0] == "401"
+		}, 60*time.Second, 500*time.Millisecond, "nginx did not come back after the %s", what)
+		require.Equal(t, repeat("401", count-1), c.wrongLogins(t, count-1))
+		require.Eventually(t, func() bool {
+			r = logins()
+			return failedLogins(r, c.addr) == float64(count)
+		}, 40*time.Second, 200*time.Millisecond, "after the %s: %s %v", what, r, r.Measurements)
+	}
+	countedAfter(3, 3, "restart")
 
 	// nginx is removed: the watcher says it cannot follow (the count seen
 	// still stands); compose creates it again (a new container, same name):
@@ -164,16 +168,7 @@ func TestLoginsOnATestNode(t *testing.T) {
 	up.Env = append(os.Environ(), "NODE_NAME="+n.Name)
 	out, err = up.CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	d := startLoginClient(t, n.Name, network, 4)
-	require.Eventually(t, func() bool {
-		codes := d.wrongLogins(t, 1)
-		return len(codes) == 1 && codes[0] == "401"
-	}, 60*time.Second, 500*time.Millisecond, "nginx was not recreated")
-	require.Equal(t, repeat("401", 3), d.wrongLogins(t, 3))
-	require.Eventually(t, func() bool {
-		r = logins()
-		return failedLogins(r, d.addr) == 4
-	}, 40*time.Second, 200*time.Millisecond, "after the recreation: %s %v", r, r.Measurements)
+	countedAfter(4, 4, "recreation")
 	require.True(t, hc.logins.Snapshot().Following)
 }
 
