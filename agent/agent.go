@@ -211,6 +211,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer bg.Wait()
 	monitorCtx := ctx // ctx is replaced below
 	bg.Go(func() { _ = hc.monitor.Run(monitorCtx) })
+	bg.Go(func() { _ = hc.logins.Run(monitorCtx) })
 	bg.Go(func() { a.runArchiver(monitorCtx, hc) })
 	ctx, stop := stopTasksFirst(ctx, runner)
 	defer stop()

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/forlock/fleet/agent/internal/checks"
 	"github.com/forlock/fleet/agent/internal/dockerrt"
+	"github.com/forlock/fleet/agent/internal/logins"
 	"github.com/forlock/fleet/agent/internal/session"
 )
 
@@ -64,6 +66,13 @@ type HealthConfig struct {
 	RedisPassword, RedisPasswordFile string
 	// CheckTimeout bounds each check; zero means 4s. At most 30s.
 	CheckTimeout time.Duration
+	// LoginPaths are the API's login endpoints whose 401 answers in nginx's
+	// access log count as failed logins; empty means
+	// logins.DefaultLoginPath.
+	LoginPaths []string
+	// TrustedProxies are CIDRs of proxies in front of nginx whose
+	// X-Forwarded-For names the client; empty trusts none.
+	TrustedProxies []string
 }
 
 // validate returns h with defaults filled in, or an error naming the
@@ -100,6 +109,14 @@ func (h HealthConfig) validate() (HealthConfig, error) {
 			return h, fmt.Errorf("redis address %q: %w", h.RedisAddr, err)
 		}
 	}
+	for _, p := range h.LoginPaths {
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?# ") || path.Clean(p) != p {
+			return h, fmt.Errorf("login path %q: want a clean absolute path such as %s", p, logins.DefaultLoginPath)
+		}
+	}
+	if _, err := logins.ParseProxies(h.TrustedProxies); err != nil {
+		return h, err
+	}
 	if h.CheckTimeout < 0 || h.CheckTimeout > 30*time.Second {
 		return h, fmt.Errorf("check timeout %s: want a duration from 0 (default %s) to 30s", h.CheckTimeout, checks.DefaultCheckTimeout)
 	}
@@ -112,6 +129,8 @@ type health struct {
 	suite   *checks.Suite
 	monitor *checks.Monitor
 	docker  *dockerrt.Runtime // nil if it could not be set up
+	// logins follows nginx's access log for the logins check; Run it.
+	logins *logins.Watcher
 }
 
 // newHealth builds the checks. A check it cannot set up (an unreadable API
@@ -124,20 +143,24 @@ func (cfg Config) newHealth() *health {
 		host.WALArchiveDir = cfg.WAL.Dir
 	}
 	ctr := &checks.Containers{Expected: h.Containers}
+	trusted, _ := logins.ParseProxies(h.TrustedProxies) // checked by validate
+	lw := logins.Config{LoginPaths: h.LoginPaths, Trusted: trusted, Ignored: checks.APIEndpoints}
 	var docker *dockerrt.Runtime
 	rt, err := dockerrt.New(dockerrt.Config{Host: h.DockerHost, Names: h.Containers, Project: h.ComposeProject})
 	if err != nil {
 		ctr.Unconfigured = fmt.Sprintf("cannot set up the Docker Engine client: %v: fix docker_host or DOCKER_HOST", err)
-		host.DockerMissing = ctr.Unconfigured
+		host.DockerMissing, lw.Unconfigured = ctr.Unconfigured, ctr.Unconfigured
 	} else {
-		ctr.Lister, docker = rt, rt
+		ctr.Lister, docker, lw.Source = rt, rt, rt
 		host.DockerRoot = dockerRoot(rt)
 	}
 	s := &checks.Suite{Timeout: h.CheckTimeout, Host: checks.HostChecks(host), Containers: ctr}
 	out := &health{suite: s, monitor: checks.NewMonitor(s, session.DefaultHeartbeatInterval), docker: docker}
+	out.logins = logins.New(lw)
 
 	s.Services = []checks.Check{cfg.apiCheck(), checks.Postgres{DSN: checks.Secret{Value: h.PostgresDSN, File: h.PostgresDSNFile}},
-		checks.Redis{Addr: h.RedisAddr, Password: checks.Secret{Value: h.RedisPassword, File: h.RedisPasswordFile}}}
+		checks.Redis{Addr: h.RedisAddr, Password: checks.Secret{Value: h.RedisPassword, File: h.RedisPasswordFile}},
+		checks.Logins{Source: out.logins}}
 	s.Certificate = cfg.certCheck()
 	return out
 }

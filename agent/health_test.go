@@ -28,6 +28,7 @@ postgres_dsn_file: dsn
 redis_addr: file:6379
 redis_password_file: redis-pw
 check_timeout: 2s
+trusted_proxies: [10.0.0.0/8, 192.0.2.7]
 `), 0o600))
 
 	st, err := resolve(t, []string{"--config", cfgFile}, nil)
@@ -36,7 +37,7 @@ check_timeout: 2s
 		DockerHost: "unix:///file/docker.sock", Containers: []string{"a", "b"}, ComposeProject: "file-project",
 		APIURL: "https://file.example.net", APICAFile: filepath.Join(dir, "node-ca.pem"), APIServerName: "file.example.net",
 		PostgresDSNFile: filepath.Join(dir, "dsn"), RedisAddr: "file:6379", RedisPasswordFile: filepath.Join(dir, "redis-pw"),
-		CheckTimeout: 2 * time.Second,
+		CheckTimeout: 2 * time.Second, LoginPaths: []string{"/api/v1/auth/login"}, TrustedProxies: []string{"10.0.0.0/8", "192.0.2.7"},
 	}, st.cfg.Health)
 
 	env := map[string]string{PostgresDSNEnv: "postgres://env", RedisPasswordEnv: "env-pw"}
@@ -89,6 +90,11 @@ func TestHealthConfigValidate(t *testing.T) {
 		{"redis no port", func(h *HealthConfig) { h.RedisAddr = "redis" }, `redis address "redis": want HOST:PORT`},
 		{"negative timeout", func(h *HealthConfig) { h.CheckTimeout = -time.Second }, "check timeout -1s"},
 		{"long timeout", func(h *HealthConfig) { h.CheckTimeout = time.Minute }, "check timeout 1m0s: want a duration from 0 (default 4s) to 30s"},
+		{"login paths", func(h *HealthConfig) { h.LoginPaths = []string{"/api/v1/auth/login", "/login"} }, ""},
+		{"login path relative", func(h *HealthConfig) { h.LoginPaths = []string{"login"} }, `login path "login": want a clean absolute path`},
+		{"login path unclean", func(h *HealthConfig) { h.LoginPaths = []string{"/a/../login"} }, `login path "/a/../login"`},
+		{"trusted proxies", func(h *HealthConfig) { h.TrustedProxies = []string{"10.0.0.0/8", "::1"} }, ""},
+		{"trusted proxy name", func(h *HealthConfig) { h.TrustedProxies = []string{"lb.example.net"} }, `trusted proxy "lb.example.net": want a CIDR`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,7 +132,7 @@ func TestHealthOnAHostWithoutForlock(t *testing.T) {
 		names = append(names, r.Name)
 	}
 	require.Equal(t, []string{"disk", "memory", "cpu", "disk/docker", "disk/backup", "container/forlock-api", "container/forlock-postgres", "container/forlock-redis",
-		"container/forlock-nginx", "api", "postgres", "redis", "certificate"}, names)
+		"container/forlock-nginx", "api", "postgres", "redis", "logins", "certificate"}, names)
 	require.NotEqual(t, checks.Unknown, byName["disk"].Status, byName["disk"].String())
 	require.NotEqual(t, checks.Unknown, byName["cpu"].Status, byName["cpu"].String())
 	require.Equal(t, checks.Unknown, byName["disk/docker"].Status)
@@ -141,11 +147,13 @@ func TestHealthOnAHostWithoutForlock(t *testing.T) {
 	require.Contains(t, byName["redis"].Summary, "set redis_addr")
 	require.Equal(t, checks.Unknown, byName["api"].Status, byName["api"].String())
 	require.Contains(t, byName["api"].Summary, "set api_url")
+	require.Equal(t, checks.Unknown, byName["logins"].Status, byName["logins"].String())
+	require.Contains(t, byName["logins"].Summary, "nginx container's log")
 	require.Equal(t, checks.Unknown, byName["certificate"].Status, byName["certificate"].String())
 	require.Contains(t, byName["certificate"].Summary, "nothing listens at 127.0.0.1:443 (the default): set tls_addr")
 	require.Nil(t, rep.Proto().GetCertificate())
 	require.Empty(t, rep.Containers)
-	require.Len(t, rep.Proto().GetChecks(), 13)
+	require.Len(t, rep.Proto().GetChecks(), 14)
 }
 
 // reserve443 makes sure nothing listens on 127.0.0.1:443, where the api and

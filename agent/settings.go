@@ -11,6 +11,7 @@ import (
 	"github.com/forlock/fleet/agent/internal/certs"
 	"github.com/forlock/fleet/agent/internal/checks"
 	"github.com/forlock/fleet/agent/internal/dockerrt"
+	"github.com/forlock/fleet/agent/internal/logins"
 	"github.com/forlock/fleet/agent/internal/walarchive"
 	"github.com/forlock/fleet/internal/backupstore"
 	"github.com/forlock/fleet/internal/settings"
@@ -76,6 +77,10 @@ func (st *agentSettings) table() *settings.Table {
 		{Key: "redis_password_file", Value: settings.String(&h.RedisPasswordFile), Path: true, Help: "file holding the Redis password"},
 		{Key: "check_timeout", Value: settings.Duration(&h.CheckTimeout), Default: checks.DefaultCheckTimeout.String(),
 			Help: "timeout of each health check, at most 30s"},
+		{Key: "login_paths", Value: settings.List(&h.LoginPaths), Default: logins.DefaultLoginPath,
+			Help: "the API's login paths: their 401 answers in nginx's access log are the logins check's failed logins"},
+		{Key: "trusted_proxies", Value: settings.List(&h.TrustedProxies),
+			Help: "CIDRs of proxies in front of nginx: for their requests the logins check counts the X-Forwarded-For client (nginx's main log format)"},
 
 		// Backups and restores.
 		{Key: "compose_dir", Value: settings.String(&b.ComposeDir), Default: backup.DefaultComposeDir,

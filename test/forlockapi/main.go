@@ -11,7 +11,8 @@
 // REDIS_PASSWORD, LISTEN_ADDR, LOG_LEVEL, FORLOCK_FAULT_FILE (default
 // /tmp/forlock-fail: while it exists /api/v1/health answers 500) and
 // FORLOCK_DELAY_FILE (default /tmp/forlock-delay: a duration such as "800ms"
-// added to every /api/v1/health answer). Two switches are baked into images
+// added to every /api/v1/health answer) and FORLOCK_API_USERS (the accounts
+// of POST /api/v1/auth/login, "email:password,..."; default DefaultUsers). Two switches are baked into images
 // for the upgrade tests: FORLOCK_API_VERSION is reported by /api/v1/health,
 // and FORLOCK_API_BROKEN=1 makes every health endpoint answer 503, so the
 // image's Docker healthcheck (`forlockapi healthcheck`) fails.
@@ -101,6 +102,8 @@ type Config struct {
 	// Broken is FORLOCK_API_BROKEN set (not "0" or "false"): every health
 	// endpoint answers 503.
 	Broken bool
+	// Users is FORLOCK_API_USERS, the login endpoint's accounts.
+	Users string
 }
 
 func configFromEnv(getenv func(string) string) Config {
@@ -124,6 +127,7 @@ func configFromEnv(getenv func(string) string) Config {
 		DelayFile:     get("FORLOCK_DELAY_FILE", "/tmp/forlock-delay"),
 		Release:       getenv("FORLOCK_API_VERSION"),
 		Broken:        !slices.Contains([]string{"", "0", "false"}, getenv("FORLOCK_API_BROKEN")),
+		Users:         get("FORLOCK_API_USERS", DefaultUsers),
 	}
 }
 
@@ -140,6 +144,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	srv := NewServer(log, store, cfg.FaultFile, cfg.DelayFile)
 	srv.release, srv.broken = cfg.Release, cfg.Broken
+	if srv.users, err = ParseUsers(cfg.Users); err != nil {
+		return err
+	}
 	go srv.EnsureSchemaLoop(ctx)
 
 	hs := &http.Server{

@@ -44,12 +44,15 @@ type Server struct {
 	adminDelay  atomic.Int64 // nanoseconds
 	schemaReady atomic.Bool
 	now         func() time.Time
+	// users are the accounts the login endpoint knows.
+	users Users
 }
 
 // NewServer returns a server over be. faultFile and delayFile are the run-time
 // switches read on every /api/v1/health request ("" disables one).
 func NewServer(log *slog.Logger, be Backend, faultFile, delayFile string) *Server {
-	return &Server{log: log, be: be, faultFile: faultFile, delayFile: delayFile, now: time.Now}
+	users, _ := ParseUsers(DefaultUsers) // a constant that parses
+	return &Server{log: log, be: be, faultFile: faultFile, delayFile: delayFile, now: time.Now, users: users}
 }
 
 // EnsureSchemaLoop creates the schema, retrying until it succeeds or ctx ends,
@@ -85,6 +88,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/vault/summary", s.summary)
 	mux.HandleFunc("POST /api/v1/sessions", s.createSession)
 	mux.HandleFunc("GET /api/v1/sessions/{token}", s.getSession)
+	mux.HandleFunc("POST "+LoginPath, s.login)
 	return s.logRequests(mux)
 }
 
