@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,41 +16,6 @@ import (
 	"github.com/forlock/fleet/agent/internal/checks"
 	"github.com/forlock/fleet/test/testenv"
 )
-
-const (
-	clientImage = "forlock-testnode-base:latest" // has curl; no registry needed
-	loginPath   = "/api/v1/auth/login"
-	wrongLogin  = `{"email":"admin@forlock.test","password":"wrong"}`
-)
-
-// loginClient is a container of its own on the node's network: nginx sees
-// its address, not the bridge gateway's.
-type loginClient struct{ name, addr string }
-
-func startLoginClient(t *testing.T, node, network string, i int) loginClient {
-	t.Helper()
-	c := loginClient{name: node + "-client" + strconv.Itoa(i)}
-	out, err := exec.Command("docker", "run", "-d", "--rm", "--name", c.name, "--network", network,
-		"--label", "org.forlock.test=agent-logins", clientImage, "sleep", "600").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", c.name).Run() })
-	out, err = exec.Command("docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", c.name).Output()
-	require.NoError(t, err)
-	c.addr = strings.TrimSpace(string(out))
-	require.NotEmpty(t, c.addr)
-	return c
-}
-
-// wrongLogins posts n wrong passwords to the node's nginx (as the service
-// name "nginx" on the node's network) and returns the status codes.
-func (c loginClient) wrongLogins(t *testing.T, n int) []string {
-	t.Helper()
-	script := `for i in $(seq ` + strconv.Itoa(n) + `); do curl -sk -o /dev/null -w '%{http_code}\n' -X POST ` +
-		`-H 'Content-Type: application/json' -d '` + wrongLogin + `' https://nginx` + loginPath + `; done`
-	out, err := exec.Command("docker", "exec", c.name, "sh", "-c", script).CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return strings.Fields(string(out))
-}
 
 func repeat(s string, n int) []string {
 	out := make([]string, n)
@@ -70,7 +34,6 @@ func repeat(s string, n int) []string {
 // same port do (the positive twin). After nginx restarts, the watcher
 // re-attaches and counts on.
 func TestLoginsOnATestNode(t *testing.T) {
-	testenv.RequireImage(t, clientImage)
 	n := testenv.UpTestNode(t, "fl-logins")
 	network := n.Name + "_default"
 	out, err := exec.Command("docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", network).Output()
@@ -104,7 +67,7 @@ func TestLoginsOnATestNode(t *testing.T) {
 	// The stand-in API really answers 401 (an API image without the login
 	// endpoint would answer 404 and nothing would count).
 	hostLogin := func() int {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, n.URL+loginPath, strings.NewReader(wrongLogin))
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, n.URL+testenv.LoginPath, strings.NewReader(testenv.WrongLogin))
 		require.NoError(t, err)
 		resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}).Do(req) //nolint:gosec // the test node's self-signed certificate
 		require.NoError(t, err)
@@ -114,10 +77,10 @@ func TestLoginsOnATestNode(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, hostLogin(),
 		"the API image has no login endpoint: rebuild the test images with deploy/testnode/build-images.sh")
 
-	a := startLoginClient(t, n.Name, network, 1)
-	b := startLoginClient(t, n.Name, network, 2)
-	require.Equal(t, repeat("401", 30), a.wrongLogins(t, 30))
-	require.Equal(t, repeat("401", 3), b.wrongLogins(t, 3))
+	a := testenv.StartLoginClient(t, n.Name, network, 1)
+	b := testenv.StartLoginClient(t, n.Name, network, 2)
+	require.Equal(t, repeat("401", 30), a.WrongLogins(t, 30))
+	require.Equal(t, repeat("401", 3), b.WrongLogins(t, 3))
 	hostLogin() // a second wrong login through the published port: 2 from the gateway
 
 	// The log reaches the watcher within a moment; run the suite (with its
@@ -127,11 +90,11 @@ func TestLoginsOnATestNode(t *testing.T) {
 		return r.Status == checks.Critical && len(r.Measurements) == 4 && r.Measurements[2].Value == 2
 	}, 20*time.Second, 200*time.Millisecond, "last: %s %v", r, r.Measurements)
 	t.Logf("%s; measurements %v", r, r.Measurements)
-	require.Contains(t, r.Summary, "more than 10 failed logins in the last minute from "+a.addr+" (30);")
-	require.NotContains(t, r.Summary, b.addr+" (")
+	require.Contains(t, r.Summary, "more than 10 failed logins in the last minute from "+a.Addr+" (30);")
+	require.NotContains(t, r.Summary, b.Addr+" (")
 	require.Equal(t, []checks.Measurement{
-		{Name: "failed_logins_per_minute", Value: 30, Subject: a.addr},
-		{Name: "failed_logins_per_minute", Value: 3, Subject: b.addr},
+		{Name: "failed_logins_per_minute", Value: 30, Subject: a.Addr},
+		{Name: "failed_logins_per_minute", Value: 3, Subject: b.Addr},
 		{Name: "failed_logins_per_minute", Value: 2, Subject: gateway},
 		{Name: "blocked_addresses", Value: 0},
 	}, r.Measurements, "the agent's probes (many, from %s) are not counted; its 2 wrong logins are", gateway)
@@ -143,15 +106,15 @@ func TestLoginsOnATestNode(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	countedAfter := func(i, count int, what string) {
 		t.Helper()
-		c := startLoginClient(t, n.Name, network, i)
+		c := testenv.StartLoginClient(t, n.Name, network, i)
 		require.Eventually(t, func() bool {
-			codes := c.wrongLogins(t, 1)
+			codes := c.WrongLogins(t, 1)
 			return len(codes) == 1 && codes[0] == "401"
 		}, 60*time.Second, 500*time.Millisecond, "nginx did not come back after the %s", what)
-		require.Equal(t, repeat("401", count-1), c.wrongLogins(t, count-1))
+		require.Equal(t, repeat("401", count-1), c.WrongLogins(t, count-1))
 		require.Eventually(t, func() bool {
 			r = logins()
-			return failedLogins(r, c.addr) == float64(count)
+			return failedLogins(r, c.Addr) == float64(count)
 		}, 40*time.Second, 200*time.Millisecond, "after the %s: %s %v", what, r, r.Measurements)
 	}
 	countedAfter(3, 3, "restart")

@@ -152,15 +152,22 @@ func TestMetricsOfTwoNodeFleet(t *testing.T) {
 			equal(t, checkValues[c.GetStatus()], s.one(t, "forlock_node_check_status", map[string]string{"node": n, "check": c.GetName()}), c.GetName())
 		}
 		fa := node.GetFacts()
-		require.InDelta(t, float64(fa.GetDiskFreeBytes())/float64(fa.GetDiskTotalBytes()), s.one(t, "forlock_node_disk_free_ratio", lbl), 0.02)
+		require.InDelta(t, float64(fa.GetDiskFreeBytes())/float64(fa.GetDiskTotalBytes()),
+			s.one(t, "forlock_node_disk_free_ratio", map[string]string{"node": n, "check": "disk"}), 0.02)
+		cpu := s.one(t, "forlock_node_cpu_used_ratio", lbl)
+		require.True(t, cpu >= 0 && cpu <= 1, "cpu used ratio %v", cpu)
 		used := s.one(t, "forlock_node_memory_used_ratio", lbl)
 		require.True(t, used > 0 && used < 1, "memory used ratio %v", used)
-		// The series budget: 10 per node plus one per check.
+		// The series budget (docs/operations.md): 14 per node, one per
+		// check, at most 8 directories and 5 attacking addresses.
 		perNode := 0
 		for _, fam := range s.families {
 			perNode += len(s.series(fam.GetName(), lbl))
 		}
-		require.LessOrEqual(t, perNode, 10+len(checks), "series of node %s", n)
+		disks, logins := len(s.series("forlock_node_disk_free_ratio", lbl)), len(s.series("forlock_node_failed_logins_per_minute", lbl))
+		require.LessOrEqual(t, disks, 8)
+		require.LessOrEqual(t, logins, 5)
+		require.LessOrEqual(t, perNode, 14+len(checks)+disks+logins, "series of node %s", n)
 	}
 
 	equal(t, 1.0, s.sum("forlock_jobs_total", map[string]string{"kind": "health_check"}))

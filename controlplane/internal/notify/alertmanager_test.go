@@ -3,12 +3,8 @@ package notify
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -103,34 +99,6 @@ func TestToAMLabels(t *testing.T) {
 	require.Equal(t, map[string]string{"summary": "disk_full on n1"}, got.Annotations)
 }
 
-// startAlertmanager runs Debian's Alertmanager on a free loopback port.
-func startAlertmanager(t *testing.T) string {
-	t.Helper()
-	bin := testenv.RequireCommand(t, "prometheus-alertmanager", "prometheus-alertmanager")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "alertmanager.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte("route:\n  receiver: none\nreceivers:\n  - name: none\n"), 0o600))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+dir, "--web.listen-address="+addr, "--cluster.listen-address=")
-	out := &logBuf{}
-	cmd.Stdout, cmd.Stderr = out, out
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	base := "http://" + addr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 20*time.Second, 50*time.Millisecond, "alertmanager did not start:\n%s", out)
-	return base
-}
-
 // gettableAlert is the part of Alertmanager's GET /api/v2/alerts read back.
 type gettableAlert struct {
 	Labels      map[string]string `json:"labels"`
@@ -158,7 +126,7 @@ func getAlerts(t *testing.T, base string) []gettableAlert {
 // A real Alertmanager takes what the notifier posts (the schema is
 // right) and shows it active, then forgets it once resolved.
 func TestRealAlertmanager(t *testing.T) {
-	base := startAlertmanager(t)
+	base := testenv.StartAlertmanager(t, "")
 	st := openStore(t, dbPath(t))
 	t.Cleanup(func() { _ = st.Close() })
 	m := newCounts()
