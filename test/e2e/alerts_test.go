@@ -170,7 +170,7 @@ backup_schedules:
 	// The webhook is down while Redis fails and returns: it must get both
 	// notifications afterwards, once each, in order.
 	rec.setDown(true)
-	c.waitCheck(n.name, "redis", "OK")
+	c.waitCheck(n.name, "redis", "CHECK_STATUS_OK")
 	paused := time.Now()
 	docker(t, "pause", n.name+"-redis")
 	redis := map[string]string{"alertname": "ForlockCheckCritical", "node": n.name, "check": "redis"}

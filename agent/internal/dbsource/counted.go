@@ -30,6 +30,9 @@ const countSQL = `SELECT coalesce(json_agg(json_build_object('t', t, 'n', n) ORD
   WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
     AND n.nspname NOT LIKE 'pg_temp%') s;`
 
+// errSessionEnded is what a write to a psql session that has ended gets.
+var errSessionEnded = errors.New("the psql session ended")
+
 // DumpCounted streams `pg_dump -Fc` of the database into w (pg_dump's own
 // compression off, -Z0: the pipeline compresses with zstd, faster),
 // and returns the row count of every table counted in the dump's own
@@ -53,6 +56,9 @@ func (p Postgres) DumpCounted(ctx context.Context, w io.Writer) ([]TableRows, er
 		res, err := p.Exec.Exec(ctx, "postgres", p.user(),
 			[]string{"psql", "-X", "-A", "-t", "-q", "-0", "-v", "ON_ERROR_STOP=1", "--no-password", "--dbname=" + p.db()}, inR, outW)
 		outW.CloseWithError(io.EOF)
+		// A session that never started (the container is stopped) reads
+		// nothing: a write to it must fail, not wait for ever.
+		inR.CloseWithError(errSessionEnded)
 		session <- done{res, err}
 	}()
 	sessionErr := func(err error) error {
