@@ -52,6 +52,7 @@ type receivers struct {
 }
 
 func (r *receivers) handler(t *testing.T) http.Handler {
+	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /am", func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)

@@ -58,7 +58,7 @@ func (p Postgres) DumpCounted(ctx context.Context, w io.Writer) ([]TableRows, er
 		outW.CloseWithError(io.EOF)
 		// A session that never started (the container is stopped) reads
 		// nothing: a write to it must fail, not wait for ever.
-		inR.CloseWithError(errSessionEnded)
+		_ = inR.CloseWithError(errSessionEnded)
 		session <- done{res, err}
 	}()
 	sessionErr := func(err error) error {
