@@ -94,6 +94,8 @@ func TestRulesFileIsTested(t *testing.T) {
 	}
 	rules := alerts(t)
 	require.NotEmpty(t, rules)
+	doc, err := os.ReadFile("../../docs/operations.md")
+	require.NoError(t, err)
 	for name, r := range rules {
 		require.True(t, firing[name], "%s is never tested firing", name)
 		require.True(t, quiet[name], "%s is never tested not firing", name)
@@ -101,5 +103,6 @@ func TestRulesFileIsTested(t *testing.T) {
 		require.Equal(t, "https://github.com/forlock/fleet/blob/main/docs/operations.md#alert-"+strings.ToLower(name),
 			r.Annotations["runbook_url"], name)
 		require.NotEmpty(t, r.Annotations["summary"], name)
+		require.Contains(t, string(doc), `<a id="alert-`+strings.ToLower(name)+`"></a>`, "%s has no runbook in docs/operations.md", name)
 	}
 }

@@ -169,3 +169,19 @@ func TestRunbookAnchorsExist(t *testing.T) {
 		require.Contains(t, string(doc), `<a id="`+anchor+`"></a>`+"\n#### "+n+" (", n)
 	}
 }
+
+// The built-in alerting and the Prometheus rules file alert by the same
+// names, so one runbook serves both; only ForlockControlPlaneDown is the
+// rules file's alone (a control plane cannot see itself down).
+func TestNamesMatchTheRulesFile(t *testing.T) {
+	rules, err := os.ReadFile(filepath.Join("..", "..", "..", "deploy", "prometheus", "forlock-rules.yml"))
+	require.NoError(t, err)
+	var inRules []string
+	for _, line := range strings.Split(string(rules), "\n") {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "- alert: "); ok {
+			inRules = append(inRules, name)
+		}
+	}
+	want := append([]string{"ForlockControlPlaneDown"}, Names...)
+	require.ElementsMatch(t, want, inRules)
+}
