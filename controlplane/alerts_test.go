@@ -2,12 +2,16 @@ package controlplane
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc/metadata"
 
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
@@ -134,4 +138,43 @@ func TestListAlertsScoped(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"web-1", "web-2"}, as("viewer", ""))
 	require.Equal(t, []string{"web-1"}, as("prod-viewer", "env=prod"))
+}
+
+// Someone with the database file changes an audit record while the control
+// plane is down: the verification at start finds it, ForlockAuditChainBroken
+// fires and the metric says 0.
+func TestAuditChainBrokenAlerts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cp")
+	e := startEnvIn(t, dir, nil)
+	e.token(1, time.Hour, nil) // an audited call
+	e.stop()
+
+	db, err := bolt.Open(filepath.Join(dir, "fleet.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("audit"))
+		require.NotNil(t, b)
+		k, v := b.Cursor().Last()
+		require.NotNil(t, k)
+		changed := bytes.Clone(v)
+		changed[len(changed)/2] ^= 0xff
+		return b.Put(k, changed)
+	}))
+	require.NoError(t, db.Close())
+
+	e = startEnvIn(t, dir, func(c *Config) { c.Metrics.Listen = "127.0.0.1:0" })
+	require.Eventually(t, func() bool {
+		for _, a := range e.alerts() {
+			if a.GetName() == "ForlockAuditChainBroken" {
+				return a.GetSeverity() == "critical" && a.GetNode() == "" &&
+					strings.HasPrefix(a.GetSummary(), "the audit log's chain does not verify: ")
+			}
+		}
+		return false
+	}, 10*time.Second, 50*time.Millisecond)
+	resp, err := http.Get("http://" + e.srv.MetricsAddr().String() + "/metrics") //nolint:noctx // a test scrape
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.Contains(t, string(body), "\nforlock_audit_chain_intact 0\n")
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/forlock/fleet/controlplane/internal/api"
 	"github.com/forlock/fleet/controlplane/internal/audit"
 	"github.com/forlock/fleet/controlplane/internal/datadir"
 )
@@ -31,6 +32,60 @@ type AuditConfig struct {
 	// written; default 10s (a minute's aggregate is written in the first
 	// flush after the minute ends).
 	FailureFlush time.Duration
+	// VerifyInterval is how often the control plane verifies the chain
+	// itself (ForlockAuditChainBroken, forlock_audit_chain_intact);
+	// DefaultAuditVerifyInterval if zero.
+	VerifyInterval time.Duration
+}
+
+// DefaultAuditVerifyInterval is how often the audit chain is verified.
+const DefaultAuditVerifyInterval = time.Hour
+
+// auditVerified is the last periodic verification of the audit chain.
+type auditVerified struct {
+	problem string // "" when intact
+	records uint64
+	at      time.Time
+}
+
+// auditState returns the last verification for the alerts: checked false
+// before the first.
+func (s *Server) auditState() (checked bool, problem string) {
+	v := s.auditCheck.Load()
+	if v == nil {
+		return false, ""
+	}
+	return true, v.problem
+}
+
+// runAuditVerify verifies the audit chain at start and every interval;
+// a broken chain is logged and alerts until a verification finds it whole.
+func (s *Server) runAuditVerify(ctx context.Context) error {
+	every := s.cfg.Audit.VerifyInterval
+	if every <= 0 {
+		every = DefaultAuditVerifyInterval
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		start := time.Now()
+		rep, err := api.VerifyAuditLog(s.store, s.auditKey.Public(), s.auditOutside)
+		switch {
+		case err != nil:
+			s.log.Warn("audit verification could not run; tried again at the next interval", "err", err)
+		case !rep.OK():
+			s.log.Error("the audit log's chain does not verify", "problem", rep.Problem, "bad_seq", rep.Bad, "records", rep.Records)
+			s.auditCheck.Store(&auditVerified{problem: rep.Problem, records: rep.Records, at: start})
+		default:
+			s.log.Debug("audit chain verified", "records", rep.Records, "took", time.Since(start).String())
+			s.auditCheck.Store(&auditVerified{records: rep.Records, at: start})
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // openAudit loads (or makes) the audit key and wires the log to the store

@@ -177,6 +177,9 @@ func (c *Config) validate() error {
 	if err := c.Alerting.check(); err != nil {
 		return err
 	}
+	if c.Audit.VerifyInterval < 0 {
+		return fmt.Errorf("audit verify interval %s: give a positive duration (default %s)", c.Audit.VerifyInterval, DefaultAuditVerifyInterval)
+	}
 	if err := c.Metrics.Check(); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"net"
 
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -79,6 +80,7 @@ type Server struct {
 
 	auditKey     *audit.Key
 	auditOutside []string // checkpoint files outside the database
+	auditCheck   atomic.Pointer[auditVerified]
 	auditor      *api.Auditor
 }
 
@@ -120,6 +122,7 @@ func New(cfg Config) (*Server, error) {
 	if err == nil && s.metrics != nil {
 		s.metrics.Watch(s.registry, s.store, s.log)
 		s.metrics.WatchAlerts(s.alerts.Counts)
+		s.metrics.WatchAudit(s.auditState)
 		s.metricsSrv, err = s.metrics.Listen(cfg.Metrics, s.log)
 	}
 	if err != nil {
@@ -238,7 +241,8 @@ func (s *Server) newAlerts() (*alerts.Evaluator, error) {
 	}
 	return alerts.New(alerts.Config{Fleet: s.registry, Store: s.store, Sink: sink, Log: s.log,
 		Interval: interval, Warmup: max(2*interval, 2*s.cfg.HeartbeatInterval),
-		Thresholds: a.Thresholds, Overrides: a.Overrides, JobAlertDuration: a.JobAlertDuration, BackupSelectors: selectors})
+		Thresholds: a.Thresholds, Overrides: a.Overrides, JobAlertDuration: a.JobAlertDuration, BackupSelectors: selectors,
+		Audit: s.auditState})
 }
 
 // dialHost picks the host forlockctl should dial: the listen address if it
@@ -356,6 +360,7 @@ func (s *Server) Run(ctx context.Context) error {
 		g.Go(func() error { return s.metricsSrv.Serve(gctx) })
 	}
 	g.Go(func() error { return s.runAuditRetention(gctx) })
+	g.Go(func() error { return s.runAuditVerify(gctx) })
 	g.Go(func() error { return s.snapshots.RunSchedule(gctx, s.cfg.Snapshots, s.log) })
 	flush := s.cfg.Audit.FailureFlush
 	if flush <= 0 {

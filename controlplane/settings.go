@@ -159,6 +159,8 @@ func (st *cpSettings) table() *settings.Table {
 			Help: "JSON-lines file every audit record and checkpoint is appended to, for a log shipper to take off the machine (mode 0600)"},
 		{Key: "audit.retention", Value: settings.Duration(&c.Audit.Retention), Default: "0s",
 			Help: "how long audit records are kept; 0 keeps them all (pruning leaves a signed anchor: verify still works)"},
+		{Key: "audit.verify_interval", Value: settings.Duration(&c.Audit.VerifyInterval), Default: dur(DefaultAuditVerifyInterval),
+			Help: "how often the control plane verifies the audit log's chain itself (ForlockAuditChainBroken, forlock_audit_chain_intact)"},
 		{Key: "audit.require_reason", Value: settings.Bool(&c.Audit.RequireReason), Default: "false",
 			Help: "refuse destructive calls (restore, backup deletion, rollback, upgrade, node removal, identity revocation, rewrapping backup keys) that give no --reason"},
 

@@ -62,6 +62,7 @@ const (
 	RestoreDrillFailed   = "ForlockRestoreDrillFailed"
 	JobFailed            = "ForlockJobFailed"
 	ControlPlaneDiskFull = "ForlockControlPlaneDiskFull"
+	AuditChainBroken     = "ForlockAuditChainBroken"
 )
 
 const (
@@ -74,7 +75,7 @@ const (
 // Names lists every alert this package raises, for docs and tests.
 var Names = []string{NodeUnreachable, CheckCritical, DiskSpaceLow, MemoryHigh, CPUHigh, APILatencyHigh,
 	DBConnectionsHigh, FailedLogins, CertificateExpiring, BackupFailed, BackupTooOld, WALArchiveBehind,
-	RestoreDrillFailed, JobFailed, ControlPlaneDiskFull}
+	RestoreDrillFailed, JobFailed, ControlPlaneDiskFull, AuditChainBroken}
 
 // RunbookURL is where docs/operations.md says what an alert means and what
 // to do: the anchor alert-<lowercase name>.

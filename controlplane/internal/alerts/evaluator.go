@@ -66,6 +66,9 @@ type Config struct {
 	// matches must have a backup (ForlockBackupTooOld) even before its
 	// first one.
 	BackupSelectors []labels.Selector
+	// Audit, if set, returns the last periodic verification of the audit
+	// log's chain: checked false before the first.
+	Audit func() (checked bool, problem string)
 	// MaxFiring caps the firing set; DefaultMaxFiring if zero.
 	MaxFiring int
 	// Now is the clock; time.Now if nil.
@@ -238,6 +241,11 @@ func (e *Evaluator) stateConditions(samples []registry.Sample, now time.Time) ma
 	if d := e.cfg.Store.Disk(); d.Full {
 		add([]Alert{newAlert(ControlPlaneDiskFull, Critical, "", "", nil,
 			fmt.Sprintf("the control plane's data disk (%s) is full since %s: writes are refused", d.Dir, d.Since.UTC().Format(time.RFC3339)))})
+	}
+	if e.cfg.Audit != nil {
+		if checked, problem := e.cfg.Audit(); checked && problem != "" {
+			add([]Alert{newAlert(AuditChainBroken, Critical, "", "", nil, "the audit log's chain does not verify: "+problem)})
+		}
 	}
 	return want
 }

@@ -34,6 +34,22 @@ type AuditAPI struct {
 	Log     *slog.Logger
 }
 
+// VerifyAuditLog checks the audit chain in the store against the
+// checkpoints kept outside it (the files at outside): the VerifyAudit call
+// and the control plane's periodic check. Checkpoints that cannot be read
+// are a problem of the report, not an error.
+func VerifyAuditLog(st AuditLogStore, key ed25519.PublicKey, outside []string) (audit.Report, error) {
+	var cps []audit.Checkpoint
+	for _, path := range outside {
+		c, err := audit.ReadCheckpoints(path)
+		if err != nil {
+			return audit.Report{Problem: "the checkpoints outside the database cannot be read: " + err.Error()}, nil
+		}
+		cps = append(cps, c...)
+	}
+	return st.VerifyAudit(key, cps)
+}
+
 // Audit page sizes.
 const (
 	defaultAuditPage = 100
@@ -119,15 +135,7 @@ func (a *AuditAPI) VerifyAudit(ctx context.Context, _ *forlockv1.VerifyAuditRequ
 	if err := unscoped(ctx, "the audit log"); err != nil {
 		return nil, err
 	}
-	var outside []audit.Checkpoint
-	for _, path := range a.Outside {
-		cps, err := audit.ReadCheckpoints(path)
-		if err != nil {
-			return &forlockv1.VerifyAuditResponse{Problem: "the checkpoints outside the database cannot be read: " + err.Error()}, nil
-		}
-		outside = append(outside, cps...)
-	}
-	rep, err := a.Store.VerifyAudit(a.Key, outside)
+	rep, err := VerifyAuditLog(a.Store, a.Key, a.Outside)
 	if err != nil {
 		return nil, toStatus(ctx, a.Log, err)
 	}

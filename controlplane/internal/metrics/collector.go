@@ -314,3 +314,32 @@ func (c alertCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descAlerts, prometheus.GaugeValue, float64(n), k[0], k[1])
 	}
 }
+
+var descAuditIntact = prometheus.NewDesc("forlock_audit_chain_intact",
+	"1 when the control plane's last periodic verification of the audit log's chain found it whole, 0 when it did not; absent before the first.",
+	nil, nil)
+
+// auditCollector reports the last periodic verification of the audit chain.
+type auditCollector struct {
+	state func() (checked bool, problem string)
+}
+
+// WatchAudit registers forlock_audit_chain_intact; state returns the last
+// verification (checked false before the first).
+func (m *Metrics) WatchAudit(state func() (checked bool, problem string)) {
+	m.Registry.MustRegister(auditCollector{state: state})
+}
+
+func (c auditCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descAuditIntact }
+
+func (c auditCollector) Collect(ch chan<- prometheus.Metric) {
+	checked, problem := c.state()
+	if !checked {
+		return
+	}
+	v := 1.0
+	if problem != "" {
+		v = 0
+	}
+	ch <- prometheus.MustNewConstMetric(descAuditIntact, prometheus.GaugeValue, v)
+}

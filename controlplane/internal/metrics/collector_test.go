@@ -250,3 +250,16 @@ func TestAlertsFiring(t *testing.T) {
 	require.InDelta(t, 2.0, got[`forlock_alerts_firing{alertname="ForlockCheckCritical",severity="critical"}`], 1e-9)
 	require.InDelta(t, 1.0, got[`forlock_alerts_firing{alertname="ForlockJobFailed",severity="warning"}`], 1e-9)
 }
+
+func TestAuditChainIntact(t *testing.T) {
+	m := New()
+	checked, problem := false, ""
+	m.WatchAudit(func() (bool, string) { return checked, problem })
+	require.NotContains(t, flatten(t, m.Registry), `forlock_audit_chain_intact{}`, "absent before the first verification")
+	checked = true
+	require.InDelta(t, 1.0, flatten(t, m.Registry)[`forlock_audit_chain_intact{}`], 1e-9)
+	problem = "record 7's hash does not match"
+	got, ok := flatten(t, m.Registry)[`forlock_audit_chain_intact{}`]
+	require.True(t, ok)
+	require.InDelta(t, 0.0, got, 1e-9)
+}
