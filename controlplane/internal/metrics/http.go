@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/forlock/fleet/internal/loopback"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
@@ -37,17 +39,7 @@ type Config struct {
 // Loopback reports whether addr (host:port) listens on loopback only:
 // localhost or a loopback IP. An empty host or a wildcard is every
 // interface.
-func Loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func Loopback(addr string) bool { return loopback.Addr(addr) }
 
 // Check validates the configuration without touching files.
 func (c Config) Check() error {

@@ -5,12 +5,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"time"
+
+	"github.com/forlock/fleet/internal/loopback"
 )
 
 // Defaults for the Config fields left zero.
@@ -127,19 +127,10 @@ func checkURL(kind, raw string, allowHTTP bool) error {
 	if u.Fragment != "" {
 		return fmt.Errorf("%s URL for %s has a #fragment, which is never sent", kind, u.Host)
 	}
-	if u.Scheme == "http" && !isLoopback(u.Hostname()) && !allowHTTP {
+	if u.Scheme == "http" && !loopback.Host(u.Hostname()) && !allowHTTP {
 		return fmt.Errorf("%s URL for %s is plain http: alerts (and a webhook's token) would travel in clear; use https://, or set alerting.allow_insecure_http: true if this network is trusted", kind, u.Host)
 	}
 	return nil
-}
-
-// isLoopback reports whether host is localhost or a loopback IP address.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // httpClient makes the client every receiver shares: the CA file's roots,

@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/forlock/fleet/internal/loopback"
 )
 
 // Defaults for the Config fields left empty.
@@ -115,7 +116,7 @@ func (cfg Config) withDefaults() (Config, authMethod, error) {
 		errs = append(errs, errors.New("address is empty: set it to Vault's URL, e.g. https://vault.internal:8200"))
 	} else if u, err := url.Parse(cfg.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("address %q is not an http:// or https:// URL with a host", cfg.Address))
-	} else if u.Scheme == "http" && !isLoopback(u.Hostname()) && !cfg.AllowInsecureHTTP {
+	} else if u.Scheme == "http" && !loopback.Host(u.Hostname()) && !cfg.AllowInsecureHTTP {
 		errs = append(errs, fmt.Errorf("address %q is plain http: the Vault token would travel in clear; use https://, or set allow_insecure_http: true in the vault section if this network is trusted", cfg.Address))
 	}
 	if cfg.RequestTimeout < 0 {
@@ -158,19 +159,10 @@ func (cfg Config) withDefaults() (Config, authMethod, error) {
 	return cfg, method, nil
 }
 
-// isLoopback reports whether host is localhost or a loopback IP address.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // insecure reports whether cfg sends the token in clear to another host.
 func (cfg Config) insecure() bool {
 	u, err := url.Parse(cfg.Address)
-	return err == nil && u.Scheme == "http" && !isLoopback(u.Hostname())
+	return err == nil && u.Scheme == "http" && !loopback.Host(u.Hostname())
 }
 
 // mount trims the slashes of a mount path and defaults it.
