@@ -12,27 +12,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
-)
 
-// promtool returns promtool's path. Outside -short a missing promtool
-// fails with the command that installs it.
-func promtool(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if testing.Short() {
-			t.Skip("promtool not installed (-short)")
-		}
-		t.Fatal("promtool is missing: run deploy/test-deps.sh packages as root (apt-get install -y --no-install-recommends prometheus)")
-	}
-	return path
-}
+	"github.com/forlock/fleet/test/testenv"
+)
 
 func run(t *testing.T, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, promtool(t), args...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, testenv.RequireCommand(t, "promtool", "prometheus"), args...).CombinedOutput()
 	require.NoError(t, err, "promtool %s:\n%s", strings.Join(args, " "), out)
 }
 

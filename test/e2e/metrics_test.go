@@ -21,6 +21,7 @@ import (
 
 	"github.com/forlock/fleet/controlplane"
 	forlockv1 "github.com/forlock/fleet/proto/forlock/v1"
+	"github.com/forlock/fleet/test/testenv"
 )
 
 // scrape is one parsed /metrics answer.
@@ -95,13 +96,7 @@ var checkValues = map[forlockv1.CheckStatus]float64{
 // missing promtool fails with the command that installs it.
 func promtool(t *testing.T, text string) {
 	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if testing.Short() {
-			t.Skip("promtool not installed (-short)")
-		}
-		t.Fatal("promtool is missing: run deploy/test-deps.sh packages as root (apt-get install -y --no-install-recommends prometheus)")
-	}
+	path := testenv.RequireCommand(t, "promtool", "prometheus")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, "check", "metrics")

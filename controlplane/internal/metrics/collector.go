@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"log/slog"
-	"math"
 	"os"
 	"strings"
 	"sync"
@@ -191,22 +190,18 @@ func collectNode(ch chan<- prometheus.Metric, s registry.Sample, now time.Time) 
 		seen[c.GetName()] = true
 		gauge(descCheck, v, c.GetName())
 	}
-	sent := collectMeasurements(gauge, checks[:min(len(checks), maxMeasuredChecks)])
+	sent := collectMeasurements(gauge, checks)
 	// An agent from before measurements: its host facts.
-	if f := s.Facts; !sent[descDiskFree] && f.GetDiskTotalBytes() > 0 {
+	if f := s.Facts; sent[descDiskFree] == 0 && f.GetDiskTotalBytes() > 0 {
 		gauge(descDiskFree, float64(f.GetDiskFreeBytes())/float64(f.GetDiskTotalBytes()), "disk", "")
 	}
-	if f := s.Facts; !sent[descMemUsed] && f.GetMemoryTotalBytes() > 0 {
+	if f := s.Facts; sent[descMemUsed] == 0 && f.GetMemoryTotalBytes() > 0 {
 		gauge(descMemUsed, 1-float64(f.GetMemoryAvailableBytes())/float64(f.GetMemoryTotalBytes()))
 	}
 	if na := s.Health.GetCertificate().GetNotAfter(); na != nil {
 		gauge(descCertExpiry, unix(na.AsTime()))
 	}
 }
-
-// maxMeasuredChecks bounds the checks whose measurements are read, as the
-// control plane bounds a report's checks.
-const maxMeasuredChecks = 64
 
 // measure is the metric a check's measurement feeds and how many series of
 // it one node may have: a node's series stay within the budget whatever
@@ -241,15 +236,16 @@ func measureOf(check, name string) (measure, bool) {
 	return measure{}, false
 }
 
-// collectMeasurements sends the series of the checks' measurements and
-// says which metrics it sent.
-func collectMeasurements(gauge func(*prometheus.Desc, float64, ...string), checks []*forlockv1.CheckResult) map[*prometheus.Desc]bool {
+// collectMeasurements sends the series of the checks' measurements (the
+// API refused non-finite values and bounded their number) and returns how
+// many it sent of each metric.
+func collectMeasurements(gauge func(*prometheus.Desc, float64, ...string), checks []*forlockv1.CheckResult) map[*prometheus.Desc]int {
 	count := map[*prometheus.Desc]int{}
 	seen := map[string]bool{}
 	for _, c := range checks {
 		for _, m := range c.GetMeasurements() {
 			ms, ok := measureOf(c.GetName(), m.GetName())
-			if !ok || count[ms.desc] == ms.limit || math.IsNaN(m.GetValue()) || math.IsInf(m.GetValue(), 0) {
+			if !ok || count[ms.desc] == ms.limit {
 				continue
 			}
 			var labels []string
@@ -268,11 +264,7 @@ func collectMeasurements(gauge func(*prometheus.Desc, float64, ...string), check
 			gauge(ms.desc, m.GetValue(), labels...)
 		}
 	}
-	sent := make(map[*prometheus.Desc]bool, len(count))
-	for d := range count {
-		sent[d] = true
-	}
-	return sent
+	return count
 }
 
 func collectBackups(ch chan<- prometheus.Metric, b *newest.Backups, names map[string]string) {
