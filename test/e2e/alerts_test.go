@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -279,5 +278,4 @@ backup_schedules:
 	for _, a := range rec.auth {
 		require.Equal(t, "Bearer "+webhookSecret, a)
 	}
-	_ = exec.Command("docker", "start", n.name+"-postgres").Run()
 }
